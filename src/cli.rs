@@ -1,0 +1,205 @@
+//! The command line: clap's raw [`Args`], checked and turned into the library's [`Config`].
+//!
+//! `main` parses `Args`, calls [`Args::into_config`] and hands the `Config` to [`crate::run`];
+//! nothing past this file sees a raw flag.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::format::Format;
+use crate::pipeline::writer::RetryPolicy;
+use crate::record::Severity;
+
+const AFTER_HELP: &str = "\
+Records:
+  TIMESTAMP SEVERITY MESSAGE, one per line, fields separated by spaces or tabs.
+  TIMESTAMP  2026-04-15T00:00:01Z, 2026-04-15 00:00:05,250, ...T02:00:07+0200 (no offset: UTC)
+  SEVERITY   trace debug info warn[ing] err[or] fatal crit[ical], any case, [brackets] allowed
+  A record with an empty message is dropped; a line that does not parse is rejected.
+
+Example:
+  ingest --rejects bad.tsv out.log < app.log
+
+Output formats:
+  text   `     1  INFO started` (line number, severity, message)
+  json   {\"line\":1,\"timestamp\":\"2026-04-15T00:00:01Z\",\"severity\":\"INFO\",\"message\":\"started\"}
+
+Exit codes:
+  0 ok   2 usage   65 more rejects than --max-rejects   70 internal error
+  73 cannot open output   74 read/write error   130/143 drained after SIGINT/SIGTERM";
+
+/// Raw command-line flags, as clap parses them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ingest",
+    version,
+    about = "Check log lines from stdin and append the valid records to a file.",
+    after_help = AFTER_HELP
+)]
+pub struct Args {
+    /// File to append valid records to; `-` writes to standard output
+    #[arg(value_name = "OUTPUT", default_value = "ingest.log")]
+    pub output: PathBuf,
+
+    /// Parser tasks working in parallel
+    #[arg(short, long, value_name = "N", default_value = "4")]
+    pub workers: NonZeroUsize,
+
+    /// Records in flight between reader and writer (bounds memory)
+    #[arg(long, value_name = "N", default_value = "1024")]
+    pub capacity: NonZeroUsize,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t)]
+    pub format: Format,
+
+    /// Count records below LEVEL as filtered instead of writing them
+    #[arg(long, value_name = "LEVEL")]
+    pub min_level: Option<Severity>,
+
+    /// Append each rejected line to PATH as `line_no<TAB>reason<TAB>line`
+    #[arg(long, value_name = "PATH")]
+    pub rejects: Option<PathBuf>,
+
+    /// Exit 65 after the run if more than N lines were rejected
+    #[arg(long, value_name = "N")]
+    pub max_rejects: Option<u64>,
+
+    /// Retries of a failing write before giving up
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retry_attempts: u32,
+
+    /// First retry delay in milliseconds (doubles each retry, with jitter)
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    pub retry_initial_ms: u64,
+
+    /// Longest retry delay in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub retry_max_ms: u64,
+
+    /// Print only errors (RUST_LOG overrides)
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more: -v for each stage's report, -vv for everything (RUST_LOG overrides)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Where valid records go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Standard output (`-`).
+    Stdout,
+    /// A file opened for appending.
+    File(PathBuf),
+}
+
+/// A checked run configuration; what the library needs, free of clap.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where valid records go.
+    pub output: Output,
+    /// Number of parser tasks.
+    pub workers: NonZeroUsize,
+    /// Records in flight between reader and writer.
+    pub capacity: NonZeroUsize,
+    /// Output format.
+    pub format: Format,
+    /// Records below this are filtered.
+    pub min_level: Option<Severity>,
+    /// Where rejected lines go, if anywhere.
+    pub rejects: Option<PathBuf>,
+    /// Most rejected lines tolerated before exit 65.
+    pub max_rejects: Option<u64>,
+    /// The writer's retry schedule.
+    pub retry: RetryPolicy,
+}
+
+impl Config {
+    /// A configuration with every default, writing to `output`.
+    pub fn new(output: Output) -> Config {
+        Args::parse_from(["ingest", "-"])
+            .into_config()
+            .map(|c| Config { output, ..c })
+            .expect("defaults are valid")
+    }
+}
+
+impl Args {
+    /// Checks the flags that clap cannot check alone.
+    ///
+    /// # Errors
+    /// A message for the user when the retry delays contradict each other.
+    pub fn into_config(self) -> Result<Config, String> {
+        if self.retry_initial_ms > self.retry_max_ms {
+            return Err(format!(
+                "--retry-initial-ms {} is larger than --retry-max-ms {}",
+                self.retry_initial_ms, self.retry_max_ms
+            ));
+        }
+        let output = if self.output.as_os_str() == "-" {
+            Output::Stdout
+        } else {
+            Output::File(self.output)
+        };
+        Ok(Config {
+            output,
+            workers: self.workers,
+            capacity: self.capacity,
+            format: self.format,
+            min_level: self.min_level,
+            rejects: self.rejects,
+            max_rejects: self.max_rejects,
+            retry: RetryPolicy {
+                retries: self.retry_attempts,
+                initial: Duration::from_millis(self.retry_initial_ms),
+                max: Duration::from_millis(self.retry_max_ms),
+            },
+        })
+    }
+
+    /// The log filter the flags ask for, used when `RUST_LOG` is not set.
+    pub fn log_filter(&self) -> &'static str {
+        match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "info",
+            (false, 1) => "debug",
+            (false, _) => "trace",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn dash_means_standard_output() {
+        let config = Args::parse_from(["ingest", "-"]).into_config().unwrap();
+        assert_eq!(config.output, Output::Stdout);
+        let config = Args::parse_from(["ingest"]).into_config().unwrap();
+        assert_eq!(config.output, Output::File("ingest.log".into()));
+    }
+
+    #[test]
+    fn min_level_accepts_aliases() {
+        let args = Args::parse_from(["ingest", "--min-level", "warning"]);
+        assert_eq!(args.min_level, Some(Severity::Warn));
+    }
+
+    #[test]
+    fn contradicting_retry_delays_are_refused() {
+        let args = Args::parse_from(["ingest", "--retry-initial-ms", "900", "--retry-max-ms", "100"]);
+        assert!(args.into_config().unwrap_err().contains("--retry-initial-ms 900"));
+    }
+}

@@ -1,0 +1,133 @@
+//! The fatal errors of a run and the one mapping from outcomes to exit codes.
+//!
+//! Bad input lines are not here: they are data, counted in the summary. These are the failures
+//! that stop the pipeline; `main` prints them (with their source chain) and exits with [`Exit`].
+
+use std::io;
+use std::path::PathBuf;
+
+/// The process exit codes, documented in the README and `--help`; BSD `sysexits.h` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Every line was read, and every valid record written.
+    Ok = 0,
+    /// Bad command line (clap's own code).
+    Usage = 2,
+    /// More lines were rejected than `--max-rejects` allows (the output is still written).
+    TooManyRejects = 65,
+    /// A stage panicked: a bug.
+    Internal = 70,
+    /// The output or rejects file could not be opened.
+    CannotCreate = 73,
+    /// Reading stdin or writing the output failed.
+    Io = 74,
+    /// Drained after SIGINT (128 + 2).
+    Interrupted = 130,
+    /// Drained after SIGTERM (128 + 15).
+    Terminated = 143,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(exit as u8)
+    }
+}
+
+/// What went wrong with a run, fatally.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The output or rejects file could not be opened for appending.
+    #[error("cannot open '{}' for appending", path.display())]
+    Open {
+        /// The path as given on the command line.
+        path: PathBuf,
+        /// Why the OS refused.
+        source: io::Error,
+    },
+    /// Reading standard input failed.
+    #[error("cannot read standard input")]
+    Read(#[source] io::Error),
+    /// Writing failed for good: a permanent error, or a transient one after every retry.
+    #[error("cannot write to {target} (gave up after {attempts} attempt{})", if *attempts == 1 { "" } else { "s" })]
+    Write {
+        /// `'path'` or `standard output`.
+        target: String,
+        /// How many times the failing write was tried.
+        attempts: u32,
+        /// The last error.
+        source: io::Error,
+    },
+    /// A stage's task panicked; the message is in the panic output above.
+    #[error("internal error: the {stage} stage panicked")]
+    Panic {
+        /// Which stage: reader, parser, validator or writer.
+        stage: &'static str,
+    },
+}
+
+impl Error {
+    /// The exit code this error ends the process with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Open { .. } => Exit::CannotCreate,
+            Error::Read(_) | Error::Write { .. } => Exit::Io,
+            Error::Panic { .. } => Exit::Internal,
+        }
+    }
+
+    /// A hint on what to do, printed under the error.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Open { .. } => Some("check that the directory exists and that you may write to it"),
+            Error::Write { .. } => Some(
+                "records written before the failure are complete; rerun once the disk or device is fixed",
+            ),
+            Error::Panic { .. } => {
+                Some("this is a bug in ingest; please report it with the input that caused it")
+            }
+            Error::Read(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_documented_exit_code() {
+        let io = || io::Error::other("x");
+        let cases = [
+            (
+                Error::Open {
+                    path: "o".into(),
+                    source: io(),
+                },
+                73,
+            ),
+            (Error::Read(io()), 74),
+            (
+                Error::Write {
+                    target: "'o'".into(),
+                    attempts: 4,
+                    source: io(),
+                },
+                74,
+            ),
+            (Error::Panic { stage: "parser" }, 70),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit() as u8, code, "{error}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_path_and_do_not_repeat_their_source() {
+        let error = Error::Open {
+            path: "logs/out.log".into(),
+            source: io::Error::other("denied"),
+        };
+        assert_eq!(error.to_string(), "cannot open 'logs/out.log' for appending");
+    }
+}

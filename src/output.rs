@@ -1,0 +1,149 @@
+//! Where bytes end up: the output file, standard output or the rejects file, as a [`Sink`].
+//!
+//! The writer stage drives a `Sink`; tests drive it with fault-injecting ones. A sink's
+//! `poll_write` result is honest (the bytes it counts are on the device), which is what lets a
+//! retry resume at the first unwritten byte.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use crate::error::Error;
+
+/// An output the writer stage can drive: an `AsyncWrite` with a name for messages.
+pub trait Sink: AsyncWrite + Unpin + Send {
+    /// How messages name this sink: `'path'` or `standard output`.
+    fn describe(&self) -> String;
+
+    /// Removes the last `bytes` bytes written: the torn tail of a record after a failed write.
+    ///
+    /// # Errors
+    /// `Unsupported` where the sink cannot take bytes back (pipes, terminals).
+    fn discard_tail(&mut self, bytes: u64) -> io::Result<()> {
+        let _ = bytes;
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
+/// A file descriptor written with plain blocking `write(2)` calls, fsynced on shutdown.
+///
+/// Not `tokio::fs::File`: that one reports a write as done before it happens, so after an error
+/// nobody knows how many bytes reached the file, and a retry could duplicate or tear a record.
+#[derive(Debug)]
+pub struct FileSink {
+    file: File,
+    name: String,
+}
+
+impl FileSink {
+    /// Opens `path` for appending, creating it if needed.
+    ///
+    /// # Errors
+    /// [`Error::Open`] naming the path.
+    pub fn append(path: &Path) -> Result<FileSink, Error> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| Error::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(FileSink {
+            file,
+            name: format!("'{}'", path.display()),
+        })
+    }
+
+    /// Standard output, through its own descriptor so that no library buffer sits in between.
+    ///
+    /// # Errors
+    /// [`Error::Open`] when descriptor 1 is closed.
+    pub fn stdout() -> Result<FileSink, Error> {
+        let fd = io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| Error::Open {
+                path: "-".into(),
+                source,
+            })?;
+        Ok(FileSink {
+            file: File::from(fd),
+            name: "standard output".to_owned(),
+        })
+    }
+}
+
+/// Runs a blocking call without stalling the runtime's other tasks where the runtime allows it.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+impl AsyncWrite for FileSink {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(blocking(|| (&self.file).write(buf)))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Every write went straight to the descriptor: nothing is buffered here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(blocking(|| match self.file.sync_all() {
+            // Pipes, terminals and character devices cannot be synced; there is nothing to sync.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+            other => other,
+        }))
+    }
+}
+
+impl Sink for FileSink {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn discard_tail(&mut self, bytes: u64) -> io::Result<()> {
+        let meta = self.file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
+        self.file.set_len(meta.len().saturating_sub(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_and_takes_back_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        std::fs::write(&path, "old\n").unwrap();
+        let mut sink = FileSink::append(&path).unwrap();
+        sink.write_all(b"new\ntor").await.unwrap();
+        sink.discard_tail(3).unwrap();
+        sink.shutdown().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\nnew\n");
+    }
+
+    #[test]
+    fn opening_in_a_missing_directory_names_the_path() {
+        let err = FileSink::append(Path::new("/nonexistent-dir/out.log")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot open '/nonexistent-dir/out.log' for appending"
+        );
+    }
+}

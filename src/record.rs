@@ -1,0 +1,632 @@
+//! The record types and the line grammar: pure functions, no I/O, no async.
+//!
+//! The parser stage calls [`parse_line`] on each line the reader split off; the validator turns a
+//! [`ParsedRecord`] into a [`ValidRecord`], the only type the writer accepts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+/// How serious a record is, ordered `Trace < Debug < Info < Warn < Error < Fatal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// `TRACE`
+    Trace,
+    /// `DEBUG`
+    Debug,
+    /// `INFO`
+    Info,
+    /// `WARN` or `WARNING`
+    Warn,
+    /// `ERROR` or `ERR`
+    Error,
+    /// `FATAL`, `CRITICAL` or `CRIT`
+    Fatal,
+}
+
+impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 6] = [
+        Severity::Trace,
+        Severity::Debug,
+        Severity::Info,
+        Severity::Warn,
+        Severity::Error,
+        Severity::Fatal,
+    ];
+
+    /// The canonical upper-case name, as written to the output.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Trace => "TRACE",
+            Severity::Debug => "DEBUG",
+            Severity::Info => "INFO",
+            Severity::Warn => "WARN",
+            Severity::Error => "ERROR",
+            Severity::Fatal => "FATAL",
+        }
+    }
+
+    /// Parses a severity field: a name or alias, any case, optionally in brackets (`[warn]`).
+    pub fn from_field(field: &[u8]) -> Option<Severity> {
+        let name = match field {
+            [b'[', inner @ .., b']'] => inner,
+            _ => field,
+        };
+        // Upper-case into a stack buffer once, then compare exact bytes: no allocation.
+        let mut upper = [0u8; 8];
+        let upper = upper.get_mut(..name.len())?;
+        for (dst, src) in upper.iter_mut().zip(name) {
+            *dst = src.to_ascii_uppercase();
+        }
+        Some(match &*upper {
+            b"TRACE" => Severity::Trace,
+            b"DEBUG" => Severity::Debug,
+            b"INFO" => Severity::Info,
+            b"WARN" | b"WARNING" => Severity::Warn,
+            b"ERROR" | b"ERR" => Severity::Error,
+            b"FATAL" | b"CRITICAL" | b"CRIT" => Severity::Fatal,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad` so that width and alignment (`{:>5}`) apply.
+        f.pad(self.as_str())
+    }
+}
+
+/// The error of parsing a severity name from the command line.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown severity '{0}' (expected trace, debug, info, warn, error or fatal)")]
+pub struct UnknownSeverity(String);
+
+impl FromStr for Severity {
+    type Err = UnknownSeverity;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::from_field(s.as_bytes()).ok_or_else(|| UnknownSeverity(s.to_owned()))
+    }
+}
+
+/// One input line as the reader split it: its 1-based number and its bytes, without the `\n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// 1-based line number; every line counts, blank and bad ones too.
+    pub line_no: u64,
+    /// The line's bytes without its `\n`.
+    pub text: &'a [u8],
+}
+
+/// A line that follows the grammar: timestamp, severity and (possibly empty) message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedRecord {
+    /// 1-based input line number.
+    pub line_no: u64,
+    /// When the event happened, with the offset the line gave (UTC when none).
+    pub timestamp: OffsetDateTime,
+    /// The record's severity.
+    pub severity: Severity,
+    /// The rest of the line, bytes unchanged; a slice of the reader's buffer, not a copy.
+    pub message: Bytes,
+}
+
+/// A record the validator accepted: its message is not empty.
+///
+/// The field is private, so [`ValidRecord::validate`] is the only way to build one and the writer
+/// never has to check again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidRecord(ParsedRecord);
+
+impl ValidRecord {
+    /// Accepts a parsed record whose message is not empty; otherwise gives it back.
+    ///
+    /// # Errors
+    /// Returns the record unchanged when its message is empty.
+    pub(crate) fn validate(record: ParsedRecord) -> Result<ValidRecord, ParsedRecord> {
+        if record.message.is_empty() {
+            Err(record)
+        } else {
+            Ok(ValidRecord(record))
+        }
+    }
+
+    /// The record's fields.
+    pub fn record(&self) -> &ParsedRecord {
+        &self.0
+    }
+}
+
+/// Why a line was rejected; the `Display` text is the reason users see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Fewer than two whitespace-separated fields.
+    NotEnoughFields,
+    /// The first field (or two) is not a valid timestamp.
+    BadTimestamp,
+    /// The field after the timestamp is not a known severity.
+    BadSeverity,
+}
+
+impl RejectReason {
+    /// Every reason, in a stable order (used for per-reason counters).
+    pub const ALL: [RejectReason; 3] = [
+        RejectReason::NotEnoughFields,
+        RejectReason::BadTimestamp,
+        RejectReason::BadSeverity,
+    ];
+
+    /// The reason as written to the rejects file and the log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::NotEnoughFields => "not enough fields",
+            RejectReason::BadTimestamp => "bad timestamp",
+            RejectReason::BadSeverity => "bad severity",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the grammar makes of one line; borrows from the line, allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// Empty after trimming: skipped and counted, not an error.
+    Blank,
+    /// Does not follow the grammar.
+    Rejected(RejectReason),
+    /// Follows the grammar; the message may still be empty.
+    Parsed {
+        /// The parsed timestamp.
+        timestamp: OffsetDateTime,
+        /// The parsed severity.
+        severity: Severity,
+        /// The rest of the line after the whitespace that follows the severity.
+        message: &'a [u8],
+    },
+}
+
+/// Splits input bytes into lines on `\n`; a final line without `\n` still counts.
+pub fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, tail) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &[][..]),
+        };
+        rest = tail;
+        Some(line)
+    })
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_start_blanks(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_blank(b)).unwrap_or(s.len());
+    &s[start..]
+}
+
+/// Splits off the first field; returns it and the rest after the whitespace run that follows.
+fn next_field(s: &[u8]) -> (&[u8], &[u8]) {
+    let end = s.iter().position(|&b| is_blank(b)).unwrap_or(s.len());
+    (&s[..end], trim_start_blanks(&s[end..]))
+}
+
+/// Parses one line (without its `\n`) by the record contract in the README.
+pub fn parse_line(line: &[u8]) -> Line<'_> {
+    let end = line
+        .iter()
+        .rposition(|&b| !(is_blank(b) || b == b'\r'))
+        .map_or(0, |i| i + 1);
+    let line = trim_start_blanks(&line[..end]);
+    if line.is_empty() {
+        return Line::Blank;
+    }
+    if next_field(line).1.is_empty() {
+        return Line::Rejected(RejectReason::NotEnoughFields);
+    }
+    let Some((timestamp, used)) = parse_timestamp(line) else {
+        return Line::Rejected(RejectReason::BadTimestamp);
+    };
+    let rest = &line[used..];
+    if rest.first().is_some_and(|&b| !is_blank(b)) {
+        // Trailing junk glued to the timestamp: `...Zjunk`.
+        return Line::Rejected(RejectReason::BadTimestamp);
+    }
+    let rest = trim_start_blanks(rest);
+    if rest.is_empty() {
+        // Only possible when the timestamp took two fields (`date time`).
+        return Line::Rejected(RejectReason::NotEnoughFields);
+    }
+    let (field, message) = next_field(rest);
+    match Severity::from_field(field) {
+        Some(severity) => Line::Parsed {
+            timestamp,
+            severity,
+            message,
+        },
+        None => Line::Rejected(RejectReason::BadSeverity),
+    }
+}
+
+/// Reads exactly two ASCII digits at `s[at..]`.
+fn two_digits(s: &[u8], at: usize) -> Option<u8> {
+    match s.get(at..at + 2)? {
+        [a @ b'0'..=b'9', b @ b'0'..=b'9'] => Some((a - b'0') * 10 + (b - b'0')),
+        _ => None,
+    }
+}
+
+/// Parses a timestamp at the start of `s`; returns it and how many bytes it used.
+///
+/// Hand-written for speed; the calendar check is `time`'s own constructors, so it is exact.
+pub fn parse_timestamp(s: &[u8]) -> Option<(OffsetDateTime, usize)> {
+    // YYYY-MM-DD
+    let year = u16::from(two_digits(s, 0)?) * 100 + u16::from(two_digits(s, 2)?);
+    if s.get(4) != Some(&b'-') || s.get(7) != Some(&b'-') {
+        return None;
+    }
+    let month = two_digits(s, 5)?;
+    let day = two_digits(s, 8)?;
+    // `T`, `t` or exactly one space, then HH:MM:SS
+    if !matches!(s.get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    let hour = two_digits(s, 11)?;
+    if s.get(13) != Some(&b':') || s.get(16) != Some(&b':') {
+        return None;
+    }
+    let minute = two_digits(s, 14)?;
+    let second = two_digits(s, 17)?;
+    let mut at = 19;
+
+    let mut nanos = 0u32;
+    if matches!(s.get(at), Some(b'.' | b',')) {
+        at += 1;
+        let digits = s[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        for &d in &s[at..at + digits] {
+            nanos = nanos * 10 + u32::from(d - b'0');
+        }
+        nanos *= 10u32.pow(9 - digits as u32);
+        at += digits;
+    }
+
+    let offset = match s.get(at) {
+        Some(b'Z' | b'z') => {
+            at += 1;
+            UtcOffset::UTC
+        }
+        Some(&sign @ (b'+' | b'-')) => {
+            let hours = two_digits(s, at + 1)?;
+            at += 3;
+            let minutes = if s.get(at) == Some(&b':') {
+                let m = two_digits(s, at + 1)?;
+                at += 3;
+                m
+            } else if let Some(m) = two_digits(s, at) {
+                at += 2;
+                m
+            } else {
+                0
+            };
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let (h, m) = (hours as i8, minutes as i8);
+            let (h, m) = if sign == b'-' { (-h, -m) } else { (h, m) };
+            UtcOffset::from_hms(h, m, 0).ok()?
+        }
+        _ => UtcOffset::UTC,
+    };
+
+    let date = Date::from_calendar_date(i32::from(year), Month::try_from(month).ok()?, day).ok()?;
+    let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
+    Some((PrimitiveDateTime::new(date, time).assume_offset(offset), at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn parsed(line: &str) -> (OffsetDateTime, Severity, &[u8]) {
+        match parse_line(line.as_bytes()) {
+            Line::Parsed {
+                timestamp,
+                severity,
+                message,
+            } => (timestamp, severity, message),
+            other => panic!("line {line:?}: expected a parsed record, got {other:?}"),
+        }
+    }
+
+    fn rejected(line: &str) -> RejectReason {
+        match parse_line(line.as_bytes()) {
+            Line::Rejected(reason) => reason,
+            other => panic!("line {line:?}: expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_contract_examples_have_their_documented_outcomes() {
+        let (ts, sev, msg) = parsed("2026-04-15T00:00:01Z INFO started");
+        assert_eq!(
+            (ts, sev, msg),
+            (
+                datetime!(2026-04-15 00:00:01 UTC),
+                Severity::Info,
+                &b"started"[..]
+            )
+        );
+
+        let (ts, sev, msg) = parsed("2026-04-15 00:00:05,250 Warning disk 91%");
+        assert_eq!(
+            (ts, sev, msg),
+            (
+                datetime!(2026-04-15 00:00:05.25 UTC),
+                Severity::Warn,
+                &b"disk 91%"[..]
+            )
+        );
+
+        let (ts, sev, msg) = parsed("2026-04-15T02:00:07+0200 [error] upstream 503");
+        assert_eq!(
+            (ts, sev, msg),
+            (
+                datetime!(2026-04-15 02:00:07 +2),
+                Severity::Error,
+                &b"upstream 503"[..]
+            )
+        );
+
+        let (_, sev, msg) = parsed("2026-04-15T00:00:27Z INFO");
+        assert_eq!(
+            (sev, msg),
+            (Severity::Info, &b""[..]),
+            "parses, empty message is the validator's to drop"
+        );
+
+        assert_eq!(
+            rejected("2026-02-29T00:00:12Z INFO x"),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            rejected("2026-04-15T00:00:20Z NOTICE x"),
+            RejectReason::BadSeverity
+        );
+        assert_eq!(
+            rejected("Traceback (most recent call last):"),
+            RejectReason::BadTimestamp
+        );
+    }
+
+    #[test]
+    fn blank_lines_are_empty_after_trimming_spaces_tabs_and_cr() {
+        for line in ["", " ", "\t", "\r", " \t \r", "\r\r"] {
+            assert_eq!(parse_line(line.as_bytes()), Line::Blank, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn trailing_whitespace_and_cr_are_removed_before_parsing() {
+        let (_, _, msg) = parsed("2026-04-15T00:00:01Z INFO started \t\r");
+        assert_eq!(msg, b"started");
+        let (_, _, msg) = parsed("2026-04-15T00:00:01Z INFO   \r");
+        assert_eq!(msg, b"", "only whitespace after the severity is an empty message");
+    }
+
+    #[test]
+    fn leading_whitespace_is_ignored_and_inner_whitespace_kept() {
+        let (_, sev, msg) = parsed(" \t2026-04-15T00:00:01Z\t\tINFO \t  a  b\tc");
+        assert_eq!((sev, msg), (Severity::Info, &b"a  b\tc"[..]));
+    }
+
+    #[test]
+    fn fewer_than_two_fields_is_not_enough_fields() {
+        assert_eq!(rejected("Traceback"), RejectReason::NotEnoughFields);
+        assert_eq!(rejected("2026-04-15T00:00:01Z"), RejectReason::NotEnoughFields);
+        assert_eq!(
+            rejected("  2026-04-15T00:00:01Z  "),
+            RejectReason::NotEnoughFields
+        );
+        // A space timestamp takes two fields, leaving no severity.
+        assert_eq!(rejected("2026-04-15 00:00:01"), RejectReason::NotEnoughFields);
+    }
+
+    #[test]
+    fn timestamp_separator_is_t_lowercase_t_or_one_space() {
+        for line in [
+            "2026-04-15T00:00:01 INFO x",
+            "2026-04-15t00:00:01 INFO x",
+            "2026-04-15 00:00:01 INFO x",
+        ] {
+            assert_eq!(
+                parsed(line).0,
+                datetime!(2026-04-15 00:00:01 UTC),
+                "line {line:?}"
+            );
+        }
+        assert_eq!(
+            rejected("2026-04-15  00:00:01 INFO x"),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            rejected("2026-04-15\t00:00:01 INFO x"),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(rejected("2026-04-15_00:00:01 INFO x"), RejectReason::BadTimestamp);
+        assert_eq!(rejected("2026-04-15 INFO x"), RejectReason::BadTimestamp);
+    }
+
+    #[test]
+    fn fractions_take_dot_or_comma_and_one_to_nine_digits() {
+        assert_eq!(
+            parsed("2026-04-15T00:00:01.5 INFO x").0,
+            datetime!(2026-04-15 00:00:01.5 UTC)
+        );
+        assert_eq!(
+            parsed("2026-04-15T00:00:01,123456789 INFO x").0,
+            datetime!(2026-04-15 00:00:01.123456789 UTC)
+        );
+        assert_eq!(
+            parsed("2026-04-15T00:00:01.000001Z INFO x").0,
+            datetime!(2026-04-15 00:00:01.000001 UTC)
+        );
+        assert_eq!(
+            rejected("2026-04-15T00:00:01. INFO x"),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            rejected("2026-04-15T00:00:01.1234567890 INFO x"),
+            RejectReason::BadTimestamp
+        );
+    }
+
+    #[test]
+    fn offsets_take_every_documented_form() {
+        let cases = [
+            ("Z", datetime!(2026-04-15 12:00:00 UTC)),
+            ("z", datetime!(2026-04-15 12:00:00 UTC)),
+            ("+02:00", datetime!(2026-04-15 12:00:00 +2)),
+            ("-05:30", datetime!(2026-04-15 12:00:00 -5:30)),
+            ("+0230", datetime!(2026-04-15 12:00:00 +2:30)),
+            ("+23", datetime!(2026-04-15 12:00:00 +23)),
+            ("-00:00", datetime!(2026-04-15 12:00:00 UTC)),
+            ("", datetime!(2026-04-15 12:00:00 UTC)),
+        ];
+        for (offset, expected) in cases {
+            let line = format!("2026-04-15T12:00:00{offset} INFO x");
+            let ts = parsed(&line).0;
+            assert_eq!(ts, expected, "line {line:?}");
+            assert_eq!(
+                ts.offset(),
+                expected.offset(),
+                "line {line:?}: the offset is kept"
+            );
+        }
+        for bad in ["+24:00", "+02:60", "+2", "+02:0", "+02:", "Zjunk", "+02:00:00"] {
+            let line = format!("2026-04-15T12:00:00{bad} INFO x");
+            assert_eq!(rejected(&line), RejectReason::BadTimestamp, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn dates_and_times_must_exist_on_the_calendar() {
+        assert_eq!(
+            parsed("2024-02-29T00:00:00Z INFO leap").0,
+            datetime!(2024-02-29 00:00:00 UTC)
+        );
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-00-01T00:00:00Z",
+            "2026-01-00T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:60:00Z",
+            "2026-01-01T00:00:60Z",
+            "2026-1-01T00:00:00Z",
+            "26-01-01T00:00:00Z",
+            "2026/01/01T00:00:00Z",
+            "2026-01-01T0:00:00Z",
+        ] {
+            let line = format!("{bad} INFO x");
+            assert_eq!(rejected(&line), RejectReason::BadTimestamp, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn severities_accept_aliases_any_case_and_brackets() {
+        let cases = [
+            ("TRACE", Severity::Trace),
+            ("debug", Severity::Debug),
+            ("Info", Severity::Info),
+            ("WARN", Severity::Warn),
+            ("warning", Severity::Warn),
+            ("ERROR", Severity::Error),
+            ("err", Severity::Error),
+            ("FATAL", Severity::Fatal),
+            ("Critical", Severity::Fatal),
+            ("CRIT", Severity::Fatal),
+            ("[WARN]", Severity::Warn),
+            ("[crit]", Severity::Fatal),
+        ];
+        for (field, expected) in cases {
+            let line = format!("2026-04-15T00:00:01Z {field} x");
+            assert_eq!(parsed(&line).1, expected, "line {line:?}");
+        }
+        for bad in [
+            "NOTICE",
+            "[WARN",
+            "WARN]",
+            "[]",
+            "INF",
+            "INFOO",
+            "WARNINGS",
+            "CRITICALLY",
+            "I NFO",
+        ] {
+            let line = format!("2026-04-15T00:00:01Z {bad}");
+            let line = if bad.contains(' ') { line } else { line + " x" };
+            assert_eq!(rejected(&line), RejectReason::BadSeverity, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn severities_order_and_print_as_documented() {
+        let printed: Vec<String> = Severity::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(printed, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]);
+        assert!(Severity::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(format!("{:>5}", Severity::Info), " INFO");
+    }
+
+    #[test]
+    fn messages_keep_invalid_utf8_bytes_unchanged() {
+        let line = b"2026-04-15T00:00:01Z INFO caf\xe9 \xff\x00end";
+        match parse_line(line) {
+            Line::Parsed { message, .. } => assert_eq!(message, b"caf\xe9 \xff\x00end"),
+            other => panic!("expected parsed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lines_split_on_newline_and_count_a_final_unterminated_line() {
+        let lines: Vec<&[u8]> = split_lines(b"a\n\nb\r\nc").collect();
+        assert_eq!(lines, [&b"a"[..], b"", b"b\r", b"c"]);
+        assert_eq!(split_lines(b"a\n").count(), 1);
+        assert_eq!(split_lines(b"").count(), 0);
+        assert_eq!(split_lines(b"\n").count(), 1);
+    }
+
+    #[test]
+    fn valid_records_need_a_non_empty_message() {
+        let record = |message: &'static [u8]| ParsedRecord {
+            line_no: 1,
+            timestamp: datetime!(2026-04-15 00:00:01 UTC),
+            severity: Severity::Info,
+            message: Bytes::from_static(message),
+        };
+        assert!(ValidRecord::validate(record(b"")).is_err());
+        assert_eq!(
+            ValidRecord::validate(record(b"x")).unwrap().record().message,
+            &b"x"[..]
+        );
+    }
+}
