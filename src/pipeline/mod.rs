@@ -207,6 +207,32 @@ mod tests {
         assert!(cancel.is_cancelled());
     }
 
+    /// The original design's backpressure test: with room for 4, a consumer taking 50 ms an item
+    /// holds the sender back. Of 10 sends, 4 fill the channel, 1 is taken at once, and each of
+    /// the other 5 waits for the consumer: at least 250 ms. (A lower bound: a slow machine only
+    /// makes it longer.)
+    #[tokio::test]
+    async fn a_full_channel_suspends_the_sender() {
+        let (tx, rx) = async_channel::bounded(4);
+        let consumer = tokio::spawn(async move {
+            while rx.recv().await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        });
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        for i in 0..10 {
+            assert!(send(&tx, i, &cancel).await);
+        }
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= std::time::Duration::from_millis(250),
+            "10 sends took only {elapsed:?}"
+        );
+        drop(tx);
+        consumer.await.unwrap();
+    }
+
     #[test]
     fn capacity_splits_into_enough_batches_for_every_worker() {
         assert_eq!(

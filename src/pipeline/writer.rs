@@ -270,3 +270,231 @@ async fn shutdown<W: Sink>(target: &mut Target<W>) -> Result<(), Failure> {
         error,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use time::macros::datetime;
+    use tokio::io::AsyncWrite;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::record::{ParsedRecord, Severity, ValidRecord};
+
+    /// A sink that fails its first `failures` writes with `kind`, then accepts at most
+    /// `max_per_write` bytes a call.
+    struct FaultySink {
+        written: Vec<u8>,
+        failures: usize,
+        kind: io::ErrorKind,
+        max_per_write: usize,
+        calls: usize,
+        /// From this call on, every write fails with `kind`.
+        fail_from_call: Option<usize>,
+    }
+
+    impl FaultySink {
+        fn new(failures: usize, kind: io::ErrorKind, max_per_write: usize) -> Self {
+            FaultySink {
+                written: Vec::new(),
+                failures,
+                kind,
+                max_per_write,
+                calls: 0,
+                fail_from_call: None,
+            }
+        }
+    }
+
+    impl AsyncWrite for FaultySink {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.calls += 1;
+            if self.fail_from_call.is_some_and(|from| self.calls >= from) {
+                return Poll::Ready(Err(io::Error::from(self.kind)));
+            }
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Poll::Ready(Err(io::Error::from(self.kind)));
+            }
+            let n = buf.len().min(self.max_per_write);
+            self.written.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Sink for FaultySink {
+        fn describe(&self) -> String {
+            "'faulty'".to_owned()
+        }
+        fn discard_tail(&mut self, bytes: u64) -> io::Result<()> {
+            let len = self.written.len() - bytes as usize;
+            self.written.truncate(len);
+            Ok(())
+        }
+    }
+
+    /// Shares the sink with the test after the writer has consumed it.
+    struct Shared(Arc<std::sync::Mutex<FaultySink>>);
+
+    impl AsyncWrite for Shared {
+        fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Pin::new(&mut *self.0.lock().unwrap()).poll_write(cx, buf)
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Sink for Shared {
+        fn describe(&self) -> String {
+            self.0.lock().unwrap().describe()
+        }
+        fn discard_tail(&mut self, bytes: u64) -> io::Result<()> {
+            self.0.lock().unwrap().discard_tail(bytes)
+        }
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        retries: 3,
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(500),
+    };
+
+    fn record(line_no: u64) -> ValidRecord {
+        ValidRecord::validate(ParsedRecord {
+            line_no,
+            timestamp: datetime!(2026-04-15 00:00:00 UTC),
+            severity: Severity::Info,
+            message: Bytes::from(format!("message number {line_no}")),
+        })
+        .expect("non-empty message")
+    }
+
+    fn expected(lines: std::ops::RangeInclusive<u64>) -> String {
+        lines
+            .map(|i| format!("{i:>6}  INFO message number {i}\n"))
+            .collect()
+    }
+
+    /// Runs the writer over `batches` batches of 10 records into `sink`.
+    async fn write_batches(
+        sink: FaultySink,
+        batches: u64,
+    ) -> (Result<WriterReport, Error>, Arc<std::sync::Mutex<FaultySink>>) {
+        let sink = Arc::new(std::sync::Mutex::new(sink));
+        let (tx, rx) = async_channel::bounded(batches as usize);
+        let window = Arc::new(Semaphore::new(batches as usize));
+        for b in 0..batches {
+            let records = (b * 10 + 1..=b * 10 + 10).map(record).collect();
+            let permit = window.clone().try_acquire_owned().unwrap();
+            tx.try_send(ValidBatch {
+                records,
+                rejects: Vec::new(),
+                _permit: permit,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let result = run(
+            rx,
+            Shared(sink.clone()),
+            None::<FaultySink>,
+            Format::Text,
+            POLICY,
+            CancellationToken::new(),
+        )
+        .await;
+        (result, sink)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writer_retries_transient_errors_without_duplicates() {
+        for kind in [
+            io::ErrorKind::Interrupted,
+            io::ErrorKind::TimedOut,
+            io::ErrorKind::StorageFull,
+        ] {
+            let (result, sink) = write_batches(FaultySink::new(3, kind, usize::MAX), 5).await;
+            let report = result.unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert_eq!(
+                String::from_utf8(sink.lock().unwrap().written.clone()).unwrap(),
+                expected(1..=50)
+            );
+            assert_eq!((report.written, report.retries), (50, 3), "{kind:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_writes_resume_at_the_first_unwritten_byte() {
+        let (result, sink) = write_batches(FaultySink::new(2, io::ErrorKind::WouldBlock, 7), 5).await;
+        assert_eq!(result.unwrap().written, 50);
+        assert_eq!(
+            String::from_utf8(sink.lock().unwrap().written.clone()).unwrap(),
+            expected(1..=50)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_from_the_initial_delay() {
+        let started = tokio::time::Instant::now();
+        let (result, _) = write_batches(FaultySink::new(3, io::ErrorKind::TimedOut, usize::MAX), 1).await;
+        result.unwrap();
+        // 50 + 100 + 200 ms before jitter; jitter only adds (up to 100%).
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(350), "waited {waited:?}");
+        assert!(waited <= Duration::from_millis(700), "waited {waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writer_gives_up_after_its_retries_with_a_clear_error() {
+        let (result, sink) =
+            write_batches(FaultySink::new(usize::MAX, io::ErrorKind::StorageFull, 7), 1).await;
+        let error = result.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot write to 'faulty' (gave up after 4 attempts)"
+        );
+        assert_eq!(error.exit(), crate::Exit::Io);
+        assert_eq!(sink.lock().unwrap().calls, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_not_retried() {
+        let (result, sink) = write_batches(FaultySink::new(1, io::ErrorKind::PermissionDenied, 7), 1).await;
+        assert!(
+            matches!(result, Err(Error::Write { attempts: 1, .. })),
+            "{result:?}"
+        );
+        assert_eq!(sink.lock().unwrap().calls, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_torn_record_is_cut_off_when_the_writer_gives_up() {
+        // 30 bytes a call: the first call writes one record (29 bytes) and a byte of the next,
+        // then the device fails for good.
+        let mut sink = FaultySink::new(0, io::ErrorKind::PermissionDenied, 30);
+        sink.fail_from_call = Some(2);
+        let (result, sink) = write_batches(sink, 1).await;
+        assert!(
+            matches!(result, Err(Error::Write { attempts: 1, .. })),
+            "{result:?}"
+        );
+        assert_eq!(
+            String::from_utf8(sink.lock().unwrap().written.clone()).unwrap(),
+            expected(1..=1)
+        );
+    }
+}
