@@ -20,7 +20,7 @@ pub enum Format {
 }
 
 /// Appends one record in `format`, ending with `\n`.
-pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ValidRecord) {
+pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ValidRecord<'_>) {
     match format {
         Format::Text => write_text(buf, record),
         Format::Json => write_json(buf, record),
@@ -40,7 +40,7 @@ const fn padded(severity: Severity) -> &'static [u8] {
 }
 
 /// Exactly `format!("{:>6} {:>5} {}\n", line_no, severity, message)`, without the formatter.
-fn write_text(buf: &mut Vec<u8>, record: &ValidRecord) {
+fn write_text(buf: &mut Vec<u8>, record: &ValidRecord<'_>) {
     let record = record.record();
     let mut digits = itoa::Buffer::new();
     let line_no = digits.format(record.line_no).as_bytes();
@@ -50,11 +50,11 @@ fn write_text(buf: &mut Vec<u8>, record: &ValidRecord) {
     buf.push(b' ');
     buf.extend_from_slice(padded(record.severity));
     buf.push(b' ');
-    buf.extend_from_slice(&record.message);
+    buf.extend_from_slice(record.message);
     buf.push(b'\n');
 }
 
-fn write_json(buf: &mut Vec<u8>, record: &ValidRecord) {
+fn write_json(buf: &mut Vec<u8>, record: &ValidRecord<'_>) {
     let record = record.record();
     buf.extend_from_slice(b"{\"line\":");
     buf.extend_from_slice(itoa::Buffer::new().format(record.line_no).as_bytes());
@@ -67,7 +67,7 @@ fn write_json(buf: &mut Vec<u8>, record: &ValidRecord) {
     buf.extend_from_slice(b"\",\"severity\":\"");
     buf.extend_from_slice(record.severity.as_str().as_bytes());
     buf.extend_from_slice(b"\",\"message\":");
-    let message = String::from_utf8_lossy(&record.message);
+    let message = String::from_utf8_lossy(record.message);
     serde_json::to_writer(&mut *buf, &*message).expect("writing JSON to a Vec cannot fail");
     buf.extend_from_slice(b"}\n");
 }
@@ -84,20 +84,19 @@ pub fn write_reject(buf: &mut Vec<u8>, line_no: u64, reason: RejectReason, line:
 mod tests {
     use super::*;
     use crate::record::ParsedRecord;
-    use bytes::Bytes;
     use time::macros::datetime;
 
-    fn valid(line_no: u64, severity: Severity, message: &'static [u8]) -> ValidRecord {
+    fn valid(line_no: u64, severity: Severity, message: &'static [u8]) -> ValidRecord<'static> {
         ValidRecord::validate(ParsedRecord {
             line_no,
             timestamp: datetime!(2026-04-15 02:00:07.25 +2),
             severity,
-            message: Bytes::from_static(message),
+            message,
         })
         .expect("non-empty message")
     }
 
-    fn render(format: Format, record: &ValidRecord) -> Vec<u8> {
+    fn render(format: Format, record: &ValidRecord<'_>) -> Vec<u8> {
         let mut buf = Vec::new();
         write_record(&mut buf, format, record);
         buf

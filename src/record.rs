@@ -6,7 +6,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use bytes::Bytes;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// How serious a record is, ordered `Trace < Debug < Info < Warn < Error < Fatal`.
@@ -103,31 +102,33 @@ pub struct RawRecord<'a> {
 }
 
 /// A line that follows the grammar: timestamp, severity and (possibly empty) message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParsedRecord {
+///
+/// A view into the batch that holds the line's bytes: making one copies and counts nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParsedRecord<'a> {
     /// 1-based input line number.
     pub line_no: u64,
     /// When the event happened, with the offset the line gave (UTC when none).
     pub timestamp: OffsetDateTime,
     /// The record's severity.
     pub severity: Severity,
-    /// The rest of the line, bytes unchanged; a slice of the reader's buffer, not a copy.
-    pub message: Bytes,
+    /// The rest of the line, bytes unchanged.
+    pub message: &'a [u8],
 }
 
 /// A record the validator accepted: its message is not empty.
 ///
 /// The field is private, so [`ValidRecord::validate`] is the only way to build one and the writer
 /// never has to check again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidRecord(ParsedRecord);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidRecord<'a>(ParsedRecord<'a>);
 
-impl ValidRecord {
+impl<'a> ValidRecord<'a> {
     /// Accepts a parsed record whose message is not empty; otherwise gives it back.
     ///
     /// # Errors
     /// Returns the record unchanged when its message is empty.
-    pub(crate) fn validate(record: ParsedRecord) -> Result<ValidRecord, ParsedRecord> {
+    pub(crate) fn validate(record: ParsedRecord<'a>) -> Result<ValidRecord<'a>, ParsedRecord<'a>> {
         if record.message.is_empty() {
             Err(record)
         } else {
@@ -136,7 +137,7 @@ impl ValidRecord {
     }
 
     /// The record's fields.
-    pub fn record(&self) -> &ParsedRecord {
+    pub fn record(&self) -> &ParsedRecord<'a> {
         &self.0
     }
 }
@@ -621,12 +622,12 @@ mod tests {
             line_no: 1,
             timestamp: datetime!(2026-04-15 00:00:01 UTC),
             severity: Severity::Info,
-            message: Bytes::from_static(message),
+            message,
         };
         assert!(ValidRecord::validate(record(b"")).is_err());
         assert_eq!(
             ValidRecord::validate(record(b"x")).unwrap().record().message,
-            &b"x"[..]
+            b"x"
         );
     }
 }

@@ -5,13 +5,14 @@
 //! plain function: one allocation per batch, none per line.
 
 use bytes::Bytes;
+use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::reader::RawBatch;
 use super::{recv, send};
 use crate::error::Error;
-use crate::record::{Line, ParsedRecord, RejectReason, parse_line};
+use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, split_lines};
 
 /// A line that did not follow the grammar, kept whole for the rejects file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,17 +25,47 @@ pub struct Rejected {
     pub line: Bytes,
 }
 
+/// A parsed line stored in its batch: the message is a range of the batch's bytes, so a
+/// record costs no allocation and no reference count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    line_no: u64,
+    timestamp: OffsetDateTime,
+    severity: Severity,
+    message_start: u32,
+    message_len: u32,
+}
+
 /// What the grammar made of one batch's lines.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Parsed {
+    /// The batch's bytes, which the records point into.
+    data: Bytes,
     /// Lines in the batch.
     pub lines: u64,
     /// Lines that were empty after trimming.
     pub blank: u64,
     /// Lines that parsed, in input order.
-    pub records: Vec<ParsedRecord>,
+    pub(crate) entries: Vec<Entry>,
     /// Lines that did not, in input order.
     pub rejects: Vec<Rejected>,
+}
+
+impl Parsed {
+    /// The parsed records, in input order.
+    pub fn records(&self) -> impl Iterator<Item = ParsedRecord<'_>> {
+        self.entries.iter().map(|e| self.record(e))
+    }
+
+    pub(crate) fn record(&self, entry: &Entry) -> ParsedRecord<'_> {
+        let start = entry.message_start as usize;
+        ParsedRecord {
+            line_no: entry.line_no,
+            timestamp: entry.timestamp,
+            severity: entry.severity,
+            message: &self.data[start..start + entry.message_len as usize],
+        }
+    }
 }
 
 /// A parsed batch on its way to the validator.
@@ -50,12 +81,20 @@ pub struct ParsedBatch {
 
 /// Parses every line of `data`, numbering them from `first_line`.
 ///
-/// Messages and rejected lines are slices of `data`, not copies.
-pub fn parse_batch(first_line: u64, data: &Bytes) -> Parsed {
-    let mut parsed = Parsed::default();
+/// Messages are ranges of `data`; only rejected lines take a (reference-counted) slice.
+pub fn parse_batch(first_line: u64, data: Bytes) -> Parsed {
+    assert!(
+        data.len() <= u32::MAX as usize,
+        "a batch is far smaller than 4 GiB"
+    );
+    let mut parsed = Parsed {
+        data,
+        ..Parsed::default()
+    };
+    let data = &parsed.data;
     // Most lines of a real log parse: size for them once rather than growing per line.
-    parsed.records.reserve(data.len() / 64 + 1);
-    for (text, line_no) in crate::record::split_lines(data).zip(first_line..) {
+    parsed.entries.reserve(data.len() / 64 + 1);
+    for (text, line_no) in split_lines(data).zip(first_line..) {
         parsed.lines += 1;
         match parse_line(text) {
             Line::Blank => parsed.blank += 1,
@@ -68,11 +107,12 @@ pub fn parse_batch(first_line: u64, data: &Bytes) -> Parsed {
                 timestamp,
                 severity,
                 message,
-            } => parsed.records.push(ParsedRecord {
+            } => parsed.entries.push(Entry {
                 line_no,
                 timestamp,
                 severity,
-                message: data.slice_ref(message),
+                message_start: (message.as_ptr() as usize - data.as_ptr() as usize) as u32,
+                message_len: message.len() as u32,
             }),
         }
     }
@@ -100,7 +140,7 @@ pub async fn run(
 ) -> Result<ParserReport, Error> {
     let mut report = ParserReport { worker, lines: 0 };
     while let Some(batch) = recv(&lines_rx, &cancel).await {
-        let parsed = parse_batch(batch.first_line, &batch.data);
+        let parsed = parse_batch(batch.first_line, batch.data);
         report.lines += parsed.lines;
         let out = ParsedBatch {
             seq: batch.seq,
@@ -123,7 +163,7 @@ mod tests {
     fn a_batch_sorts_lines_into_blank_rejected_and_parsed_with_their_numbers() {
         let data =
             Bytes::from_static(b"2026-04-15T00:00:01Z INFO a\n\nbad line\n2026-04-15T00:00:02Z WARN b\n");
-        let parsed = parse_batch(10, &data);
+        let parsed = parse_batch(10, data);
         assert_eq!((parsed.lines, parsed.blank), (4, 1));
         assert_eq!(
             parsed.rejects,
@@ -133,11 +173,7 @@ mod tests {
                 line: Bytes::from_static(b"bad line")
             }]
         );
-        let records: Vec<(u64, &[u8])> = parsed
-            .records
-            .iter()
-            .map(|r| (r.line_no, &r.message[..]))
-            .collect();
+        let records: Vec<(u64, &[u8])> = parsed.records().map(|r| (r.line_no, r.message)).collect();
         assert_eq!(records, [(10, &b"a"[..]), (13, &b"b"[..])]);
     }
 }

@@ -1,17 +1,18 @@
 //! The reader stage: reads the input in large chunks and hands batches of whole lines downstream.
 //!
-//! A dedicated thread blocks on `read(2)` (Tokio's stdin cannot be cancelled, and a blocked read
-//! must never hold up a drain); this stage's task cuts its chunks into [`RawBatch`]es for the
-//! parser pool, numbering lines and batches, and stops taking chunks on drain.
+//! All of it runs on a dedicated thread: `read(2)` blocks (Tokio's stdin cannot be cancelled),
+//! and a task would wait behind busy parsers for every chunk. The thread cuts each chunk into
+//! [`RawBatch`]es, numbers them, and sends them to the parser pool; the stage's task only
+//! watches for a drain or a cancel and collects the thread's report.
 
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::send;
 use crate::error::Error;
 use crate::record::{RawRecord, split_lines};
 
@@ -51,61 +52,146 @@ pub struct ReaderReport {
     pub drained: bool,
 }
 
-/// Reads `input` to its end on a thread of its own, sending chunks that end on a line boundary.
-///
-/// A line that straddles two reads is copied once, when the partial tail moves to the next buffer.
-/// The thread ends at end of input, on a read error (sent on), or when `chunks` is closed.
-fn spawn_read_thread(mut input: impl Read + Send + 'static, chunks: mpsc::Sender<io::Result<Bytes>>) {
-    let read_loop = move || {
-        let mut buf = BytesMut::new();
-        loop {
-            let filled = buf.len();
-            buf.reserve(CHUNK_BYTES);
-            buf.resize(filled + CHUNK_BYTES, 0);
-            let read = input.read(&mut buf[filled..]);
-            buf.truncate(filled + *read.as_ref().unwrap_or(&0));
-            match read {
-                Ok(0) => {
-                    // End of input: what is left is a last line without `\n`.
-                    if !buf.is_empty() {
-                        let _ = chunks.blocking_send(Ok(buf.split().freeze()));
-                    }
-                    return;
-                }
-                Ok(n) => {
-                    if let Some(last_newline) = memchr::memrchr(b'\n', &buf[filled..filled + n]) {
-                        let lines = buf.split_to(filled + last_newline + 1).freeze();
-                        if chunks.blocking_send(Ok(lines)).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = chunks.blocking_send(Err(e));
-                    return;
-                }
-            }
-        }
-    };
-    std::thread::Builder::new()
-        .name("ingest-reader".into())
-        .spawn(read_loop)
-        .expect("the OS can start one more thread");
+/// Where the reader thread is, shared with the stage's task so a drain can stop it.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Inside `read(2)`, which may never return: a drain must close the channel itself.
+    reading: bool,
+    /// The task asked the thread to stop after handing out what it holds.
+    stop: bool,
+    report: ReaderReport,
+    error: Option<io::Error>,
 }
 
-/// Cuts `chunk` into pieces of at most `max_lines` lines; returns `(piece, lines)` pairs.
-fn cut(chunk: &Bytes, max_lines: usize, pieces: &mut Vec<(Bytes, u64)>) {
-    pieces.clear();
-    let mut start = 0;
-    let mut lines = 0;
-    for newline in memchr::memchr_iter(b'\n', chunk) {
-        lines += 1;
-        if lines == max_lines {
-            pieces.push((chunk.slice(start..=newline), lines as u64));
-            start = newline + 1;
-            lines = 0;
+fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
+    // A panic elsewhere cannot leave `Progress` half-updated: every update is one assignment.
+    progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The thread's loop: read a chunk, hand out its whole lines as batches, repeat.
+///
+/// A line that straddles two reads is copied once, when the partial tail moves to the next
+/// buffer. Returns at end of input, on a read error (left in `progress`), on cancel, on a stop
+/// request, or when the parsers are gone.
+fn read_loop(
+    mut input: impl Read,
+    lines_tx: &async_channel::Sender<RawBatch>,
+    window: &Arc<Semaphore>,
+    max_lines: usize,
+    progress: &Mutex<Progress>,
+    cancel: &CancellationToken,
+    runtime: &Handle,
+) {
+    let mut buf = BytesMut::new();
+    let mut pieces = Vec::new();
+    let mut seq = 0;
+    let mut line_no = 1;
+    loop {
+        let filled = buf.len();
+        buf.reserve(CHUNK_BYTES);
+        buf.resize(filled + CHUNK_BYTES, 0);
+        {
+            // Checked under the same lock that marks the read, so a drain either sees the read
+            // and closes the channel, or stops the thread here.
+            let mut progress = lock(progress);
+            if progress.stop {
+                return;
+            }
+            progress.reading = true;
         }
+        let read = input.read(&mut buf[filled..]);
+        {
+            let mut progress = lock(progress);
+            progress.reading = false;
+            if progress.stop {
+                // Drained while blocked in `read`: what came back arrived after the signal.
+                return;
+            }
+        }
+        let chunk = match read {
+            Ok(0) if filled == 0 => return,
+            // End of input: what is left is a last line without `\n`.
+            Ok(0) => {
+                buf.truncate(filled);
+                buf.split().freeze()
+            }
+            Ok(n) => {
+                buf.truncate(filled + n);
+                match memchr::memrchr(b'\n', &buf[filled..]) {
+                    Some(last_newline) => buf.split_to(filled + last_newline + 1).freeze(),
+                    None => continue,
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                buf.truncate(filled);
+                continue;
+            }
+            Err(e) => {
+                lock(progress).error = Some(e);
+                return;
+            }
+        };
+        let at_end = matches!(read, Ok(0));
+
+        // A chunk taken from the input is handed out whole, even during a drain: it was read.
+        cut(&chunk, max_lines, &mut pieces);
+        for (data, lines) in pieces.drain(..) {
+            let permit = runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => None,
+                    permit = Arc::clone(window).acquire_owned() => permit.ok(),
+                }
+            });
+            let Some(permit) = permit else { return };
+            let bytes = data.len() as u64;
+            let batch = RawBatch {
+                seq,
+                first_line: line_no,
+                data,
+                permit,
+            };
+            if lines_tx.send_blocking(batch).is_err() {
+                return;
+            }
+            seq += 1;
+            line_no += lines;
+            let report = &mut lock(progress).report;
+            report.lines += lines;
+            report.bytes += bytes;
+        }
+        if at_end || lock(progress).stop {
+            return;
+        }
+    }
+}
+
+/// Counts `\n` in `bytes` (memchr's `count` is vectorised, unlike a byte loop's).
+fn count_newlines(bytes: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', bytes).count()
+}
+
+/// Cuts `chunk` into pieces of at most `max_lines` lines; fills `pieces` with `(piece, lines)`.
+///
+/// Counts newlines a block at a time and looks for the exact cut only in the block holding it.
+fn cut(chunk: &Bytes, max_lines: usize, pieces: &mut Vec<(Bytes, u64)>) {
+    const BLOCK: usize = 4096;
+    pieces.clear();
+    let (mut start, mut pos, mut lines) = (0, 0, 0);
+    while pos < chunk.len() {
+        let block = &chunk[pos..(pos + BLOCK).min(chunk.len())];
+        let n = count_newlines(block);
+        if lines + n < max_lines {
+            lines += n;
+            pos += block.len();
+            continue;
+        }
+        let last = memchr::memchr_iter(b'\n', block)
+            .nth(max_lines - lines - 1)
+            .expect("counted above");
+        let end = pos + last + 1;
+        pieces.push((chunk.slice(start..end), max_lines as u64));
+        (start, pos, lines) = (end, end, 0);
     }
     if start < chunk.len() {
         // Lines left over, the last of which may lack its `\n` at end of input.
@@ -116,63 +202,72 @@ fn cut(chunk: &Bytes, max_lines: usize, pieces: &mut Vec<(Bytes, u64)>) {
 
 /// Runs the reader stage until the input ends, a drain is asked for, or `cancel` fires.
 ///
-/// Each batch takes a permit from `in_flight` before it is sent: the window bounds how much of
-/// the input is in memory, whatever the input's size.
+/// Each batch takes a permit from `window` before it is sent: the window bounds how much of the
+/// input is in memory, whatever the input's size.
 ///
 /// # Errors
 /// [`Error::Read`] when reading the input fails.
 pub async fn run(
     input: impl Read + Send + 'static,
     lines_tx: async_channel::Sender<RawBatch>,
-    in_flight: Arc<Semaphore>,
+    window: Arc<Semaphore>,
     max_lines: usize,
     drain: CancellationToken,
     cancel: CancellationToken,
 ) -> Result<ReaderReport, Error> {
-    // One chunk of read-ahead: the thread reads the next while this task hands out the last.
-    let (chunks_tx, mut chunks_rx) = mpsc::channel(1);
-    spawn_read_thread(input, chunks_tx);
-
-    let mut report = ReaderReport::default();
-    let mut pieces = Vec::new();
-    let mut seq = 0;
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            () = drain.cancelled() => {
-                report.drained = true;
-                break;
-            }
-            chunk = chunks_rx.recv() => match chunk {
-                None => break,
-                Some(Err(e)) => return Err(Error::Read(e)),
-                Some(Ok(chunk)) => chunk,
-            },
-        };
-        cut(&chunk, max_lines, &mut pieces);
-        for (data, lines) in pieces.drain(..) {
-            // A chunk taken from the thread is handed out whole, even during a drain: it was read.
-            let permit = tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Ok(report),
-                permit = in_flight.clone().acquire_owned() => permit.expect("the window is never closed"),
-            };
-            let bytes = data.len() as u64;
-            let batch = RawBatch {
-                seq,
-                first_line: report.lines + 1,
-                data,
-                permit,
-            };
-            if !send(&lines_tx, batch, &cancel).await {
-                return Ok(report);
-            }
-            seq += 1;
-            report.lines += lines;
-            report.bytes += bytes;
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    // Not a sender: holding one would keep the channel open after the thread is done.
+    let lines = lines_tx.clone().downgrade();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let thread = {
+        let (progress, cancel, runtime) = (Arc::clone(&progress), cancel.clone(), Handle::current());
+        move || {
+            read_loop(input, &lines_tx, &window, max_lines, &progress, &cancel, &runtime);
+            drop(lines_tx); // closes the channel for the parsers
+            let _ = done_tx.send(());
         }
+    };
+    std::thread::Builder::new()
+        .name("ingest-reader".into())
+        .spawn(thread)
+        .map_err(Error::Read)?;
+
+    let close = || {
+        if let Some(lines) = lines.upgrade() {
+            lines.close();
+        }
+    };
+    let mut done_rx = done_rx;
+    let stopped_early = tokio::select! {
+        _ = &mut done_rx => false,
+        () = cancel.cancelled() => {
+            // Unblocks a thread waiting to send to parsers that stopped receiving.
+            close();
+            true
+        }
+        () = drain.cancelled() => {
+            let reading = {
+                let mut progress = lock(&progress);
+                progress.stop = true;
+                progress.reading
+            };
+            if reading {
+                // The thread may never come back from `read`: close the parsers' channel for it.
+                // Everything it already sent stays in the channel and is still received.
+                close();
+            } else {
+                // It hands out the chunk it holds, then stops.
+                let _ = done_rx.await;
+            }
+            true
+        }
+    };
+    let mut progress = lock(&progress);
+    if let Some(error) = progress.error.take() {
+        return Err(Error::Read(error));
     }
+    let mut report = progress.report;
+    report.drained = stopped_early && drain.is_cancelled();
     tracing::debug!("reader finished: {} lines", report.lines);
     Ok(report)
 }

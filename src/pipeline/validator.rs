@@ -17,15 +17,39 @@ use crate::record::{RejectReason, Severity, ValidRecord};
 /// How many rejected lines get a warning of their own; the rest are only counted.
 const REJECTS_SHOWN: u64 = 10;
 
-/// Records ready for the writer, in input order.
+/// Records ready for the writer, in input order. Only [`validate`] makes one, so every record
+/// in it has passed validation.
 #[derive(Debug)]
 pub struct ValidBatch {
-    /// Records to write.
-    pub records: Vec<ValidRecord>,
-    /// Lines for the rejects file.
-    pub rejects: Vec<Rejected>,
+    /// The parsed batch, its entries reduced to the ones that passed.
+    parsed: Parsed,
     /// The batch's slot in the in-flight window, freed once written.
-    pub(crate) _permit: OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ValidBatch {
+    /// The records to write, in input order.
+    pub fn records(&self) -> impl Iterator<Item = ValidRecord<'_>> {
+        // Checked again for the type's sake: a branch per record, never taken.
+        self.parsed
+            .records()
+            .filter_map(|r| ValidRecord::validate(r).ok())
+    }
+
+    /// How many records there are to write.
+    pub fn len(&self) -> usize {
+        self.parsed.entries.len()
+    }
+
+    /// True when there is no record to write.
+    pub fn is_empty(&self) -> bool {
+        self.parsed.entries.is_empty()
+    }
+
+    /// The rejected lines, for the rejects file.
+    pub fn rejects(&self) -> &[Rejected] {
+        &self.parsed.rejects
+    }
 }
 
 /// Counts of every line's outcome up to the writer; they add up to `lines`.
@@ -55,15 +79,15 @@ impl ValidatorReport {
 /// Keeps records with a non-empty message (else dropped) at or above `min_level` (else
 /// filtered), counting every outcome in `report`.
 pub fn validate(
-    parsed: Parsed,
+    mut batch: ParsedBatch,
     min_level: Option<Severity>,
     report: &mut ValidatorReport,
-) -> (Vec<ValidRecord>, Vec<Rejected>) {
+) -> ValidBatch {
+    let parsed = &mut batch.parsed;
     report.lines += parsed.lines;
     report.blank += parsed.blank;
     for reject in &parsed.rejects {
-        let n = report.rejected();
-        if n < REJECTS_SHOWN {
+        if report.rejected() < REJECTS_SHOWN {
             let shown = String::from_utf8_lossy(&reject.line[..reject.line.len().min(80)]);
             tracing::warn!(
                 "line {}: {}: '{}'",
@@ -75,21 +99,27 @@ pub fn validate(
         report.rejected_by_reason[reject.reason as usize] += 1;
     }
     let (mut dropped, mut filtered) = (0, 0);
-    // `ParsedRecord` and `ValidRecord` have the same layout, so this collects in place.
-    let records: Vec<ValidRecord> = parsed
-        .records
-        .into_iter()
-        .filter_map(|r| ValidRecord::validate(r).inspect_err(|_| dropped += 1).ok())
-        .filter(|r| {
-            let keep = min_level.is_none_or(|min| r.record().severity >= min);
-            filtered += u64::from(!keep);
-            keep
-        })
-        .collect();
+    let mut entries = std::mem::take(&mut parsed.entries);
+    entries.retain(|entry| {
+        let record = parsed.record(entry);
+        if ValidRecord::validate(record).is_err() {
+            dropped += 1;
+            false
+        } else if min_level.is_some_and(|min| record.severity < min) {
+            filtered += 1;
+            false
+        } else {
+            true
+        }
+    });
+    parsed.entries = entries;
     report.dropped += dropped;
     report.filtered += filtered;
-    report.valid += records.len() as u64;
-    (records, parsed.rejects)
+    report.valid += parsed.entries.len() as u64;
+    ValidBatch {
+        parsed: batch.parsed,
+        _permit: batch.permit,
+    }
 }
 
 /// Runs the validator until the parsers are done and every batch is passed on, or `cancel` fires.
@@ -111,13 +141,8 @@ pub async fn run(
         early.insert(batch.seq, batch);
         while let Some(batch) = early.remove(&next_seq) {
             next_seq += 1;
-            let (records, rejects) = validate(batch.parsed, min_level, &mut report);
-            let out = ValidBatch {
-                records,
-                rejects,
-                _permit: batch.permit,
-            };
-            if !send(&valid_tx, out, &cancel).await {
+            let valid = validate(batch, min_level, &mut report);
+            if !send(&valid_tx, valid, &cancel).await {
                 break 'receiving;
             }
         }
@@ -141,6 +166,8 @@ mod tests {
     use super::*;
     use crate::pipeline::parser::parse_batch;
     use bytes::Bytes;
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
 
     #[test]
     fn outcomes_add_up_and_only_kept_records_pass() {
@@ -152,11 +179,17 @@ mod tests {
               nope\n\
               2026-04-15T00:00:04Z NOTICE x\n",
         );
+        let window = Arc::new(Semaphore::new(1));
+        let batch = ParsedBatch {
+            seq: 0,
+            parsed: parse_batch(1, data),
+            permit: window.try_acquire_owned().unwrap(),
+        };
         let mut report = ValidatorReport::default();
-        let (records, rejects) = validate(parse_batch(1, &data), Some(Severity::Info), &mut report);
-        let kept: Vec<&[u8]> = records.iter().map(|r| &r.record().message[..]).collect();
+        let valid = validate(batch, Some(Severity::Info), &mut report);
+        let kept: Vec<&[u8]> = valid.records().map(|r| r.record().message).collect();
         assert_eq!(kept, [&b"kept"[..]]);
-        assert_eq!(rejects.len(), 2);
+        assert_eq!(valid.rejects().len(), 2);
         let expected = ValidatorReport {
             lines: 6,
             blank: 1,

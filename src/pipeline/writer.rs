@@ -179,15 +179,15 @@ pub async fn run<W: Sink, R: Sink>(
 
     let result = async {
         while let Some(batch) = recv(&valid_rx, &cancel).await {
-            for record in &batch.records {
-                write_record(&mut out.buf, format, record);
+            for record in batch.records() {
+                write_record(&mut out.buf, format, &record);
             }
-            out.pending += batch.records.len() as u64;
+            out.pending += batch.len() as u64;
             if let Some(rejects) = rejects.as_mut() {
-                for r in &batch.rejects {
+                for r in batch.rejects() {
                     write_reject(&mut rejects.buf, r.line_no, r.reason, &r.line);
                 }
-                rejects.pending += batch.rejects.len() as u64;
+                rejects.pending += batch.rejects().len() as u64;
             }
             // The batch's bytes are copied out: free its window slot before the slow part.
             drop(batch);
@@ -278,12 +278,12 @@ mod tests {
     use std::task::{Context, Poll};
 
     use bytes::Bytes;
-    use time::macros::datetime;
     use tokio::io::AsyncWrite;
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::record::{ParsedRecord, Severity, ValidRecord};
+    use crate::pipeline::parser::{ParsedBatch, parse_batch};
+    use crate::pipeline::validator::{ValidatorReport, validate};
 
     /// A sink that fails its first `failures` writes with `kind`, then accepts at most
     /// `max_per_write` bytes a call.
@@ -373,14 +373,23 @@ mod tests {
         max: Duration::from_millis(500),
     };
 
-    fn record(line_no: u64) -> ValidRecord {
-        ValidRecord::validate(ParsedRecord {
-            line_no,
-            timestamp: datetime!(2026-04-15 00:00:00 UTC),
-            severity: Severity::Info,
-            message: Bytes::from(format!("message number {line_no}")),
-        })
-        .expect("non-empty message")
+    /// A batch of valid records numbered `lines`, made the way the pipeline makes them.
+    fn batch(lines: std::ops::RangeInclusive<u64>, window: &Arc<Semaphore>) -> ValidBatch {
+        let first_line = *lines.start();
+        let text: String = lines
+            .map(|i| format!("2026-04-15T00:00:00Z INFO message number {i}\n"))
+            .collect();
+        let parsed = parse_batch(first_line, Bytes::from(text));
+        let permit = window.clone().try_acquire_owned().unwrap();
+        validate(
+            ParsedBatch {
+                seq: 0,
+                parsed,
+                permit,
+            },
+            None,
+            &mut ValidatorReport::default(),
+        )
     }
 
     fn expected(lines: std::ops::RangeInclusive<u64>) -> String {
@@ -398,14 +407,7 @@ mod tests {
         let (tx, rx) = async_channel::bounded(batches as usize);
         let window = Arc::new(Semaphore::new(batches as usize));
         for b in 0..batches {
-            let records = (b * 10 + 1..=b * 10 + 10).map(record).collect();
-            let permit = window.clone().try_acquire_owned().unwrap();
-            tx.try_send(ValidBatch {
-                records,
-                rejects: Vec::new(),
-                _permit: permit,
-            })
-            .unwrap();
+            tx.try_send(batch(b * 10 + 1..=b * 10 + 10, &window)).unwrap();
         }
         drop(tx);
         let result = run(
