@@ -49,7 +49,7 @@ pub struct Args {
     pub workers: NonZeroUsize,
 
     /// Records in flight between reader and writer (bounds memory)
-    #[arg(long, value_name = "N", default_value = "1024")]
+    #[arg(long, value_name = "N", default_value = "32768")]
     pub capacity: NonZeroUsize,
 
     /// Output format
