@@ -17,7 +17,16 @@ use tokio_util::sync::CancellationToken;
 /// Realistic lines like the corpus generator's: RFC 3339 with millis, mixed severities.
 fn lines(n: usize, dirty: bool) -> Vec<u8> {
     let severities = ["INFO", "INFO", "DEBUG", "WARN", "ERROR", "TRACE"];
-    let words = ["request", "served", "user", "cache", "miss", "upstream", "timeout", "path=/api/v1/orders"];
+    let words = [
+        "request",
+        "served",
+        "user",
+        "cache",
+        "miss",
+        "upstream",
+        "timeout",
+        "path=/api/v1/orders",
+    ];
     let mut out = Vec::new();
     for i in 0..n {
         if dirty && i % 33 == 0 {
@@ -31,7 +40,10 @@ fn lines(n: usize, dirty: bool) -> Vec<u8> {
             s / 60 % 60,
             s % 60,
             severities[i % severities.len()],
-            (0..3 + i % 16).map(|w| words[(i + w) % words.len()]).collect::<Vec<_>>().join(" ")
+            (0..3 + i % 16)
+                .map(|w| words[(i + w) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         out.extend_from_slice(line.as_bytes());
     }
@@ -76,7 +88,11 @@ impl Sink for Discard {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(8).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(8)
+        .enable_all()
+        .build()
+        .unwrap();
     let data = lines(200_000, false);
     let config = Config::new(Output::Stdout);
     let mut group = c.benchmark_group("pipeline");
@@ -85,7 +101,13 @@ fn pipeline(c: &mut Criterion) {
         b.iter_batched(
             || Cursor::new(data.clone()),
             |input| {
-                let run = ingest::pipeline::run(&config, input, Discard, None::<FileSink>, CancellationToken::new());
+                let run = ingest::pipeline::run(
+                    &config,
+                    input,
+                    Discard,
+                    None::<FileSink>,
+                    CancellationToken::new(),
+                );
                 runtime.block_on(run).unwrap()
             },
             BatchSize::LargeInput,

@@ -54,23 +54,50 @@ impl Severity {
             [b'[', inner @ .., b']'] => inner,
             _ => field,
         };
-        // Upper-case into a stack buffer once, then compare exact bytes: no allocation.
-        let mut upper = [0u8; 8];
-        let upper = upper.get_mut(..name.len())?;
-        for (dst, src) in upper.iter_mut().zip(name) {
-            *dst = src.to_ascii_uppercase();
+        if name.len() > 8 {
+            return None;
         }
-        Some(match &*upper {
-            b"TRACE" => Severity::Trace,
-            b"DEBUG" => Severity::Debug,
-            b"INFO" => Severity::Info,
-            b"WARN" | b"WARNING" => Severity::Warn,
-            b"ERROR" | b"ERR" => Severity::Error,
-            b"FATAL" | b"CRITICAL" | b"CRIT" => Severity::Fatal,
+        // Every name is letters only, and for a letter `b | 0x20` is its lower case while no
+        // other byte maps onto a lower-case letter: one OR and one compare per name, any case.
+        let mut word = [0u8; 8];
+        word[..name.len()].copy_from_slice(name);
+        let folded = u64::from_le_bytes(word) | FOLD;
+        Some(match folded {
+            TRACE => Severity::Trace,
+            DEBUG => Severity::Debug,
+            INFO => Severity::Info,
+            WARN | WARNING => Severity::Warn,
+            ERROR | ERR => Severity::Error,
+            FATAL | CRITICAL | CRIT => Severity::Fatal,
             _ => return None,
         })
     }
 }
+
+/// Sets bit 5 of every byte: lower-cases ASCII letters (and pads with spaces).
+const FOLD: u64 = 0x2020_2020_2020_2020;
+
+/// A lower-case name of at most 8 letters as one folded word, for [`Severity::from_field`].
+const fn folded(name: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let mut i = 0;
+    while i < name.len() {
+        word[i] = name[i];
+        i += 1;
+    }
+    u64::from_le_bytes(word) | FOLD
+}
+
+const TRACE: u64 = folded(b"trace");
+const DEBUG: u64 = folded(b"debug");
+const INFO: u64 = folded(b"info");
+const WARN: u64 = folded(b"warn");
+const WARNING: u64 = folded(b"warning");
+const ERROR: u64 = folded(b"error");
+const ERR: u64 = folded(b"err");
+const FATAL: u64 = folded(b"fatal");
+const CRITICAL: u64 = folded(b"critical");
+const CRIT: u64 = folded(b"crit");
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -236,20 +263,18 @@ pub fn parse_line(line: &[u8]) -> Line<'_> {
     if line.is_empty() {
         return Line::Blank;
     }
-    if next_field(line).1.is_empty() {
-        return Line::Rejected(RejectReason::NotEnoughFields);
-    }
-    let Some((timestamp, used)) = parse_timestamp(line) else {
-        return Line::Rejected(RejectReason::BadTimestamp);
+    // The timestamp first: on the happy path, nothing needs scanning for fields before it.
+    let rest = match parse_timestamp(line) {
+        Some((timestamp, used)) if line.get(used).is_none_or(|&b| is_blank(b)) => {
+            (timestamp, trim_start_blanks(&line[used..]))
+        }
+        // Fewer than two fields wins over a bad timestamp (`Traceback` alone, `...Zjunk`).
+        _ if next_field(line).1.is_empty() => return Line::Rejected(RejectReason::NotEnoughFields),
+        _ => return Line::Rejected(RejectReason::BadTimestamp),
     };
-    let rest = &line[used..];
-    if rest.first().is_some_and(|&b| !is_blank(b)) {
-        // Trailing junk glued to the timestamp: `...Zjunk`.
-        return Line::Rejected(RejectReason::BadTimestamp);
-    }
-    let rest = trim_start_blanks(rest);
+    let (timestamp, rest) = rest;
     if rest.is_empty() {
-        // Only possible when the timestamp took two fields (`date time`).
+        // A timestamp alone, in one field or two (`date time`).
         return Line::Rejected(RejectReason::NotEnoughFields);
     }
     let (field, message) = next_field(rest);
@@ -275,23 +300,23 @@ fn two_digits(s: &[u8], at: usize) -> Option<u8> {
 ///
 /// Hand-written for speed; the calendar check is `time`'s own constructors, so it is exact.
 pub fn parse_timestamp(s: &[u8]) -> Option<(OffsetDateTime, usize)> {
-    // YYYY-MM-DD
-    let year = u16::from(two_digits(s, 0)?) * 100 + u16::from(two_digits(s, 2)?);
-    if s.get(4) != Some(&b'-') || s.get(7) != Some(&b'-') {
+    // YYYY-MM-DD?HH:MM:SS: check the fixed shape in one go, then read the digits unchecked.
+    let head: &[u8; 19] = s.get(..19)?.try_into().ok()?;
+    let digit = |i: usize| head[i].wrapping_sub(b'0');
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let shape_ok = head[4] == b'-'
+        && head[7] == b'-'
+        && matches!(head[10], b'T' | b't' | b' ')
+        && head[13] == b':'
+        && head[16] == b':'
+        && DIGITS.iter().all(|&i| digit(i) <= 9);
+    if !shape_ok {
         return None;
     }
-    let month = two_digits(s, 5)?;
-    let day = two_digits(s, 8)?;
-    // `T`, `t` or exactly one space, then HH:MM:SS
-    if !matches!(s.get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let hour = two_digits(s, 11)?;
-    if s.get(13) != Some(&b':') || s.get(16) != Some(&b':') {
-        return None;
-    }
-    let minute = two_digits(s, 14)?;
-    let second = two_digits(s, 17)?;
+    let pair = |i: usize| digit(i) * 10 + digit(i + 1);
+    let year = u16::from(pair(0)) * 100 + u16::from(pair(2));
+    let (month, day) = (pair(5), pair(8));
+    let (hour, minute, second) = (pair(11), pair(14), pair(17));
     let mut at = 19;
 
     let mut nanos = 0u32;

@@ -5,6 +5,7 @@
 //! [`RawBatch`]es, numbers them, and sends them to the parser pool; the stage's task only
 //! watches for a drain or a cancel and collects the thread's report.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -70,8 +71,7 @@ fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
 
 /// The thread's loop: read a chunk, hand out its whole lines as batches, repeat.
 ///
-/// A line that straddles two reads is copied once, when the partial tail moves to the next
-/// buffer. Returns at end of input, on a read error (left in `progress`), on cancel, on a stop
+/// Returns at end of input, on a read error (left in `progress`), on cancel, on a stop
 /// request, or when the parsers are gone.
 fn read_loop(
     mut input: impl Read,
@@ -82,13 +82,13 @@ fn read_loop(
     cancel: &CancellationToken,
     runtime: &Handle,
 ) {
-    let mut buf = BytesMut::new();
+    let mut buffers = Buffers::default();
     let mut pieces = Vec::new();
     let mut seq = 0;
     let mut line_no = 1;
     loop {
+        let buf = buffers.make_room();
         let filled = buf.len();
-        buf.reserve(CHUNK_BYTES);
         buf.resize(filled + CHUNK_BYTES, 0);
         {
             // Checked under the same lock that marks the read, so a drain either sees the read
@@ -163,6 +163,45 @@ fn read_loop(
         if at_end || lock(progress).stop {
             return;
         }
+    }
+}
+
+/// The reader's buffers, each reused once every batch cut from it has been written.
+///
+/// A fresh allocation per read would cost page faults and kernel zeroing for every byte of
+/// input; a handful of recycled buffers cost neither.
+#[derive(Default)]
+struct Buffers {
+    /// Being read into; holds the partial last line of the previous read at its front.
+    current: BytesMut,
+    /// Buffers whose bytes may still be in flight, oldest first.
+    spent: VecDeque<BytesMut>,
+}
+
+impl Buffers {
+    /// Each buffer takes four reads.
+    const SIZE: usize = 4 * CHUNK_BYTES;
+    /// Enough to cover the in-flight window several times over; more are dropped.
+    const MAX_SPENT: usize = 8;
+
+    /// Returns the current buffer with room for one more read after what it holds.
+    fn make_room(&mut self) -> &mut BytesMut {
+        let needed = self.current.len() + CHUNK_BYTES;
+        if self.current.capacity() < needed {
+            let reusable = self.spent.iter_mut().position(|b| b.try_reclaim(needed));
+            let mut next = match reusable {
+                Some(i) => self.spent.remove(i).expect("found above"),
+                None => BytesMut::with_capacity(needed.max(Self::SIZE)),
+            };
+            // The line that straddles two reads: copied once, here.
+            next.extend_from_slice(&self.current);
+            let mut spent = std::mem::replace(&mut self.current, next);
+            spent.clear();
+            if self.spent.len() < Self::MAX_SPENT {
+                self.spent.push_back(spent);
+            }
+        }
+        &mut self.current
     }
 }
 
