@@ -68,13 +68,53 @@ pub struct WriterReport {
     pub output_closed: bool,
 }
 
-/// One destination: its sink, the bytes formatted for it, and what reached it.
+/// Bytes formatted for both files, handed from the formatting loop to the flusher.
+#[derive(Default)]
+struct Formatted {
+    out: Vec<u8>,
+    /// Records in `out`.
+    records: u64,
+    rejects: Vec<u8>,
+    /// Lines in `rejects`.
+    reject_lines: u64,
+}
+
+impl Formatted {
+    fn new() -> Self {
+        Formatted {
+            out: Vec::with_capacity(FLUSH_BYTES * 2),
+            ..Formatted::default()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.out.is_empty() && self.rejects.is_empty()
+    }
+
+    fn add(&mut self, batch: &ValidBatch, format: Format, keep_rejects: bool) {
+        for record in batch.records() {
+            write_record(&mut self.out, format, &record);
+        }
+        self.records += batch.len() as u64;
+        if keep_rejects {
+            for r in batch.rejects() {
+                write_reject(&mut self.rejects, r.line_no, r.reason, &r.line);
+            }
+            self.reject_lines += batch.rejects().len() as u64;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.out.clear();
+        self.rejects.clear();
+        (self.records, self.reject_lines) = (0, 0);
+    }
+}
+
+/// One destination and what reached it.
 struct Target<W> {
     sink: W,
-    buf: Vec<u8>,
-    /// Records in `buf`.
-    pending: u64,
-    /// Records that reached the sink whole.
+    /// Records (or reject lines) that reached the sink whole.
     done: u64,
     /// Bytes that reached the sink.
     bytes: u64,
@@ -84,48 +124,65 @@ impl<W: Sink> Target<W> {
     fn new(sink: W) -> Self {
         Target {
             sink,
-            buf: Vec::with_capacity(FLUSH_BYTES * 2),
-            pending: 0,
             done: 0,
             bytes: 0,
         }
     }
 
-    /// Writes the whole buffer, retrying transient errors; then empties it.
+    /// Writes all of `buf`, which holds `records` whole records, retrying transient errors.
     ///
     /// On failure, the records that made it are counted and a torn last one is cut off.
-    async fn flush(&mut self, policy: &RetryPolicy, retries: &mut u64) -> Result<(), (u32, io::Error)> {
+    async fn write(
+        &mut self,
+        buf: &[u8],
+        records: u64,
+        policy: &RetryPolicy,
+        retries: &mut u64,
+    ) -> Result<(), Failure> {
         let mut written = 0;
         let result = loop {
-            if written == self.buf.len() {
+            if written == buf.len() {
                 break Ok(());
             }
-            match write_with_retries(&mut self.sink, &self.buf[written..], policy, retries).await {
+            match write_with_retries(&mut self.sink, &buf[written..], policy, retries).await {
                 Ok(0) => break Err((1, io::Error::from(io::ErrorKind::WriteZero))),
                 Ok(n) => written += n,
                 Err(failed) => break Err(failed),
             }
         };
         self.bytes += written as u64;
-        if result.is_ok() {
-            self.done += self.pending;
-        } else {
-            let whole = memchr::memrchr(b'\n', &self.buf[..written]).map_or(0, |i| i + 1);
-            self.done += memchr::memchr_iter(b'\n', &self.buf[..whole]).count() as u64;
-            let torn = (written - whole) as u64;
-            if torn > 0 {
-                match self.sink.discard_tail(torn) {
-                    Ok(()) => self.bytes -= torn,
-                    Err(e) => tracing::warn!(
-                        "{} ends in {torn} bytes of a partial record that could not be removed: {e}",
-                        self.sink.describe()
-                    ),
-                }
+        let Err((attempts, error)) = result else {
+            self.done += records;
+            return Ok(());
+        };
+        let whole = memchr::memrchr(b'\n', &buf[..written]).map_or(0, |i| i + 1);
+        self.done += memchr::memchr_iter(b'\n', &buf[..whole]).count() as u64;
+        let torn = (written - whole) as u64;
+        if torn > 0 {
+            match self.sink.discard_tail(torn) {
+                Ok(()) => self.bytes -= torn,
+                Err(e) => tracing::warn!(
+                    "{} ends in {torn} bytes of a partial record that could not be removed: {e}",
+                    self.sink.describe()
+                ),
             }
         }
-        self.buf.clear();
-        self.pending = 0;
-        result
+        Err(Failure {
+            target: self.sink.describe(),
+            attempts,
+            error,
+        })
+    }
+
+    /// Flushes and fsyncs the sink.
+    async fn shutdown(&mut self) -> Result<(), Failure> {
+        // Not retried: after a failed fsync the kernel may have dropped the dirty pages, and a
+        // second fsync that succeeds would wrongly say the data is safe.
+        self.sink.shutdown().await.map_err(|error| Failure {
+            target: self.sink.describe(),
+            attempts: 1,
+            error,
+        })
     }
 }
 
@@ -158,14 +215,23 @@ async fn write_with_retries<W: Sink>(
     result.map_err(|e| (attempts, e))
 }
 
+/// A write that failed for good, with what it was writing to.
+struct Failure {
+    target: String,
+    attempts: u32,
+    error: io::Error,
+}
+
 /// Runs the writer until the validator is done and everything is written, or `cancel` fires.
 ///
-/// The buffer goes out when it is full or when no batch is waiting, so a slow trickle of input
-/// still reaches the file promptly. At the end both files are flushed and fsynced.
+/// Formatting and writing overlap: this task formats batches into one buffer while a flusher
+/// task writes the previous one out (a write can block for a while on a busy disk). A buffer
+/// goes out when it is full, or when no batch is waiting and the flusher is idle, so a slow
+/// trickle of input still reaches the file promptly. At the end both files are fsynced.
 ///
 /// # Errors
 /// [`Error::Write`] when a write fails for good or the final sync fails.
-pub async fn run<W: Sink, R: Sink>(
+pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     valid_rx: async_channel::Receiver<ValidBatch>,
     output: W,
     rejects: Option<R>,
@@ -173,32 +239,76 @@ pub async fn run<W: Sink, R: Sink>(
     policy: RetryPolicy,
     cancel: CancellationToken,
 ) -> Result<WriterReport, Error> {
+    let keep_rejects = rejects.is_some();
+    // Three buffers at most: one formatting, one waiting, one being written.
+    let (full_tx, full_rx) = async_channel::bounded::<Formatted>(1);
+    let (empty_tx, empty_rx) = async_channel::bounded::<Formatted>(2);
+    let mut flusher = tokio::spawn(flush(full_rx, empty_tx, output, rejects, policy));
+
+    let mut current = Formatted::new();
+    loop {
+        let batch = tokio::select! {
+            biased;
+            // The flusher only ends early on a failure (or a closed pipe): report it now.
+            flushed = &mut flusher => return joined(flushed),
+            batch = recv(&valid_rx, &cancel) => batch,
+        };
+        let Some(batch) = batch else { break };
+        current.add(&batch, format, keep_rejects);
+        // The batch's bytes are copied out: free its window slot before the slow part.
+        drop(batch);
+        let idle = valid_rx.is_empty() && full_tx.is_empty();
+        if current.out.len() >= FLUSH_BYTES || (idle && !current.is_empty()) {
+            let next = empty_rx.try_recv().unwrap_or_else(|_| Formatted::new());
+            if full_tx.send(std::mem::replace(&mut current, next)).await.is_err() {
+                break; // the flusher stopped; it says why below
+            }
+        }
+    }
+    if !current.is_empty() && !cancel.is_cancelled() {
+        let _ = full_tx.send(current).await;
+    }
+    drop(full_tx);
+    joined(flusher.await)
+}
+
+fn joined(
+    flushed: Result<Result<WriterReport, Error>, tokio::task::JoinError>,
+) -> Result<WriterReport, Error> {
+    flushed.unwrap_or(Err(Error::Panic { stage: "writer" }))
+}
+
+/// Writes each formatted buffer to its file and hands it back empty; fsyncs both at the end.
+async fn flush<W: Sink, R: Sink>(
+    full_rx: async_channel::Receiver<Formatted>,
+    empty_tx: async_channel::Sender<Formatted>,
+    output: W,
+    rejects: Option<R>,
+    policy: RetryPolicy,
+) -> Result<WriterReport, Error> {
     let mut out = Target::new(output);
     let mut rejects = rejects.map(Target::new);
     let mut report = WriterReport::default();
-
     let result = async {
-        while let Some(batch) = recv(&valid_rx, &cancel).await {
-            for record in batch.records() {
-                write_record(&mut out.buf, format, &record);
-            }
-            out.pending += batch.len() as u64;
+        while let Ok(mut formatted) = full_rx.recv().await {
+            out.write(&formatted.out, formatted.records, &policy, &mut report.retries)
+                .await?;
             if let Some(rejects) = rejects.as_mut() {
-                for r in batch.rejects() {
-                    write_reject(&mut rejects.buf, r.line_no, r.reason, &r.line);
-                }
-                rejects.pending += batch.rejects().len() as u64;
+                rejects
+                    .write(
+                        &formatted.rejects,
+                        formatted.reject_lines,
+                        &policy,
+                        &mut report.retries,
+                    )
+                    .await?;
             }
-            // The batch's bytes are copied out: free its window slot before the slow part.
-            drop(batch);
-            if out.buf.len() >= FLUSH_BYTES || valid_rx.is_empty() {
-                flush_all(&mut out, &mut rejects, &policy, &mut report.retries).await?;
-            }
+            formatted.clear();
+            let _ = empty_tx.try_send(formatted);
         }
-        flush_all(&mut out, &mut rejects, &policy, &mut report.retries).await?;
-        shutdown(&mut out).await?;
+        out.shutdown().await?;
         if let Some(rejects) = rejects.as_mut() {
-            shutdown(rejects).await?;
+            rejects.shutdown().await?;
         }
         Ok(())
     }
@@ -224,51 +334,6 @@ pub async fn run<W: Sink, R: Sink>(
             source: error,
         }),
     }
-}
-
-/// A write that failed for good, with what it was writing to.
-struct Failure {
-    target: String,
-    attempts: u32,
-    error: io::Error,
-}
-
-async fn flush_all<W: Sink, R: Sink>(
-    out: &mut Target<W>,
-    rejects: &mut Option<Target<R>>,
-    policy: &RetryPolicy,
-    retries: &mut u64,
-) -> Result<(), Failure> {
-    flush(out, policy, retries).await?;
-    if let Some(rejects) = rejects {
-        flush(rejects, policy, retries).await?;
-    }
-    Ok(())
-}
-
-async fn flush<W: Sink>(
-    target: &mut Target<W>,
-    policy: &RetryPolicy,
-    retries: &mut u64,
-) -> Result<(), Failure> {
-    target
-        .flush(policy, retries)
-        .await
-        .map_err(|(attempts, error)| Failure {
-            target: target.sink.describe(),
-            attempts,
-            error,
-        })
-}
-
-async fn shutdown<W: Sink>(target: &mut Target<W>) -> Result<(), Failure> {
-    // Not retried: after a failed fsync the kernel may have dropped the dirty pages, and a
-    // second fsync that succeeds would wrongly say the data is safe.
-    target.sink.shutdown().await.map_err(|error| Failure {
-        target: target.sink.describe(),
-        attempts: 1,
-        error,
-    })
 }
 
 #[cfg(test)]
