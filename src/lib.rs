@@ -32,19 +32,6 @@ pub use summary::Summary;
 
 use output::FileSink;
 
-/// Keeps the allocator from growing the heap with the input's size; call once, early in `main`.
-///
-/// glibc raises its mmap threshold each time a large block is freed, after which the reader's and
-/// parsers' 100 KiB+ buffers come from the heap and fragment it: peak RSS then grows with the
-/// input (18 MiB for 500k lines, 25 MiB for 5M). Pinning the threshold keeps it flat.
-pub fn keep_memory_flat() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
 /// Opens the output (and rejects file), then runs the pipeline from `input` to the end.
 ///
 /// Cancelling `drain` stops reading and writes out everything already read.

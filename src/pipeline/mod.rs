@@ -110,8 +110,15 @@ where
     let mut stages = Stages::new(cancel.clone());
     let reader = reader::run(input, lines_tx, window, tuning.batch_lines, drain, cancel.clone());
     stages.spawn("reader", async move { reader.await.map(Report::Reader) });
+    let pool = Arc::new(parser::EntryPool::default());
     for worker in 0..config.workers.get() {
-        let parser = parser::run(worker, lines_rx.clone(), parsed_tx.clone(), cancel.clone());
+        let parser = parser::run(
+            worker,
+            lines_rx.clone(),
+            parsed_tx.clone(),
+            pool.clone(),
+            cancel.clone(),
+        );
         stages.spawn("parser", async move { parser.await.map(Report::Parser) });
     }
     // The stages hold the only handles now, so each channel closes when its senders finish.

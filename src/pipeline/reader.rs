@@ -182,7 +182,7 @@ impl Buffers {
     /// Each buffer takes four reads.
     const SIZE: usize = 4 * CHUNK_BYTES;
     /// Enough to cover the in-flight window several times over; more are dropped.
-    const MAX_SPENT: usize = 8;
+    const MAX_SPENT: usize = 4;
 
     /// Returns the current buffer with room for one more read after what it holds.
     fn make_room(&mut self) -> &mut BytesMut {

@@ -240,9 +240,12 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     cancel: CancellationToken,
 ) -> Result<WriterReport, Error> {
     let keep_rejects = rejects.is_some();
-    // Three buffers at most: one formatting, one waiting, one being written.
+    // Three buffers, reused for the whole run: one formatting, one waiting, one being written.
     let (full_tx, full_rx) = async_channel::bounded::<Formatted>(1);
     let (empty_tx, empty_rx) = async_channel::bounded::<Formatted>(2);
+    for _ in 0..2 {
+        empty_tx.try_send(Formatted::new()).expect("room for two");
+    }
     let mut flusher = tokio::spawn(flush(full_rx, empty_tx, output, rejects, policy));
 
     let mut current = Formatted::new();
@@ -259,9 +262,13 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
         drop(batch);
         let idle = valid_rx.is_empty() && full_tx.is_empty();
         if current.out.len() >= FLUSH_BYTES || (idle && !current.is_empty()) {
-            let next = empty_rx.try_recv().unwrap_or_else(|_| Formatted::new());
-            if full_tx.send(std::mem::replace(&mut current, next)).await.is_err() {
+            if full_tx.send(std::mem::take(&mut current)).await.is_err() {
                 break; // the flusher stopped; it says why below
+            }
+            // A spare is there unless the flusher holds two: then wait for it to finish one.
+            match empty_rx.recv().await {
+                Ok(spare) => current = spare,
+                Err(_) => break,
             }
         }
     }
