@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -90,6 +91,18 @@ def main():
         rss = max(r for _, r in runs)
         print(f"{name:<16} {wall:>8.3f} {args.lines / wall:>12,.0f} {size_mb / wall:>8.0f} "
               f"{wall / median['cat > out']:>7.2f} {median['mawk'] / wall:>7.1f} {rss / 1024:>8.1f} MiB")
+    print(f"empty input: {empty_input(ingest):.1f} ms (median of 21 runs)")
+
+
+def empty_input(ingest, runs=21):
+    """Median wall time of a run on empty input, in milliseconds (cron starts ingest often)."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([ingest, "-q", os.path.join(tmp, "out.log")], stdin=subprocess.DEVNULL, check=True)
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

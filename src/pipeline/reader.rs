@@ -179,10 +179,10 @@ struct Buffers {
 }
 
 impl Buffers {
-    /// Each buffer takes four reads.
-    const SIZE: usize = 4 * CHUNK_BYTES;
-    /// Enough to cover the in-flight window several times over; more are dropped.
-    const MAX_SPENT: usize = 4;
+    /// Four reads, and room for the partial line carried over from the last buffer.
+    const SIZE: usize = 4 * CHUNK_BYTES + 64 * 1024;
+    /// Enough to cover the in-flight window (10 batches by default: 3 buffers) twice over.
+    const MAX_SPENT: usize = 8;
 
     /// Returns the current buffer with room for one more read after what it holds.
     fn make_room(&mut self) -> &mut BytesMut {
