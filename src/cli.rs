@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(short, long, value_name = "N", default_value = "4")]
     pub workers: NonZeroUsize,
 
-    /// Records in flight between reader and writer (bounds memory)
+    /// Lines in flight between reader and writer (bounds memory; see README)
     #[arg(long, value_name = "N", default_value = "32768")]
     pub capacity: NonZeroUsize,
 
