@@ -68,6 +68,10 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_rejects: Option<u64>,
 
+    /// Reject longer lines as `line too long` without holding them whole
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_line_bytes: usize,
+
     /// Retries of a failing write before giving up
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retry_attempts: u32,
@@ -115,6 +119,8 @@ pub struct Config {
     pub rejects: Option<PathBuf>,
     /// Most rejected lines tolerated before exit 65.
     pub max_rejects: Option<u64>,
+    /// Lines longer than this are rejected without being held whole.
+    pub max_line_bytes: usize,
     /// The writer's retry schedule.
     pub retry: RetryPolicy,
 }
@@ -154,6 +160,7 @@ impl Args {
             min_level: self.min_level,
             rejects: self.rejects,
             max_rejects: self.max_rejects,
+            max_line_bytes: self.max_line_bytes.max(1),
             retry: RetryPolicy {
                 retries: self.retry_attempts,
                 initial: Duration::from_millis(self.retry_initial_ms),

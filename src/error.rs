@@ -22,6 +22,8 @@ pub enum Exit {
     CannotCreate = 73,
     /// Reading stdin or writing the output failed.
     Io = 74,
+    /// Another run holds the output's lock: try again later.
+    Busy = 75,
     /// Drained after SIGINT (128 + 2).
     Interrupted = 130,
     /// Drained after SIGTERM (128 + 15).
@@ -44,6 +46,12 @@ pub enum Error {
         path: PathBuf,
         /// Why the OS refused.
         source: io::Error,
+    },
+    /// Another process holds the output's lock.
+    #[error("'{}' is being written by another ingest run", path.display())]
+    Locked {
+        /// The output path.
+        path: PathBuf,
     },
     /// Reading standard input failed.
     #[error("cannot read standard input")]
@@ -71,6 +79,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Open { .. } => Exit::CannotCreate,
+            Error::Locked { .. } => Exit::Busy,
             Error::Read(_) | Error::Write { .. } => Exit::Io,
             Error::Panic { .. } => Exit::Internal,
         }
@@ -85,6 +94,9 @@ impl Error {
             ),
             Error::Panic { .. } => {
                 Some("this is a bug in ingest; please report it with the input that caused it")
+            }
+            Error::Locked { .. } => {
+                Some("wait for that run to finish (each run holds the lock until it exits)")
             }
             Error::Read(_) => None,
         }
@@ -116,6 +128,7 @@ mod tests {
                 74,
             ),
             (Error::Panic { stage: "parser" }, 70),
+            (Error::Locked { path: "o".into() }, 75),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit() as u8, code, "{error}");

@@ -37,7 +37,8 @@ use output::FileSink;
 /// Cancelling `drain` stops reading and writes out everything already read.
 ///
 /// # Errors
-/// [`Error::Open`] when a file cannot be opened; otherwise the pipeline's first failure.
+/// [`Error::Open`] when a file cannot be opened, [`Error::Locked`] when another run writes to
+/// the output; otherwise the pipeline's first failure.
 pub async fn run(
     config: &Config,
     input: impl Read + Send + 'static,
@@ -45,7 +46,7 @@ pub async fn run(
 ) -> Result<Summary, Error> {
     let output = match &config.output {
         Output::Stdout => FileSink::stdout()?,
-        Output::File(path) => FileSink::append(path)?,
+        Output::File(path) => FileSink::append_locked(path)?,
     };
     let rejects = config.rejects.as_deref().map(FileSink::append).transpose()?;
     pipeline::run(config, input, output, rejects, drain).await

@@ -44,6 +44,25 @@ pub struct FileSink {
 }
 
 impl FileSink {
+    /// Opens `path` for appending, creating it if needed, and takes an exclusive lock on it for
+    /// as long as the sink lives, so that two runs never interleave their records.
+    ///
+    /// # Errors
+    /// [`Error::Open`] naming the path; [`Error::Locked`] when another process holds the lock.
+    pub fn append_locked(path: &Path) -> Result<FileSink, Error> {
+        let sink = FileSink::append(path)?;
+        match sink.file.try_lock() {
+            Ok(()) => Ok(sink),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+                path: path.to_owned(),
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(Error::Open {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
     /// Opens `path` for appending, creating it if needed.
     ///
     /// # Errors

@@ -178,14 +178,17 @@ pub enum RejectReason {
     BadTimestamp,
     /// The field after the timestamp is not a known severity.
     BadSeverity,
+    /// Longer than `--max-line-bytes`.
+    LineTooLong,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (used for per-reason counters).
-    pub const ALL: [RejectReason; 3] = [
+    pub const ALL: [RejectReason; 4] = [
         RejectReason::NotEnoughFields,
         RejectReason::BadTimestamp,
         RejectReason::BadSeverity,
+        RejectReason::LineTooLong,
     ];
 
     /// The reason as written to the rejects file and the log.
@@ -194,6 +197,7 @@ impl RejectReason {
             RejectReason::NotEnoughFields => "not enough fields",
             RejectReason::BadTimestamp => "bad timestamp",
             RejectReason::BadSeverity => "bad severity",
+            RejectReason::LineTooLong => "line too long",
         }
     }
 }

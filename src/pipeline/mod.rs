@@ -108,7 +108,11 @@ where
     let (valid_tx, valid_rx) = async_channel::bounded(tuning.window);
 
     let mut stages = Stages::new(cancel.clone());
-    let reader = reader::run(input, lines_tx, window, tuning.batch_lines, drain, cancel.clone());
+    let limits = reader::Limits {
+        batch_lines: tuning.batch_lines,
+        max_line_bytes: config.max_line_bytes,
+    };
+    let reader = reader::run(input, lines_tx, window, limits, drain, cancel.clone());
     stages.spawn("reader", async move { reader.await.map(Report::Reader) });
     let pool = Arc::new(parser::EntryPool::default());
     for worker in 0..config.workers.get() {
@@ -117,6 +121,7 @@ where
             lines_rx.clone(),
             parsed_tx.clone(),
             pool.clone(),
+            config.max_line_bytes,
             cancel.clone(),
         );
         stages.spawn("parser", async move { parser.await.map(Report::Parser) });

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::reader::RawBatch;
+use super::reader::{LONG_LINE_PREFIX, RawBatch};
 use super::{recv, send};
 use crate::error::Error;
 use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, split_lines};
@@ -96,6 +96,23 @@ impl Drop for Parsed {
 }
 
 impl Parsed {
+    /// One line too long to hold, of which `prefix` is the start: rejected.
+    fn long_line(line_no: u64, prefix: Bytes) -> Parsed {
+        let reject = Rejected {
+            line_no,
+            reason: RejectReason::LineTooLong,
+            line: prefix,
+        };
+        Parsed {
+            data: Bytes::new(),
+            lines: 1,
+            blank: 0,
+            entries: Vec::new(),
+            rejects: vec![reject],
+            pool: None,
+        }
+    }
+
     /// The parsed records, in input order.
     pub fn records(&self) -> impl Iterator<Item = ParsedRecord<'_>> {
         self.entries.iter().map(|e| self.record(e))
@@ -127,11 +144,12 @@ pub struct ParsedBatch {
 ///
 /// Messages are ranges of `data`; only rejected lines take a (reference-counted) slice.
 pub fn parse_batch(first_line: u64, data: Bytes) -> Parsed {
-    parse_into(first_line, data, None)
+    parse_into(first_line, data, usize::MAX, None)
 }
 
-/// [`parse_batch`], with the entry list taken from (and later given back to) `pool`.
-fn parse_into(first_line: u64, data: Bytes, pool: Option<&Arc<EntryPool>>) -> Parsed {
+/// [`parse_batch`], rejecting lines over `max_line_bytes`, with the entry list taken from (and
+/// later given back to) `pool`.
+fn parse_into(first_line: u64, data: Bytes, max_line_bytes: usize, pool: Option<&Arc<EntryPool>>) -> Parsed {
     assert!(
         data.len() <= u32::MAX as usize,
         "a batch is far smaller than 4 GiB"
@@ -149,6 +167,15 @@ fn parse_into(first_line: u64, data: Bytes, pool: Option<&Arc<EntryPool>>) -> Pa
     parsed.entries.reserve(data.len() / 64 + 1);
     for (text, line_no) in split_lines(data).zip(first_line..) {
         parsed.lines += 1;
+        if text.len() > max_line_bytes {
+            let line = data.slice_ref(&text[..LONG_LINE_PREFIX.min(text.len())]);
+            parsed.rejects.push(Rejected {
+                line_no,
+                reason: RejectReason::LineTooLong,
+                line,
+            });
+            continue;
+        }
         match parse_line(text) {
             Line::Blank => parsed.blank += 1,
             Line::Rejected(reason) => parsed.rejects.push(Rejected {
@@ -190,11 +217,16 @@ pub(crate) async fn run(
     lines_rx: async_channel::Receiver<RawBatch>,
     parsed_tx: async_channel::Sender<ParsedBatch>,
     pool: Arc<EntryPool>,
+    max_line_bytes: usize,
     cancel: CancellationToken,
 ) -> Result<ParserReport, Error> {
     let mut report = ParserReport { worker, lines: 0 };
     while let Some(batch) = recv(&lines_rx, &cancel).await {
-        let parsed = parse_into(batch.first_line, batch.data, Some(&pool));
+        let parsed = if batch.long_line {
+            Parsed::long_line(batch.first_line, batch.data)
+        } else {
+            parse_into(batch.first_line, batch.data, max_line_bytes, Some(&pool))
+        };
         report.lines += parsed.lines;
         let out = ParsedBatch {
             seq: batch.seq,

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,10 @@ pub struct RawBatch {
     pub first_line: u64,
     /// The lines, each ending in `\n` except possibly the input's last.
     pub data: Bytes,
+    /// `data` is the first bytes of one line longer than `--max-line-bytes`.
+    pub long_line: bool,
+    /// Input bytes consumed through the end of this batch, from where the run started reading.
+    pub end_offset: u64,
     /// One slot of the in-flight window, released when the writer is done with the batch.
     pub(crate) permit: OwnedSemaphorePermit,
 }
@@ -69,100 +73,176 @@ fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
     progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The thread's loop: read a chunk, hand out its whole lines as batches, repeat.
-///
-/// Returns at end of input, on a read error (left in `progress`), on cancel, on a stop
-/// request, or when the parsers are gone.
-fn read_loop(
-    mut input: impl Read,
-    lines_tx: &async_channel::Sender<RawBatch>,
-    window: &Arc<Semaphore>,
-    max_lines: usize,
-    progress: &Mutex<Progress>,
-    cancel: &CancellationToken,
-    runtime: &Handle,
-) {
-    let mut buffers = Buffers::default();
-    let mut pieces = Vec::new();
-    let mut seq = 0;
-    let mut line_no = 1;
-    loop {
-        let buf = buffers.make_room();
-        let filled = buf.len();
-        buf.resize(filled + CHUNK_BYTES, 0);
-        {
-            // Checked under the same lock that marks the read, so a drain either sees the read
-            // and closes the channel, or stops the thread here.
-            let mut progress = lock(progress);
-            if progress.stop {
-                return;
-            }
-            progress.reading = true;
-        }
-        let read = input.read(&mut buf[filled..]);
-        {
-            let mut progress = lock(progress);
-            progress.reading = false;
-            if progress.stop {
-                // Drained while blocked in `read`: what came back arrived after the signal.
-                return;
-            }
-        }
-        let chunk = match read {
-            Ok(0) if filled == 0 => return,
-            // End of input: what is left is a last line without `\n`.
-            Ok(0) => {
-                buf.truncate(filled);
-                buf.split().freeze()
-            }
-            Ok(n) => {
-                buf.truncate(filled + n);
-                match memchr::memrchr(b'\n', &buf[filled..]) {
-                    Some(last_newline) => buf.split_to(filled + last_newline + 1).freeze(),
-                    None => continue,
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                buf.truncate(filled);
-                continue;
-            }
-            Err(e) => {
-                lock(progress).error = Some(e);
-                return;
-            }
-        };
-        let at_end = matches!(read, Ok(0));
+/// How much of a too-long line is kept, for the rejects file.
+pub const LONG_LINE_PREFIX: usize = 1024;
 
-        // A chunk taken from the input is handed out whole, even during a drain: it was read.
-        cut(&chunk, max_lines, &mut pieces);
-        for (data, lines) in pieces.drain(..) {
-            let permit = runtime.block_on(async {
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => None,
-                    permit = Arc::clone(window).acquire_owned() => permit.ok(),
+/// A line that outgrew `--max-line-bytes` and is being skipped to its end.
+struct LongLine {
+    /// Its first bytes, for the rejects file.
+    prefix: Bytes,
+    /// Its length so far, `\n` included once found.
+    bytes: u64,
+}
+
+/// The reader thread: reads chunks, hands out their whole lines as batches, repeats.
+struct ReadLoop<'a> {
+    lines_tx: &'a async_channel::Sender<RawBatch>,
+    window: &'a Arc<Semaphore>,
+    progress: &'a Mutex<Progress>,
+    cancel: &'a CancellationToken,
+    runtime: &'a Handle,
+    limits: Limits,
+    buffers: Buffers,
+    pieces: Vec<(Bytes, u64)>,
+    long_line: Option<LongLine>,
+    seq: u64,
+    /// The next line's number.
+    line_no: u64,
+    /// Input bytes handed out so far, counted from where this run started.
+    offset: u64,
+}
+
+/// What bounds a batch and a line.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most lines in one batch.
+    pub batch_lines: usize,
+    /// Longer lines are rejected as `line too long` without being held whole.
+    pub max_line_bytes: usize,
+}
+
+impl ReadLoop<'_> {
+    /// Reads `input` to its end, a read error (left in `progress`), a stop request, a cancel,
+    /// or until the parsers are gone.
+    fn run(mut self, mut input: impl Read) {
+        loop {
+            {
+                // Checked under the same lock that marks the read, so a drain either sees the
+                // read and closes the channel, or stops the thread here.
+                let mut progress = lock(self.progress);
+                if progress.stop {
+                    return;
                 }
-            });
-            let Some(permit) = permit else { return };
-            let bytes = data.len() as u64;
-            let batch = RawBatch {
-                seq,
-                first_line: line_no,
-                data,
-                permit,
+                progress.reading = true;
+            }
+            let buf = self.buffers.make_room();
+            let filled = buf.len();
+            buf.resize(filled + CHUNK_BYTES, 0);
+            let read = input.read(&mut buf[filled..]);
+            buf.truncate(filled + *read.as_ref().unwrap_or(&0));
+            {
+                let mut progress = lock(self.progress);
+                progress.reading = false;
+                if progress.stop {
+                    // Drained while blocked in `read`: what came back arrived after the signal.
+                    return;
+                }
+            }
+            let handed_out = match read {
+                Ok(0) => {
+                    self.finish();
+                    return;
+                }
+                Ok(_) => self.take_lines(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+                Err(e) => {
+                    lock(self.progress).error = Some(e);
+                    return;
+                }
             };
-            if lines_tx.send_blocking(batch).is_err() {
+            // A chunk taken from the input is handed out whole, even during a drain: it was read.
+            if !handed_out || lock(self.progress).stop {
                 return;
             }
-            seq += 1;
-            line_no += lines;
-            let report = &mut lock(progress).report;
-            report.lines += lines;
-            report.bytes += bytes;
         }
-        if at_end || lock(progress).stop {
-            return;
+    }
+
+    /// Hands out every whole line in the buffer; starts or continues skipping a too-long one.
+    fn take_lines(&mut self) -> bool {
+        if let Some(mut long) = self.long_line.take() {
+            let buf = &mut self.buffers.current;
+            let Some(newline) = memchr::memchr(b'\n', buf) else {
+                long.bytes += buf.len() as u64;
+                buf.clear();
+                self.long_line = Some(long);
+                return true;
+            };
+            long.bytes += newline as u64 + 1;
+            buf.advance(newline + 1);
+            if !self.send(long.prefix, 1, true, long.bytes) {
+                return false;
+            }
         }
+        let buf = &mut self.buffers.current;
+        if let Some(last_newline) = memchr::memrchr(b'\n', buf) {
+            let lines = buf.split_to(last_newline + 1).freeze();
+            if !self.hand_out(&lines) {
+                return false;
+            }
+        }
+        let buf = &mut self.buffers.current;
+        if buf.len() > self.limits.max_line_bytes {
+            let prefix = Bytes::copy_from_slice(&buf[..LONG_LINE_PREFIX.min(buf.len())]);
+            self.long_line = Some(LongLine {
+                prefix,
+                bytes: buf.len() as u64,
+            });
+            buf.clear();
+        }
+        true
+    }
+
+    /// At end of input: what is left is a last line without `\n`.
+    fn finish(&mut self) {
+        if let Some(long) = self.long_line.take() {
+            self.send(long.prefix, 1, true, long.bytes);
+        } else if !self.buffers.current.is_empty() {
+            let last = self.buffers.current.split().freeze();
+            self.hand_out(&last);
+        }
+    }
+
+    /// Cuts whole lines into batches and sends them; false when the pipeline stopped.
+    fn hand_out(&mut self, lines: &Bytes) -> bool {
+        cut(lines, self.limits.batch_lines, &mut self.pieces);
+        let mut pieces = std::mem::take(&mut self.pieces);
+        let sent = pieces.drain(..).all(|(data, n)| {
+            let bytes = data.len() as u64;
+            self.send(data, n, false, bytes)
+        });
+        self.pieces = pieces;
+        sent
+    }
+
+    /// Sends one batch of `lines` lines that took `bytes` bytes of input.
+    fn send(&mut self, data: Bytes, lines: u64, long_line: bool, bytes: u64) -> bool {
+        let permit = self.runtime.block_on(async {
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => None,
+                permit = Arc::clone(self.window).acquire_owned() => permit.ok(),
+            }
+        });
+        let Some(permit) = permit else { return false };
+        let end_offset = self.offset + bytes;
+        let batch = RawBatch {
+            seq: self.seq,
+            first_line: self.line_no,
+            data,
+            long_line,
+            end_offset,
+            permit,
+        };
+        if self.lines_tx.send_blocking(batch).is_err() {
+            return false;
+        }
+        self.seq += 1;
+        self.line_no += lines;
+        self.offset += bytes;
+        let report = &mut lock(self.progress).report;
+        report.lines += lines;
+        report.bytes += bytes;
+        true
     }
 }
 
@@ -250,7 +330,7 @@ pub async fn run(
     input: impl Read + Send + 'static,
     lines_tx: async_channel::Sender<RawBatch>,
     window: Arc<Semaphore>,
-    max_lines: usize,
+    limits: Limits,
     drain: CancellationToken,
     cancel: CancellationToken,
 ) -> Result<ReaderReport, Error> {
@@ -261,7 +341,21 @@ pub async fn run(
     let thread = {
         let (progress, cancel, runtime) = (Arc::clone(&progress), cancel.clone(), Handle::current());
         move || {
-            read_loop(input, &lines_tx, &window, max_lines, &progress, &cancel, &runtime);
+            let read_loop = ReadLoop {
+                lines_tx: &lines_tx,
+                window: &window,
+                progress: &progress,
+                cancel: &cancel,
+                runtime: &runtime,
+                limits,
+                buffers: Buffers::default(),
+                pieces: Vec::new(),
+                long_line: None,
+                seq: 0,
+                line_no: 1,
+                offset: 0,
+            };
+            read_loop.run(input);
             drop(lines_tx); // closes the channel for the parsers
             let _ = done_tx.send(());
         }
@@ -345,7 +439,10 @@ mod tests {
             io::Cursor::new(input.clone()),
             tx,
             window,
-            7,
+            Limits {
+                batch_lines: 7,
+                max_line_bytes: 1 << 20,
+            },
             CancellationToken::new(),
             CancellationToken::new(),
         ));

@@ -88,13 +88,10 @@ pub fn validate(
     report.blank += parsed.blank;
     for reject in &parsed.rejects {
         if report.rejected() < REJECTS_SHOWN {
+            // Escaped: a bad line may hold control bytes that would garble a terminal.
             let shown = String::from_utf8_lossy(&reject.line[..reject.line.len().min(80)]);
-            tracing::warn!(
-                "line {}: {}: '{}'",
-                reject.line_no,
-                reject.reason,
-                shown.trim_end()
-            );
+            let shown = shown.trim_end().escape_debug();
+            tracing::warn!("line {}: {}: '{shown}'", reject.line_no, reject.reason);
         }
         report.rejected_by_reason[reject.reason as usize] += 1;
     }
@@ -193,7 +190,7 @@ mod tests {
         let expected = ValidatorReport {
             lines: 6,
             blank: 1,
-            rejected_by_reason: [1, 0, 1],
+            rejected_by_reason: [1, 0, 1, 0],
             dropped: 1,
             filtered: 1,
             valid: 1,
