@@ -84,6 +84,10 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub retry_max_ms: u64,
 
+    /// After SIGINT/SIGTERM, give up on the drain after SECS and exit 74
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub shutdown_timeout: f64,
+
     /// Print only errors (RUST_LOG overrides)
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -123,6 +127,8 @@ pub struct Config {
     pub max_line_bytes: usize,
     /// The writer's retry schedule.
     pub retry: RetryPolicy,
+    /// How long a drain may take before the run gives up on it.
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -147,6 +153,12 @@ impl Args {
                 self.retry_initial_ms, self.retry_max_ms
             ));
         }
+        let shutdown_timeout = Duration::try_from_secs_f64(self.shutdown_timeout).map_err(|_| {
+            format!(
+                "--shutdown-timeout {} is not a number of seconds",
+                self.shutdown_timeout
+            )
+        })?;
         let output = if self.output.as_os_str() == "-" {
             Output::Stdout
         } else {
@@ -161,6 +173,7 @@ impl Args {
             rejects: self.rejects,
             max_rejects: self.max_rejects,
             max_line_bytes: self.max_line_bytes.max(1),
+            shutdown_timeout,
             retry: RetryPolicy {
                 retries: self.retry_attempts,
                 initial: Duration::from_millis(self.retry_initial_ms),

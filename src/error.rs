@@ -66,6 +66,19 @@ pub enum Error {
         /// The last error.
         source: io::Error,
     },
+    /// After a signal, the drain did not finish within `--shutdown-timeout`.
+    #[error(
+        "the drain did not finish within {} s: {written} records written, {in_flight} lines still in flight and lost",
+        after.as_secs_f64()
+    )]
+    DrainTimedOut {
+        /// The timeout.
+        after: std::time::Duration,
+        /// Records written before giving up.
+        written: u64,
+        /// Lines read but not settled (written, rejected or dropped) when the time ran out.
+        in_flight: u64,
+    },
     /// A stage's task panicked; the message is in the panic output above.
     #[error("internal error: the {stage} stage panicked")]
     Panic {
@@ -80,7 +93,7 @@ impl Error {
         match self {
             Error::Open { .. } => Exit::CannotCreate,
             Error::Locked { .. } => Exit::Busy,
-            Error::Read(_) | Error::Write { .. } => Exit::Io,
+            Error::Read(_) | Error::Write { .. } | Error::DrainTimedOut { .. } => Exit::Io,
             Error::Panic { .. } => Exit::Internal,
         }
     }
@@ -97,6 +110,9 @@ impl Error {
             }
             Error::Locked { .. } => {
                 Some("wait for that run to finish (each run holds the lock until it exits)")
+            }
+            Error::DrainTimedOut { .. } => {
+                Some("the output stopped taking records; --shutdown-timeout SECS waits longer")
             }
             Error::Read(_) => None,
         }

@@ -51,6 +51,9 @@ fn main() -> ExitCode {
         let summary = ingest::run(&config, stdin, drain).await;
         (summary, signals.map(|s| s.received()))
     });
+    // Everything that had to finish has; a write that is still blocked (a drain that timed out)
+    // must not hold the process.
+    runtime.shutdown_background();
     match outcome {
         (Ok(summary), Ok(signal)) => {
             tracing::info!("{summary}");

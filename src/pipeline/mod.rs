@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -54,6 +55,18 @@ async fn send<T>(tx: &async_channel::Sender<T>, msg: T, cancel: &CancellationTok
         () = cancel.cancelled() => false,
         sent = tx.send(msg) => sent.is_ok(),
     }
+}
+
+/// Counters every stage can read while the run goes on, for the drain timeout's message.
+/// Updated once per batch or buffer, never per line.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Lines the reader has handed out.
+    pub lines_read: AtomicU64,
+    /// Lines whose outcome is final: written, or rejected, dropped, filtered or blank.
+    pub lines_settled: AtomicU64,
+    /// Records written to the output.
+    pub written: AtomicU64,
 }
 
 /// How `--capacity` (records in flight) becomes batches: the batch size and the window.
@@ -101,6 +114,7 @@ where
 {
     let started = Instant::now();
     let cancel = CancellationToken::new();
+    let live = Arc::new(Live::default());
     let tuning = Tuning::new(config.capacity.get(), config.workers.get());
     let window = Arc::new(Semaphore::new(tuning.window));
     let (lines_tx, lines_rx) = async_channel::bounded(tuning.window);
@@ -112,7 +126,15 @@ where
         batch_lines: tuning.batch_lines,
         max_line_bytes: config.max_line_bytes,
     };
-    let reader = reader::run(input, lines_tx, window, limits, drain, cancel.clone());
+    let reader = reader::run(
+        input,
+        lines_tx,
+        window,
+        limits,
+        live.clone(),
+        drain.clone(),
+        cancel.clone(),
+    );
     stages.spawn("reader", async move { reader.await.map(Report::Reader) });
     let pool = Arc::new(parser::EntryPool::default());
     for worker in 0..config.workers.get() {
@@ -130,10 +152,33 @@ where
     drop((lines_rx, parsed_tx));
     let validator = validator::run(parsed_rx, valid_tx, config.min_level, cancel.clone());
     stages.spawn("validator", async move { validator.await.map(Report::Validator) });
-    let writer = writer::run(valid_rx, output, rejects, config.format, config.retry, cancel);
+    let writer = writer::run(
+        valid_rx,
+        output,
+        rejects,
+        config.format,
+        config.retry,
+        live.clone(),
+        cancel.clone(),
+    );
     stages.spawn("writer", async move { writer.await.map(Report::Writer) });
 
-    let mut summary = stages.join().await?;
+    // A drain that cannot finish (a writer stuck retrying, a pipe nobody reads) is cut short.
+    let timeout = config.shutdown_timeout;
+    let drain_expired = async move {
+        drain.cancelled().await;
+        tokio::time::sleep(timeout).await;
+    };
+    let mut summary = tokio::select! {
+        joined = stages.join() => joined?,
+        () = drain_expired => {
+            cancel.cancel();
+            let written = live.written.load(Ordering::Relaxed);
+            let read = live.lines_read.load(Ordering::Relaxed);
+            let in_flight = read - live.lines_settled.load(Ordering::Relaxed).min(read);
+            return Err(Error::DrainTimedOut { after: timeout, written, in_flight });
+        }
+    };
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

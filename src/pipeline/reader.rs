@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -14,6 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::Live;
 use crate::error::Error;
 use crate::record::{RawRecord, split_lines};
 
@@ -89,6 +91,7 @@ struct ReadLoop<'a> {
     lines_tx: &'a async_channel::Sender<RawBatch>,
     window: &'a Arc<Semaphore>,
     progress: &'a Mutex<Progress>,
+    live: &'a Live,
     cancel: &'a CancellationToken,
     runtime: &'a Handle,
     limits: Limits,
@@ -239,6 +242,7 @@ impl ReadLoop<'_> {
         self.seq += 1;
         self.line_no += lines;
         self.offset += bytes;
+        self.live.lines_read.fetch_add(lines, Ordering::Relaxed);
         let report = &mut lock(self.progress).report;
         report.lines += lines;
         report.bytes += bytes;
@@ -331,6 +335,7 @@ pub async fn run(
     lines_tx: async_channel::Sender<RawBatch>,
     window: Arc<Semaphore>,
     limits: Limits,
+    live: Arc<Live>,
     drain: CancellationToken,
     cancel: CancellationToken,
 ) -> Result<ReaderReport, Error> {
@@ -345,6 +350,7 @@ pub async fn run(
                 lines_tx: &lines_tx,
                 window: &window,
                 progress: &progress,
+                live: &live,
                 cancel: &cancel,
                 runtime: &runtime,
                 limits,
@@ -443,6 +449,7 @@ mod tests {
                 batch_lines: 7,
                 max_line_bytes: 1 << 20,
             },
+            Arc::new(Live::default()),
             CancellationToken::new(),
             CancellationToken::new(),
         ));

@@ -41,6 +41,11 @@ impl ValidBatch {
         self.parsed.entries.len()
     }
 
+    /// Input lines the batch covered, whatever their outcome.
+    pub fn lines(&self) -> u64 {
+        self.parsed.lines
+    }
+
     /// True when there is no record to write.
     pub fn is_empty(&self) -> bool {
         self.parsed.entries.is_empty()

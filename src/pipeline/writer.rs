@@ -5,14 +5,16 @@
 //! gives up, a torn record at the end of the file is cut off again where the sink allows it.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, RetryableWithContext};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::recv;
 use super::validator::ValidBatch;
+use super::{Live, recv};
 use crate::error::Error;
 use crate::format::{Format, write_record, write_reject};
 use crate::output::Sink;
@@ -71,6 +73,8 @@ pub struct WriterReport {
 /// Bytes formatted for both files, handed from the formatting loop to the flusher.
 #[derive(Default)]
 struct Formatted {
+    /// Input lines the batches formatted here covered, whatever their outcome.
+    lines: u64,
     out: Vec<u8>,
     /// Records in `out`.
     records: u64,
@@ -96,6 +100,7 @@ impl Formatted {
             write_record(&mut self.out, format, &record);
         }
         self.records += batch.len() as u64;
+        self.lines += batch.lines();
         if keep_rejects {
             for r in batch.rejects() {
                 write_reject(&mut self.rejects, r.line_no, r.reason, &r.line);
@@ -107,7 +112,7 @@ impl Formatted {
     fn clear(&mut self) {
         self.out.clear();
         self.rejects.clear();
-        (self.records, self.reject_lines) = (0, 0);
+        (self.lines, self.records, self.reject_lines) = (0, 0, 0);
     }
 }
 
@@ -237,6 +242,7 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     rejects: Option<R>,
     format: Format,
     policy: RetryPolicy,
+    live: Arc<Live>,
     cancel: CancellationToken,
 ) -> Result<WriterReport, Error> {
     let keep_rejects = rejects.is_some();
@@ -246,7 +252,7 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     for _ in 0..2 {
         empty_tx.try_send(Formatted::new()).expect("room for two");
     }
-    let mut flusher = tokio::spawn(flush(full_rx, empty_tx, output, rejects, policy));
+    let mut flusher = tokio::spawn(flush(full_rx, empty_tx, output, rejects, policy, live));
 
     let mut current = Formatted::new();
     loop {
@@ -292,6 +298,7 @@ async fn flush<W: Sink, R: Sink>(
     output: W,
     rejects: Option<R>,
     policy: RetryPolicy,
+    live: Arc<Live>,
 ) -> Result<WriterReport, Error> {
     let mut out = Target::new(output);
     let mut rejects = rejects.map(Target::new);
@@ -310,6 +317,8 @@ async fn flush<W: Sink, R: Sink>(
                     )
                     .await?;
             }
+            live.written.fetch_add(formatted.records, Ordering::Relaxed);
+            live.lines_settled.fetch_add(formatted.lines, Ordering::Relaxed);
             formatted.clear();
             let _ = empty_tx.try_send(formatted);
         }
@@ -488,6 +497,7 @@ mod tests {
             None::<FaultySink>,
             Format::Text,
             POLICY,
+            Arc::new(Live::default()),
             CancellationToken::new(),
         )
         .await;
