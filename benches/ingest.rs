@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ingest::checkpoint::Position;
 use ingest::output::{FileSink, Sink};
 use ingest::record::parse_line;
 use ingest::{Config, Output};
@@ -104,8 +105,10 @@ fn pipeline(c: &mut Criterion) {
                 let run = ingest::pipeline::run(
                     &config,
                     input,
+                    Position::default(),
                     Discard,
                     None::<FileSink>,
+                    None,
                     CancellationToken::new(),
                 );
                 runtime.block_on(run).unwrap()

@@ -72,6 +72,14 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_line_bytes: usize,
 
+    /// Remember in PATH how far the input is committed; a rerun resumes there (see README)
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Commit at least every BYTES of output (tests use small values)
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, hide = true)]
+    pub checkpoint_bytes: u64,
+
     /// Retries of a failing write before giving up
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retry_attempts: u32,
@@ -125,6 +133,10 @@ pub struct Config {
     pub max_rejects: Option<u64>,
     /// Lines longer than this are rejected without being held whole.
     pub max_line_bytes: usize,
+    /// Where committed progress is kept, for exactly-once reruns.
+    pub checkpoint: Option<PathBuf>,
+    /// Output bytes between two commits, at most.
+    pub checkpoint_bytes: u64,
     /// The writer's retry schedule.
     pub retry: RetryPolicy,
     /// How long a drain may take before the run gives up on it.
@@ -164,6 +176,9 @@ impl Args {
         } else {
             Output::File(self.output)
         };
+        if self.checkpoint.is_some() && output == Output::Stdout {
+            return Err("--checkpoint needs an OUTPUT file: standard output cannot be cut back".to_owned());
+        }
         Ok(Config {
             output,
             workers: self.workers,
@@ -173,6 +188,8 @@ impl Args {
             rejects: self.rejects,
             max_rejects: self.max_rejects,
             max_line_bytes: self.max_line_bytes.max(1),
+            checkpoint: self.checkpoint,
+            checkpoint_bytes: self.checkpoint_bytes.max(1),
             shutdown_timeout,
             retry: RetryPolicy {
                 retries: self.retry_attempts,

@@ -53,6 +53,14 @@ pub enum Error {
         /// The output path.
         path: PathBuf,
     },
+    /// The checkpoint file cannot be read, written, or trusted.
+    #[error("checkpoint '{}'", path.display())]
+    Checkpoint {
+        /// The checkpoint's path.
+        path: PathBuf,
+        /// What went wrong with it.
+        source: io::Error,
+    },
     /// Reading standard input failed.
     #[error("cannot read standard input")]
     Read(#[source] io::Error),
@@ -93,7 +101,9 @@ impl Error {
         match self {
             Error::Open { .. } => Exit::CannotCreate,
             Error::Locked { .. } => Exit::Busy,
-            Error::Read(_) | Error::Write { .. } | Error::DrainTimedOut { .. } => Exit::Io,
+            Error::Read(_) | Error::Write { .. } | Error::DrainTimedOut { .. } | Error::Checkpoint { .. } => {
+                Exit::Io
+            }
             Error::Panic { .. } => Exit::Internal,
         }
     }
@@ -114,7 +124,7 @@ impl Error {
             Error::DrainTimedOut { .. } => {
                 Some("the output stopped taking records; --shutdown-timeout SECS waits longer")
             }
-            Error::Read(_) => None,
+            Error::Read(_) | Error::Checkpoint { .. } => None,
         }
     }
 }

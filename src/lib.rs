@@ -13,6 +13,7 @@
 //! The shutdown story: a signal cancels the *drain* token, the reader stops, and everything
 //! already read flows out; the first error cancels every stage instead (see [`pipeline`]).
 
+pub mod checkpoint;
 pub mod cli;
 pub mod error;
 pub mod format;
@@ -22,6 +23,7 @@ pub mod record;
 pub mod signal;
 pub mod summary;
 
+use std::fs::File;
 use std::io::Read;
 
 use tokio_util::sync::CancellationToken;
@@ -30,24 +32,50 @@ pub use cli::{Config, Output};
 pub use error::{Error, Exit};
 pub use summary::Summary;
 
+use checkpoint::Position;
 use output::FileSink;
 
-/// Opens the output (and rejects file), then runs the pipeline from `input` to the end.
+/// Where the lines come from.
+pub enum Input {
+    /// A file descriptor, as standard input is: a regular file can be sought in, which
+    /// `--checkpoint` uses to skip what is committed.
+    File(File),
+    /// Any other reader (tests, embedding).
+    Reader(Box<dyn Read + Send>),
+}
+
+/// Opens the output (and rejects file), resumes from the checkpoint if there is one, then runs
+/// the pipeline from `input` to the end.
 ///
 /// Cancelling `drain` stops reading and writes out everything already read.
 ///
 /// # Errors
 /// [`Error::Open`] when a file cannot be opened, [`Error::Locked`] when another run writes to
-/// the output; otherwise the pipeline's first failure.
-pub async fn run(
-    config: &Config,
-    input: impl Read + Send + 'static,
-    drain: CancellationToken,
-) -> Result<Summary, Error> {
-    let output = match &config.output {
+/// the output, [`Error::Checkpoint`] when the checkpoint is unusable; otherwise the pipeline's
+/// first failure.
+pub async fn run(config: &Config, input: Input, drain: CancellationToken) -> Result<Summary, Error> {
+    let mut output = match &config.output {
         Output::Stdout => FileSink::stdout()?,
         Output::File(path) => FileSink::append_locked(path)?,
     };
-    let rejects = config.rejects.as_deref().map(FileSink::append).transpose()?;
-    pipeline::run(config, input, output, rejects, drain).await
+    let mut rejects = config.rejects.as_deref().map(FileSink::append).transpose()?;
+    let (input, start, committer): (Box<dyn Read + Send>, _, _) = match (&config.checkpoint, input) {
+        (Some(path), Input::File(file)) => {
+            let (input, start, committer) =
+                checkpoint::resume(path, file, &mut output, rejects.as_mut(), config.checkpoint_bytes)?;
+            (input, start, Some(committer))
+        }
+        (Some(path), Input::Reader(_)) => {
+            return Err(Error::Checkpoint {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "needs a file descriptor as input",
+                ),
+            });
+        }
+        (None, Input::File(file)) => (Box::new(file), Position::default(), None),
+        (None, Input::Reader(reader)) => (reader, Position::default(), None),
+    };
+    pipeline::run(config, input, start, output, rejects, committer, drain).await
 }

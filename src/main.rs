@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         let drain = CancellationToken::new();
         let signals = Watcher::start(drain.clone());
-        let summary = ingest::run(&config, stdin, drain).await;
+        let summary = ingest::run(&config, ingest::Input::File(stdin), drain).await;
         (summary, signals.map(|s| s.received()))
     });
     // Everything that had to finish has; a write that is still blocked (a drain that timed out)

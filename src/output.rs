@@ -21,6 +21,14 @@ pub trait Sink: AsyncWrite + Unpin + Send {
     /// How messages name this sink: `'path'` or `standard output`.
     fn describe(&self) -> String;
 
+    /// Makes everything written so far durable (fsync) without closing.
+    ///
+    /// # Errors
+    /// When the device reports that the data may be lost.
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Removes the last `bytes` bytes written: the torn tail of a record after a failed write.
     ///
     /// # Errors
@@ -103,6 +111,24 @@ impl FileSink {
     }
 }
 
+impl FileSink {
+    /// The file's current length.
+    ///
+    /// # Errors
+    /// When the file cannot be examined.
+    pub fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Cuts the file back to `len` bytes; appends then continue from there.
+    ///
+    /// # Errors
+    /// When the file cannot be truncated.
+    pub fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+}
+
 /// How much is written before the kernel is asked to start writing it to the device.
 const WRITEBACK_BYTES: u64 = 8 << 20;
 
@@ -160,6 +186,10 @@ impl AsyncWrite for FileSink {
 impl Sink for FileSink {
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        blocking(|| self.file.sync_data())
     }
 
     fn discard_tail(&mut self, bytes: u64) -> io::Result<()> {

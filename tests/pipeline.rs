@@ -11,8 +11,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use common::{Scratch, expected_text, valid_lines};
+use ingest::checkpoint::Position;
 use ingest::output::{FileSink, Sink};
-use ingest::{Config, Output};
+use ingest::{Config, Input, Output};
 use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 
@@ -20,9 +21,13 @@ use tokio_util::sync::CancellationToken;
 async fn a_hundred_records_go_through_parsers_and_validator() {
     let dir = Scratch::new();
     let config = Config::new(Output::File(dir.path("out.log")));
-    let summary = ingest::run(&config, Cursor::new(valid_lines(100)), CancellationToken::new())
-        .await
-        .unwrap();
+    let summary = ingest::run(
+        &config,
+        Input::Reader(Box::new(Cursor::new(valid_lines(100)))),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (summary.lines, summary.written, summary.rejected()),
         (100, 100, 0)
@@ -113,9 +118,17 @@ async fn a_slow_writer_holds_the_reader_to_a_bounded_lead() {
     let mut config = Config::new(Output::Stdout);
     config.capacity = NonZeroUsize::new(1024).unwrap();
 
-    let summary = ingest::pipeline::run(&config, input, sink, None::<FileSink>, CancellationToken::new())
-        .await
-        .unwrap();
+    let summary = ingest::pipeline::run(
+        &config,
+        input,
+        Position::default(),
+        sink,
+        None::<FileSink>,
+        None,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.written, total as u64);
 
     // The lead is at most --capacity lines in flight, plus the reader's read-ahead (two 256 KiB

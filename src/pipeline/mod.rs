@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::{Committer, Position};
 use crate::cli::Config;
 use crate::error::Error;
 use crate::output::Sink;
@@ -104,8 +105,10 @@ enum Report {
 pub async fn run<W, R>(
     config: &Config,
     input: impl Read + Send + 'static,
+    start: Position,
     output: W,
     rejects: Option<R>,
+    committer: Option<Committer>,
     drain: CancellationToken,
 ) -> Result<Summary, Error>
 where
@@ -122,9 +125,12 @@ where
     let (valid_tx, valid_rx) = async_channel::bounded(tuning.window);
 
     let mut stages = Stages::new(cancel.clone());
-    let limits = reader::Limits {
+    let limits = reader::Settings {
         batch_lines: tuning.batch_lines,
         max_line_bytes: config.max_line_bytes,
+        // A growing log's last line may still be half-written: a checkpointed run leaves it.
+        hold_last_line: committer.is_some(),
+        start,
     };
     let reader = reader::run(
         input,
@@ -156,8 +162,11 @@ where
         valid_rx,
         output,
         rejects,
-        config.format,
-        config.retry,
+        writer::Settings {
+            format: config.format,
+            retry: config.retry,
+            checkpoint: committer.map(|c| (c, start)),
+        },
         live.clone(),
         cancel.clone(),
     );

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::reader::{LONG_LINE_PREFIX, RawBatch};
 use super::{recv, send};
+use crate::checkpoint::Position;
 use crate::error::Error;
 use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, split_lines};
 
@@ -134,6 +135,8 @@ impl Parsed {
 pub struct ParsedBatch {
     /// The reader's batch number, for reordering.
     pub seq: u64,
+    /// Where in the input the batch ends.
+    pub end: Position,
     /// The batch's outcome.
     pub parsed: Parsed,
     /// The batch's slot in the in-flight window.
@@ -228,8 +231,13 @@ pub(crate) async fn run(
             parse_into(batch.first_line, batch.data, max_line_bytes, Some(&pool))
         };
         report.lines += parsed.lines;
+        let end = Position {
+            offset: batch.end_offset,
+            lines: batch.first_line - 1 + parsed.lines,
+        };
         let out = ParsedBatch {
             seq: batch.seq,
+            end,
             parsed,
             permit: batch.permit,
         };

@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Live;
+use crate::checkpoint::Position;
 use crate::error::Error;
 use crate::record::{RawRecord, split_lines};
 
@@ -94,7 +95,7 @@ struct ReadLoop<'a> {
     live: &'a Live,
     cancel: &'a CancellationToken,
     runtime: &'a Handle,
-    limits: Limits,
+    limits: Settings,
     buffers: Buffers,
     pieces: Vec<(Bytes, u64)>,
     long_line: Option<LongLine>,
@@ -105,13 +106,17 @@ struct ReadLoop<'a> {
     offset: u64,
 }
 
-/// What bounds a batch and a line.
+/// How the reader cuts its input, and where it starts.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub struct Settings {
     /// Most lines in one batch.
     pub batch_lines: usize,
     /// Longer lines are rejected as `line too long` without being held whole.
     pub max_line_bytes: usize,
+    /// Leave a last line without `\n` unread (it may still be being written).
+    pub hold_last_line: bool,
+    /// Where in the input reading starts (after what a checkpoint says is committed).
+    pub start: Position,
 }
 
 impl ReadLoop<'_> {
@@ -197,6 +202,14 @@ impl ReadLoop<'_> {
 
     /// At end of input: what is left is a last line without `\n`.
     fn finish(&mut self) {
+        let unfinished = self.long_line.is_some() || !self.buffers.current.is_empty();
+        if unfinished && self.limits.hold_last_line {
+            tracing::warn!(
+                "line {}: no newline at the end of the input yet: left for the next run",
+                self.line_no
+            );
+            return;
+        }
         if let Some(long) = self.long_line.take() {
             self.send(long.prefix, 1, true, long.bytes);
         } else if !self.buffers.current.is_empty() {
@@ -334,7 +347,7 @@ pub async fn run(
     input: impl Read + Send + 'static,
     lines_tx: async_channel::Sender<RawBatch>,
     window: Arc<Semaphore>,
-    limits: Limits,
+    limits: Settings,
     live: Arc<Live>,
     drain: CancellationToken,
     cancel: CancellationToken,
@@ -358,8 +371,8 @@ pub async fn run(
                 pieces: Vec::new(),
                 long_line: None,
                 seq: 0,
-                line_no: 1,
-                offset: 0,
+                line_no: limits.start.lines + 1,
+                offset: limits.start.offset,
             };
             read_loop.run(input);
             drop(lines_tx); // closes the channel for the parsers
@@ -445,9 +458,11 @@ mod tests {
             io::Cursor::new(input.clone()),
             tx,
             window,
-            Limits {
+            Settings {
                 batch_lines: 7,
                 max_line_bytes: 1 << 20,
+                hold_last_line: false,
+                start: Position::default(),
             },
             Arc::new(Live::default()),
             CancellationToken::new(),

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::parser::{Parsed, ParsedBatch, Rejected};
 use super::{recv, send};
+use crate::checkpoint::Position;
 use crate::error::Error;
 use crate::record::{RejectReason, Severity, ValidRecord};
 
@@ -23,6 +24,8 @@ const REJECTS_SHOWN: u64 = 10;
 pub struct ValidBatch {
     /// The parsed batch, its entries reduced to the ones that passed.
     parsed: Parsed,
+    /// Where in the input the batch ends.
+    end: Position,
     /// The batch's slot in the in-flight window, freed once written.
     _permit: OwnedSemaphorePermit,
 }
@@ -39,6 +42,11 @@ impl ValidBatch {
     /// How many records there are to write.
     pub fn len(&self) -> usize {
         self.parsed.entries.len()
+    }
+
+    /// Where in the input the batch ends: once it is written, everything before is settled.
+    pub fn end(&self) -> Position {
+        self.end
     }
 
     /// Input lines the batch covered, whatever their outcome.
@@ -120,6 +128,7 @@ pub fn validate(
     report.valid += parsed.entries.len() as u64;
     ValidBatch {
         parsed: batch.parsed,
+        end: batch.end,
         _permit: batch.permit,
     }
 }
@@ -184,6 +193,7 @@ mod tests {
         let window = Arc::new(Semaphore::new(1));
         let batch = ParsedBatch {
             seq: 0,
+            end: Position::default(),
             parsed: parse_batch(1, data),
             permit: window.try_acquire_owned().unwrap(),
         };

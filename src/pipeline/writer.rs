@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::validator::ValidBatch;
 use super::{Live, recv};
+use crate::checkpoint::{Committer, Position};
 use crate::error::Error;
 use crate::format::{Format, write_record, write_reject};
 use crate::output::Sink;
@@ -75,6 +76,8 @@ pub struct WriterReport {
 struct Formatted {
     /// Input lines the batches formatted here covered, whatever their outcome.
     lines: u64,
+    /// Where in the input the last batch formatted here ends.
+    end: Option<Position>,
     out: Vec<u8>,
     /// Records in `out`.
     records: u64,
@@ -101,6 +104,7 @@ impl Formatted {
         }
         self.records += batch.len() as u64;
         self.lines += batch.lines();
+        self.end = Some(batch.end());
         if keep_rejects {
             for r in batch.rejects() {
                 write_reject(&mut self.rejects, r.line_no, r.reason, &r.line);
@@ -112,7 +116,7 @@ impl Formatted {
     fn clear(&mut self) {
         self.out.clear();
         self.rejects.clear();
-        (self.lines, self.records, self.reject_lines) = (0, 0, 0);
+        (self.lines, self.records, self.reject_lines, self.end) = (0, 0, 0, None);
     }
 }
 
@@ -179,6 +183,15 @@ impl<W: Sink> Target<W> {
         })
     }
 
+    /// Makes what was written durable, for a commit.
+    fn sync(&mut self) -> Result<(), Failure> {
+        self.sink.sync().map_err(|error| Failure {
+            target: self.sink.describe(),
+            attempts: 1,
+            error,
+        })
+    }
+
     /// Flushes and fsyncs the sink.
     async fn shutdown(&mut self) -> Result<(), Failure> {
         // Not retried: after a failed fsync the kernel may have dropped the dirty pages, and a
@@ -227,6 +240,17 @@ struct Failure {
     error: io::Error,
 }
 
+/// How the writer formats, retries and commits.
+#[derive(Debug)]
+pub struct Settings {
+    /// Output format.
+    pub format: Format,
+    /// Retry schedule for failing writes.
+    pub retry: RetryPolicy,
+    /// With `--checkpoint`: the committer, and where this run started in its input.
+    pub checkpoint: Option<(Committer, Position)>,
+}
+
 /// Runs the writer until the validator is done and everything is written, or `cancel` fires.
 ///
 /// Formatting and writing overlap: this task formats batches into one buffer while a flusher
@@ -240,11 +264,15 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     valid_rx: async_channel::Receiver<ValidBatch>,
     output: W,
     rejects: Option<R>,
-    format: Format,
-    policy: RetryPolicy,
+    settings: Settings,
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> Result<WriterReport, Error> {
+    let Settings {
+        format,
+        retry,
+        checkpoint,
+    } = settings;
     let keep_rejects = rejects.is_some();
     // Three buffers, reused for the whole run: one formatting, one waiting, one being written.
     let (full_tx, full_rx) = async_channel::bounded::<Formatted>(1);
@@ -252,7 +280,7 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     for _ in 0..2 {
         empty_tx.try_send(Formatted::new()).expect("room for two");
     }
-    let mut flusher = tokio::spawn(flush(full_rx, empty_tx, output, rejects, policy, live));
+    let mut flusher = tokio::spawn(flush(full_rx, empty_tx, output, rejects, retry, live, checkpoint));
 
     let mut current = Formatted::new();
     loop {
@@ -299,6 +327,7 @@ async fn flush<W: Sink, R: Sink>(
     rejects: Option<R>,
     policy: RetryPolicy,
     live: Arc<Live>,
+    mut checkpoint: Option<(Committer, Position)>,
 ) -> Result<WriterReport, Error> {
     let mut out = Target::new(output);
     let mut rejects = rejects.map(Target::new);
@@ -308,23 +337,32 @@ async fn flush<W: Sink, R: Sink>(
             out.write(&formatted.out, formatted.records, &policy, &mut report.retries)
                 .await?;
             if let Some(rejects) = rejects.as_mut() {
+                let lines = formatted.reject_lines;
                 rejects
-                    .write(
-                        &formatted.rejects,
-                        formatted.reject_lines,
-                        &policy,
-                        &mut report.retries,
-                    )
+                    .write(&formatted.rejects, lines, &policy, &mut report.retries)
                     .await?;
             }
             live.written.fetch_add(formatted.records, Ordering::Relaxed);
             live.lines_settled.fetch_add(formatted.lines, Ordering::Relaxed);
+            if let Some((committer, settled)) = checkpoint.as_mut() {
+                *settled = formatted.end.unwrap_or(*settled);
+                if committer.due(formatted.out.len() as u64) {
+                    out.sync()?;
+                    if let Some(rejects) = rejects.as_mut() {
+                        rejects.sync()?;
+                    }
+                    committer.commit(*settled, out.bytes, rejects.as_ref().map_or(0, |r| r.bytes))?;
+                }
+            }
             formatted.clear();
             let _ = empty_tx.try_send(formatted);
         }
         out.shutdown().await?;
         if let Some(rejects) = rejects.as_mut() {
             rejects.shutdown().await?;
+        }
+        if let Some((committer, settled)) = checkpoint.as_mut() {
+            committer.commit(*settled, out.bytes, rejects.as_ref().map_or(0, |r| r.bytes))?;
         }
         Ok(())
     }
@@ -336,19 +374,38 @@ async fn flush<W: Sink, R: Sink>(
     tracing::debug!("writer finished: {} records", report.written);
     match result {
         Ok(()) => Ok(report),
-        Err(Failure { error, .. }) if error.kind() == io::ErrorKind::BrokenPipe => {
+        Err(Stop::Write(Failure { error, .. })) if error.kind() == io::ErrorKind::BrokenPipe => {
             report.output_closed = true;
             Ok(report)
         }
-        Err(Failure {
+        Err(Stop::Write(Failure {
             target,
             attempts,
             error,
-        }) => Err(Error::Write {
+        })) => Err(Error::Write {
             target,
             attempts,
             source: error,
         }),
+        Err(Stop::Commit(error)) => Err(error),
+    }
+}
+
+/// Why the flusher stopped early.
+enum Stop {
+    Write(Failure),
+    Commit(Error),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Stop::Write(failure)
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Stop::Commit(error)
     }
 }
 
@@ -465,6 +522,7 @@ mod tests {
         validate(
             ParsedBatch {
                 seq: 0,
+                end: Position::default(),
                 parsed,
                 permit,
             },
@@ -495,8 +553,11 @@ mod tests {
             rx,
             Shared(sink.clone()),
             None::<FaultySink>,
-            Format::Text,
-            POLICY,
+            Settings {
+                format: Format::Text,
+                retry: POLICY,
+                checkpoint: None,
+            },
             Arc::new(Live::default()),
             CancellationToken::new(),
         )
