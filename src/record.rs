@@ -659,4 +659,99 @@ mod tests {
             b"x"
         );
     }
+
+    mod round_trip {
+        use super::*;
+        use proptest::prelude::*;
+
+        const ALIASES: [(&str, Severity); 10] = [
+            ("trace", Severity::Trace),
+            ("debug", Severity::Debug),
+            ("info", Severity::Info),
+            ("warn", Severity::Warn),
+            ("warning", Severity::Warn),
+            ("error", Severity::Error),
+            ("err", Severity::Error),
+            ("fatal", Severity::Fatal),
+            ("critical", Severity::Fatal),
+            ("crit", Severity::Fatal),
+        ];
+
+        /// A run of 1-3 spaces and tabs.
+        fn blanks() -> impl Strategy<Value = String> {
+            proptest::collection::vec(prop_oneof![Just(' '), Just('\t')], 1..4).prop_map(String::from_iter)
+        }
+
+        /// An offset as written (one of the five forms, or none) and its value in seconds.
+        fn offset() -> impl Strategy<Value = (String, i32)> {
+            (0u8..5, any::<bool>(), 0i32..24, 0i32..60).prop_map(|(form, negative, h, m)| {
+                let sign = if negative { '-' } else { '+' };
+                let seconds = (h * 3600 + m * 60) * if negative { -1 } else { 1 };
+                match form {
+                    0 => (String::new(), 0),
+                    1 => (if negative { "z" } else { "Z" }.to_owned(), 0),
+                    2 => (format!("{sign}{h:02}:{m:02}"), seconds),
+                    3 => (format!("{sign}{h:02}{m:02}"), seconds),
+                    _ => (
+                        format!("{sign}{h:02}"),
+                        (h * 3600) * if negative { -1 } else { 1 },
+                    ),
+                }
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any record, written out as an input line in any of the accepted spellings,
+            /// parses back to the same record.
+            #[test]
+            fn any_record_rendered_as_a_line_parses_back_to_itself(
+                julian_day in 1_721_426i32..5_373_484, // 0001-01-01 to 9999-12-31
+                (hour, minute, second) in (0u8..24, 0u8..60, 0u8..60),
+                (digits, fraction) in (0u32..10, any::<u32>()),
+                separator in prop_oneof![Just('T'), Just('t'), Just(' ')],
+                comma in any::<bool>(),
+                (offset_text, offset_seconds) in offset(),
+                (alias, bracketed, upper) in (0usize..ALIASES.len(), any::<bool>(), proptest::collection::vec(any::<bool>(), 8)),
+                (lead, gap1, gap2) in (proptest::option::of(blanks()), blanks(), blanks()),
+                trail in "[ \t\r]{0,3}",
+                message in proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 1..60),
+            ) {
+                prop_assume!(!matches!(message.first(), Some(b' ' | b'\t')));
+                prop_assume!(!matches!(message.last(), Some(b' ' | b'\t' | b'\r')));
+                let date = Date::from_julian_day(julian_day).unwrap();
+                let fraction = if digits == 0 { 0 } else { fraction % 10u32.pow(digits) };
+                let nanos = fraction * 10u32.pow(9 - digits);
+                let time = Time::from_hms_nano(hour, minute, second, nanos).unwrap();
+                let offset = UtcOffset::from_whole_seconds(offset_seconds).unwrap();
+                let expected = PrimitiveDateTime::new(date, time).assume_offset(offset);
+
+                let (name, severity) = ALIASES[alias];
+                let name: String = name.chars().zip(&upper).map(|(c, &up)| if up { c.to_ascii_uppercase() } else { c }).collect();
+                let name = if bracketed { format!("[{name}]") } else { name };
+                let frac = if digits == 0 {
+                    String::new()
+                } else {
+                    format!("{}{:0width$}", if comma { ',' } else { '.' }, fraction, width = digits as usize)
+                };
+                let mut line = format!(
+                    "{}{:04}-{:02}-{:02}{separator}{hour:02}:{minute:02}:{second:02}{frac}{offset_text}{gap1}{name}{gap2}",
+                    lead.unwrap_or_default(), date.year(), date.month() as u8, date.day()
+                ).into_bytes();
+                line.extend_from_slice(&message);
+                line.extend_from_slice(trail.as_bytes());
+
+                match parse_line(&line) {
+                    Line::Parsed { timestamp, severity: parsed_severity, message: parsed_message } => {
+                        prop_assert_eq!(timestamp, expected);
+                        prop_assert_eq!(timestamp.offset(), offset);
+                        prop_assert_eq!(parsed_severity, severity);
+                        prop_assert_eq!(parsed_message, &message[..]);
+                    }
+                    other => prop_assert!(false, "line {:?} gave {:?}", String::from_utf8_lossy(&line), other),
+                }
+            }
+        }
+    }
 }

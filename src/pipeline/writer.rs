@@ -642,4 +642,95 @@ mod tests {
             expected(1..=1)
         );
     }
+
+    /// A sink that follows a script: per step, a few transient errors, then one short write.
+    struct Scripted {
+        written: Vec<u8>,
+        steps: Vec<(usize, io::ErrorKind, usize)>,
+        next: usize,
+    }
+
+    impl AsyncWrite for Scripted {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let this = &mut *self;
+            let Some(step) = this.steps.get_mut(this.next) else {
+                this.written.extend_from_slice(buf);
+                return Poll::Ready(Ok(buf.len()));
+            };
+            if step.0 > 0 {
+                step.0 -= 1;
+                return Poll::Ready(Err(io::Error::from(step.1)));
+            }
+            let n = buf.len().min(step.2);
+            this.next += 1;
+            this.written.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Lets the test read what the writer wrote after the writer has consumed the sink.
+    struct SharedScript(Arc<std::sync::Mutex<Scripted>>);
+
+    impl AsyncWrite for SharedScript {
+        fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Pin::new(&mut *self.0.lock().unwrap()).poll_write(cx, buf)
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Sink for SharedScript {
+        fn describe(&self) -> String {
+            "'scripted'".to_owned()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_pattern_of_transient_errors_and_short_writes_keeps_every_record_once(
+            steps in proptest::collection::vec(
+                (
+                    0usize..=3, // at most the retry budget in a row
+                    proptest::sample::select(vec![
+                        io::ErrorKind::Interrupted,
+                        io::ErrorKind::WouldBlock,
+                        io::ErrorKind::TimedOut,
+                        io::ErrorKind::StorageFull,
+                    ]),
+                    1usize..300,
+                ),
+                0..60,
+            ),
+            batches in 1u64..12,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            let sink = Arc::new(std::sync::Mutex::new(Scripted { written: Vec::new(), steps, next: 0 }));
+            let report = runtime.block_on(async {
+                let (tx, rx) = async_channel::bounded(batches as usize);
+                let window = Arc::new(Semaphore::new(batches as usize));
+                for b in 0..batches {
+                    tx.try_send(batch(b * 10 + 1..=b * 10 + 10, &window)).unwrap();
+                }
+                drop(tx);
+                let settings = Settings { format: Format::Text, retry: POLICY, checkpoint: None };
+                run(rx, SharedScript(sink.clone()), None::<FaultySink>, settings, Arc::new(Live::default()), CancellationToken::new()).await
+            });
+            let report = report.unwrap();
+            let written = String::from_utf8(sink.lock().unwrap().written.clone()).unwrap();
+            proptest::prop_assert_eq!(written, expected(1..=batches * 10));
+            proptest::prop_assert_eq!(report.written, batches * 10);
+        }
+    }
 }
