@@ -636,6 +636,22 @@ mod tests {
         }
     }
 
+    /// Found by the fuzzer (fuzz/artifacts, crash-7916226b): only spaces, tabs and `\r` are
+    /// trimmed; other control bytes, and `\r` inside, belong to the message.
+    #[test]
+    fn trimming_stops_at_other_control_bytes() {
+        let line = b"2026-11-29T20:11:16.264641Z  INFO rc_tracing:\r\r\xff\x0c\r\r";
+        let (_, _, message) = match parse_line(line) {
+            Line::Parsed {
+                timestamp,
+                severity,
+                message,
+            } => (timestamp, severity, message),
+            other => panic!("expected parsed, got {other:?}"),
+        };
+        assert_eq!(message, b"rc_tracing:\r\r\xff\x0c");
+    }
+
     #[test]
     fn lines_split_on_newline_and_count_a_final_unterminated_line() {
         let lines: Vec<&[u8]> = split_lines(b"a\n\nb\r\nc").collect();
