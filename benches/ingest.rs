@@ -5,10 +5,12 @@
 use std::hint::black_box;
 use std::io::{self, Cursor};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ingest::checkpoint::Position;
+use ingest::checkpoint::Resume;
+use ingest::metrics::Metrics;
 use ingest::output::{FileSink, Sink};
 use ingest::record::parse_line;
 use ingest::{Config, Output};
@@ -105,10 +107,10 @@ fn pipeline(c: &mut Criterion) {
                 let run = ingest::pipeline::run(
                     &config,
                     input,
-                    Position::default(),
+                    Resume::default(),
                     Discard,
                     None::<FileSink>,
-                    None,
+                    Arc::new(Metrics::default()),
                     CancellationToken::new(),
                 );
                 runtime.block_on(run).unwrap()

@@ -26,6 +26,15 @@ pub struct Position {
     pub lines: u64,
 }
 
+/// Where a run starts, and how it commits: what [`resume`] found.
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// Where in the input reading starts.
+    pub start: Position,
+    /// With `--checkpoint`: commits the writer's progress.
+    pub committer: Option<Committer>,
+}
+
 /// A hash of the input's first bytes, and how many bytes it covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Fingerprint {

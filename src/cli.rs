@@ -80,6 +80,14 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, hide = true)]
     pub checkpoint_bytes: u64,
 
+    /// Write the run's counters as one JSON object to PATH (`-`: stderr) at the end
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+
+    /// Keep Prometheus metrics in PATH (node_exporter textfile format), every 10 s and at the end
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
+
     /// Retries of a failing write before giving up
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retry_attempts: u32,
@@ -137,6 +145,10 @@ pub struct Config {
     pub checkpoint: Option<PathBuf>,
     /// Output bytes between two commits, at most.
     pub checkpoint_bytes: u64,
+    /// Where the final counters go as JSON (`-`: stderr).
+    pub stats_json: Option<PathBuf>,
+    /// Where Prometheus metrics are kept.
+    pub metrics_textfile: Option<PathBuf>,
     /// The writer's retry schedule.
     pub retry: RetryPolicy,
     /// How long a drain may take before the run gives up on it.
@@ -190,6 +202,8 @@ impl Args {
             max_line_bytes: self.max_line_bytes.max(1),
             checkpoint: self.checkpoint,
             checkpoint_bytes: self.checkpoint_bytes.max(1),
+            stats_json: self.stats_json,
+            metrics_textfile: self.metrics_textfile,
             shutdown_timeout,
             retry: RetryPolicy {
                 retries: self.retry_attempts,

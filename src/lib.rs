@@ -17,6 +17,8 @@ pub mod checkpoint;
 pub mod cli;
 pub mod error;
 pub mod format;
+pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod record;
@@ -25,6 +27,7 @@ pub mod summary;
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +35,8 @@ pub use cli::{Config, Output};
 pub use error::{Error, Exit};
 pub use summary::Summary;
 
-use checkpoint::Position;
+use checkpoint::Resume;
+use metrics::Metrics;
 use output::FileSink;
 
 /// Where the lines come from.
@@ -53,29 +57,52 @@ pub enum Input {
 /// [`Error::Open`] when a file cannot be opened, [`Error::Locked`] when another run writes to
 /// the output, [`Error::Checkpoint`] when the checkpoint is unusable; otherwise the pipeline's
 /// first failure.
-pub async fn run(config: &Config, input: Input, drain: CancellationToken) -> Result<Summary, Error> {
+pub async fn run(
+    config: &Config,
+    input: Input,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Summary, Error> {
     let mut output = match &config.output {
         Output::Stdout => FileSink::stdout()?,
         Output::File(path) => FileSink::append_locked(path)?,
     };
     let mut rejects = config.rejects.as_deref().map(FileSink::append).transpose()?;
-    let (input, start, committer): (Box<dyn Read + Send>, _, _) = match (&config.checkpoint, input) {
+    let (input, resume): (Box<dyn Read + Send>, _) = match (&config.checkpoint, input) {
         (Some(path), Input::File(file)) => {
             let (input, start, committer) =
                 checkpoint::resume(path, file, &mut output, rejects.as_mut(), config.checkpoint_bytes)?;
-            (input, start, Some(committer))
+            (
+                input,
+                Resume {
+                    start,
+                    committer: Some(committer),
+                },
+            )
         }
         (Some(path), Input::Reader(_)) => {
+            let source = std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "needs a file descriptor as input",
+            );
             return Err(Error::Checkpoint {
                 path: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::Unsupported,
-                    "needs a file descriptor as input",
-                ),
+                source,
             });
         }
-        (None, Input::File(file)) => (Box::new(file), Position::default(), None),
-        (None, Input::Reader(reader)) => (reader, Position::default(), None),
+        (None, Input::File(file)) => (Box::new(file), Resume::default()),
+        (None, Input::Reader(reader)) => (reader, Resume::default()),
     };
-    pipeline::run(config, input, start, output, rejects, committer, drain).await
+    let textfile = config.metrics_textfile.clone().map(|path| {
+        tokio::spawn(summary::keep_textfile_fresh(
+            path,
+            metrics.clone(),
+            std::time::Instant::now(),
+        ))
+    });
+    let result = pipeline::run(config, input, resume, output, rejects, metrics, drain).await;
+    if let Some(textfile) = textfile {
+        textfile.abort();
+    }
+    result
 }

@@ -3,27 +3,24 @@
 
 use std::error::Error as _;
 use std::fs::File;
-use std::io::IsTerminal;
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use clap::{CommandFactory, Parser};
 use ingest::cli::Args;
+use ingest::metrics::Metrics;
 use ingest::signal::Watcher;
-use ingest::{Error, Exit};
+use ingest::summary::write_atomically;
+use ingest::{Config, Error, Exit, Input, Summary};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     let args = Args::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(args.log_filter()));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    ingest::logging::init(args.log_filter(), std::io::stderr);
     let config = match args.into_config() {
         Ok(config) => config,
         Err(message) => Args::command()
@@ -45,30 +42,68 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot read standard input: {e}"), Exit::Io),
     };
 
-    let outcome = runtime.block_on(async {
+    let metrics = Arc::new(Metrics::default());
+    let (result, signal) = runtime.block_on(async {
         let drain = CancellationToken::new();
-        let signals = Watcher::start(drain.clone());
-        let summary = ingest::run(&config, ingest::Input::File(stdin), drain).await;
-        (summary, signals.map(|s| s.received()))
+        let signals = match Watcher::start(drain.clone()) {
+            Ok(signals) => signals,
+            Err(e) => return (Err(e), None),
+        };
+        let result = ingest::run(&config, Input::File(stdin), metrics.clone(), drain).await;
+        (Ok(result), signals.received())
     });
     // Everything that had to finish has; a write that is still blocked (a drain that timed out)
     // must not hold the process.
     runtime.shutdown_background();
-    match outcome {
-        (Ok(summary), Ok(signal)) => {
-            tracing::info!("{summary}");
-            let exit = summary.exit(config.max_rejects, signal);
-            if exit == Exit::TooManyRejects {
-                eprintln!(
-                    "ingest: {} lines rejected, more than --max-rejects {}",
-                    summary.rejected(),
-                    config.max_rejects.unwrap_or_default()
-                );
-            }
-            exit.into()
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => return fail(&format!("cannot listen for signals: {e}"), Exit::Internal),
+    };
+
+    let summary = match &result {
+        Ok(summary) => summary.clone(),
+        Err(_) => metrics.snapshot(started.elapsed()),
+    };
+    let exit = match &result {
+        Ok(summary) => summary.exit(config.max_rejects, signal),
+        Err(error) => error.exit(),
+    };
+    if result.is_ok() || summary.lines > 0 {
+        tracing::info!("{summary}");
+    }
+    write_reports(&config, &summary, exit);
+    match result {
+        Err(error) => report(&error),
+        Ok(_) if exit == Exit::TooManyRejects => fail(
+            &format!(
+                "{} lines rejected, more than --max-rejects {}",
+                summary.rejected(),
+                config.max_rejects.unwrap_or_default()
+            ),
+            exit,
+        ),
+        Ok(_) => exit.into(),
+    }
+}
+
+/// Writes `--stats-json` and the final `--metrics-textfile`; a failure there is only a warning.
+fn write_reports(config: &Config, summary: &Summary, exit: Exit) {
+    if let Some(path) = &config.stats_json {
+        let json = format!("{}\n", summary.to_json(exit));
+        let written = if path.as_os_str() == "-" {
+            std::io::stderr().write_all(json.as_bytes())
+        } else {
+            write_atomically(path, json.as_bytes())
+        };
+        if let Err(e) = written {
+            tracing::warn!("cannot write stats to '{}': {e}", path.display());
         }
-        (Err(error), _) => report(&error),
-        (Ok(_), Err(e)) => fail(&format!("cannot listen for signals: {e}"), Exit::Internal),
+    }
+    if let Some(path) = &config.metrics_textfile {
+        let text = summary.to_prometheus(Some(exit), SystemTime::now());
+        if let Err(e) = write_atomically(path, text.as_bytes()) {
+            tracing::warn!("cannot write metrics to '{}': {e}", path.display());
+        }
     }
 }
 

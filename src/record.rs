@@ -191,6 +191,16 @@ impl RejectReason {
         RejectReason::LineTooLong,
     ];
 
+    /// The reason as a machine-readable key, for `--stats-json`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            RejectReason::NotEnoughFields => "not_enough_fields",
+            RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::BadSeverity => "bad_severity",
+            RejectReason::LineTooLong => "line_too_long",
+        }
+    }
+
     /// The reason as written to the rejects file and the log.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -1,15 +1,31 @@
-//! The run's totals, summed once from the stages' reports, and the exit code they imply.
+//! What a run did, as plain numbers: the one-line summary, `--stats-json` and
+//! `--metrics-textfile` are renderings of a [`Summary`], and so is the exit code.
 
 use std::fmt;
-use std::time::Duration;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
 
 use crate::error::Exit;
-use crate::pipeline::{reader::ReaderReport, validator::ValidatorReport, writer::WriterReport};
+use crate::metrics::Metrics;
 use crate::record::RejectReason;
 use crate::signal::Signal;
 
-/// What a finished run did. `lines = blank + rejected + dropped + filtered + written` when the
-/// input was read to its end and the output took every record.
+/// One stage's waits and channel high-water mark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageSummary {
+    /// Time blocked on a full output channel or window: downstream is the bottleneck.
+    pub blocked: Duration,
+    /// Time idle on an empty input: upstream is the bottleneck.
+    pub idle: Duration,
+    /// The fullest the stage's output channel got, in batches.
+    pub channel_high_water: u64,
+}
+
+/// The counters of a run. For a run that read its input to the end (or drained) and wrote every
+/// record, `lines = blank + rejected + dropped + filtered + written`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Lines read.
@@ -18,49 +34,43 @@ pub struct Summary {
     pub blank: u64,
     /// Rejected lines, indexed like [`RejectReason::ALL`].
     pub rejected_by_reason: [u64; RejectReason::ALL.len()],
-    /// Lines each parser worker parsed, in the order the workers finished.
-    pub parsed_by_worker: Vec<u64>,
     /// Records with an empty message.
     pub dropped: u64,
     /// Records below `--min-level`.
     pub filtered: u64,
     /// Records written to the output.
     pub written: u64,
+    /// Lines the parsers parsed.
+    pub lines_parsed: u64,
+    /// Records the validator passed to the writer.
+    pub valid: u64,
+    /// Lines written to the rejects file.
+    pub rejects_written: u64,
     /// Input bytes read.
     pub bytes_in: u64,
     /// Output bytes written.
     pub bytes_out: u64,
     /// Write retries.
     pub retries: u64,
-    /// Wall time of the pipeline.
+    /// Lines read whose outcome was not final yet.
+    pub in_flight: u64,
+    /// Wall time so far.
     pub elapsed: Duration,
     /// A drain stopped reading before the end of the input.
     pub drained: bool,
     /// The output pipe was closed by its reader.
     pub output_closed: bool,
+    /// The reader's waits; its channel is the parsers' input.
+    pub reader: StageSummary,
+    /// The parsers' waits; their channel is the validator's input.
+    pub parser: StageSummary,
+    /// The validator's waits; its channel is the writer's input.
+    pub validator: StageSummary,
+    /// The writer's waits: idle for batches, blocked on the output.
+    pub writer: StageSummary,
 }
 
 impl Summary {
-    pub(crate) fn add_reader(&mut self, r: ReaderReport) {
-        self.lines = r.lines;
-        self.bytes_in = r.bytes;
-        self.drained = r.drained;
-    }
-
-    pub(crate) fn add_validator(&mut self, v: ValidatorReport) {
-        self.blank = v.blank;
-        self.rejected_by_reason = v.rejected_by_reason;
-        self.dropped = v.dropped;
-        self.filtered = v.filtered;
-    }
-
-    pub(crate) fn add_writer(&mut self, w: WriterReport) {
-        self.written = w.written;
-        self.bytes_out = w.bytes;
-        self.retries = w.retries;
-        self.output_closed = w.output_closed;
-    }
-
     /// All rejected lines.
     pub fn rejected(&self) -> u64 {
         self.rejected_by_reason.iter().sum()
@@ -72,6 +82,156 @@ impl Summary {
             Some(signal) => signal.exit(),
             None if max_rejects.is_some_and(|max| self.rejected() > max) => Exit::TooManyRejects,
             None => Exit::Ok,
+        }
+    }
+
+    /// The `--stats-json` object (schema in the README).
+    pub fn to_json(&self, exit: Exit) -> serde_json::Value {
+        let by_reason: serde_json::Map<String, serde_json::Value> = RejectReason::ALL
+            .iter()
+            .zip(self.rejected_by_reason)
+            .map(|(reason, n)| (reason.key().to_owned(), n.into()))
+            .collect();
+        let stage = |s: &StageSummary, counts: serde_json::Value| {
+            let mut object = counts;
+            object["blocked_seconds"] = s.blocked.as_secs_f64().into();
+            object["idle_seconds"] = s.idle.as_secs_f64().into();
+            object["channel_high_water"] = s.channel_high_water.into();
+            object
+        };
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "exit_code": exit as u8,
+            "elapsed_seconds": self.elapsed.as_secs_f64(),
+            "lines": self.lines,
+            "blank": self.blank,
+            "rejected": self.rejected(),
+            "dropped": self.dropped,
+            "filtered": self.filtered,
+            "written": self.written,
+            "rejected_by_reason": by_reason,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "retries": self.retries,
+            "stages": {
+                "reader": stage(&self.reader, json!({"lines_out": self.lines, "bytes_in": self.bytes_in})),
+                "parser": stage(&self.parser, json!({"lines_in": self.lines_parsed})),
+                "validator": stage(&self.validator, json!({
+                    "lines_in": self.blank + self.rejected() + self.dropped + self.filtered + self.valid,
+                    "records_out": self.valid,
+                })),
+                "writer": stage(&self.writer, json!({
+                    "records_in": self.valid,
+                    "records_written": self.written,
+                    "rejects_written": self.rejects_written,
+                    "bytes_out": self.bytes_out,
+                    "retries": self.retries,
+                })),
+            },
+        })
+    }
+
+    /// The `--metrics-textfile` content, in Prometheus text exposition format.
+    ///
+    /// `exit` is `None` while the run is still going: success then means "no failure so far".
+    pub fn to_prometheus(&self, exit: Option<Exit>, now: SystemTime) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, value) in samples {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        metric(
+            "ingest_lines_total",
+            "counter",
+            "Input lines of the last run, by outcome.",
+            &[
+                ("{outcome=\"written\"}", self.written as f64),
+                ("{outcome=\"rejected\"}", self.rejected() as f64),
+                ("{outcome=\"dropped\"}", self.dropped as f64),
+                ("{outcome=\"filtered\"}", self.filtered as f64),
+                ("{outcome=\"blank\"}", self.blank as f64),
+            ],
+        );
+        metric(
+            "ingest_bytes_total",
+            "counter",
+            "Bytes read from the input and written to the output by the last run.",
+            &[
+                ("{direction=\"in\"}", self.bytes_in as f64),
+                ("{direction=\"out\"}", self.bytes_out as f64),
+            ],
+        );
+        metric(
+            "ingest_write_retries_total",
+            "counter",
+            "Write retries of the last run.",
+            &[("", self.retries as f64)],
+        );
+        let unix = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        metric(
+            "ingest_last_run_timestamp_seconds",
+            "gauge",
+            "When the last run ended (or, while it runs, when this file was written).",
+            &[("", unix)],
+        );
+        let success = exit.is_none_or(|e| matches!(e, Exit::Ok | Exit::Interrupted | Exit::Terminated));
+        metric(
+            "ingest_last_run_success",
+            "gauge",
+            "1 if the last run succeeded (exit 0, or drained after a signal), 0 if not.",
+            &[("", f64::from(u8::from(success)))],
+        );
+        metric(
+            "ingest_run_duration_seconds",
+            "gauge",
+            "Wall time of the last run (so far, while it runs).",
+            &[("", self.elapsed.as_secs_f64())],
+        );
+        metric(
+            "ingest_run_in_progress",
+            "gauge",
+            "1 while a run is going on, 0 once it has ended.",
+            &[("", f64::from(u8::from(exit.is_none())))],
+        );
+        out
+    }
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, so a reader (a monitor,
+/// node_exporter's textfile collector) never sees half a file.
+///
+/// # Errors
+/// When the temporary file cannot be written or renamed.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// How often a long run refreshes `--metrics-textfile`.
+const TEXTFILE_EVERY: Duration = Duration::from_secs(10);
+
+/// Rewrites the metrics textfile every 10 s while a run goes on; the binary writes the final one.
+pub async fn keep_textfile_fresh(
+    path: std::path::PathBuf,
+    metrics: std::sync::Arc<Metrics>,
+    started: std::time::Instant,
+) {
+    let mut ticks = tokio::time::interval(TEXTFILE_EVERY);
+    ticks.tick().await; // the first tick is immediate; the run has only just begun
+    loop {
+        ticks.tick().await;
+        let now = metrics.snapshot(started.elapsed());
+        if let Err(e) = write_atomically(&path, now.to_prometheus(None, SystemTime::now()).as_bytes()) {
+            tracing::warn!("cannot write metrics to '{}': {e}", path.display());
         }
     }
 }

@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use common::{Scratch, expected_text, valid_lines};
-use ingest::checkpoint::Position;
+use ingest::checkpoint::Resume;
+use ingest::metrics::Metrics;
 use ingest::output::{FileSink, Sink};
 use ingest::{Config, Input, Output};
 use tokio::io::AsyncWrite;
@@ -24,6 +25,7 @@ async fn a_hundred_records_go_through_parsers_and_validator() {
     let summary = ingest::run(
         &config,
         Input::Reader(Box::new(Cursor::new(valid_lines(100)))),
+        Arc::new(Metrics::default()),
         CancellationToken::new(),
     )
     .await
@@ -32,8 +34,10 @@ async fn a_hundred_records_go_through_parsers_and_validator() {
         (summary.lines, summary.written, summary.rejected()),
         (100, 100, 0)
     );
-    assert_eq!(summary.parsed_by_worker.iter().sum::<u64>(), 100);
-    assert_eq!(summary.parsed_by_worker.len(), 4);
+    assert_eq!(
+        (summary.lines_parsed, summary.valid, summary.bytes_in),
+        (100, 100, valid_lines(100).len() as u64)
+    );
     assert_eq!(dir.read("out.log"), expected_text(100));
 }
 
@@ -121,10 +125,10 @@ async fn a_slow_writer_holds_the_reader_to_a_bounded_lead() {
     let summary = ingest::pipeline::run(
         &config,
         input,
-        Position::default(),
+        Resume::default(),
         sink,
         None::<FileSink>,
-        None,
+        Arc::new(Metrics::default()),
         CancellationToken::new(),
     )
     .await

@@ -24,50 +24,72 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{Committer, Position};
+use crate::checkpoint::Resume;
 use crate::cli::Config;
 use crate::error::Error;
+use crate::metrics::{Metrics, StageTimes};
 use crate::output::Sink;
 use crate::summary::Summary;
 
 /// Receives the next message, or `None` once the channel is closed and empty or `cancel` fires.
+/// Time spent waiting on an empty channel counts as the stage's idle time.
 ///
 /// # Cancel safety
 /// Safe: a message is either returned or left in the channel.
-async fn recv<T>(rx: &async_channel::Receiver<T>, cancel: &CancellationToken) -> Option<T> {
-    tokio::select! {
+async fn recv<T>(
+    rx: &async_channel::Receiver<T>,
+    cancel: &CancellationToken,
+    times: &StageTimes,
+) -> Option<T> {
+    if cancel.is_cancelled() {
+        return None;
+    }
+    match rx.try_recv() {
+        Ok(msg) => return Some(msg),
+        Err(async_channel::TryRecvError::Closed) => return None,
+        Err(async_channel::TryRecvError::Empty) => {}
+    }
+    let waiting = Instant::now();
+    let msg = tokio::select! {
         biased;
         () = cancel.cancelled() => None,
         msg = rx.recv() => msg.ok(),
-    }
+    };
+    times.idle(waiting.elapsed());
+    msg
 }
 
 /// Sends `msg`, waiting while the channel is full; false when the receiver is gone or on cancel.
-async fn send<T>(tx: &async_channel::Sender<T>, msg: T, cancel: &CancellationToken) -> bool {
-    tokio::select! {
+/// Time spent waiting on a full channel counts as the stage's blocked time.
+async fn send<T>(
+    tx: &async_channel::Sender<T>,
+    msg: T,
+    cancel: &CancellationToken,
+    times: &StageTimes,
+) -> bool {
+    let msg = match tx.try_send(msg) {
+        Ok(()) => {
+            times.queued(tx.len());
+            return true;
+        }
+        Err(async_channel::TrySendError::Closed(_)) => return false,
+        Err(async_channel::TrySendError::Full(msg)) => msg,
+    };
+    let waiting = Instant::now();
+    let sent = tokio::select! {
         biased;
         () = cancel.cancelled() => false,
         sent = tx.send(msg) => sent.is_ok(),
-    }
-}
-
-/// Counters every stage can read while the run goes on, for the drain timeout's message.
-/// Updated once per batch or buffer, never per line.
-#[derive(Debug, Default)]
-pub struct Live {
-    /// Lines the reader has handed out.
-    pub lines_read: AtomicU64,
-    /// Lines whose outcome is final: written, or rejected, dropped, filtered or blank.
-    pub lines_settled: AtomicU64,
-    /// Records written to the output.
-    pub written: AtomicU64,
+    };
+    times.blocked(waiting.elapsed());
+    times.queued(tx.len());
+    sent
 }
 
 /// How `--capacity` (records in flight) becomes batches: the batch size and the window.
@@ -89,26 +111,19 @@ impl Tuning {
     }
 }
 
-/// One stage's report, as the `JoinSet` returns it.
-enum Report {
-    Reader(reader::ReaderReport),
-    Parser(parser::ParserReport),
-    Validator(validator::ValidatorReport),
-    Writer(writer::WriterReport),
-}
-
 /// Runs the whole pipeline from `input` to `output` (and `rejects`) until the input ends, a
-/// drain is asked for, or a stage fails.
+/// drain is asked for, or a stage fails. Counters go to `metrics` as the run goes.
 ///
 /// # Errors
-/// The first stage error; [`Error::Panic`] naming the stage if one panicked.
+/// The first stage error; [`Error::Panic`] naming the stage if one panicked;
+/// [`Error::DrainTimedOut`] when a drain outlasts `--shutdown-timeout`.
 pub async fn run<W, R>(
     config: &Config,
     input: impl Read + Send + 'static,
-    start: Position,
+    resume: Resume,
     output: W,
     rejects: Option<R>,
-    committer: Option<Committer>,
+    metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error>
 where
@@ -117,7 +132,6 @@ where
 {
     let started = Instant::now();
     let cancel = CancellationToken::new();
-    let live = Arc::new(Live::default());
     let tuning = Tuning::new(config.capacity.get(), config.workers.get());
     let window = Arc::new(Semaphore::new(tuning.window));
     let (lines_tx, lines_rx) = async_channel::bounded(tuning.window);
@@ -125,52 +139,60 @@ where
     let (valid_tx, valid_rx) = async_channel::bounded(tuning.window);
 
     let mut stages = Stages::new(cancel.clone());
-    let limits = reader::Settings {
+    let settings = reader::Settings {
         batch_lines: tuning.batch_lines,
         max_line_bytes: config.max_line_bytes,
         // A growing log's last line may still be half-written: a checkpointed run leaves it.
-        hold_last_line: committer.is_some(),
-        start,
+        hold_last_line: resume.committer.is_some(),
+        start: resume.start,
     };
     let reader = reader::run(
         input,
         lines_tx,
         window,
-        limits,
-        live.clone(),
+        settings,
+        metrics.clone(),
         drain.clone(),
         cancel.clone(),
     );
-    stages.spawn("reader", async move { reader.await.map(Report::Reader) });
+    stages.spawn("reader", reader);
     let pool = Arc::new(parser::EntryPool::default());
     for worker in 0..config.workers.get() {
-        let parser = parser::run(
-            worker,
-            lines_rx.clone(),
-            parsed_tx.clone(),
-            pool.clone(),
-            config.max_line_bytes,
-            cancel.clone(),
+        let parser = parser::Worker {
+            id: worker,
+            pool: pool.clone(),
+            max_line_bytes: config.max_line_bytes,
+            metrics: metrics.clone(),
+        };
+        stages.spawn(
+            "parser",
+            parser.run(lines_rx.clone(), parsed_tx.clone(), cancel.clone()),
         );
-        stages.spawn("parser", async move { parser.await.map(Report::Parser) });
     }
     // The stages hold the only handles now, so each channel closes when its senders finish.
     drop((lines_rx, parsed_tx));
-    let validator = validator::run(parsed_rx, valid_tx, config.min_level, cancel.clone());
-    stages.spawn("validator", async move { validator.await.map(Report::Validator) });
+    let validator = validator::run(
+        parsed_rx,
+        valid_tx,
+        config.min_level,
+        metrics.clone(),
+        cancel.clone(),
+    );
+    stages.spawn("validator", validator);
+    let settings = writer::Settings {
+        format: config.format,
+        retry: config.retry,
+        checkpoint: resume.committer.map(|c| (c, resume.start)),
+    };
     let writer = writer::run(
         valid_rx,
         output,
         rejects,
-        writer::Settings {
-            format: config.format,
-            retry: config.retry,
-            checkpoint: committer.map(|c| (c, start)),
-        },
-        live.clone(),
+        settings,
+        metrics.clone(),
         cancel.clone(),
     );
-    stages.spawn("writer", async move { writer.await.map(Report::Writer) });
+    stages.spawn("writer", writer);
 
     // A drain that cannot finish (a writer stuck retrying, a pipe nobody reads) is cut short.
     let timeout = config.shutdown_timeout;
@@ -178,23 +200,20 @@ where
         drain.cancelled().await;
         tokio::time::sleep(timeout).await;
     };
-    let mut summary = tokio::select! {
+    tokio::select! {
         joined = stages.join() => joined?,
         () = drain_expired => {
             cancel.cancel();
-            let written = live.written.load(Ordering::Relaxed);
-            let read = live.lines_read.load(Ordering::Relaxed);
-            let in_flight = read - live.lines_settled.load(Ordering::Relaxed).min(read);
-            return Err(Error::DrainTimedOut { after: timeout, written, in_flight });
+            let now = metrics.snapshot(started.elapsed());
+            return Err(Error::DrainTimedOut { after: timeout, written: now.written, in_flight: now.in_flight });
         }
     };
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok(metrics.snapshot(started.elapsed()))
 }
 
 /// The running stages: one `JoinSet`, the stage name of each task, and the cancel token.
 struct Stages {
-    tasks: JoinSet<Result<Report, Error>>,
+    tasks: JoinSet<Result<(), Error>>,
     names: HashMap<tokio::task::Id, &'static str>,
     cancel: CancellationToken,
 }
@@ -208,36 +227,17 @@ impl Stages {
         }
     }
 
-    fn spawn(
-        &mut self,
-        stage: &'static str,
-        task: impl Future<Output = Result<Report, Error>> + Send + 'static,
-    ) {
+    fn spawn(&mut self, stage: &'static str, task: impl Future<Output = Result<(), Error>> + Send + 'static) {
         let handle = self.tasks.spawn(task);
         self.names.insert(handle.id(), stage);
     }
 
     /// Waits for every stage; on the first error or panic, cancels the others and returns it.
-    async fn join(mut self) -> Result<Summary, Error> {
-        let mut summary = Summary::default();
+    async fn join(mut self) -> Result<(), Error> {
         let mut first_error = None;
         while let Some(joined) = self.tasks.join_next_with_id().await {
             let error = match joined {
-                Ok((_, Ok(report))) => {
-                    match report {
-                        Report::Reader(r) => summary.add_reader(r),
-                        Report::Parser(p) => summary.parsed_by_worker.push(p.lines),
-                        Report::Validator(v) => summary.add_validator(v),
-                        Report::Writer(w) => {
-                            if w.output_closed {
-                                // Nobody reads the output any more: stop the rest, quietly.
-                                self.cancel.cancel();
-                            }
-                            summary.add_writer(w);
-                        }
-                    }
-                    continue;
-                }
+                Ok((_, Ok(()))) => continue,
                 Ok((_, Err(error))) => error,
                 Err(join_error) => {
                     let stage = self.names.get(&join_error.id()).copied().unwrap_or("unknown");
@@ -247,10 +247,7 @@ impl Stages {
             self.cancel.cancel();
             first_error.get_or_insert(error);
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(summary),
-        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -265,7 +262,7 @@ mod tests {
         let waiter = cancel.clone();
         stages.spawn("validator", async move {
             waiter.cancelled().await;
-            Ok(Report::Validator(validator::ValidatorReport::default()))
+            Ok(())
         });
         stages.spawn("parser", async { panic!("injected") });
         let error = stages.join().await.unwrap_err();
@@ -287,8 +284,9 @@ mod tests {
         });
         let cancel = CancellationToken::new();
         let started = Instant::now();
+        let times = StageTimes::default();
         for i in 0..10 {
-            assert!(send(&tx, i, &cancel).await);
+            assert!(send(&tx, i, &cancel, &times).await);
         }
         let elapsed = started.elapsed();
         assert!(

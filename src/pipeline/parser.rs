@@ -15,6 +15,7 @@ use super::reader::{LONG_LINE_PREFIX, RawBatch};
 use super::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
+use crate::metrics::{Metrics, add};
 use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, split_lines};
 
 /// A line that did not follow the grammar, kept whole for the rejects file.
@@ -202,51 +203,61 @@ fn parse_into(first_line: u64, data: Bytes, max_line_bytes: usize, pool: Option<
     parsed
 }
 
-/// What one parser task did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ParserReport {
-    /// Which worker, from 0.
-    pub worker: usize,
-    /// Lines this worker parsed.
-    pub lines: u64,
+/// One parser task and what it needs.
+pub(crate) struct Worker {
+    /// Which worker, from 0, for the log.
+    pub id: usize,
+    /// Where entry lists come from and go back to.
+    pub pool: Arc<EntryPool>,
+    /// Longer lines are rejected.
+    pub max_line_bytes: usize,
+    /// Where the counts go.
+    pub metrics: Arc<Metrics>,
 }
 
-/// Runs one parser task until the reader's channel is closed and empty, or `cancel` fires.
-///
-/// # Errors
-/// None today; the signature matches the other stages so the pipeline treats them alike.
-pub(crate) async fn run(
-    worker: usize,
-    lines_rx: async_channel::Receiver<RawBatch>,
-    parsed_tx: async_channel::Sender<ParsedBatch>,
-    pool: Arc<EntryPool>,
-    max_line_bytes: usize,
-    cancel: CancellationToken,
-) -> Result<ParserReport, Error> {
-    let mut report = ParserReport { worker, lines: 0 };
-    while let Some(batch) = recv(&lines_rx, &cancel).await {
-        let parsed = if batch.long_line {
-            Parsed::long_line(batch.first_line, batch.data)
-        } else {
-            parse_into(batch.first_line, batch.data, max_line_bytes, Some(&pool))
-        };
-        report.lines += parsed.lines;
-        let end = Position {
-            offset: batch.end_offset,
-            lines: batch.first_line - 1 + parsed.lines,
-        };
-        let out = ParsedBatch {
-            seq: batch.seq,
-            end,
-            parsed,
-            permit: batch.permit,
-        };
-        if !send(&parsed_tx, out, &cancel).await {
-            break;
+impl Worker {
+    /// Parses batches until the reader's channel is closed and empty, or `cancel` fires.
+    ///
+    /// # Errors
+    /// None today; the signature matches the other stages so the pipeline treats them alike.
+    pub(crate) async fn run(
+        self,
+        lines_rx: async_channel::Receiver<RawBatch>,
+        parsed_tx: async_channel::Sender<ParsedBatch>,
+        cancel: CancellationToken,
+    ) -> Result<(), Error> {
+        let times = &self.metrics.parser;
+        let mut lines = 0;
+        while let Some(batch) = recv(&lines_rx, &cancel, times).await {
+            let parsed = if batch.long_line {
+                Parsed::long_line(batch.first_line, batch.data)
+            } else {
+                parse_into(
+                    batch.first_line,
+                    batch.data,
+                    self.max_line_bytes,
+                    Some(&self.pool),
+                )
+            };
+            lines += parsed.lines;
+            add(&self.metrics.lines_parsed, parsed.lines);
+            let end = Position {
+                offset: batch.end_offset,
+                lines: batch.first_line - 1 + parsed.lines,
+            };
+            let out = ParsedBatch {
+                seq: batch.seq,
+                end,
+                parsed,
+                permit: batch.permit,
+            };
+            if !send(&parsed_tx, out, &cancel, times).await {
+                break;
+            }
         }
+        tracing::debug!("parser worker finished: {lines} (worker {})", self.id);
+        Ok(())
     }
-    tracing::debug!("parser worker finished: {}", report.lines);
-    Ok(report)
 }
 
 #[cfg(test)]

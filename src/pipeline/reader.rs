@@ -3,21 +3,22 @@
 //! All of it runs on a dedicated thread: `read(2)` blocks (Tokio's stdin cannot be cancelled),
 //! and a task would wait behind busy parsers for every chunk. The thread cuts each chunk into
 //! [`RawBatch`]es, numbers them, and sends them to the parser pool; the stage's task only
-//! watches for a drain or a cancel and collects the thread's report.
+//! watches for a drain or a cancel and waits for the thread.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::Live;
 use crate::checkpoint::Position;
 use crate::error::Error;
+use crate::metrics::{Metrics, add};
 use crate::record::{RawRecord, split_lines};
 
 /// How much the reader thread asks for per `read(2)`.
@@ -49,17 +50,6 @@ impl RawBatch {
     }
 }
 
-/// What the reader did, for the run summary.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReaderReport {
-    /// Lines handed downstream.
-    pub lines: u64,
-    /// Bytes handed downstream.
-    pub bytes: u64,
-    /// True when a drain stopped the reading before the end of the input.
-    pub drained: bool,
-}
-
 /// Where the reader thread is, shared with the stage's task so a drain can stop it.
 #[derive(Debug, Default)]
 struct Progress {
@@ -67,7 +57,6 @@ struct Progress {
     reading: bool,
     /// The task asked the thread to stop after handing out what it holds.
     stop: bool,
-    report: ReaderReport,
     error: Option<io::Error>,
 }
 
@@ -92,7 +81,7 @@ struct ReadLoop<'a> {
     lines_tx: &'a async_channel::Sender<RawBatch>,
     window: &'a Arc<Semaphore>,
     progress: &'a Mutex<Progress>,
-    live: &'a Live,
+    metrics: &'a Metrics,
     cancel: &'a CancellationToken,
     runtime: &'a Handle,
     limits: Settings,
@@ -232,13 +221,22 @@ impl ReadLoop<'_> {
 
     /// Sends one batch of `lines` lines that took `bytes` bytes of input.
     fn send(&mut self, data: Bytes, lines: u64, long_line: bool, bytes: u64) -> bool {
-        let permit = self.runtime.block_on(async {
-            tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => None,
-                permit = Arc::clone(self.window).acquire_owned() => permit.ok(),
+        // Time waiting for the window or the parsers is the reader's blocked time.
+        let permit = match Arc::clone(self.window).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let waiting = Instant::now();
+                let permit = self.runtime.block_on(async {
+                    tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => None,
+                        permit = Arc::clone(self.window).acquire_owned() => permit.ok(),
+                    }
+                });
+                self.metrics.reader.blocked(waiting.elapsed());
+                permit
             }
-        });
+        };
         let Some(permit) = permit else { return false };
         let end_offset = self.offset + bytes;
         let batch = RawBatch {
@@ -249,16 +247,25 @@ impl ReadLoop<'_> {
             end_offset,
             permit,
         };
-        if self.lines_tx.send_blocking(batch).is_err() {
+        let sent = match self.lines_tx.try_send(batch) {
+            Ok(()) => true,
+            Err(async_channel::TrySendError::Closed(_)) => false,
+            Err(async_channel::TrySendError::Full(batch)) => {
+                let waiting = Instant::now();
+                let sent = self.lines_tx.send_blocking(batch).is_ok();
+                self.metrics.reader.blocked(waiting.elapsed());
+                sent
+            }
+        };
+        if !sent {
             return false;
         }
+        self.metrics.reader.queued(self.lines_tx.len());
         self.seq += 1;
         self.line_no += lines;
         self.offset += bytes;
-        self.live.lines_read.fetch_add(lines, Ordering::Relaxed);
-        let report = &mut lock(self.progress).report;
-        report.lines += lines;
-        report.bytes += bytes;
+        add(&self.metrics.lines_read, lines);
+        add(&self.metrics.bytes_in, bytes);
         true
     }
 }
@@ -348,22 +355,27 @@ pub async fn run(
     lines_tx: async_channel::Sender<RawBatch>,
     window: Arc<Semaphore>,
     limits: Settings,
-    live: Arc<Live>,
+    metrics: Arc<Metrics>,
     drain: CancellationToken,
     cancel: CancellationToken,
-) -> Result<ReaderReport, Error> {
+) -> Result<(), Error> {
     let progress = Arc::new(Mutex::new(Progress::default()));
     // Not a sender: holding one would keep the channel open after the thread is done.
     let lines = lines_tx.clone().downgrade();
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let thread = {
-        let (progress, cancel, runtime) = (Arc::clone(&progress), cancel.clone(), Handle::current());
+        let (progress, metrics, cancel, runtime) = (
+            Arc::clone(&progress),
+            Arc::clone(&metrics),
+            cancel.clone(),
+            Handle::current(),
+        );
         move || {
             let read_loop = ReadLoop {
                 lines_tx: &lines_tx,
                 window: &window,
                 progress: &progress,
-                live: &live,
+                metrics: &metrics,
                 cancel: &cancel,
                 runtime: &runtime,
                 limits,
@@ -418,10 +430,14 @@ pub async fn run(
     if let Some(error) = progress.error.take() {
         return Err(Error::Read(error));
     }
-    let mut report = progress.report;
-    report.drained = stopped_early && drain.is_cancelled();
-    tracing::debug!("reader finished: {} lines", report.lines);
-    Ok(report)
+    if stopped_early && drain.is_cancelled() {
+        metrics.drained.store(true, Ordering::Relaxed);
+    }
+    tracing::debug!(
+        "reader finished: {} lines",
+        metrics.lines_read.load(Ordering::Relaxed)
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -454,6 +470,7 @@ mod tests {
             .collect();
         let (tx, rx) = async_channel::bounded(4);
         let window = Arc::new(Semaphore::new(4));
+        let metrics = Arc::new(Metrics::default());
         let stage = tokio::spawn(run(
             io::Cursor::new(input.clone()),
             tx,
@@ -464,7 +481,7 @@ mod tests {
                 hold_last_line: false,
                 start: Position::default(),
             },
-            Arc::new(Live::default()),
+            metrics.clone(),
             CancellationToken::new(),
             CancellationToken::new(),
         ));
@@ -477,9 +494,9 @@ mod tests {
             }
             seen.extend_from_slice(&batch.data);
         }
-        let report = stage.await.unwrap().unwrap();
+        stage.await.unwrap().unwrap();
         assert_eq!(seen, input);
-        assert_eq!(report.lines, 5001);
+        assert_eq!(metrics.lines_read.load(Ordering::Relaxed), 5001);
         assert_eq!(next_line, 5002);
     }
 }

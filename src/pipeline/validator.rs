@@ -5,6 +5,7 @@
 //! order. The only place a [`ValidRecord`] is made.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ use super::parser::{Parsed, ParsedBatch, Rejected};
 use super::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
+use crate::metrics::{Metrics, add};
 use crate::record::{RejectReason, Severity, ValidRecord};
 
 /// How many rejected lines get a warning of their own; the rest are only counted.
@@ -87,6 +89,17 @@ impl ValidatorReport {
     pub fn rejected(&self) -> u64 {
         self.rejected_by_reason.iter().sum()
     }
+
+    /// Adds what changed since `before` to the shared counters: once per batch.
+    fn publish_since(&self, before: &ValidatorReport, metrics: &Metrics) {
+        add(&metrics.blank, self.blank - before.blank);
+        for (i, counter) in metrics.rejected.iter().enumerate() {
+            add(counter, self.rejected_by_reason[i] - before.rejected_by_reason[i]);
+        }
+        add(&metrics.dropped, self.dropped - before.dropped);
+        add(&metrics.filtered, self.filtered - before.filtered);
+        add(&metrics.valid, self.valid - before.valid);
+    }
 }
 
 /// Keeps records with a non-empty message (else dropped) at or above `min_level` (else
@@ -141,19 +154,23 @@ pub async fn run(
     parsed_rx: async_channel::Receiver<ParsedBatch>,
     valid_tx: async_channel::Sender<ValidBatch>,
     min_level: Option<Severity>,
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
-) -> Result<ValidatorReport, Error> {
+) -> Result<(), Error> {
+    let times = &metrics.validator;
     let mut report = ValidatorReport::default();
     // Batches that overtook an earlier one. Never more than the in-flight window: each holds a
     // permit, and the reader cannot read past the window until the writer frees one.
     let mut early: BTreeMap<u64, ParsedBatch> = BTreeMap::new();
     let mut next_seq = 0;
-    'receiving: while let Some(batch) = recv(&parsed_rx, &cancel).await {
+    'receiving: while let Some(batch) = recv(&parsed_rx, &cancel, times).await {
         early.insert(batch.seq, batch);
         while let Some(batch) = early.remove(&next_seq) {
             next_seq += 1;
+            let before = report;
             let valid = validate(batch, min_level, &mut report);
-            if !send(&valid_tx, valid, &cancel).await {
+            report.publish_since(&before, &metrics);
+            if !send(&valid_tx, valid, &cancel, times).await {
                 break 'receiving;
             }
         }
@@ -169,7 +186,7 @@ pub async fn run(
         report.valid,
         report.dropped
     );
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,16 +8,18 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use std::time::Instant;
 
 use backon::{ExponentialBuilder, RetryableWithContext};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+use super::recv;
 use super::validator::ValidBatch;
-use super::{Live, recv};
 use crate::checkpoint::{Committer, Position};
 use crate::error::Error;
 use crate::format::{Format, write_record, write_reject};
+use crate::metrics::{Metrics, add};
 use crate::output::Sink;
 
 /// A buffer this full is written out even while more records are waiting.
@@ -54,21 +56,6 @@ impl RetryPolicy {
 pub fn is_transient(error: &io::Error) -> bool {
     use io::ErrorKind::*;
     matches!(error.kind(), Interrupted | WouldBlock | TimedOut | StorageFull)
-}
-
-/// What the writer did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriterReport {
-    /// Records completely written to the output.
-    pub written: u64,
-    /// Bytes written to the output.
-    pub bytes: u64,
-    /// Lines written to the rejects file.
-    pub rejects_written: u64,
-    /// Write retries, for both files.
-    pub retries: u64,
-    /// The output was a pipe whose reader went away (`ingest - | head`): a quiet stop.
-    pub output_closed: bool,
 }
 
 /// Bytes formatted for both files, handed from the formatting loop to the flusher.
@@ -265,9 +252,9 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     output: W,
     rejects: Option<R>,
     settings: Settings,
-    live: Arc<Live>,
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
-) -> Result<WriterReport, Error> {
+) -> Result<(), Error> {
     let Settings {
         format,
         retry,
@@ -280,15 +267,23 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     for _ in 0..2 {
         empty_tx.try_send(Formatted::new()).expect("room for two");
     }
-    let mut flusher = tokio::spawn(flush(full_rx, empty_tx, output, rejects, retry, live, checkpoint));
+    let mut flusher = tokio::spawn(flush(
+        full_rx,
+        empty_tx,
+        output,
+        rejects,
+        retry,
+        metrics.clone(),
+        checkpoint,
+    ));
 
     let mut current = Formatted::new();
     loop {
         let batch = tokio::select! {
             biased;
             // The flusher only ends early on a failure (or a closed pipe): report it now.
-            flushed = &mut flusher => return joined(flushed),
-            batch = recv(&valid_rx, &cancel) => batch,
+            flushed = &mut flusher => return joined(flushed, &cancel),
+            batch = recv(&valid_rx, &cancel, &metrics.writer) => batch,
         };
         let Some(batch) = batch else { break };
         current.add(&batch, format, keep_rejects);
@@ -296,11 +291,15 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
         drop(batch);
         let idle = valid_rx.is_empty() && full_tx.is_empty();
         if current.out.len() >= FLUSH_BYTES || (idle && !current.is_empty()) {
+            // Waiting here is waiting for the output: the writer's blocked time.
+            let waiting = Instant::now();
             if full_tx.send(std::mem::take(&mut current)).await.is_err() {
                 break; // the flusher stopped; it says why below
             }
             // A spare is there unless the flusher holds two: then wait for it to finish one.
-            match empty_rx.recv().await {
+            let spare = empty_rx.recv().await;
+            metrics.writer.blocked(waiting.elapsed());
+            match spare {
                 Ok(spare) => current = spare,
                 Err(_) => break,
             }
@@ -310,40 +309,67 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
         let _ = full_tx.send(current).await;
     }
     drop(full_tx);
-    joined(flusher.await)
+    joined(flusher.await, &cancel)
 }
 
+/// The flusher's outcome as the stage's. A closed output pipe ends the whole run, quietly: the
+/// other stages are cancelled (the reader may be blocked on an input that never ends).
 fn joined(
-    flushed: Result<Result<WriterReport, Error>, tokio::task::JoinError>,
-) -> Result<WriterReport, Error> {
-    flushed.unwrap_or(Err(Error::Panic { stage: "writer" }))
+    flushed: Result<Result<bool, Error>, tokio::task::JoinError>,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    match flushed {
+        Ok(Ok(output_closed)) => {
+            if output_closed {
+                cancel.cancel();
+            }
+            Ok(())
+        }
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(Error::Panic { stage: "writer" }),
+    }
 }
 
 /// Writes each formatted buffer to its file and hands it back empty; fsyncs both at the end.
+/// Returns whether the output pipe was closed by its reader (a quiet stop).
 async fn flush<W: Sink, R: Sink>(
     full_rx: async_channel::Receiver<Formatted>,
     empty_tx: async_channel::Sender<Formatted>,
     output: W,
     rejects: Option<R>,
     policy: RetryPolicy,
-    live: Arc<Live>,
+    metrics: Arc<Metrics>,
     mut checkpoint: Option<(Committer, Position)>,
-) -> Result<WriterReport, Error> {
+) -> Result<bool, Error> {
     let mut out = Target::new(output);
     let mut rejects = rejects.map(Target::new);
-    let mut report = WriterReport::default();
+    let mut retries = 0;
     let result = async {
         while let Ok(mut formatted) = full_rx.recv().await {
-            out.write(&formatted.out, formatted.records, &policy, &mut report.retries)
-                .await?;
-            if let Some(rejects) = rejects.as_mut() {
-                let lines = formatted.reject_lines;
-                rejects
-                    .write(&formatted.rejects, lines, &policy, &mut report.retries)
+            let (written, rejected) = (out.done, rejects.as_ref().map_or(0, |r| r.done));
+            let bytes = out.bytes;
+            let outcome = async {
+                out.write(&formatted.out, formatted.records, &policy, &mut retries)
                     .await?;
+                if let Some(rejects) = rejects.as_mut() {
+                    let lines = formatted.reject_lines;
+                    rejects
+                        .write(&formatted.rejects, lines, &policy, &mut retries)
+                        .await?;
+                }
+                Ok::<(), Failure>(())
             }
-            live.written.fetch_add(formatted.records, Ordering::Relaxed);
-            live.lines_settled.fetch_add(formatted.lines, Ordering::Relaxed);
+            .await;
+            // Counted whether or not the write failed: what reached the files, did.
+            add(&metrics.written, out.done - written);
+            add(&metrics.bytes_out, out.bytes - bytes);
+            add(
+                &metrics.rejects_written,
+                rejects.as_ref().map_or(0, |r| r.done) - rejected,
+            );
+            add(&metrics.retries, std::mem::take(&mut retries));
+            outcome?;
+            add(&metrics.lines_settled, formatted.lines);
             if let Some((committer, settled)) = checkpoint.as_mut() {
                 *settled = formatted.end.unwrap_or(*settled);
                 if committer.due(formatted.out.len() as u64) {
@@ -368,15 +394,12 @@ async fn flush<W: Sink, R: Sink>(
     }
     .await;
 
-    report.written = out.done;
-    report.bytes = out.bytes;
-    report.rejects_written = rejects.as_ref().map_or(0, |r| r.done);
-    tracing::debug!("writer finished: {} records", report.written);
+    tracing::debug!("writer finished: {} records", out.done);
     match result {
-        Ok(()) => Ok(report),
+        Ok(()) => Ok(false),
         Err(Stop::Write(Failure { error, .. })) if error.kind() == io::ErrorKind::BrokenPipe => {
-            report.output_closed = true;
-            Ok(report)
+            metrics.output_closed.store(true, Ordering::Relaxed);
+            Ok(true)
         }
         Err(Stop::Write(Failure {
             target,
@@ -420,6 +443,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+    use crate::Summary;
     use crate::pipeline::parser::{ParsedBatch, parse_batch};
     use crate::pipeline::validator::{ValidatorReport, validate};
 
@@ -541,8 +565,9 @@ mod tests {
     async fn write_batches(
         sink: FaultySink,
         batches: u64,
-    ) -> (Result<WriterReport, Error>, Arc<std::sync::Mutex<FaultySink>>) {
+    ) -> (Result<Summary, Error>, Arc<std::sync::Mutex<FaultySink>>) {
         let sink = Arc::new(std::sync::Mutex::new(sink));
+        let metrics = Arc::new(Metrics::default());
         let (tx, rx) = async_channel::bounded(batches as usize);
         let window = Arc::new(Semaphore::new(batches as usize));
         for b in 0..batches {
@@ -558,11 +583,11 @@ mod tests {
                 retry: POLICY,
                 checkpoint: None,
             },
-            Arc::new(Live::default()),
+            metrics.clone(),
             CancellationToken::new(),
         )
         .await;
-        (result, sink)
+        (result.map(|()| metrics.snapshot(Duration::ZERO)), sink)
     }
 
     #[tokio::test(start_paused = true)]
@@ -725,7 +750,9 @@ mod tests {
                 }
                 drop(tx);
                 let settings = Settings { format: Format::Text, retry: POLICY, checkpoint: None };
-                run(rx, SharedScript(sink.clone()), None::<FaultySink>, settings, Arc::new(Live::default()), CancellationToken::new()).await
+                let metrics = Arc::new(Metrics::default());
+                let result = run(rx, SharedScript(sink.clone()), None::<FaultySink>, settings, metrics.clone(), CancellationToken::new()).await;
+                result.map(|()| metrics.snapshot(Duration::ZERO))
             });
             let report = report.unwrap();
             let written = String::from_utf8(sink.lock().unwrap().written.clone()).unwrap();

@@ -1,0 +1,126 @@
+//! The run's counters: one set, shared by every stage, read by the summary, `--stats-json`,
+//! `--metrics-textfile` and the drain timeout's message.
+//!
+//! Stages add to them once per batch or buffer, never per line, so counting costs nothing
+//! measurable on the hot path. [`Metrics::snapshot`] turns them into a plain [`Summary`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::record::RejectReason;
+use crate::summary::{StageSummary, Summary};
+
+/// Time a stage spent waiting, and the fullest its output channel got.
+#[derive(Debug, Default)]
+pub struct StageTimes {
+    /// Waiting to hand work on: a full channel or in-flight window (backpressure).
+    blocked_ns: AtomicU64,
+    /// Waiting for work: an empty input channel (starvation).
+    idle_ns: AtomicU64,
+    /// Most messages seen in the stage's output channel.
+    high_water: AtomicU64,
+}
+
+impl StageTimes {
+    /// Adds time spent blocked on a full output.
+    pub fn blocked(&self, waited: Duration) {
+        self.blocked_ns
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Adds time spent idle on an empty input.
+    pub fn idle(&self, waited: Duration) {
+        self.idle_ns
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Records the output channel's length after a send.
+    pub fn queued(&self, len: usize) {
+        self.high_water.fetch_max(len as u64, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> StageSummary {
+        StageSummary {
+            blocked: Duration::from_nanos(self.blocked_ns.load(Ordering::Relaxed)),
+            idle: Duration::from_nanos(self.idle_ns.load(Ordering::Relaxed)),
+            channel_high_water: self.high_water.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Every counter of a run.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Lines the reader has handed out.
+    pub lines_read: AtomicU64,
+    /// Input bytes the reader has handed out.
+    pub bytes_in: AtomicU64,
+    /// Lines the parsers have parsed.
+    pub lines_parsed: AtomicU64,
+    /// Lines empty after trimming.
+    pub blank: AtomicU64,
+    /// Rejected lines, indexed like [`RejectReason::ALL`].
+    pub rejected: [AtomicU64; RejectReason::ALL.len()],
+    /// Records with an empty message.
+    pub dropped: AtomicU64,
+    /// Records below `--min-level`.
+    pub filtered: AtomicU64,
+    /// Records passed to the writer.
+    pub valid: AtomicU64,
+    /// Records written to the output.
+    pub written: AtomicU64,
+    /// Bytes written to the output.
+    pub bytes_out: AtomicU64,
+    /// Lines written to the rejects file.
+    pub rejects_written: AtomicU64,
+    /// Write retries.
+    pub retries: AtomicU64,
+    /// Lines whose outcome is final: written, or rejected, dropped, filtered or blank.
+    pub lines_settled: AtomicU64,
+    /// A drain stopped the reading before the end of the input.
+    pub drained: AtomicBool,
+    /// The output pipe was closed by its reader.
+    pub output_closed: AtomicBool,
+    /// Per-stage waits and channel high-water marks.
+    pub reader: StageTimes,
+    /// See [`Metrics::reader`].
+    pub parser: StageTimes,
+    /// See [`Metrics::reader`].
+    pub validator: StageTimes,
+    /// See [`Metrics::reader`].
+    pub writer: StageTimes,
+}
+
+/// Adds `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// The counters now, as plain numbers.
+    pub fn snapshot(&self, elapsed: Duration) -> Summary {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Summary {
+            lines: get(&self.lines_read),
+            blank: get(&self.blank),
+            rejected_by_reason: std::array::from_fn(|i| get(&self.rejected[i])),
+            dropped: get(&self.dropped),
+            filtered: get(&self.filtered),
+            written: get(&self.written),
+            lines_parsed: get(&self.lines_parsed),
+            valid: get(&self.valid),
+            rejects_written: get(&self.rejects_written),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+            retries: get(&self.retries),
+            in_flight: get(&self.lines_read).saturating_sub(get(&self.lines_settled)),
+            elapsed,
+            drained: self.drained.load(Ordering::Relaxed),
+            output_closed: self.output_closed.load(Ordering::Relaxed),
+            reader: self.reader.snapshot(),
+            parser: self.parser.snapshot(),
+            validator: self.validator.snapshot(),
+            writer: self.writer.snapshot(),
+        }
+    }
+}
