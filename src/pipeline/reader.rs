@@ -125,7 +125,10 @@ impl ReadLoop<'_> {
             let buf = self.buffers.make_room();
             let filled = buf.len();
             buf.resize(filled + CHUNK_BYTES, 0);
+            // Time in `read(2)` is time waiting on the input: the reader's idle time.
+            let reading = Instant::now();
             let read = input.read(&mut buf[filled..]);
+            self.metrics.reader.idle(reading.elapsed());
             buf.truncate(filled + *read.as_ref().unwrap_or(&0));
             {
                 let mut progress = lock(self.progress);
