@@ -3,6 +3,7 @@
 //! `main` parses `Args`, calls [`Args::into_config`] and hands the `Config` to [`crate::run`];
 //! nothing past this file sees a raw flag.
 
+use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use clap::Parser;
 
 use crate::format::Format;
 use crate::pipeline::writer::RetryPolicy;
+use crate::progress;
 use crate::record::Severity;
 
 const AFTER_HELP: &str = "\
@@ -88,6 +90,10 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub metrics_textfile: Option<PathBuf>,
 
+    /// Show a progress line on stderr: auto (only on a terminal), always or never
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t)]
+    pub progress: progress::Mode,
+
     /// Retries of a failing write before giving up
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retry_attempts: u32,
@@ -149,6 +155,8 @@ pub struct Config {
     pub stats_json: Option<PathBuf>,
     /// Where Prometheus metrics are kept.
     pub metrics_textfile: Option<PathBuf>,
+    /// Show a progress line on stderr.
+    pub progress: bool,
     /// The writer's retry schedule.
     pub retry: RetryPolicy,
     /// How long a drain may take before the run gives up on it.
@@ -204,6 +212,11 @@ impl Args {
             checkpoint_bytes: self.checkpoint_bytes.max(1),
             stats_json: self.stats_json,
             metrics_textfile: self.metrics_textfile,
+            progress: match self.progress {
+                progress::Mode::Always => true,
+                progress::Mode::Never => false,
+                progress::Mode::Auto => std::io::stderr().is_terminal(),
+            },
             shutdown_timeout,
             retry: RetryPolicy {
                 retries: self.retry_attempts,

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod record;
 pub mod signal;
 pub mod summary;
@@ -68,6 +69,11 @@ pub async fn run(
         Output::File(path) => FileSink::append_locked(path)?,
     };
     let mut rejects = config.rejects.as_deref().map(FileSink::append).transpose()?;
+    // A regular file on stdin has a size: progress can show a percentage and an ETA.
+    let size = match &input {
+        Input::File(file) => file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()),
+        Input::Reader(_) => None,
+    };
     let (input, resume): (Box<dyn Read + Send>, _) = match (&config.checkpoint, input) {
         (Some(path), Input::File(file)) => {
             let (input, start, committer) =
@@ -93,6 +99,10 @@ pub async fn run(
         (None, Input::File(file)) => (Box::new(file), Resume::default()),
         (None, Input::Reader(reader)) => (reader, Resume::default()),
     };
+    let total = size.map(|size| size.saturating_sub(resume.start.offset));
+    let _progress = config
+        .progress
+        .then(|| progress::Progress::start(metrics.clone(), total));
     let textfile = config.metrics_textfile.clone().map(|path| {
         tokio::spawn(summary::keep_textfile_fresh(
             path,

@@ -1,8 +1,13 @@
 //! Log lines on stderr in the shape of a Unix tool's messages: `ingest: warning: line 7: ...`.
 //!
-//! `main` installs it once; `-q`/`-v` pick the level and `RUST_LOG` overrides them.
+//! `main` installs it once; `-q`/`-v` pick the level and `RUST_LOG` overrides them. While a
+//! progress bar is up, each line is printed with the bar lifted, so the two never tear.
 
 use std::fmt;
+use std::io::{self, Write};
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -37,15 +42,56 @@ where
     }
 }
 
-/// Sends log lines to `writer` at `default_filter` unless `RUST_LOG` says otherwise.
-pub fn init<W>(default_filter: &str, writer: W)
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
+/// The progress bar on screen, if any: log lines are printed around it.
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Makes log lines go around `bar` (or straight to stderr when `None`).
+pub fn route_around(bar: Option<ProgressBar>) {
+    *BAR.lock().unwrap_or_else(|p| p.into_inner()) = bar;
+}
+
+/// Stderr, one whole log line at a time, with the progress bar lifted while it prints.
+struct Stderr;
+
+impl<'a> MakeWriter<'a> for Stderr {
+    type Writer = Line;
+
+    fn make_writer(&'a self) -> Line {
+        Line(Vec::new())
+    }
+}
+
+/// A log line being formatted; printed when the formatter is done with it.
+struct Line(Vec<u8>);
+
+impl Write for Line {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        // A log line that cannot be printed has nowhere else to go.
+        let print = || drop(io::stderr().write_all(&self.0));
+        match BAR.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+}
+
+/// Sends log lines to stderr at `default_filter` unless `RUST_LOG` says otherwise.
+pub fn init(default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(Stderr)
         .event_format(Plain)
         .init();
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let started = Instant::now();
     let args = Args::parse();
-    ingest::logging::init(args.log_filter(), std::io::stderr);
+    ingest::logging::init(args.log_filter());
     let config = match args.into_config() {
         Ok(config) => config,
         Err(message) => Args::command()

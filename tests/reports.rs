@@ -31,22 +31,56 @@ fn stats_json_has_the_documented_keys_and_its_counts_add_up() {
         .success();
     let s = stats(&dir);
     for key in [
-        "lines", "blank", "rejected", "dropped", "filtered", "written", "rejected_by_reason", "bytes_in",
-        "bytes_out", "retries", "elapsed_seconds", "exit_code", "version", "stages",
+        "lines",
+        "blank",
+        "rejected",
+        "dropped",
+        "filtered",
+        "written",
+        "rejected_by_reason",
+        "bytes_in",
+        "bytes_out",
+        "retries",
+        "elapsed_seconds",
+        "exit_code",
+        "version",
+        "stages",
     ] {
         assert!(s.get(key).is_some(), "missing {key} in {s}");
     }
     let n = |key: &str| s[key].as_u64().unwrap();
-    assert_eq!((n("lines"), n("blank"), n("rejected"), n("dropped"), n("filtered"), n("written")), (7, 1, 2, 1, 1, 2));
-    assert_eq!(n("lines"), n("blank") + n("rejected") + n("dropped") + n("filtered") + n("written"));
+    assert_eq!(
+        (
+            n("lines"),
+            n("blank"),
+            n("rejected"),
+            n("dropped"),
+            n("filtered"),
+            n("written")
+        ),
+        (7, 1, 2, 1, 1, 2)
+    );
+    assert_eq!(
+        n("lines"),
+        n("blank") + n("rejected") + n("dropped") + n("filtered") + n("written")
+    );
     assert_eq!(s["rejected_by_reason"]["bad_timestamp"], 1);
     assert_eq!(s["rejected_by_reason"]["bad_severity"], 1);
     assert_eq!(n("bytes_in"), SAMPLE.len() as u64);
-    assert_eq!(n("bytes_out"), std::fs::metadata(dir.path("out.log")).unwrap().len());
-    assert_eq!((n("exit_code"), s["version"].as_str().unwrap()), (0, env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        n("bytes_out"),
+        std::fs::metadata(dir.path("out.log")).unwrap().len()
+    );
+    assert_eq!(
+        (n("exit_code"), s["version"].as_str().unwrap()),
+        (0, env!("CARGO_PKG_VERSION"))
+    );
     for stage in ["reader", "parser", "validator", "writer"] {
         for key in ["blocked_seconds", "idle_seconds", "channel_high_water"] {
-            assert!(s["stages"][stage].get(key).is_some(), "missing stages.{stage}.{key} in {s}");
+            assert!(
+                s["stages"][stage].get(key).is_some(),
+                "missing stages.{stage}.{key} in {s}"
+            );
         }
     }
     assert_eq!(s["stages"]["writer"]["records_written"], 2);
@@ -74,7 +108,9 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &st
         .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
         .unwrap_or_else(|| panic!("no sample {name} {label:?}"));
     match sample.value {
-        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
         ref other => panic!("{name}: unexpected {other:?}"),
     }
 }
@@ -83,22 +119,50 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &st
 fn the_metrics_textfile_parses_as_prometheus_exposition_with_help_and_type() {
     let dir = Scratch::new();
     let path = dir.path("ingest.prom");
-    ingest().arg("--metrics-textfile").arg(&path).arg(dir.path("out.log")).write_stdin(SAMPLE).assert().success();
+    ingest()
+        .arg("--metrics-textfile")
+        .arg(&path)
+        .arg(dir.path("out.log"))
+        .write_stdin(SAMPLE)
+        .assert()
+        .success();
     let text = dir.read("ingest.prom");
     let scrape = scrape(&text);
-    assert_eq!(value(&scrape, "ingest_lines_total", Some(("outcome", "written"))), 3.0);
-    assert_eq!(value(&scrape, "ingest_lines_total", Some(("outcome", "rejected"))), 2.0);
-    assert_eq!(value(&scrape, "ingest_lines_total", Some(("outcome", "blank"))), 1.0);
-    assert_eq!(value(&scrape, "ingest_bytes_total", Some(("direction", "in"))), SAMPLE.len() as f64);
+    assert_eq!(
+        value(&scrape, "ingest_lines_total", Some(("outcome", "written"))),
+        3.0
+    );
+    assert_eq!(
+        value(&scrape, "ingest_lines_total", Some(("outcome", "rejected"))),
+        2.0
+    );
+    assert_eq!(
+        value(&scrape, "ingest_lines_total", Some(("outcome", "blank"))),
+        1.0
+    );
+    assert_eq!(
+        value(&scrape, "ingest_bytes_total", Some(("direction", "in"))),
+        SAMPLE.len() as f64
+    );
     assert_eq!(value(&scrape, "ingest_last_run_success", None), 1.0);
     assert_eq!(value(&scrape, "ingest_run_in_progress", None), 0.0);
     assert!(value(&scrape, "ingest_last_run_timestamp_seconds", None) > 1.7e9);
     assert!(value(&scrape, "ingest_run_duration_seconds", None) >= 0.0);
     assert_eq!(value(&scrape, "ingest_write_retries_total", None), 0.0);
-    for name in ["ingest_lines_total", "ingest_last_run_success", "ingest_run_duration_seconds"] {
-        assert!(text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")), "{name}");
+    for name in [
+        "ingest_lines_total",
+        "ingest_last_run_success",
+        "ingest_run_duration_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")),
+            "{name}"
+        );
     }
-    assert!(!dir.path("ingest.prom.tmp").exists(), "the temporary file was renamed away");
+    assert!(
+        !dir.path("ingest.prom.tmp").exists(),
+        "the temporary file was renamed away"
+    );
 }
 
 #[test]
@@ -106,7 +170,15 @@ fn a_failed_run_says_so_in_the_metrics_textfile() {
     let dir = Scratch::new();
     let path = dir.path("ingest.prom");
     ingest()
-        .args(["--retry-attempts", "1", "--retry-initial-ms", "1", "--retry-max-ms", "1", "--metrics-textfile"])
+        .args([
+            "--retry-attempts",
+            "1",
+            "--retry-initial-ms",
+            "1",
+            "--retry-max-ms",
+            "1",
+            "--metrics-textfile",
+        ])
         .arg(&path)
         .arg("/dev/full")
         .write_stdin(SAMPLE)

@@ -1,0 +1,71 @@
+//! `--progress` under a real pseudo-terminal (`script` allocates one), and without one.
+
+mod common;
+
+use std::process::Command;
+
+use common::{BIN, Scratch, ingest, valid_lines};
+
+/// Runs `shell` under `script`, whose pty becomes the command's terminal; returns what the
+/// terminal showed.
+fn on_a_terminal(shell: &str) -> String {
+    // A real terminal type: on a "dumb" one indicatif does not draw (it cannot redraw a line).
+    let out = Command::new("script")
+        .args(["-qfec", shell, "/dev/null"])
+        .env_clear()
+        .env("TERM", "xterm")
+        .output()
+        .expect("script(1)");
+    assert!(
+        out.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A shell command feeding ingest 20k lines, a pause (a slow producer), then 20k more.
+fn slow_run(dir: &Scratch, extra: &str) -> String {
+    std::fs::write(dir.path("in.log"), valid_lines(20_000)).unwrap();
+    let input = dir.path("in.log");
+    let out = dir.path("out.log");
+    format!(
+        "(cat {input}; sleep 0.5; cat {input}) | {BIN} {extra} {out}",
+        input = input.display(),
+        out = out.display()
+    )
+}
+
+#[test]
+fn a_progress_line_appears_on_a_terminal_and_is_cleared_at_the_end() {
+    let dir = Scratch::new();
+    let screen = on_a_terminal(&slow_run(&dir, ""));
+    assert!(
+        screen.contains(" lines, ") && screen.contains("MB/s"),
+        "no progress on the terminal: {screen:?}"
+    );
+    // The summary comes after the bar was cleared (erase-line, then the text).
+    assert!(
+        screen.contains("\x1b[2Kingest: 40000 lines in"),
+        "bar not cleared before the summary: {screen:?}"
+    );
+}
+
+#[test]
+fn no_progress_when_asked_not_to_even_on_a_terminal() {
+    let dir = Scratch::new();
+    let screen = on_a_terminal(&slow_run(&dir, "--progress never"));
+    assert!(!screen.contains("MB/s") && !screen.contains('\x1b'), "{screen:?}");
+    assert!(screen.contains("ingest: 40000 lines in"));
+}
+
+#[test]
+fn nothing_of_the_bar_reaches_stderr_when_it_is_a_file() {
+    let dir = Scratch::new();
+    ingest()
+        .arg(dir.path("out.log"))
+        .write_stdin(valid_lines(20_000))
+        .assert()
+        .success()
+        .stderr(predicates::str::is_match("^ingest: 20000 lines in [^\r\x1b]*\n$").unwrap());
+}
