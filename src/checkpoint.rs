@@ -287,6 +287,13 @@ pub fn resume(
         last: Instant::now(),
     };
 
+    let mut committer = committer;
+    if same_input.is_none() {
+        // Commit the starting point before writing anything: should this run be killed before
+        // its first commit, the next one must still know where the output stood.
+        committer.commit(start, 0, 0)?;
+    }
+
     let input: Box<dyn Read + Send> = if seekable {
         input.seek(SeekFrom::Start(start.offset)).map_err(Error::Read)?;
         Box::new(input)

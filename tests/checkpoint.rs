@@ -255,3 +255,57 @@ fn a_checkpoint_needs_an_output_file_and_a_readable_checkpoint() {
         .code(74)
         .stderr(predicate::str::contains("not an ingest checkpoint"));
 }
+
+#[test]
+fn a_run_killed_before_its_first_commit_is_not_duplicated_by_the_rerun() {
+    let dir = Scratch::new();
+    let cp = dir.path("cp");
+    let all = corpus(1500);
+    let first: Vec<u8> = all
+        .split_inclusive(|&b| b == b'\n')
+        .take(1000)
+        .flatten()
+        .copied()
+        .collect();
+    // Commits only at the end (a huge interval): the kill lands before any regular commit.
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(["--checkpoint-bytes", "1000000000", "--checkpoint"])
+        .arg(&cp)
+        .arg(dir.path("out.log"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&first).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read(dir.path("out.log")).map_or(0, |b| b.len()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "nothing was written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+
+    std::fs::write(dir.path("input.log"), &all).unwrap();
+    assert!(
+        checkpointed(&dir, &dir.path("input.log"), "once")
+            .status()
+            .unwrap()
+            .success()
+    );
+    ingest()
+        .arg("--checkpoint")
+        .arg(&cp)
+        .arg(dir.path("out.log"))
+        .write_stdin(all)
+        .assert()
+        .success();
+    assert_eq!(dir.read("out.log"), dir.read("once.log"));
+}
