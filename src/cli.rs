@@ -23,15 +23,15 @@ Records:
   A record with an empty message is dropped; a line that does not parse is rejected.
 
 Example:
-  ingest --rejects bad.tsv out.log < app.log
+  ingest --rejects bad.tsv --checkpoint app.cp out.log < app.log
 
 Output formats:
   text   `     1  INFO started` (line number, severity, message)
   json   {\"line\":1,\"timestamp\":\"2026-04-15T00:00:01Z\",\"severity\":\"INFO\",\"message\":\"started\"}
 
 Exit codes:
-  0 ok   2 usage   65 more rejects than --max-rejects   70 internal error
-  73 cannot open output   74 read/write error   130/143 drained after SIGINT/SIGTERM";
+  0 ok   2 usage   65 more rejects than --max-rejects   70 internal error   73 cannot open output
+  74 read/write error or drain timeout   75 output in use by another run   130/143 drained after SIGINT/SIGTERM";
 
 /// Raw command-line flags, as clap parses them.
 #[derive(Debug, Parser)]
