@@ -505,10 +505,10 @@ mod tests {
         }
     }
 
-    /// Shares the sink with the test after the writer has consumed it.
-    struct Shared(Arc<std::sync::Mutex<FaultySink>>);
+    /// Shares a sink with the test, which reads what was written after the writer is done.
+    struct Shared<T>(Arc<std::sync::Mutex<T>>);
 
-    impl AsyncWrite for Shared {
+    impl<T: AsyncWrite + Unpin> AsyncWrite for Shared<T> {
         fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
             Pin::new(&mut *self.0.lock().unwrap()).poll_write(cx, buf)
         }
@@ -520,7 +520,7 @@ mod tests {
         }
     }
 
-    impl Sink for Shared {
+    impl<T: Sink> Sink for Shared<T> {
         fn describe(&self) -> String {
             self.0.lock().unwrap().describe()
         }
@@ -699,22 +699,7 @@ mod tests {
         }
     }
 
-    /// Lets the test read what the writer wrote after the writer has consumed the sink.
-    struct SharedScript(Arc<std::sync::Mutex<Scripted>>);
-
-    impl AsyncWrite for SharedScript {
-        fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-            Pin::new(&mut *self.0.lock().unwrap()).poll_write(cx, buf)
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    impl Sink for SharedScript {
+    impl Sink for Scripted {
         fn describe(&self) -> String {
             "'scripted'".to_owned()
         }
@@ -751,7 +736,7 @@ mod tests {
                 drop(tx);
                 let settings = Settings { format: Format::Text, retry: POLICY, checkpoint: None };
                 let metrics = Arc::new(Metrics::default());
-                let result = run(rx, SharedScript(sink.clone()), None::<FaultySink>, settings, metrics.clone(), CancellationToken::new()).await;
+                let result = run(rx, Shared(sink.clone()), None::<FaultySink>, settings, metrics.clone(), CancellationToken::new()).await;
                 result.map(|()| metrics.snapshot(Duration::ZERO))
             });
             let report = report.unwrap();
