@@ -294,4 +294,34 @@ mod tests {
             "10000 lines in 0.84 s (11.9k lines/s): 9998 written, 2 rejected, 0 dropped, 0 filtered, 0 blank"
         );
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_metrics_textfile_is_refreshed_every_ten_seconds_during_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.prom");
+        let metrics = std::sync::Arc::new(Metrics::default());
+        let refresher = tokio::spawn(keep_textfile_fresh(
+            path.clone(),
+            metrics.clone(),
+            std::time::Instant::now(),
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!path.exists(), "written before the first 10 s");
+        metrics.written.store(7, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("ingest_lines_total{outcome=\"written\"} 7\n"),
+            "{text}"
+        );
+        assert!(text.contains("ingest_run_in_progress 1\n"), "{text}");
+        metrics.written.store(9, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("ingest_lines_total{outcome=\"written\"} 9\n"),
+            "{text}"
+        );
+        refresher.abort();
+    }
 }

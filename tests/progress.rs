@@ -24,13 +24,14 @@ fn on_a_terminal(shell: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A shell command feeding ingest 20k lines, a pause (a slow producer), then 20k more.
+/// A shell command feeding ingest 20k lines, a pause (a slow producer), a bad line, then 20k
+/// more.
 fn slow_run(dir: &Scratch, extra: &str) -> String {
     std::fs::write(dir.path("in.log"), valid_lines(20_000)).unwrap();
     let input = dir.path("in.log");
     let out = dir.path("out.log");
     format!(
-        "(cat {input}; sleep 0.5; cat {input}) | {BIN} {extra} {out}",
+        "(cat {input}; sleep 0.5; echo garbage; cat {input}) | {BIN} {extra} {out}",
         input = input.display(),
         out = out.display()
     )
@@ -46,8 +47,13 @@ fn a_progress_line_appears_on_a_terminal_and_is_cleared_at_the_end() {
     );
     // The summary comes after the bar was cleared (erase-line, then the text).
     assert!(
-        screen.contains("\x1b[2Kingest: 40000 lines in"),
+        screen.contains("\x1b[2Kingest: 40001 lines in"),
         "bar not cleared before the summary: {screen:?}"
+    );
+    // A warning during the run is printed whole, on a line of its own, with the bar lifted.
+    assert!(
+        screen.contains("\x1b[2Kingest: warning: line 20001: not enough fields: 'garbage'\r\n"),
+        "the warning tore the bar: {screen:?}"
     );
 }
 
@@ -56,7 +62,7 @@ fn no_progress_when_asked_not_to_even_on_a_terminal() {
     let dir = Scratch::new();
     let screen = on_a_terminal(&slow_run(&dir, "--progress never"));
     assert!(!screen.contains("MB/s") && !screen.contains('\x1b'), "{screen:?}");
-    assert!(screen.contains("ingest: 40000 lines in"));
+    assert!(screen.contains("ingest: 40001 lines in"));
 }
 
 #[test]
