@@ -6,9 +6,13 @@
 //!   [`pipeline::validator`], [`pipeline::writer`]) and how they start, stop and push back;
 //! - [`record`]: the line grammar and the record types, pure;
 //! - [`format`]: text and JSON rendering, pure;
-//! - [`output`]: the files the writer appends to;
-//! - [`summary`], [`error`]: how a run ends, and its exit code;
-//! - [`signal`]: SIGINT/SIGTERM into a drain, for the binary.
+//! - [`output`]: the files the writer appends to, locked;
+//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns;
+//! - [`metrics`]: the one set of counters every stage adds to, per batch;
+//! - [`summary`], [`error`]: how a run ends (summary line, stats JSON, Prometheus textfile) and
+//!   its exit code;
+//! - [`signal`], [`logging`], [`progress`]: signals into a drain, stderr messages, the progress
+//!   line; for the binary.
 //!
 //! The shutdown story: a signal cancels the *drain* token, the reader stops, and everything
 //! already read flows out; the first error cancels every stage instead (see [`pipeline`]).

@@ -3,18 +3,16 @@
 
 use std::error::Error as _;
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
 use ingest::cli::Args;
 use ingest::metrics::Metrics;
 use ingest::signal::Watcher;
-use ingest::summary::write_atomically;
-use ingest::{Config, Error, Exit, Input, Summary};
+use ingest::{Error, Exit, Input};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -71,7 +69,7 @@ fn main() -> ExitCode {
     if result.is_ok() || summary.lines > 0 {
         tracing::info!("{summary}");
     }
-    write_reports(&config, &summary, exit);
+    summary.write_reports(&config, exit);
     match result {
         Err(error) => report(&error),
         Ok(_) if exit == Exit::TooManyRejects => fail(
@@ -83,27 +81,6 @@ fn main() -> ExitCode {
             exit,
         ),
         Ok(_) => exit.into(),
-    }
-}
-
-/// Writes `--stats-json` and the final `--metrics-textfile`; a failure there is only a warning.
-fn write_reports(config: &Config, summary: &Summary, exit: Exit) {
-    if let Some(path) = &config.stats_json {
-        let json = format!("{}\n", summary.to_json(exit));
-        let written = if path.as_os_str() == "-" {
-            std::io::stderr().write_all(json.as_bytes())
-        } else {
-            write_atomically(path, json.as_bytes())
-        };
-        if let Err(e) = written {
-            tracing::warn!("cannot write stats to '{}': {e}", path.display());
-        }
-    }
-    if let Some(path) = &config.metrics_textfile {
-        let text = summary.to_prometheus(Some(exit), SystemTime::now());
-        if let Err(e) = write_atomically(path, text.as_bytes()) {
-            tracing::warn!("cannot write metrics to '{}': {e}", path.display());
-        }
     }
 }
 

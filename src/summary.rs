@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use crate::cli::Config;
 use crate::error::Exit;
 use crate::metrics::Metrics;
 use crate::record::RejectReason;
@@ -199,6 +200,30 @@ impl Summary {
             &[("", f64::from(u8::from(exit.is_none())))],
         );
         out
+    }
+}
+
+impl Summary {
+    /// Writes `--stats-json` and the final `--metrics-textfile`, if asked for; a failure there
+    /// is only a warning: the run itself is done.
+    pub fn write_reports(&self, config: &Config, exit: Exit) {
+        if let Some(path) = &config.stats_json {
+            let json = format!("{}\n", self.to_json(exit));
+            let written = if path.as_os_str() == "-" {
+                io::stderr().write_all(json.as_bytes())
+            } else {
+                write_atomically(path, json.as_bytes())
+            };
+            if let Err(e) = written {
+                tracing::warn!("cannot write stats to '{}': {e}", path.display());
+            }
+        }
+        if let Some(path) = &config.metrics_textfile {
+            let text = self.to_prometheus(Some(exit), SystemTime::now());
+            if let Err(e) = write_atomically(path, text.as_bytes()) {
+                tracing::warn!("cannot write metrics to '{}': {e}", path.display());
+            }
+        }
     }
 }
 
