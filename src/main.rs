@@ -80,7 +80,11 @@ fn main() -> ExitCode {
             ),
             exit,
         ),
-        Ok(_) => exit.into(),
+        Ok(_) => match signal {
+            // Drained: die by the same signal, so a calling shell script stops too.
+            Some(signal) if exit == signal.exit() => signal.reraise(),
+            _ => exit.into(),
+        },
     }
 }
 

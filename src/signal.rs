@@ -30,6 +30,28 @@ impl Signal {
     }
 }
 
+impl Signal {
+    fn number(self) -> libc::c_int {
+        match self {
+            Signal::Interrupt => libc::SIGINT,
+            Signal::Terminate => libc::SIGTERM,
+        }
+    }
+
+    /// Ends the process by this signal, as if it had not been caught, so that a calling shell
+    /// sees an interrupted job (`$?` is 130 or 143 either way, but a script stops on it).
+    pub fn reraise(self) -> ! {
+        // SAFETY: restoring the default action and raising a signal touch no memory of ours; the
+        // process is about to end and has nothing left to clean up.
+        unsafe {
+            libc::signal(self.number(), libc::SIG_DFL);
+            libc::raise(self.number());
+        }
+        // Only reached if the signal is blocked; the exit code says the same.
+        std::process::exit(self.exit() as i32)
+    }
+}
+
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -65,7 +87,7 @@ impl Watcher {
             drain.cancel();
             let again = next(&mut interrupt, &mut terminate).await;
             eprintln!("ingest: {again} again: stopping at once; records not yet written are lost");
-            std::process::exit(again.exit() as i32);
+            again.reraise();
         });
         Ok(Watcher { received })
     }
