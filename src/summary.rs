@@ -268,8 +268,9 @@ impl fmt::Display for Summary {
         let rate = if secs > 0.0 { self.lines as f64 / secs } else { 0.0 };
         write!(
             f,
-            "{} lines in {secs:.2} s ({}/s): {} written, {} rejected, {} dropped, {} filtered, {} blank",
+            "{} line{} in {secs:.2} s ({}/s): {} written, {} rejected, {} dropped, {} filtered, {} blank",
             self.lines,
+            if self.lines == 1 { "" } else { "s" },
             human(rate),
             self.written,
             self.rejected(),

@@ -233,7 +233,7 @@ fn a_piped_input_skips_the_committed_part_by_reading_it() {
         .write_stdin(both)
         .assert()
         .success()
-        .stderr(predicate::str::contains("1 lines in").and(predicate::str::contains("1 written")));
+        .stderr(predicate::str::contains("1 line in").and(predicate::str::contains("1 written")));
     assert!(dir.read("out.log").ends_with("   501  WARN appended\n"));
 }
 

@@ -62,7 +62,7 @@ fn a_gigantic_line_of_zeros_is_one_rejected_line() {
         .assert()
         .success()
         .stderr(predicate::str::contains("line 1: line too long: '\\0\\0\\0"))
-        .stderr(predicate::str::contains("1 lines in"));
+        .stderr(predicate::str::contains("1 line in"));
 }
 
 #[test]
