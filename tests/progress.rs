@@ -75,3 +75,19 @@ fn nothing_of_the_bar_reaches_stderr_when_it_is_a_file() {
         .success()
         .stderr(predicates::str::is_match("^ingest: 20000 lines in [^\r\x1b]*\n$").unwrap());
 }
+
+#[test]
+fn a_regular_file_on_stdin_gets_a_percentage_and_an_eta() {
+    let dir = Scratch::new();
+    std::fs::write(dir.path("in.log"), valid_lines(50_000)).unwrap();
+    let shell = format!(
+        "{BIN} --progress always {} < {}",
+        dir.path("out.log").display(),
+        dir.path("in.log").display()
+    );
+    let screen = on_a_terminal(&shell);
+    assert!(
+        screen.contains("% ETA ") && screen.contains(" lines, "),
+        "no percentage or ETA: {screen:?}"
+    );
+}
