@@ -68,6 +68,7 @@ fn main() -> ExitCode {
     };
     if result.is_ok() || summary.lines > 0 {
         tracing::info!("{summary}");
+        tracing::debug!("{}", summary.waits());
     }
     summary.write_reports(&config, exit);
     match result {

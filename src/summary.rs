@@ -86,6 +86,28 @@ impl Summary {
         }
     }
 
+    /// Where the run waited, per stage: blocked on its output / idle for input. The stage that
+    /// is rarely idle while the others wait on it is the bottleneck.
+    pub fn waits(&self) -> String {
+        let stages = [
+            ("reader", &self.reader),
+            ("parser", &self.parser),
+            ("validator", &self.validator),
+            ("writer", &self.writer),
+        ];
+        let each: Vec<String> = stages
+            .iter()
+            .map(|(name, s)| {
+                format!(
+                    "{name} {:.2}/{:.2} s",
+                    s.blocked.as_secs_f64(),
+                    s.idle.as_secs_f64()
+                )
+            })
+            .collect();
+        format!("waits (blocked on output / idle for input): {}", each.join(", "))
+    }
+
     /// The `--stats-json` object (schema in the README).
     pub fn to_json(&self, exit: Exit) -> serde_json::Value {
         let by_reason: serde_json::Map<String, serde_json::Value> = RejectReason::ALL

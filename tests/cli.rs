@@ -276,7 +276,10 @@ fn verbose_shows_each_stage_finishing() {
         .stderr(predicate::str::contains("reader finished: 9 lines"))
         .stderr(predicate::str::contains("parser worker finished:").count(3))
         .stderr(predicate::str::contains("validator finished: 4 valid, 1 dropped"))
-        .stderr(predicate::str::contains("writer finished: 4 records"));
+        .stderr(predicate::str::contains("writer finished: 4 records"))
+        .stderr(predicate::str::contains(
+            "waits (blocked on output / idle for input): reader ",
+        ));
 }
 
 #[test]
