@@ -11,9 +11,10 @@
 //!
 //! **Two ways to stop.** *Drain* (SIGINT/SIGTERM): the reader stops taking input and closes its
 //! channel; every stage finishes what it has and closes the next, so all that was read is written.
-//! *Cancel* (the first error or panic in any stage): every stage stops at its next await and the
-//! run returns that error. Stages never stop on a failed send: the stage that closed the channel
-//! reports why.
+//! *Cancel* (the first error or panic in any stage, or the output pipe closing): every stage
+//! stops at its next await and the run returns that error. A stage whose send fails stops
+//! quietly: the stage that closed the channel reports why. A drain that outlasts
+//! `--shutdown-timeout` is cut short with a cancel.
 
 pub mod parser;
 pub mod reader;
