@@ -242,52 +242,31 @@ pub fn resume(
         }
         same
     });
-    let output_len = output.size().map_err(|source| Error::Checkpoint {
+    let unusable = |source| Error::Checkpoint {
         path: path.to_owned(),
         source,
-    })?;
-    let mut rejects = rejects;
-    let rejects_len = match rejects.as_deref_mut() {
-        Some(r) => Some(r.size().map_err(|source| Error::Checkpoint {
-            path: path.to_owned(),
-            source,
-        })?),
-        None => None,
     };
-
+    let mut rejects = rejects;
     let start = match same_input {
         Some(s) => {
             // Cut back what a killed run wrote after its last commit.
-            cut_back(output, output_len, s.output_bytes, path)?;
-            if let (Some(r), Some(len), Some(committed)) =
-                (rejects.as_deref_mut(), rejects_len, s.rejects_bytes)
-            {
-                cut_back(r, len, committed, path)?;
+            cut_back(output, s.output_bytes, path)?;
+            if let (Some(r), Some(committed)) = (rejects.as_deref_mut(), s.rejects_bytes) {
+                cut_back(r, committed, path)?;
             }
             s.input
         }
         None => Position::default(),
     };
-    let committer = Committer {
+    let mut committer = Committer {
         path: path.to_owned(),
         fingerprint: Fingerprint::of(&prefix),
-        output_base: output.size().map_err(|source| Error::Checkpoint {
-            path: path.to_owned(),
-            source,
-        })?,
-        rejects_base: match rejects {
-            Some(r) => Some(r.size().map_err(|source| Error::Checkpoint {
-                path: path.to_owned(),
-                source,
-            })?),
-            None => None,
-        },
+        output_base: output.size().map_err(unusable)?,
+        rejects_base: rejects.map(|r| r.size()).transpose().map_err(unusable)?,
         pending: 0,
         every_bytes,
         last: Instant::now(),
     };
-
-    let mut committer = committer;
     if same_input.is_none() {
         // Commit the starting point before writing anything: should this run be killed before
         // its first commit, the next one must still know where the output stood.
@@ -314,19 +293,21 @@ pub fn resume(
     Ok((input, start, committer))
 }
 
-/// Truncates `sink` from `len` back to `committed` bytes, refusing if it is shorter.
-fn cut_back(sink: &mut FileSink, len: u64, committed: u64, checkpoint: &Path) -> Result<(), Error> {
+/// Truncates `sink` back to `committed` bytes, refusing if it is shorter.
+fn cut_back(sink: &mut FileSink, committed: u64, checkpoint: &Path) -> Result<(), Error> {
+    let unusable = |source| Error::Checkpoint {
+        path: checkpoint.to_owned(),
+        source,
+    };
+    let len = sink.size().map_err(unusable)?;
     if len < committed {
-        return Err(Error::Checkpoint {
-            path: checkpoint.to_owned(),
-            source: io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is shorter ({len} bytes) than at the last commit ({committed}): it was changed outside ingest; remove the checkpoint to start over",
-                    sink.describe()
-                ),
+        return Err(unusable(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is shorter ({len} bytes) than at the last commit ({committed}): it was changed outside ingest; remove the checkpoint to start over",
+                sink.describe()
             ),
-        });
+        )));
     }
     if len > committed {
         tracing::info!(
@@ -334,10 +315,7 @@ fn cut_back(sink: &mut FileSink, len: u64, committed: u64, checkpoint: &Path) ->
             len - committed,
             sink.describe()
         );
-        sink.truncate(committed).map_err(|source| Error::Checkpoint {
-            path: checkpoint.to_owned(),
-            source,
-        })?;
+        sink.truncate(committed).map_err(unusable)?;
     }
     Ok(())
 }

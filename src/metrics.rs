@@ -4,7 +4,7 @@
 //! Stages add to them once per batch or buffer, never per line, so counting costs nothing
 //! measurable on the hot path. [`Metrics::snapshot`] turns them into a plain [`Summary`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::record::RejectReason;
@@ -77,10 +77,6 @@ pub struct Metrics {
     pub retries: AtomicU64,
     /// Lines whose outcome is final: written, or rejected, dropped, filtered or blank.
     pub lines_settled: AtomicU64,
-    /// A drain stopped the reading before the end of the input.
-    pub drained: AtomicBool,
-    /// The output pipe was closed by its reader.
-    pub output_closed: AtomicBool,
     /// Per-stage waits and channel high-water marks.
     pub reader: StageTimes,
     /// See [`Metrics::reader`].
@@ -115,8 +111,6 @@ impl Metrics {
             retries: get(&self.retries),
             in_flight: get(&self.lines_read).saturating_sub(get(&self.lines_settled)),
             elapsed,
-            drained: self.drained.load(Ordering::Relaxed),
-            output_closed: self.output_closed.load(Ordering::Relaxed),
             reader: self.reader.snapshot(),
             parser: self.parser.snapshot(),
             validator: self.validator.snapshot(),

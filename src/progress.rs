@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::logging;
 use crate::metrics::Metrics;
+use crate::summary::human;
 
 /// When to show progress.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -56,9 +57,9 @@ impl Progress {
                 shown.set_position(bytes);
                 shown.set_message(format!(
                     "{} lines, {:.1} MB; {}/s, {:.1} MB/s",
-                    count(lines as f64),
+                    human(lines as f64),
                     bytes as f64 / 1e6,
-                    count(lines as f64 / secs),
+                    human(lines as f64 / secs),
                     bytes as f64 / 1e6 / secs
                 ));
                 shown.tick();
@@ -73,14 +74,5 @@ impl Drop for Progress {
         self.updater.abort();
         self.bar.finish_and_clear();
         logging::route_around(None);
-    }
-}
-
-/// `950`, `11.9k`, `3.2M`.
-fn count(n: f64) -> String {
-    match n {
-        n if n >= 1e6 => format!("{:.1}M", n / 1e6),
-        n if n >= 1e3 => format!("{:.1}k", n / 1e3),
-        n => format!("{n:.0}"),
     }
 }

@@ -57,10 +57,6 @@ pub struct Summary {
     pub in_flight: u64,
     /// Wall time so far.
     pub elapsed: Duration,
-    /// A drain stopped reading before the end of the input.
-    pub drained: bool,
-    /// The output pipe was closed by its reader.
-    pub output_closed: bool,
     /// The reader's waits; its channel is the parsers' input.
     pub reader: StageSummary,
     /// The parsers' waits; their channel is the validator's input.
@@ -290,7 +286,7 @@ impl fmt::Display for Summary {
         let rate = if secs > 0.0 { self.lines as f64 / secs } else { 0.0 };
         write!(
             f,
-            "{} line{} in {secs:.2} s ({}/s): {} written, {} rejected, {} dropped, {} filtered, {} blank",
+            "{} line{} in {secs:.2} s ({} lines/s): {} written, {} rejected, {} dropped, {} filtered, {} blank",
             self.lines,
             if self.lines == 1 { "" } else { "s" },
             human(rate),
@@ -303,12 +299,12 @@ impl fmt::Display for Summary {
     }
 }
 
-/// `950`, `11.9k`, `3.2M` lines.
-fn human(rate: f64) -> String {
-    match rate {
-        r if r >= 1e6 => format!("{:.1}M lines", r / 1e6),
-        r if r >= 1e3 => format!("{:.1}k lines", r / 1e3),
-        r => format!("{r:.0} lines"),
+/// A count for people: `950`, `11.9k`, `3.2M`.
+pub(crate) fn human(n: f64) -> String {
+    match n {
+        n if n >= 1e6 => format!("{:.1}M", n / 1e6),
+        n if n >= 1e3 => format!("{:.1}k", n / 1e3),
+        n => format!("{n:.0}"),
     }
 }
 

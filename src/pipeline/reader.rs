@@ -405,12 +405,11 @@ pub async fn run(
         }
     };
     let mut done_rx = done_rx;
-    let stopped_early = tokio::select! {
-        _ = &mut done_rx => false,
+    tokio::select! {
+        _ = &mut done_rx => {}
         () = cancel.cancelled() => {
             // Unblocks a thread waiting to send to parsers that stopped receiving.
             close();
-            true
         }
         () = drain.cancelled() => {
             let reading = {
@@ -426,15 +425,11 @@ pub async fn run(
                 // It hands out the chunk it holds, then stops.
                 let _ = done_rx.await;
             }
-            true
         }
-    };
+    }
     let mut progress = lock(&progress);
     if let Some(error) = progress.error.take() {
         return Err(Error::Read(error));
-    }
-    if stopped_early && drain.is_cancelled() {
-        metrics.drained.store(true, Ordering::Relaxed);
     }
     tracing::debug!(
         "reader finished: {} lines",

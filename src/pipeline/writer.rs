@@ -6,7 +6,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -397,10 +396,7 @@ async fn flush<W: Sink, R: Sink>(
     tracing::debug!("writer finished: {} records", out.done);
     match result {
         Ok(()) => Ok(false),
-        Err(Stop::Write(Failure { error, .. })) if error.kind() == io::ErrorKind::BrokenPipe => {
-            metrics.output_closed.store(true, Ordering::Relaxed);
-            Ok(true)
-        }
+        Err(Stop::Write(Failure { error, .. })) if error.kind() == io::ErrorKind::BrokenPipe => Ok(true),
         Err(Stop::Write(Failure {
             target,
             attempts,
