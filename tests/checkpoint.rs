@@ -39,6 +39,15 @@ fn checkpointed(dir: &Scratch, input: &Path, name: &str) -> Command {
     cmd
 }
 
+/// `ingest --checkpoint DIR/cp DIR/out.log`, for the runs that feed their own stdin.
+fn checkpointed_to_out(dir: &Scratch) -> assert_cmd::Command {
+    let mut cmd = ingest();
+    cmd.arg("--checkpoint")
+        .arg(dir.path("cp"))
+        .arg(dir.path("out.log"));
+    cmd
+}
+
 /// xorshift: the kill times vary from run to run; the seed is printed to replay a failure.
 struct Rng(u64);
 
@@ -142,11 +151,7 @@ fn a_last_line_without_newline_waits_for_the_next_run() {
         "2026-04-15T00:00:01Z INFO one\n2026-04-15T00:00:02Z INFO still being wri",
     )
     .unwrap();
-    let cp = dir.path("cp");
-    ingest()
-        .arg("--checkpoint")
-        .arg(&cp)
-        .arg(dir.path("out.log"))
+    checkpointed_to_out(&dir)
         .pipe_stdin(&input)
         .unwrap()
         .assert()
@@ -160,10 +165,7 @@ fn a_last_line_without_newline_waits_for_the_next_run() {
         .unwrap()
         .write_all(b"tten\n")
         .unwrap();
-    ingest()
-        .arg("--checkpoint")
-        .arg(&cp)
-        .arg(dir.path("out.log"))
+    checkpointed_to_out(&dir)
         .pipe_stdin(&input)
         .unwrap()
         .assert()
@@ -178,12 +180,8 @@ fn a_last_line_without_newline_waits_for_the_next_run() {
 fn a_rotated_or_replaced_input_starts_from_its_first_line() {
     let dir = Scratch::new();
     let input = dir.path("app.log");
-    let cp = dir.path("cp");
     let run = |expect: &str| {
-        ingest()
-            .arg("--checkpoint")
-            .arg(&cp)
-            .arg(dir.path("out.log"))
+        checkpointed_to_out(&dir)
             .pipe_stdin(&input)
             .unwrap()
             .assert()
@@ -215,21 +213,11 @@ fn a_rotated_or_replaced_input_starts_from_its_first_line() {
 #[test]
 fn a_piped_input_skips_the_committed_part_by_reading_it() {
     let dir = Scratch::new();
-    let cp = dir.path("cp");
     let first = corpus(500);
     let mut both = first.clone();
     both.extend_from_slice(b"2026-04-16T00:00:00Z WARN appended\n");
-    ingest()
-        .arg("--checkpoint")
-        .arg(&cp)
-        .arg(dir.path("out.log"))
-        .write_stdin(first)
-        .assert()
-        .success();
-    ingest()
-        .arg("--checkpoint")
-        .arg(&cp)
-        .arg(dir.path("out.log"))
+    checkpointed_to_out(&dir).write_stdin(first).assert().success();
+    checkpointed_to_out(&dir)
         .write_stdin(both)
         .assert()
         .success()
@@ -300,12 +288,6 @@ fn a_run_killed_before_its_first_commit_is_not_duplicated_by_the_rerun() {
             .unwrap()
             .success()
     );
-    ingest()
-        .arg("--checkpoint")
-        .arg(&cp)
-        .arg(dir.path("out.log"))
-        .write_stdin(all)
-        .assert()
-        .success();
+    checkpointed_to_out(&dir).write_stdin(all).assert().success();
     assert_eq!(dir.read("out.log"), dir.read("once.log"));
 }
