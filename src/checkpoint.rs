@@ -1,16 +1,25 @@
 //! `--checkpoint PATH`: exactly-once runs over the same (possibly growing) input.
 //!
-//! A checkpoint says which input it belongs to (a fingerprint of its first bytes), how much of
-//! it is committed (bytes and lines), and how long the output and rejects files were at that
-//! commit. The writer commits (output fsynced first, then the checkpoint replaced atomically);
-//! at start, [`resume`] cuts the files back to the commit and skips the committed input.
+//! A checkpoint says which input it belongs to (a fingerprint of its first bytes, and the file's
+//! identity), how much of it is committed (bytes and lines), which OUTPUT and rejects file it
+//! writes (device, inode, path) and how long they were at that commit, and whether the run that
+//! wrote it finished. The writer commits (files fsynced first, then the checkpoint replaced
+//! atomically); at start, [`resume`] squares the files with the commit and skips the committed
+//! input.
 
+use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::atomic;
 use crate::error::Error;
 use crate::output::{FileSink, Sink};
 
@@ -26,13 +35,48 @@ pub struct Position {
     pub lines: u64,
 }
 
+/// How the writer records its progress; [`Committer`] (the checkpoint file) in a real run.
+///
+/// The writer calls [`Commit::start_writing`] before its first byte, and [`Commit::commit`] only
+/// after syncing every byte the commit names.
+pub trait Commit: Send + std::fmt::Debug {
+    /// Marks the checkpoint "a run is writing": bytes past its lengths may be this run's.
+    ///
+    /// # Errors
+    /// When the checkpoint cannot be written.
+    fn start_writing(&mut self) -> Result<(), Error>;
+
+    /// True when `written` more bytes make a commit due.
+    fn due(&mut self, written: u64) -> bool;
+
+    /// Records that the input up to `input` is settled and the files are this long, synced;
+    /// `finished` at the end of a run that wrote everything it read.
+    ///
+    /// # Errors
+    /// When the checkpoint cannot be written.
+    fn commit(
+        &mut self,
+        input: Position,
+        output_bytes: u64,
+        rejects_bytes: u64,
+        finished: bool,
+    ) -> Result<(), Error>;
+}
+
 /// Where a run starts, and how it commits: what [`resume`] found.
 #[derive(Debug, Default)]
 pub struct Resume {
     /// Where in the input reading starts.
     pub start: Position,
+    /// Input bytes to read and discard before the first line (a pipe cannot seek).
+    pub skip: u64,
+    /// Input already read while recognising it; handed out before anything else, even when a
+    /// drain began meanwhile (it was read).
+    pub preread: Bytes,
     /// With `--checkpoint`: commits the writer's progress.
-    pub committer: Option<Committer>,
+    pub committer: Option<Box<dyn Commit>>,
+    /// Bytes of a rotated-away input that were never read (see the README's rotation recipe).
+    pub rotated_unread_bytes: u64,
 }
 
 /// A hash of the input's first bytes, and how many bytes it covers.
@@ -60,102 +104,226 @@ impl Fingerprint {
     }
 }
 
-/// The committed state, as stored in the checkpoint file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct State {
-    fingerprint: Fingerprint,
-    input: Position,
-    output_bytes: u64,
-    rejects_bytes: Option<u64>,
+/// Which file: device and inode (what it is), and its absolute path (where it was).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    path: PathBuf,
 }
 
-const HEADER: &str = "ingest checkpoint 1";
+impl FileId {
+    fn render(&self) -> String {
+        format!("{}:{} {}", self.dev, self.ino, escape(self.path.as_os_str()))
+    }
+
+    fn parse(text: &str) -> Option<FileId> {
+        let (id, path) = text.split_once(' ')?;
+        let (dev, ino) = id.split_once(':')?;
+        Some(FileId {
+            dev: dev.parse().ok()?,
+            ino: ino.parse().ok()?,
+            path: PathBuf::from(unescape(path)?),
+        })
+    }
+}
+
+/// A path on one line of text: `\` and newline escaped, other bytes as they are (lossy for
+/// invalid UTF-8, which then only fails to match and is reported).
+fn escape(path: &std::ffi::OsStr) -> String {
+    String::from_utf8_lossy(path.as_bytes())
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+}
+
+/// `None` for `-`, the checkpoint's "none".
+fn optional(value: &str) -> Option<&str> {
+    (value != "-").then_some(value)
+}
+
+fn unescape(text: &str) -> Option<OsString> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut chars = text.bytes();
+    while let Some(b) = chars.next() {
+        match b {
+            b'\\' => out.push(match chars.next()? {
+                b'n' => b'\n',
+                b'\\' => b'\\',
+                _ => return None,
+            }),
+            b => out.push(b),
+        }
+    }
+    Some(OsString::from_vec(out))
+}
+
+/// One written file as the checkpoint knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Written {
+    /// `None` in a version-1 checkpoint, which did not record it.
+    id: Option<FileId>,
+    /// Its length at the commit.
+    bytes: u64,
+}
+
+/// The committed state, as stored in the checkpoint file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct State {
+    fingerprint: Fingerprint,
+    /// The input file's device and inode, when it is a file.
+    input_id: Option<(u64, u64)>,
+    input: Position,
+    output: Written,
+    rejects: Option<Written>,
+    /// The run that wrote this ended after writing everything it read: nothing in the files
+    /// past these lengths is its.
+    finished: bool,
+}
+
+const HEADER: &str = "ingest checkpoint 2";
+const HEADER_V1: &str = "ingest checkpoint 1";
 
 impl State {
     fn render(&self) -> String {
-        let rejects = self
-            .rejects_bytes
-            .map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let id = |id: &Option<FileId>| id.as_ref().map_or_else(|| "-".to_owned(), FileId::render);
+        let input_id = self
+            .input_id
+            .map_or_else(|| "-".to_owned(), |(dev, ino)| format!("{dev}:{ino}"));
+        let (rejects_bytes, rejects_file) = match &self.rejects {
+            Some(w) => (w.bytes.to_string(), id(&w.id)),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
         format!(
-            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\nrejects_bytes {rejects}\n",
+            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\n",
             self.fingerprint.len,
             self.fingerprint.hash,
             self.input.offset,
             self.input.lines,
-            self.output_bytes
+            self.output.bytes,
+            id(&self.output.id),
+            u8::from(self.finished),
         )
     }
 
     fn parse(text: &str) -> Option<State> {
         let mut lines = text.lines();
-        if lines.next()? != HEADER {
-            return None;
-        }
+        let version = match lines.next()? {
+            HEADER => 2,
+            HEADER_V1 => 1,
+            _ => return None,
+        };
         let mut field = |name: &str| -> Option<&str> {
             let (key, value) = lines.next()?.split_once(' ')?;
             (key == name).then_some(value)
         };
         let fingerprint_len = field("fingerprint_bytes")?.parse().ok()?;
         let hash = u64::from_str_radix(field("fingerprint")?, 16).ok()?;
+        let input_id = if version == 2 {
+            match optional(field("input_file")?) {
+                Some(id) => {
+                    let (dev, ino) = id.split_once(':')?;
+                    Some((dev.parse().ok()?, ino.parse().ok()?))
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
         let offset = field("input_bytes")?.parse().ok()?;
         let lines_done = field("input_lines")?.parse().ok()?;
         let output_bytes = field("output_bytes")?.parse().ok()?;
-        let rejects_bytes = match field("rejects_bytes")? {
-            "-" => None,
-            n => Some(n.parse().ok()?),
+        let output_id = if version == 2 {
+            Some(FileId::parse(field("output_file")?)?)
+        } else {
+            None
         };
-        Some(State {
+        let rejects_bytes: Option<u64> = match optional(field("rejects_bytes")?) {
+            Some(n) => Some(n.parse().ok()?),
+            None => None,
+        };
+        let rejects_id = if version == 2 {
+            optional(field("rejects_file")?).map(FileId::parse)
+        } else {
+            None
+        };
+        let finished = version == 2 && field("finished")? == "1";
+        let state = State {
             fingerprint: Fingerprint {
                 len: fingerprint_len,
                 hash,
             },
+            input_id,
             input: Position {
                 offset,
                 lines: lines_done,
             },
-            output_bytes,
-            rejects_bytes,
-        })
+            output: Written {
+                id: output_id,
+                bytes: output_bytes,
+            },
+            rejects: rejects_bytes.map(|bytes| Written {
+                id: rejects_id.flatten(),
+                bytes,
+            }),
+            finished,
+        };
+        state.is_sane().then_some(state)
+    }
+
+    /// What a run could have written: a hand edit that breaks it would wrap line numbers or
+    /// point past any real file.
+    fn is_sane(&self) -> bool {
+        const MAX: u64 = i64::MAX as u64;
+        self.fingerprint.len <= FINGERPRINT_BYTES as u64
+            && self.input.lines <= self.input.offset
+            && self.input.offset <= MAX
+            && self.output.bytes <= MAX
+            && self.rejects.as_ref().is_none_or(|r| r.bytes <= MAX)
     }
 
     fn load(path: &Path) -> Result<Option<State>, Error> {
         let text = match fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(Error::Checkpoint {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
+            Err(source) => return Err(unusable(path, source)),
         };
-        State::parse(&text).map(Some).ok_or_else(|| Error::Checkpoint {
-            path: path.to_owned(),
-            source: io::Error::new(io::ErrorKind::InvalidData, "not an ingest checkpoint"),
+        State::parse(&text).map(Some).ok_or_else(|| {
+            unusable(
+                path,
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "not an ingest checkpoint, or edited out of shape: remove it to start over",
+                ),
+            )
         })
     }
 
     /// Replaces the checkpoint atomically: temporary file, fsync, rename, fsync the directory.
-    fn save(&self, path: &Path) -> io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(self.render().as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        File::open(dir)?.sync_all()
+    fn save(&self, path: &Path) -> Result<(), Error> {
+        atomic::write(path, self.render().as_bytes()).map_err(|source| unusable(path, source))
     }
+}
+
+fn unusable(path: &Path, source: io::Error) -> Error {
+    Error::Checkpoint {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn refuse(path: &Path, message: String) -> Error {
+    unusable(path, io::Error::new(io::ErrorKind::InvalidData, message))
 }
 
 /// Commits the writer's progress every few MiB or seconds, and at the end.
 #[derive(Debug)]
 pub struct Committer {
     path: PathBuf,
-    fingerprint: Fingerprint,
-    /// Output and rejects file lengths when this run started writing.
+    /// What is on disk now (or will be at the first save).
+    state: State,
+    /// The checkpoint on disk says "a run is writing".
+    writing: bool,
+    /// The files' lengths when this run started writing.
     output_base: u64,
     rejects_base: Option<u64>,
     /// Output bytes since the last commit.
@@ -168,180 +336,433 @@ impl Committer {
     /// Commit at least this often, in time.
     const EVERY: Duration = Duration::from_secs(2);
 
-    /// True when `written` more output bytes make a commit due.
-    pub fn due(&mut self, written: u64) -> bool {
-        self.pending += written;
-        self.pending >= self.every_bytes || self.last.elapsed() >= Self::EVERY
-    }
-
-    /// Records that everything up to `input` is written and synced, with the files' lengths.
-    ///
-    /// # Errors
-    /// When the checkpoint cannot be written.
-    pub fn commit(
-        &mut self,
-        input: Position,
-        output_written: u64,
-        rejects_written: u64,
-    ) -> Result<(), Error> {
-        let state = State {
-            fingerprint: self.fingerprint,
-            input,
-            output_bytes: self.output_base + output_written,
-            rejects_bytes: self.rejects_base.map(|base| base + rejects_written),
-        };
-        state.save(&self.path).map_err(|source| Error::Checkpoint {
-            path: self.path.clone(),
-            source,
-        })?;
+    fn save(&mut self, finished: bool) -> Result<(), Error> {
+        self.state.finished = finished;
+        self.state.save(&self.path)?;
+        self.writing = !finished;
         self.pending = 0;
         self.last = Instant::now();
         Ok(())
     }
 }
 
-/// Reads up to `FINGERPRINT_BYTES` from the start of a stream (fewer only at its end).
-fn read_prefix(input: &mut impl Read) -> io::Result<Vec<u8>> {
-    let mut prefix = Vec::with_capacity(FINGERPRINT_BYTES);
-    input.take(FINGERPRINT_BYTES as u64).read_to_end(&mut prefix)?;
-    Ok(prefix)
+impl Commit for Committer {
+    fn start_writing(&mut self) -> Result<(), Error> {
+        if self.writing {
+            return Ok(());
+        }
+        self.save(false)
+    }
+
+    fn due(&mut self, written: u64) -> bool {
+        self.pending += written;
+        self.pending >= self.every_bytes || self.last.elapsed() >= Self::EVERY
+    }
+
+    fn commit(
+        &mut self,
+        input: Position,
+        output_written: u64,
+        rejects_written: u64,
+        finished: bool,
+    ) -> Result<(), Error> {
+        self.state.input = input;
+        self.state.output.bytes = self.output_base + output_written;
+        if let (Some(rejects), Some(base)) = (self.state.rejects.as_mut(), self.rejects_base) {
+            rejects.bytes = base + rejects_written;
+        }
+        self.save(finished)
+    }
 }
 
-/// Prepares a checkpointed run: recognises the input, cuts the output (and rejects) back to
-/// the last commit, and skips the committed input. Returns the input to read from, where it
-/// starts, and the committer for the writer.
+/// A file this run writes, as [`resume`] needs it.
+pub struct Target<'a> {
+    /// The open, locked file.
+    pub sink: &'a mut FileSink,
+    /// Its path as given.
+    pub path: &'a Path,
+}
+
+impl Target<'_> {
+    fn id(&self) -> io::Result<FileId> {
+        let (dev, ino) = self.sink.id()?;
+        Ok(FileId {
+            dev,
+            ino,
+            path: fs::canonicalize(self.path)?,
+        })
+    }
+}
+
+/// Squares one file with what the checkpoint says of it: cuts back what a killed run of this
+/// checkpoint wrote after its last commit, and never touches bytes that are not its own.
+fn reconcile(
+    checkpoint: &Path,
+    target: &mut Target<'_>,
+    known: Option<&Written>,
+    finished: bool,
+) -> Result<Written, Error> {
+    let failed = |source| unusable(checkpoint, source);
+    let id = target.id().map_err(failed)?;
+    let len = target.sink.size().map_err(failed)?;
+    let name = target.sink.describe();
+    let Some(known) = known else {
+        return Ok(Written {
+            id: Some(id),
+            bytes: len,
+        });
+    };
+    if let Some(was) = &known.id {
+        if was.path != id.path {
+            return Err(refuse(
+                checkpoint,
+                format!(
+                    "it was made for '{}', not {name}: give each output its own checkpoint, or remove this one to start over",
+                    was.path.display()
+                ),
+            ));
+        }
+        if (was.dev, was.ino) != (id.dev, id.ino) {
+            tracing::info!("{name} is a new file since the last run (rotated?): appending to it");
+            return Ok(Written {
+                id: Some(id),
+                bytes: len,
+            });
+        }
+    }
+    let committed = known.bytes;
+    if len < committed {
+        if len == 0 {
+            tracing::info!("{name} was emptied since the last run (rotated?): starting it afresh");
+            return Ok(Written {
+                id: Some(id),
+                bytes: 0,
+            });
+        }
+        return Err(refuse(
+            checkpoint,
+            format!(
+                "{name} is shorter ({len} bytes) than at the last commit ({committed}): it was changed outside ingest; remove the checkpoint to start over"
+            ),
+        ));
+    }
+    if len > committed && finished {
+        // The run that committed ended cleanly: these bytes are someone else's, never cut them.
+        let last = target.sink.last_byte().map_err(failed)?;
+        if last != Some(b'\n') {
+            return Err(refuse(
+                checkpoint,
+                format!(
+                    "{name} ends in a partial line written by another program or job after this checkpoint's last run: let that writer finish (or rerun it) first"
+                ),
+            ));
+        }
+        tracing::warn!(
+            "{} bytes were appended to {name} by another program or job since this checkpoint's last run: kept",
+            len - committed
+        );
+    } else if len > committed {
+        tracing::info!(
+            "removing {} bytes from {name} that a run stopped before its next commit had written",
+            len - committed
+        );
+        target.sink.truncate(committed).map_err(failed)?;
+    }
+    let bytes = target.sink.size().map_err(failed)?;
+    Ok(Written { id: Some(id), bytes })
+}
+
+/// The input's first bytes, and the input itself when it is still there to read from.
+struct Prefix {
+    bytes: Vec<u8>,
+    rest: Option<File>,
+    size: Option<u64>,
+}
+
+/// Reads up to `FINGERPRINT_BYTES` from the start of the input (fewer only at its end). A pipe
+/// may take long to give them (`tail -f`): a drain meanwhile keeps what came and stops waiting.
+async fn read_prefix(input: File, drain: &CancellationToken) -> Result<Prefix, Error> {
+    let meta = input.metadata().map_err(Error::Read)?;
+    if meta.is_file() {
+        let size = meta.len();
+        let mut bytes = vec![0; FINGERPRINT_BYTES.min(size as usize)];
+        input.read_exact_at(&mut bytes, 0).map_err(Error::Read)?;
+        return Ok(Prefix {
+            bytes,
+            rest: Some(input),
+            size: Some(size),
+        });
+    }
+    let got = Arc::new(Mutex::new(Vec::with_capacity(FINGERPRINT_BYTES)));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let filling = Arc::clone(&got);
+    std::thread::Builder::new()
+        .name("ingest-prefix".into())
+        .spawn(move || {
+            let mut input = input;
+            let mut chunk = [0; FINGERPRINT_BYTES];
+            let result = loop {
+                let have = filling.lock().map_or(FINGERPRINT_BYTES, |g| g.len());
+                if have == FINGERPRINT_BYTES {
+                    break Ok(());
+                }
+                match input.read(&mut chunk[..FINGERPRINT_BYTES - have]) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        if let Ok(mut g) = filling.lock() {
+                            g.extend_from_slice(&chunk[..n]);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            let _ = done_tx.send(result.map(|()| input));
+        })
+        .map_err(Error::Read)?;
+    let rest = tokio::select! {
+        done = done_rx => Some(done.expect("the thread always answers").map_err(Error::Read)?),
+        // Drained while waiting: what arrived before the signal is still processed.
+        () = drain.cancelled() => None,
+    };
+    let bytes = std::mem::take(&mut *got.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(Prefix {
+        bytes,
+        rest,
+        size: None,
+    })
+}
+
+/// The input's device and inode, and its path, when it is a file.
+fn input_identity(input: &File) -> Option<((u64, u64), PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let meta = input.metadata().ok().filter(|m| m.is_file())?;
+    let path = fs::read_link(format!("/proc/self/fd/{}", input.as_raw_fd())).ok()?;
+    Some(((meta.dev(), meta.ino()), path))
+}
+
+/// Looks beside the new input for the file the checkpoint was reading (renamed by rotation) and
+/// returns its path and how many of its bytes were never read.
+fn unread_rotated(was: (u64, u64), committed: u64, input_path: &Path) -> Option<(PathBuf, u64)> {
+    for entry in fs::read_dir(atomic::parent(input_path)).ok()?.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file() && (meta.dev(), meta.ino()) == was {
+            return Some((entry.path(), meta.len().saturating_sub(committed)));
+        }
+    }
+    None
+}
+
+/// Prepares a checkpointed run: squares OUTPUT and the rejects file with the last commit (whatever
+/// the input is now), recognises the input, and says where reading starts.
+///
+/// Returns the input to read from (after [`Resume::preread`]) and the [`Resume`].
 ///
 /// # Errors
-/// [`Error::Checkpoint`] when the checkpoint cannot be read or the output was shortened behind
-/// its back; [`Error::Read`] when the input cannot be read.
-pub fn resume(
+/// [`Error::Checkpoint`] when the checkpoint cannot be read or belongs to other files, or the
+/// files were changed behind its back; [`Error::Read`] when the input cannot be read.
+pub async fn resume(
     path: &Path,
-    mut input: File,
-    output: &mut FileSink,
-    rejects: Option<&mut FileSink>,
+    input: File,
+    mut output: Target<'_>,
+    rejects: Option<Target<'_>>,
     every_bytes: u64,
-) -> Result<(Box<dyn Read + Send>, Position, Committer), Error> {
+    drain: &CancellationToken,
+) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     let state = State::load(path)?;
-    let seekable = input.metadata().map_err(Error::Read)?.is_file();
-    let (prefix, size) = if seekable {
-        let size = input.metadata().map_err(Error::Read)?.len();
-        let mut prefix = vec![0; FINGERPRINT_BYTES.min(size as usize)];
-        input.read_exact_at(&mut prefix, 0).map_err(Error::Read)?;
-        (prefix, Some(size))
-    } else {
-        (read_prefix(&mut input).map_err(Error::Read)?, None)
+    let finished = state.as_ref().is_some_and(|s| s.finished);
+    // The files first: a killed run's torn tail goes whatever input comes now.
+    let output_now = reconcile(path, &mut output, state.as_ref().map(|s| &s.output), finished)?;
+    let rejects_now = match rejects {
+        Some(mut target) => {
+            let known = state.as_ref().and_then(|s| s.rejects.as_ref());
+            Some(reconcile(path, &mut target, known, finished)?)
+        }
+        None => None,
     };
 
-    let same_input = state.filter(|s| {
-        let same = s.fingerprint.matches(&prefix) && size.is_none_or(|size| size >= s.input.offset);
-        if !same {
-            tracing::warn!(
+    let identity = input_identity(&input);
+    let mut prefix = read_prefix(input, drain).await?;
+    if let Some(s) = state
+        .as_ref()
+        .filter(|s| prefix.rest.is_none() && (prefix.bytes.len() as u64) < s.fingerprint.len)
+    {
+        // Drained before the input could be told from the one committed: its lines may be the
+        // committed ones. Read nothing, write nothing; the next run reads them.
+        tracing::info!("stopped before the input could be recognised: nothing read");
+        prefix.bytes.clear();
+        let committer = Committer {
+            path: path.to_owned(),
+            state: State {
+                output: output_now.clone(),
+                rejects: rejects_now.clone(),
+                ..s.clone()
+            },
+            writing: false,
+            output_base: output_now.bytes,
+            rejects_base: rejects_now.map(|r| r.bytes),
+            pending: 0,
+            every_bytes,
+            last: Instant::now(),
+        };
+        let resume = Resume {
+            start: s.input,
+            committer: Some(Box::new(committer)),
+            ..Resume::default()
+        };
+        return Ok((Box::new(io::empty()), resume));
+    }
+    let same_input = state.as_ref().filter(|s| {
+        s.fingerprint.matches(&prefix.bytes) && prefix.size.is_none_or(|size| size >= s.input.offset)
+    });
+    let mut rotated_unread_bytes = 0;
+    if let (Some(s), None) = (&state, same_input) {
+        let beside = s
+            .input_id
+            .zip(identity.as_ref())
+            .filter(|(was, (now, _))| was != now)
+            .and_then(|(was, (_, now_path))| unread_rotated(was, s.input.offset, now_path));
+        match beside {
+            Some((old, unread)) if unread > 0 => {
+                rotated_unread_bytes = unread;
+                tracing::error!(
+                    "the input was rotated, and {unread} bytes at the end of its previous file '{}' were never read: this run starts on the new file; read them with the same checkpoint before the next rotation (`ingest --checkpoint {} ... < '{}'`, see README, \"Rotation\"), or now with `tail -c +{} '{}' | ingest ...`",
+                    old.display(),
+                    path.display(),
+                    old.display(),
+                    s.input.offset + 1,
+                    old.display(),
+                );
+            }
+            Some((old, _)) => tracing::info!(
+                "the input was rotated ('{}' was read to its end): starting on the new file",
+                old.display()
+            ),
+            None => tracing::warn!(
                 "the input is not the one {} was made for (replaced, rotated or truncated): starting from its first line",
                 path.display()
-            );
+            ),
         }
-        same
-    });
-    let unusable = |source| Error::Checkpoint {
-        path: path.to_owned(),
-        source,
+    }
+    let start = same_input.map_or_else(Position::default, |s| s.input);
+
+    let state = State {
+        fingerprint: Fingerprint::of(&prefix.bytes),
+        input_id: identity.map(|(id, _)| id),
+        input: start,
+        output: output_now.clone(),
+        rejects: rejects_now.clone(),
+        finished: true,
     };
-    let mut rejects = rejects;
-    let start = match same_input {
-        Some(s) => {
-            // Cut back what a killed run wrote after its last commit.
-            cut_back(output, s.output_bytes, path)?;
-            if let (Some(r), Some(committed)) = (rejects.as_deref_mut(), s.rejects_bytes) {
-                cut_back(r, committed, path)?;
-            }
-            s.input
-        }
-        None => Position::default(),
-    };
-    let mut committer = Committer {
+    let committer = Committer {
         path: path.to_owned(),
-        fingerprint: Fingerprint::of(&prefix),
-        output_base: output.size().map_err(unusable)?,
-        rejects_base: rejects.map(|r| r.size()).transpose().map_err(unusable)?,
+        state,
+        writing: false,
+        output_base: output_now.bytes,
+        rejects_base: rejects_now.map(|r| r.bytes),
         pending: 0,
         every_bytes,
         last: Instant::now(),
     };
-    if same_input.is_none() {
-        // Commit the starting point before writing anything: should this run be killed before
-        // its first commit, the next one must still know where the output stood.
-        committer.commit(start, 0, 0)?;
-    }
 
-    let input: Box<dyn Read + Send> = if seekable {
-        input.seek(SeekFrom::Start(start.offset)).map_err(Error::Read)?;
-        Box::new(input)
-    } else {
-        // A pipe cannot seek: replay the prefix we took, then read past the committed part.
-        let mut stream = io::Cursor::new(prefix).chain(input);
-        let skipped =
-            io::copy(&mut stream.by_ref().take(start.offset), &mut io::sink()).map_err(Error::Read)?;
-        if skipped < start.offset {
-            tracing::warn!(
-                "the input ended before the committed point ({} of {} bytes): nothing new",
-                skipped,
-                start.offset
-            );
+    let prefix_len = prefix.bytes.len() as u64;
+    let (input, skip, preread): (Box<dyn Read + Send>, u64, Bytes) = match (prefix.size, prefix.rest) {
+        (Some(_), Some(mut file)) => {
+            use std::io::Seek;
+            file.seek(io::SeekFrom::Start(start.offset))
+                .map_err(Error::Read)?;
+            (Box::new(file), 0, Bytes::new())
         }
-        Box::new(stream)
+        // A pipe cannot seek: hand out the prefix we took (less what is committed), then read
+        // past the rest of the committed part.
+        (_, rest) => {
+            let rest: Box<dyn Read + Send> = match rest {
+                Some(file) => Box::new(file),
+                None => Box::new(io::empty()),
+            };
+            let mut preread = Bytes::from(prefix.bytes);
+            let skip = start.offset.saturating_sub(prefix_len);
+            bytes::Buf::advance(&mut preread, start.offset.min(prefix_len) as usize);
+            (rest, skip, preread)
+        }
     };
-    Ok((input, start, committer))
-}
-
-/// Truncates `sink` back to `committed` bytes, refusing if it is shorter.
-fn cut_back(sink: &mut FileSink, committed: u64, checkpoint: &Path) -> Result<(), Error> {
-    let unusable = |source| Error::Checkpoint {
-        path: checkpoint.to_owned(),
-        source,
+    let resume = Resume {
+        start,
+        skip,
+        preread,
+        committer: Some(Box::new(committer)),
+        rotated_unread_bytes,
     };
-    let len = sink.size().map_err(unusable)?;
-    if len < committed {
-        return Err(unusable(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{} is shorter ({len} bytes) than at the last commit ({committed}): it was changed outside ingest; remove the checkpoint to start over",
-                sink.describe()
-            ),
-        )));
-    }
-    if len > committed {
-        tracing::info!(
-            "removing {} bytes written after the last commit from {}",
-            len - committed,
-            sink.describe()
-        );
-        sink.truncate(committed).map_err(unusable)?;
-    }
-    Ok(())
+    Ok((input, resume))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_state_survives_a_round_trip_through_its_file_format() {
-        let state = State {
+    fn state() -> State {
+        State {
             fingerprint: Fingerprint::of(b"2026-04-15T00:00:01Z INFO started\n"),
+            input_id: Some((2049, 77)),
             input: Position {
                 offset: 123_456,
                 lines: 789,
             },
-            output_bytes: 42,
-            rejects_bytes: Some(7),
-        };
-        assert_eq!(State::parse(&state.render()), Some(state));
+            output: Written {
+                id: Some(FileId {
+                    dev: 2049,
+                    ino: 12,
+                    path: "/var/log/app/clean log\n\\x".into(),
+                }),
+                bytes: 42,
+            },
+            rejects: Some(Written {
+                id: Some(FileId {
+                    dev: 2049,
+                    ino: 13,
+                    path: "/var/log/app/rejects.tsv".into(),
+                }),
+                bytes: 7,
+            }),
+            finished: true,
+        }
+    }
+
+    #[test]
+    fn a_state_survives_a_round_trip_through_its_file_format() {
+        let state = state();
+        assert_eq!(State::parse(&state.render()), Some(state.clone()));
         let no_rejects = State {
-            rejects_bytes: None,
+            rejects: None,
+            input_id: None,
+            finished: false,
             ..state
         };
         assert_eq!(State::parse(&no_rejects.render()), Some(no_rejects));
         assert_eq!(State::parse("something else\n"), None);
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_still_reads_without_file_identities() {
+        let v1 = "ingest checkpoint 1\nfingerprint_bytes 10\nfingerprint 00000000000000ff\ninput_bytes 100\ninput_lines 3\noutput_bytes 50\nrejects_bytes 7\n";
+        let state = State::parse(v1).unwrap();
+        assert_eq!(state.output, Written { id: None, bytes: 50 });
+        assert_eq!(state.rejects, Some(Written { id: None, bytes: 7 }));
+        assert!(!state.finished, "a v1 checkpoint's tail is its own, as before");
+    }
+
+    #[test]
+    fn a_hand_edited_checkpoint_that_could_not_have_been_written_is_refused() {
+        let good = state().render();
+        for (field, bad) in [
+            ("input_lines 789", "input_lines 18446744073709551615"),
+            ("input_lines 789", "input_lines 200000"),
+            ("fingerprint_bytes 34", "fingerprint_bytes 99999"),
+            ("output_bytes 42", "output_bytes 18446744073709551615"),
+        ] {
+            assert!(good.contains(field), "{field}");
+            assert_eq!(State::parse(&good.replace(field, bad)), None, "{bad}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -33,6 +33,12 @@ Exit codes:
   0 ok   2 usage   65 more rejects than --max-rejects   70 internal error   73 cannot open output
   74 read/write error or drain timeout   75 output in use by another run   130/143 drained after SIGINT/SIGTERM";
 
+/// Most parser tasks: past the cores of any machine, and each costs a runtime thread.
+const MAX_WORKERS: i64 = 256;
+
+/// The longest line `--max-line-bytes` may allow: the reader holds a line that long whole.
+const MAX_LINE_BYTES: u64 = 1 << 30;
+
 /// Raw command-line flags, as clap parses them.
 #[derive(Debug, Parser)]
 #[command(
@@ -46,9 +52,9 @@ pub struct Args {
     #[arg(value_name = "OUTPUT", default_value = "ingest.log")]
     pub output: PathBuf,
 
-    /// Parser tasks working in parallel
-    #[arg(short, long, value_name = "N", default_value = "4")]
-    pub workers: NonZeroUsize,
+    /// Parser tasks working in parallel (1-256)
+    #[arg(short, long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
+    pub workers: u16,
 
     /// Lines in flight between reader and writer (bounds memory; see README)
     #[arg(long, value_name = "N", default_value = "32768")]
@@ -70,9 +76,9 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_rejects: Option<u64>,
 
-    /// Reject longer lines as `line too long` without holding them whole
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    pub max_line_bytes: usize,
+    /// Reject longer lines (not counting `\n` or `\r\n`) as `line too long`, up to 1 GiB
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=MAX_LINE_BYTES))]
+    pub max_line_bytes: u64,
 
     /// Remember in PATH how far the input is committed; a rerun resumes there (see README)
     #[arg(long, value_name = "PATH")]
@@ -155,8 +161,8 @@ pub struct Config {
     pub stats_json: Option<PathBuf>,
     /// Where Prometheus metrics are kept.
     pub metrics_textfile: Option<PathBuf>,
-    /// Show a progress line on stderr.
-    pub progress: bool,
+    /// How progress is shown on stderr.
+    pub progress: progress::Display,
     /// The writer's retry schedule.
     pub retry: RetryPolicy,
     /// How long a drain may take before the run gives up on it.
@@ -191,32 +197,43 @@ impl Args {
                 self.shutdown_timeout
             )
         })?;
+        if self.checkpoint.is_some() && self.output.as_os_str() == "-" {
+            return Err("--checkpoint needs an OUTPUT file: standard output cannot be cut back".to_owned());
+        }
+        if self.checkpoint.is_some() {
+            let files = [
+                (Some(&self.output), "OUTPUT"),
+                (self.rejects.as_ref(), "--rejects"),
+            ];
+            for (path, what) in files {
+                if let Some(path) = path.filter(|p| !is_regular_or_missing(p)) {
+                    return Err(format!(
+                        "--checkpoint needs {what} to be a regular file, which it can cut back and sync: '{}' is not one (a device or a pipe); run without --checkpoint",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        self.refuse_shared_files()?;
         let output = if self.output.as_os_str() == "-" {
             Output::Stdout
         } else {
             Output::File(self.output)
         };
-        if self.checkpoint.is_some() && output == Output::Stdout {
-            return Err("--checkpoint needs an OUTPUT file: standard output cannot be cut back".to_owned());
-        }
         Ok(Config {
             output,
-            workers: self.workers,
+            workers: NonZeroUsize::new(usize::from(self.workers)).expect("clap's range starts at 1"),
             capacity: self.capacity,
             format: self.format,
             min_level: self.min_level,
             rejects: self.rejects,
             max_rejects: self.max_rejects,
-            max_line_bytes: self.max_line_bytes.max(1),
+            max_line_bytes: usize::try_from(self.max_line_bytes).expect("at most 1 GiB by clap's range"),
             checkpoint: self.checkpoint,
             checkpoint_bytes: self.checkpoint_bytes.max(1),
             stats_json: self.stats_json,
             metrics_textfile: self.metrics_textfile,
-            progress: match self.progress {
-                progress::Mode::Always => true,
-                progress::Mode::Never => false,
-                progress::Mode::Auto => std::io::stderr().is_terminal(),
-            },
+            progress: self.progress.display(std::io::stderr().is_terminal()),
             shutdown_timeout,
             retry: RetryPolicy {
                 retries: self.retry_attempts,
@@ -224,6 +241,31 @@ impl Args {
                 max: Duration::from_millis(self.retry_max_ms),
             },
         })
+    }
+
+    /// Refuses two roles for one file: a checkpoint or a report written over OUTPUT, say.
+    fn refuse_shared_files(&self) -> Result<(), String> {
+        let dash = |p: &&PathBuf| p.as_os_str() != "-";
+        let files = [
+            (Some(&self.output).filter(dash), "OUTPUT"),
+            (self.rejects.as_ref(), "--rejects"),
+            (self.checkpoint.as_ref(), "--checkpoint"),
+            (self.stats_json.as_ref().filter(dash), "--stats-json"),
+            (self.metrics_textfile.as_ref(), "--metrics-textfile"),
+        ];
+        let files: Vec<(&PathBuf, &str)> = files.into_iter().filter_map(|(p, n)| p.map(|p| (p, n))).collect();
+        for (i, (a, a_flag)) in files.iter().enumerate() {
+            for (b, b_flag) in &files[i + 1..] {
+                if same_file(a, b) {
+                    return Err(format!(
+                        "{b_flag} '{}' is the same file as {a_flag} '{}': give each its own file",
+                        b.display(),
+                        a.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The log filter the flags ask for, used when `RUST_LOG` is not set.
@@ -234,6 +276,32 @@ impl Args {
             (false, 1) => "debug",
             (false, _) => "trace",
         }
+    }
+}
+
+/// True unless `path` exists and is something other than a regular file (a device, a FIFO).
+fn is_regular_or_missing(path: &Path) -> bool {
+    std::fs::metadata(path).map_or(true, |m| m.is_file())
+}
+
+/// True when two paths name one regular file: the same device and inode if both exist, else
+/// the same absolute path once their directories are resolved. Devices such as `/dev/null` take
+/// any number of roles.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !is_regular_or_missing(a) || !is_regular_or_missing(b) {
+        return false;
+    }
+    if let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return (a.dev(), a.ino()) == (b.dev(), b.ino());
+    }
+    let resolved = |p: &Path| {
+        let dir = std::fs::canonicalize(crate::atomic::parent(p)).ok()?;
+        Some(dir.join(p.file_name()?))
+    };
+    match (resolved(a), resolved(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
     }
 }
 

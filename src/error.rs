@@ -18,6 +18,8 @@ pub enum Exit {
     TooManyRejects = 65,
     /// A stage panicked: a bug.
     Internal = 70,
+    /// The system ran out of something ingest needs: threads, memory, file descriptors.
+    OsError = 71,
     /// The output or rejects file could not be opened.
     CannotCreate = 73,
     /// Reading stdin or writing the output failed.
@@ -111,7 +113,12 @@ impl Error {
     /// A hint on what to do, printed under the error.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            Error::Open { .. } => Some("check that the directory exists and that you may write to it"),
+            Error::Open { source, .. } => Some(match source.raw_os_error() {
+                Some(libc::EMFILE | libc::ENFILE) => "too many open files: raise the limit (ulimit -n)",
+                Some(libc::ENOSPC | libc::EDQUOT) => "the disk is full",
+                _ if source.kind() == io::ErrorKind::PermissionDenied => "check that you may write there",
+                _ => "check that the directory exists and that you may write to it",
+            }),
             Error::Write { .. } => Some(
                 "records written before the failure are complete; rerun once the disk or device is fixed",
             ),

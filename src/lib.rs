@@ -7,22 +7,24 @@
 //! - [`record`]: the line grammar and the record types, pure;
 //! - [`format`]: text and JSON rendering, pure;
 //! - [`output`]: the files the writer appends to, locked;
-//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns;
+//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns; [`atomic`]: replacing small files;
 //! - [`metrics`]: the one set of counters every stage adds to, per batch;
 //! - [`summary`], [`error`]: how a run ends (summary line, stats JSON, Prometheus textfile) and
 //!   its exit code;
-//! - [`signal`], [`logging`], [`progress`]: signals into a drain, stderr messages, the progress
-//!   line; for the binary.
+//! - [`signal`], [`logging`], [`progress`], [`os`]: signals into a drain, stderr messages, the
+//!   progress line, the OS's limits; for the binary.
 //!
 //! The shutdown story: a signal cancels the *drain* token, the reader stops, and everything
 //! already read flows out; the first error cancels every stage instead (see [`pipeline`]).
 
+pub mod atomic;
 pub mod checkpoint;
 pub mod cli;
 pub mod error;
 pub mod format;
 pub mod logging;
 pub mod metrics;
+pub mod os;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
@@ -72,41 +74,45 @@ pub async fn run(
         Output::Stdout => FileSink::stdout()?,
         Output::File(path) => FileSink::append_locked(path)?,
     };
-    let mut rejects = config.rejects.as_deref().map(FileSink::append).transpose()?;
+    let mut rejects = config
+        .rejects
+        .as_deref()
+        .map(FileSink::append_locked)
+        .transpose()?;
     // A regular file on stdin has a size: progress can show a percentage and an ETA.
     let size = match &input {
         Input::File(file) => file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()),
         Input::Reader(_) => None,
     };
-    let (input, resume): (Box<dyn Read + Send>, _) = match (&config.checkpoint, input) {
-        (Some(path), Input::File(file)) => {
-            let (input, start, committer) =
-                checkpoint::resume(path, file, &mut output, rejects.as_mut(), config.checkpoint_bytes)?;
-            (
-                input,
-                Resume {
-                    start,
-                    committer: Some(committer),
-                },
-            )
+    let (input, resume): (Box<dyn Read + Send>, _) = match (&config.checkpoint, input, &config.output) {
+        (Some(path), Input::File(file), Output::File(output_path)) => {
+            let output = checkpoint::Target {
+                sink: &mut output,
+                path: output_path,
+            };
+            let rejects = rejects
+                .as_mut()
+                .zip(config.rejects.as_deref())
+                .map(|(sink, path)| checkpoint::Target { sink, path });
+            let every = config.checkpoint_bytes;
+            checkpoint::resume(path, file, output, rejects, every, &drain).await?
         }
-        (Some(path), Input::Reader(_)) => {
+        (Some(path), _, _) => {
             let source = std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "needs a file descriptor as input",
+                "needs a file descriptor as input and a file as OUTPUT",
             );
             return Err(Error::Checkpoint {
                 path: path.clone(),
                 source,
             });
         }
-        (None, Input::File(file)) => (Box::new(file), Resume::default()),
-        (None, Input::Reader(reader)) => (reader, Resume::default()),
+        (None, Input::File(file), _) => (Box::new(file), Resume::default()),
+        (None, Input::Reader(reader), _) => (reader, Resume::default()),
     };
+    metrics::add(&metrics.rotated_unread_bytes, resume.rotated_unread_bytes);
     let total = size.map(|size| size.saturating_sub(resume.start.offset));
-    let _progress = config
-        .progress
-        .then(|| progress::Progress::start(metrics.clone(), total));
+    let _progress = config.progress.start(metrics.clone(), total);
     let textfile = config.metrics_textfile.clone().map(|path| {
         tokio::spawn(summary::keep_textfile_fresh(
             path,
@@ -116,7 +122,9 @@ pub async fn run(
     });
     let result = pipeline::run(config, input, resume, output, rejects, metrics, drain).await;
     if let Some(textfile) = textfile {
+        // Waited for, so that a refresh still being written cannot land after the final file.
         textfile.abort();
+        let _ = textfile.await;
     }
     result
 }

@@ -77,13 +77,28 @@ impl Write for Line {
 
 impl Drop for Line {
     fn drop(&mut self) {
-        // A log line that cannot be printed has nowhere else to go.
-        let print = || drop(io::stderr().write_all(&self.0));
-        match BAR.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            Some(bar) => bar.suspend(print),
-            None => print(),
-        }
+        print_bytes(&self.0);
     }
+}
+
+/// Prints `bytes` on stderr, best effort, with the progress bar lifted if one is up. A message
+/// that cannot be printed (stderr on a full disk) has nowhere else to go: the run goes on, and
+/// its exit code stays its own.
+fn print_bytes(bytes: &[u8]) {
+    let print = || drop(io::stderr().write_all(bytes));
+    match BAR.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        Some(bar) => bar.suspend(print),
+        None => print(),
+    }
+}
+
+/// Prints one line on stderr as [`print_bytes`] does, adding the newline; for `main`'s messages
+/// and the progress lines, never `eprintln!` (which panics when stderr fails).
+pub fn print_line(line: &str) {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    print_bytes(&bytes);
 }
 
 /// Sends log lines to stderr at `default_filter` unless `RUST_LOG` says otherwise.

@@ -26,13 +26,17 @@ fn main() -> ExitCode {
             .exit(),
     };
 
+    if let Err(message) = ingest::os::prepare() {
+        return fail(&message, Exit::OsError);
+    }
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.workers.get() + 4)
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot start the runtime: {e}"), Exit::Internal),
+        Err(e) => return fail(&format!("cannot start the runtime: {e}"), Exit::OsError),
     };
     // Our own descriptor for stdin: plain `read(2)` calls, no library buffer in between.
     let stdin = match std::io::stdin().as_fd().try_clone_to_owned() {
@@ -55,7 +59,7 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     let result = match result {
         Ok(result) => result,
-        Err(e) => return fail(&format!("cannot listen for signals: {e}"), Exit::Internal),
+        Err(e) => return fail(&format!("cannot listen for signals: {e}"), Exit::OsError),
     };
 
     let summary = match &result {
@@ -70,7 +74,10 @@ fn main() -> ExitCode {
         tracing::info!("{summary}");
         tracing::debug!("{}", summary.waits());
     }
-    summary.write_reports(&config, exit);
+    // A run refused because another holds the lock must not overwrite that run's reports.
+    if exit != Exit::Busy {
+        summary.write_reports(&config, exit);
+    }
     match result {
         Err(error) => report(&error),
         Ok(_) if exit == Exit::TooManyRejects => fail(
@@ -106,6 +113,6 @@ fn report(error: &Error) -> ExitCode {
 }
 
 fn fail(message: &str, exit: Exit) -> ExitCode {
-    eprintln!("ingest: error: {message}");
+    ingest::logging::print_line(&format!("ingest: error: {message}"));
     exit.into()
 }

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub retries: AtomicU64,
     /// Lines whose outcome is final: written, or rejected, dropped, filtered or blank.
     pub lines_settled: AtomicU64,
+    /// Bytes at the end of a rotated-away input that the checkpoint never read.
+    pub rotated_unread_bytes: AtomicU64,
     /// Per-stage waits and channel high-water marks.
     pub reader: StageTimes,
     /// See [`Metrics::reader`].
@@ -110,6 +112,7 @@ impl Metrics {
             bytes_out: get(&self.bytes_out),
             retries: get(&self.retries),
             in_flight: get(&self.lines_read).saturating_sub(get(&self.lines_settled)),
+            rotated_unread_bytes: get(&self.rotated_unread_bytes),
             elapsed,
             reader: self.reader.snapshot(),
             parser: self.parser.snapshot(),

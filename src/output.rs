@@ -37,6 +37,11 @@ pub trait Sink: AsyncWrite + Unpin + Send {
         let _ = bytes;
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
+
+    /// True when a reader closing this sink ends the run quietly: only `-` (`ingest - | head`).
+    fn closed_is_quiet(&self) -> bool {
+        false
+    }
 }
 
 /// A file descriptor written with plain blocking `write(2)` calls, fsynced on shutdown.
@@ -47,18 +52,26 @@ pub trait Sink: AsyncWrite + Unpin + Send {
 pub struct FileSink {
     file: File,
     name: String,
+    /// A regular file: it can be locked, synced, cut back. Pipes and devices cannot.
+    regular: bool,
+    /// Standard output, whose reader may close it early without that being an error.
+    stdout: bool,
     /// Bytes written since writeback was last started; see [`FileSink::start_writeback`].
     unsynced: u64,
 }
 
 impl FileSink {
     /// Opens `path` for appending, creating it if needed, and takes an exclusive lock on it for
-    /// as long as the sink lives, so that two runs never interleave their records.
+    /// as long as the sink lives, so that two runs never interleave their records. Only regular
+    /// files are locked: `/dev/null` or a FIFO is no one's to hold.
     ///
     /// # Errors
     /// [`Error::Open`] naming the path; [`Error::Locked`] when another process holds the lock.
     pub fn append_locked(path: &Path) -> Result<FileSink, Error> {
         let sink = FileSink::append(path)?;
+        if !sink.regular {
+            return Ok(sink);
+        }
         match sink.file.try_lock() {
             Ok(()) => Ok(sink),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
@@ -71,22 +84,33 @@ impl FileSink {
         }
     }
 
-    /// Opens `path` for appending, creating it if needed.
+    /// Opens `path` for appending, creating it if needed. A file it creates is made durable in
+    /// its directory at once, so a checkpoint naming its bytes never outlives it.
     ///
     /// # Errors
     /// [`Error::Open`] naming the path.
     pub fn append(path: &Path) -> Result<FileSink, Error> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| Error::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        let open_error = |source| Error::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let (file, created) = match OpenOptions::new().append(true).create_new(true).open(path) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (
+                OpenOptions::new().append(true).open(path).map_err(open_error)?,
+                false,
+            ),
+            Err(e) => return Err(open_error(e)),
+        };
+        if created {
+            crate::atomic::sync_parent(path).map_err(open_error)?;
+        }
+        let regular = file.metadata().map_err(open_error)?.is_file();
         Ok(FileSink {
             file,
             name: format!("'{}'", path.display()),
+            regular,
+            stdout: false,
             unsynced: 0,
         })
     }
@@ -103,11 +127,30 @@ impl FileSink {
                 path: "-".into(),
                 source,
             })?;
+        let file = File::from(fd);
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
         Ok(FileSink {
-            file: File::from(fd),
+            file,
             name: "standard output".to_owned(),
+            regular,
+            stdout: true,
             unsynced: 0,
         })
+    }
+
+    /// True for a regular file (which can be locked, synced and cut back).
+    pub fn is_regular(&self) -> bool {
+        self.regular
+    }
+
+    /// The file's device and inode: which file this is, whatever its path says now.
+    ///
+    /// # Errors
+    /// When the file cannot be examined.
+    pub fn id(&self) -> io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.file.metadata()?;
+        Ok((meta.dev(), meta.ino()))
     }
 }
 
@@ -118,6 +161,24 @@ impl FileSink {
     /// When the file cannot be examined.
     pub fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+
+    /// The file's last byte, if it has one.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn last_byte(&self) -> io::Result<Option<u8>> {
+        use std::os::unix::fs::FileExt;
+        let len = self.size()?;
+        if len == 0 {
+            return Ok(None);
+        }
+        use std::os::fd::AsRawFd;
+        // Opened for appending only: read through a descriptor of our own on the same file.
+        let reader = File::open(format!("/proc/self/fd/{}", self.file.as_raw_fd()))?;
+        let mut byte = [0];
+        reader.read_exact_at(&mut byte, len - 1)?;
+        Ok(Some(byte[0]))
     }
 
     /// Cuts the file back to `len` bytes; appends then continue from there.
@@ -175,11 +236,11 @@ impl AsyncWrite for FileSink {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(blocking(|| match self.file.sync_all() {
-            // Pipes, terminals and character devices cannot be synced; there is nothing to sync.
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
-            other => other,
-        }))
+        // Pipes, terminals and character devices cannot be synced; there is nothing to sync.
+        if !self.regular {
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Ready(blocking(|| self.file.sync_all()))
     }
 }
 
@@ -189,15 +250,22 @@ impl Sink for FileSink {
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        if !self.regular {
+            return Ok(());
+        }
         blocking(|| self.file.sync_data())
     }
 
     fn discard_tail(&mut self, bytes: u64) -> io::Result<()> {
-        let meta = self.file.metadata()?;
-        if !meta.is_file() {
+        if !self.regular {
             return Err(io::Error::from(io::ErrorKind::Unsupported));
         }
-        self.file.set_len(meta.len().saturating_sub(bytes))
+        let len = self.file.metadata()?.len();
+        self.file.set_len(len.saturating_sub(bytes))
+    }
+
+    fn closed_is_quiet(&self) -> bool {
+        self.stdout
     }
 }
 

@@ -26,18 +26,65 @@ pub enum Mode {
     Never,
 }
 
-/// The progress display of one run; cleared when finished or dropped.
-pub struct Progress {
-    bar: ProgressBar,
-    updater: tokio::task::JoinHandle<()>,
+/// How progress is shown, once `--progress` meets the terminal (or not) on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Display {
+    /// Nothing.
+    Off,
+    /// A status line redrawn in place, on a terminal.
+    Bar,
+    /// A plain line every second, for a log file or a pipe (`--progress always`).
+    Lines,
 }
 
-impl Progress {
-    /// Starts showing progress; `total` is the input's size in bytes, when known.
+impl Mode {
+    /// What this mode shows when stderr is (or is not) a terminal.
+    pub fn display(self, terminal: bool) -> Display {
+        match (self, terminal) {
+            (Mode::Never, _) | (Mode::Auto, false) => Display::Off,
+            (Mode::Auto | Mode::Always, true) => Display::Bar,
+            (Mode::Always, false) => Display::Lines,
+        }
+    }
+}
+
+impl Display {
+    /// Starts showing progress, if any; `total` is the input's size in bytes, when known.
     ///
     /// # Panics
     /// Outside a Tokio runtime.
-    pub fn start(metrics: Arc<Metrics>, total: Option<u64>) -> Progress {
+    pub fn start(self, metrics: Arc<Metrics>, total: Option<u64>) -> Option<Progress> {
+        match self {
+            Display::Off => None,
+            Display::Bar => Some(Progress::bar(metrics, total)),
+            Display::Lines => Some(Progress::lines(metrics, total)),
+        }
+    }
+}
+
+/// The progress display of one run; cleared when finished or dropped.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    updater: tokio::task::JoinHandle<()>,
+}
+
+/// `12.3k lines, 1.2 MB; 10.0k/s, 1.0 MB/s` after `secs` seconds.
+fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
+    let lines = metrics.lines_read.load(Ordering::Relaxed);
+    let bytes = metrics.bytes_in.load(Ordering::Relaxed);
+    let secs = secs.max(1e-3);
+    let text = format!(
+        "{} lines, {:.1} MB; {}/s, {:.1} MB/s",
+        human(lines as f64),
+        bytes as f64 / 1e6,
+        human(lines as f64 / secs),
+        bytes as f64 / 1e6 / secs
+    );
+    (bytes, text)
+}
+
+impl Progress {
+    fn bar(metrics: Arc<Metrics>, total: Option<u64>) -> Progress {
         let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr_with_hz(10));
         let template = match total {
             Some(_) => "{wide_bar} {percent:>3}% ETA {eta} {msg}",
@@ -51,28 +98,49 @@ impl Progress {
             let mut ticks = tokio::time::interval(Duration::from_millis(100));
             loop {
                 ticks.tick().await;
-                let lines = metrics.lines_read.load(Ordering::Relaxed);
-                let bytes = metrics.bytes_in.load(Ordering::Relaxed);
-                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                let (bytes, text) = rates(&metrics, started.elapsed().as_secs_f64());
                 shown.set_position(bytes);
-                shown.set_message(format!(
-                    "{} lines, {:.1} MB; {}/s, {:.1} MB/s",
-                    human(lines as f64),
-                    bytes as f64 / 1e6,
-                    human(lines as f64 / secs),
-                    bytes as f64 / 1e6 / secs
-                ));
+                shown.set_message(text);
                 shown.tick();
             }
         });
-        Progress { bar, updater }
+        Progress {
+            bar: Some(bar),
+            updater,
+        }
+    }
+
+    /// Whole lines, no escape sequences: a log file or a pipe reads them as they come.
+    fn lines(metrics: Arc<Metrics>, total: Option<u64>) -> Progress {
+        let updater = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            ticks.tick().await; // the first tick is immediate; nothing to say yet
+            loop {
+                ticks.tick().await;
+                let secs = started.elapsed().as_secs_f64();
+                let (bytes, mut text) = rates(&metrics, secs);
+                if let Some(total) = total.filter(|&t| t > 0) {
+                    let done = (bytes as f64 / total as f64).min(1.0);
+                    text.push_str(&format!(" ({:.0}%", done * 100.0));
+                    if done > 0.0 {
+                        text.push_str(&format!(", ETA {:.0} s", secs * (1.0 - done) / done));
+                    }
+                    text.push(')');
+                }
+                logging::print_line(&format!("ingest: progress: {text}"));
+            }
+        });
+        Progress { bar: None, updater }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
         self.updater.abort();
-        self.bar.finish_and_clear();
-        logging::route_around(None);
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            logging::route_around(None);
+        }
     }
 }

@@ -54,7 +54,8 @@ impl Severity {
             [b'[', inner @ .., b']'] => inner,
             _ => field,
         };
-        if name.len() > 8 {
+        // Letters only: the fold below maps a NUL onto the padding, so `INFO\0` would pass.
+        if name.len() > 8 || !name.iter().all(u8::is_ascii_alphabetic) {
             return None;
         }
         // Every name is letters only, and for a letter `b | 0x20` is its lower case while no
@@ -377,7 +378,20 @@ pub fn parse_timestamp(s: &[u8]) -> Option<(OffsetDateTime, usize)> {
 
     let date = Date::from_calendar_date(i32::from(year), Month::try_from(month).ok()?, day).ok()?;
     let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
-    Some((PrimitiveDateTime::new(date, time).assume_offset(offset), at))
+    let timestamp = PrimitiveDateTime::new(date, time).assume_offset(offset);
+    // Only at the calendar's two ends can an offset push the instant out of years 0000-9999,
+    // which RFC 3339 (the JSON output) cannot write: such a timestamp does not exist for us.
+    if matches!(year, 0 | 9999) && !offset.is_utc() && !in_rfc3339_range(timestamp) {
+        return None;
+    }
+    Some((timestamp, at))
+}
+
+/// True when the instant, in UTC, lies in years 0000-9999.
+fn in_rfc3339_range(timestamp: OffsetDateTime) -> bool {
+    timestamp
+        .checked_to_offset(UtcOffset::UTC)
+        .is_some_and(|utc| (0..=9999).contains(&utc.year()))
 }
 
 #[cfg(test)]
@@ -630,6 +644,40 @@ mod tests {
     }
 
     #[test]
+    fn a_severity_with_nul_or_other_bytes_glued_on_is_bad() {
+        for bad in [
+            "INFO\0",
+            "[INFO\0]",
+            "WARN\0\0\0\0",
+            "\0INFO",
+            "ERR\0R",
+            "INFO\x01",
+        ] {
+            let line = format!("2026-04-15T00:00:01Z {bad} x");
+            assert_eq!(rejected(&line), RejectReason::BadSeverity, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_whose_utc_instant_leaves_years_0000_to_9999_are_bad() {
+        // Both exist as local times, but not as RFC 3339 instants in UTC (year 10000, year -1).
+        for bad in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:30:00+01:00"] {
+            let line = format!("{bad} INFO x");
+            assert_eq!(rejected(&line), RejectReason::BadTimestamp, "line {line:?}");
+        }
+        // The very ends themselves are fine, with or without an offset that keeps them inside.
+        for good in [
+            "9999-12-31T23:59:59.999999999Z",
+            "9999-12-31T22:59:59-01:00",
+            "0000-01-01T00:00:00Z",
+            "0000-01-01T01:00:00+01:00",
+            "0000-06-01T00:30:00+01:00",
+        ] {
+            parsed(&format!("{good} INFO x"));
+        }
+    }
+
+    #[test]
     fn severities_order_and_print_as_documented() {
         let printed: Vec<String> = Severity::ALL.iter().map(|s| s.to_string()).collect();
         assert_eq!(printed, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]);
@@ -733,7 +781,7 @@ mod tests {
             /// parses back to the same record.
             #[test]
             fn any_record_rendered_as_a_line_parses_back_to_itself(
-                julian_day in 1_721_426i32..5_373_484, // 0001-01-01 to 9999-12-31
+                julian_day in 1_721_060i32..5_373_484, // 0000-01-01 to 9999-12-31
                 (hour, minute, second) in (0u8..24, 0u8..60, 0u8..60),
                 (digits, fraction) in (0u32..10, any::<u32>()),
                 separator in prop_oneof![Just('T'), Just('t'), Just(' ')],
@@ -768,6 +816,11 @@ mod tests {
                 line.extend_from_slice(&message);
                 line.extend_from_slice(trail.as_bytes());
 
+                if !in_rfc3339_range(expected) {
+                    // At the calendar's ends an offset can push the instant out of 0000-9999.
+                    prop_assert_eq!(parse_line(&line), Line::Rejected(RejectReason::BadTimestamp));
+                    return Ok(());
+                }
                 match parse_line(&line) {
                     Line::Parsed { timestamp, severity: parsed_severity, message: parsed_message } => {
                         prop_assert_eq!(timestamp, expected);

@@ -86,7 +86,9 @@ impl Watcher {
             tracing::warn!("{signal}: finishing the lines already read (send it again to stop at once)");
             drain.cancel();
             let again = next(&mut interrupt, &mut terminate).await;
-            eprintln!("ingest: {again} again: stopping at once; records not yet written are lost");
+            crate::logging::print_line(&format!(
+                "ingest: {again} again: stopping at once; records not yet written are lost"
+            ));
             again.reraise();
         });
         Ok(Watcher { received })

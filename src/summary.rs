@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
@@ -55,6 +54,8 @@ pub struct Summary {
     pub retries: u64,
     /// Lines read whose outcome was not final yet.
     pub in_flight: u64,
+    /// Bytes at the end of a rotated-away input that the checkpoint never read.
+    pub rotated_unread_bytes: u64,
     /// Wall time so far.
     pub elapsed: Duration,
     /// The reader's waits; its channel is the parsers' input.
@@ -132,6 +133,7 @@ impl Summary {
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "retries": self.retries,
+            "rotated_unread_bytes": self.rotated_unread_bytes,
             "stages": {
                 "reader": stage(&self.reader, json!({"lines_out": self.lines, "bytes_in": self.bytes_in})),
                 "parser": stage(&self.parser, json!({"lines_in": self.lines_parsed})),
@@ -188,6 +190,12 @@ impl Summary {
             "Write retries of the last run.",
             &[("", self.retries as f64)],
         );
+        metric(
+            "ingest_rotated_unread_bytes",
+            "gauge",
+            "Bytes at the end of a rotated-away input that the last run found never read (lost unless read by hand).",
+            &[("", self.rotated_unread_bytes as f64)],
+        );
         let unix = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
@@ -230,33 +238,20 @@ impl Summary {
             let written = if path.as_os_str() == "-" {
                 io::stderr().write_all(json.as_bytes())
             } else {
-                write_atomically(path, json.as_bytes())
+                crate::atomic::write(path, json.as_bytes())
             };
+            // An error, shown even with -q: a monitor reading these files would go blind.
             if let Err(e) = written {
-                tracing::warn!("cannot write stats to '{}': {e}", path.display());
+                tracing::error!("cannot write stats to '{}': {e}", path.display());
             }
         }
         if let Some(path) = &config.metrics_textfile {
             let text = self.to_prometheus(Some(exit), SystemTime::now());
-            if let Err(e) = write_atomically(path, text.as_bytes()) {
-                tracing::warn!("cannot write metrics to '{}': {e}", path.display());
+            if let Err(e) = crate::atomic::write(path, text.as_bytes()) {
+                tracing::error!("cannot write metrics to '{}': {e}", path.display());
             }
         }
     }
-}
-
-/// Writes `contents` to `path` through a temporary file and a rename, so a reader (a monitor,
-/// node_exporter's textfile collector) never sees half a file.
-///
-/// # Errors
-/// When the temporary file cannot be written or renamed.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// How often a long run refreshes `--metrics-textfile`.
@@ -270,11 +265,18 @@ pub async fn keep_textfile_fresh(
 ) {
     let mut ticks = tokio::time::interval(TEXTFILE_EVERY);
     ticks.tick().await; // the first tick is immediate; the run has only just begun
+    let mut failing = false;
     loop {
         ticks.tick().await;
         let now = metrics.snapshot(started.elapsed());
-        if let Err(e) = write_atomically(&path, now.to_prometheus(None, SystemTime::now()).as_bytes()) {
-            tracing::warn!("cannot write metrics to '{}': {e}", path.display());
+        match crate::atomic::write(&path, now.to_prometheus(None, SystemTime::now()).as_bytes()) {
+            // Said once, not every 10 s; the final write says it again if it still fails.
+            Err(e) if !failing => {
+                tracing::error!("cannot write metrics to '{}': {e}", path.display());
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) => failing = false,
         }
     }
 }

@@ -146,6 +146,8 @@ where
         // A growing log's last line may still be half-written: a checkpointed run leaves it.
         hold_last_line: resume.committer.is_some(),
         start: resume.start,
+        skip: resume.skip,
+        preread: resume.preread,
     };
     let reader = reader::run(
         input,

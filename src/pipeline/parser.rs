@@ -171,7 +171,8 @@ fn parse_into(first_line: u64, data: Bytes, max_line_bytes: usize, pool: Option<
     parsed.entries.reserve(data.len() / 64 + 1);
     for (text, line_no) in split_lines(data).zip(first_line..) {
         parsed.lines += 1;
-        if text.len() > max_line_bytes {
+        // The limit counts the line without its terminator, `\n` or `\r\n` alike.
+        if text.len() - usize::from(text.last() == Some(&b'\r')) > max_line_bytes {
             let line = data.slice_ref(&text[..LONG_LINE_PREFIX.min(text.len())]);
             parsed.rejects.push(Rejected {
                 line_no,

@@ -58,6 +58,11 @@ struct Progress {
     /// The task asked the thread to stop after handing out what it holds.
     stop: bool,
     error: Option<io::Error>,
+    /// What the thread did, for the stage's report: bytes searched for line ends and bytes
+    /// copied to carry a partial line into the next buffer. Both stay within a small multiple of
+    /// the input, however long its lines.
+    searched: u64,
+    carried: u64,
 }
 
 fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
@@ -88,6 +93,13 @@ struct ReadLoop<'a> {
     buffers: Buffers,
     pieces: Vec<(Bytes, u64)>,
     long_line: Option<LongLine>,
+    /// Bytes at the front of the current buffer already searched and free of `\n`: the start of
+    /// a line still being read, never searched again.
+    scanned: usize,
+    /// Bytes searched for line ends so far.
+    searched: u64,
+    /// Committed input still to be read and thrown away (a pipe cannot seek past it).
+    skip: u64,
     seq: u64,
     /// The next line's number.
     line_no: u64,
@@ -96,7 +108,7 @@ struct ReadLoop<'a> {
 }
 
 /// How the reader cuts its input, and where it starts.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// Most lines in one batch.
     pub batch_lines: usize,
@@ -106,12 +118,29 @@ pub struct Settings {
     pub hold_last_line: bool,
     /// Where in the input reading starts (after what a checkpoint says is committed).
     pub start: Position,
+    /// Input bytes to read and discard first: the committed part of a pipe.
+    pub skip: u64,
+    /// Input already read (while recognising it): handed out first, even during a drain.
+    pub preread: Bytes,
 }
 
 impl ReadLoop<'_> {
     /// Reads `input` to its end, a read error (left in `progress`), a stop request, a cancel,
     /// or until the parsers are gone.
-    fn run(mut self, mut input: impl Read) {
+    /// Returns what the stage's report says of the work: bytes searched and carried.
+    fn run(mut self, input: impl Read) -> (u64, u64) {
+        self.read_all(input);
+        (self.searched, self.buffers.carried)
+    }
+
+    fn read_all(&mut self, mut input: impl Read) {
+        let preread = std::mem::take(&mut self.limits.preread);
+        if !preread.is_empty() {
+            self.buffers.make_room().extend_from_slice(&preread);
+            if !self.take_lines() {
+                return;
+            }
+        }
         loop {
             {
                 // Checked under the same lock that marks the read, so a drain either sees the
@@ -142,6 +171,13 @@ impl ReadLoop<'_> {
                 Ok(0) => {
                     self.finish();
                     return;
+                }
+                Ok(n) if self.skip > 0 => {
+                    // Nothing is carried while skipping: the committed part ends on a line end.
+                    let skipped = self.skip.min(n as u64);
+                    self.buffers.current.advance(skipped as usize);
+                    self.skip -= skipped;
+                    self.take_lines()
                 }
                 Ok(_) => self.take_lines(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
@@ -174,26 +210,40 @@ impl ReadLoop<'_> {
             }
         }
         let buf = &mut self.buffers.current;
-        if let Some(last_newline) = memchr::memrchr(b'\n', buf) {
-            let lines = buf.split_to(last_newline + 1).freeze();
+        // Only the new bytes: searching the carried line again on every read would make one
+        // long line cost its length squared.
+        let scanned = self.scanned.min(buf.len());
+        self.searched += (buf.len() - scanned) as u64;
+        if let Some(last_newline) = memchr::memrchr(b'\n', &buf[scanned..]) {
+            let lines = buf.split_to(scanned + last_newline + 1).freeze();
             if !self.hand_out(&lines) {
                 return false;
             }
         }
         let buf = &mut self.buffers.current;
-        if buf.len() > self.limits.max_line_bytes {
+        self.scanned = buf.len();
+        // One byte of slack: a `\r` there may be the start of a `\r\n`, which the limit does not
+        // count (the parser checks the whole line once its end is known).
+        if buf.len() > self.limits.max_line_bytes.saturating_add(1) {
             let prefix = Bytes::copy_from_slice(&buf[..LONG_LINE_PREFIX.min(buf.len())]);
             self.long_line = Some(LongLine {
                 prefix,
                 bytes: buf.len() as u64,
             });
             buf.clear();
+            self.scanned = 0;
         }
         true
     }
 
     /// At end of input: what is left is a last line without `\n`.
     fn finish(&mut self) {
+        if self.skip > 0 {
+            tracing::warn!(
+                "the input ended {} bytes before the committed point: nothing new",
+                self.skip
+            );
+        }
         let unfinished = self.long_line.is_some() || !self.buffers.current.is_empty();
         if unfinished && self.limits.hold_last_line {
             tracing::warn!(
@@ -283,6 +333,8 @@ struct Buffers {
     current: BytesMut,
     /// Buffers whose bytes may still be in flight, oldest first.
     spent: VecDeque<BytesMut>,
+    /// Bytes copied to carry partial lines into a new buffer, for the stage's report.
+    carried: u64,
 }
 
 impl Buffers {
@@ -298,13 +350,17 @@ impl Buffers {
             let reusable = self.spent.iter_mut().position(|b| b.try_reclaim(needed));
             let mut next = match reusable {
                 Some(i) => self.spent.remove(i).expect("found above"),
-                None => BytesMut::with_capacity(needed.max(Self::SIZE)),
+                // At least double: a line longer than a buffer is then copied a few times in
+                // all, not once per read.
+                None => BytesMut::with_capacity(needed.max(Self::SIZE).max(2 * self.current.len())),
             };
-            // The line that straddles two reads: copied once, here.
+            // The line that straddles two reads: copied here.
+            self.carried += self.current.len() as u64;
             next.extend_from_slice(&self.current);
             let mut spent = std::mem::replace(&mut self.current, next);
             spent.clear();
-            if self.spent.len() < Self::MAX_SPENT {
+            // A buffer grown for one long line is not worth keeping.
+            if self.spent.len() < Self::MAX_SPENT && spent.capacity() <= 2 * Self::SIZE {
                 self.spent.push_back(spent);
             }
         }
@@ -381,15 +437,22 @@ pub async fn run(
                 metrics: &metrics,
                 cancel: &cancel,
                 runtime: &runtime,
+                skip: limits.skip,
+                line_no: limits.start.lines + 1,
+                offset: limits.start.offset,
                 limits,
                 buffers: Buffers::default(),
                 pieces: Vec::new(),
                 long_line: None,
+                scanned: 0,
+                searched: 0,
                 seq: 0,
-                line_no: limits.start.lines + 1,
-                offset: limits.start.offset,
             };
-            read_loop.run(input);
+            let (searched, carried) = read_loop.run(input);
+            {
+                let mut progress = lock(&progress);
+                (progress.searched, progress.carried) = (searched, carried);
+            }
             drop(lines_tx); // closes the channel for the parsers
             let _ = done_tx.send(());
         }
@@ -406,7 +469,12 @@ pub async fn run(
     };
     let mut done_rx = done_rx;
     tokio::select! {
-        _ = &mut done_rx => {}
+        done = &mut done_rx => {
+            // The thread drops its end without answering only when it panicked.
+            if done.is_err() {
+                return Err(Error::Panic { stage: "reader" });
+            }
+        }
         () = cancel.cancelled() => {
             // Unblocks a thread waiting to send to parsers that stopped receiving.
             close();
@@ -432,8 +500,10 @@ pub async fn run(
         return Err(Error::Read(error));
     }
     tracing::debug!(
-        "reader finished: {} lines",
-        metrics.lines_read.load(Ordering::Relaxed)
+        "reader finished: {} lines ({} bytes searched for line ends, {} carried across reads)",
+        metrics.lines_read.load(Ordering::Relaxed),
+        progress.searched,
+        progress.carried
     );
     Ok(())
 }
@@ -477,7 +547,7 @@ mod tests {
                 batch_lines: 7,
                 max_line_bytes: 1 << 20,
                 hold_last_line: false,
-                start: Position::default(),
+                ..Settings::default()
             },
             metrics.clone(),
             CancellationToken::new(),

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::recv;
 use super::validator::ValidBatch;
-use crate::checkpoint::{Committer, Position};
+use crate::checkpoint::{Commit, Position};
 use crate::error::Error;
 use crate::format::{Format, write_record, write_reject};
 use crate::metrics::{Metrics, add};
@@ -80,8 +80,15 @@ impl Formatted {
         }
     }
 
+    /// True when nothing was added: no bytes, and no input lines to settle either. A buffer
+    /// with lines but no bytes (all filtered, say) still goes out, so the checkpoint moves on.
     fn is_empty(&self) -> bool {
-        self.out.is_empty() && self.rejects.is_empty()
+        self.lines == 0 && self.out.is_empty() && self.rejects.is_empty()
+    }
+
+    /// Bytes waiting in both buffers: what bounds the writer's memory.
+    fn bytes(&self) -> usize {
+        self.out.len() + self.rejects.len()
     }
 
     fn add(&mut self, batch: &ValidBatch, format: Format, keep_rejects: bool) {
@@ -153,7 +160,8 @@ impl<W: Sink> Target<W> {
         let whole = memchr::memrchr(b'\n', &buf[..written]).map_or(0, |i| i + 1);
         self.done += memchr::memchr_iter(b'\n', &buf[..whole]).count() as u64;
         let torn = (written - whole) as u64;
-        if torn > 0 {
+        // A closed pipe has no reader left to see a torn record, and cannot take bytes back.
+        if torn > 0 && error.kind() != io::ErrorKind::BrokenPipe {
             match self.sink.discard_tail(torn) {
                 Ok(()) => self.bytes -= torn,
                 Err(e) => tracing::warn!(
@@ -162,31 +170,29 @@ impl<W: Sink> Target<W> {
                 ),
             }
         }
-        Err(Failure {
+        Err(self.failure(attempts, error))
+    }
+
+    fn failure(&self, attempts: u32, error: io::Error) -> Failure {
+        Failure {
             target: self.sink.describe(),
             attempts,
+            quiet: error.kind() == io::ErrorKind::BrokenPipe && self.sink.closed_is_quiet(),
             error,
-        })
+        }
     }
 
     /// Makes what was written durable, for a commit.
     fn sync(&mut self) -> Result<(), Failure> {
-        self.sink.sync().map_err(|error| Failure {
-            target: self.sink.describe(),
-            attempts: 1,
-            error,
-        })
+        self.sink.sync().map_err(|error| self.failure(1, error))
     }
 
     /// Flushes and fsyncs the sink.
     async fn shutdown(&mut self) -> Result<(), Failure> {
         // Not retried: after a failed fsync the kernel may have dropped the dirty pages, and a
         // second fsync that succeeds would wrongly say the data is safe.
-        self.sink.shutdown().await.map_err(|error| Failure {
-            target: self.sink.describe(),
-            attempts: 1,
-            error,
-        })
+        let result = self.sink.shutdown().await;
+        result.map_err(|error| self.failure(1, error))
     }
 }
 
@@ -223,6 +229,8 @@ async fn write_with_retries<W: Sink>(
 struct Failure {
     target: String,
     attempts: u32,
+    /// The reader of `-` went away (`ingest - | head`): the run ends quietly, exit 0.
+    quiet: bool,
     error: io::Error,
 }
 
@@ -234,7 +242,7 @@ pub struct Settings {
     /// Retry schedule for failing writes.
     pub retry: RetryPolicy,
     /// With `--checkpoint`: the committer, and where this run started in its input.
-    pub checkpoint: Option<(Committer, Position)>,
+    pub checkpoint: Option<(Box<dyn Commit>, Position)>,
 }
 
 /// Runs the writer until the validator is done and everything is written, or `cancel` fires.
@@ -289,7 +297,8 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
         // The batch's bytes are copied out: free its window slot before the slow part.
         drop(batch);
         let idle = valid_rx.is_empty() && full_tx.is_empty();
-        if current.out.len() >= FLUSH_BYTES || (idle && !current.is_empty()) {
+        // Rejected lines count too: a run of garbage must not grow the buffer past the bound.
+        if current.bytes() >= FLUSH_BYTES || (idle && !current.is_empty()) {
             // Waiting here is waiting for the output: the writer's blocked time.
             let waiting = Instant::now();
             if full_tx.send(std::mem::take(&mut current)).await.is_err() {
@@ -311,7 +320,7 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     joined(flusher.await, &cancel)
 }
 
-/// The flusher's outcome as the stage's. A closed output pipe ends the whole run, quietly: the
+/// The flusher's outcome as the stage's. A closed `-` pipe ends the whole run, quietly: the
 /// other stages are cancelled (the reader may be blocked on an input that never ends).
 fn joined(
     flushed: Result<Result<bool, Error>, tokio::task::JoinError>,
@@ -330,7 +339,10 @@ fn joined(
 }
 
 /// Writes each formatted buffer to its file and hands it back empty; fsyncs both at the end.
-/// Returns whether the output pipe was closed by its reader (a quiet stop).
+/// Returns whether the `-` pipe was closed by its reader (a quiet stop).
+///
+/// With a checkpoint, every commit follows a sync of the bytes it names: files first, then the
+/// checkpoint, so a commit never names bytes that a power loss could take back.
 async fn flush<W: Sink, R: Sink>(
     full_rx: async_channel::Receiver<Formatted>,
     empty_tx: async_channel::Sender<Formatted>,
@@ -338,13 +350,18 @@ async fn flush<W: Sink, R: Sink>(
     rejects: Option<R>,
     policy: RetryPolicy,
     metrics: Arc<Metrics>,
-    mut checkpoint: Option<(Committer, Position)>,
+    mut checkpoint: Option<(Box<dyn Commit>, Position)>,
 ) -> Result<bool, Error> {
     let mut out = Target::new(output);
     let mut rejects = rejects.map(Target::new);
     let mut retries = 0;
     let result = async {
         while let Ok(mut formatted) = full_rx.recv().await {
+            if let Some((committer, _)) = checkpoint.as_mut()
+                && !(formatted.out.is_empty() && formatted.rejects.is_empty())
+            {
+                committer.start_writing()?;
+            }
             let (written, rejected) = (out.done, rejects.as_ref().map_or(0, |r| r.done));
             let bytes = out.bytes;
             let outcome = async {
@@ -371,12 +388,13 @@ async fn flush<W: Sink, R: Sink>(
             add(&metrics.lines_settled, formatted.lines);
             if let Some((committer, settled)) = checkpoint.as_mut() {
                 *settled = formatted.end.unwrap_or(*settled);
-                if committer.due(formatted.out.len() as u64) {
+                if committer.due(formatted.bytes() as u64) {
                     out.sync()?;
                     if let Some(rejects) = rejects.as_mut() {
                         rejects.sync()?;
                     }
-                    committer.commit(*settled, out.bytes, rejects.as_ref().map_or(0, |r| r.bytes))?;
+                    let rejects_bytes = rejects.as_ref().map_or(0, |r| r.bytes);
+                    committer.commit(*settled, out.bytes, rejects_bytes, false)?;
                 }
             }
             formatted.clear();
@@ -387,7 +405,8 @@ async fn flush<W: Sink, R: Sink>(
             rejects.shutdown().await?;
         }
         if let Some((committer, settled)) = checkpoint.as_mut() {
-            committer.commit(*settled, out.bytes, rejects.as_ref().map_or(0, |r| r.bytes))?;
+            let rejects_bytes = rejects.as_ref().map_or(0, |r| r.bytes);
+            committer.commit(*settled, out.bytes, rejects_bytes, true)?;
         }
         Ok(())
     }
@@ -396,11 +415,12 @@ async fn flush<W: Sink, R: Sink>(
     tracing::debug!("writer finished: {} records", out.done);
     match result {
         Ok(()) => Ok(false),
-        Err(Stop::Write(Failure { error, .. })) if error.kind() == io::ErrorKind::BrokenPipe => Ok(true),
+        Err(Stop::Write(Failure { quiet: true, .. })) => Ok(true),
         Err(Stop::Write(Failure {
             target,
             attempts,
             error,
+            ..
         })) => Err(Error::Write {
             target,
             attempts,

@@ -1,0 +1,111 @@
+//! What the process settles with the OS before a run: file descriptors, a file size limit, and
+//! what happens when threads or memory run out.
+//!
+//! `main` calls [`prepare`] first. Each part turns a limit that would crash or hang a run
+//! (`ulimit -n`, `-f`, `-v`) into an ordinary error with an exit code and a message.
+
+use std::io;
+
+use crate::error::Exit;
+
+/// Descriptors a run may hold at once: stdin and stdout copies, OUTPUT, rejects, checkpoint and
+/// report temporaries, a directory, the runtime's epoll, eventfd and signal pipe, with room.
+const DESCRIPTORS_NEEDED: usize = 24;
+
+/// Prepares the process for a run.
+///
+/// # Errors
+/// A message when too few file descriptors are left for a run.
+pub fn prepare() -> Result<(), String> {
+    // A file size limit (`ulimit -f`) would kill us by SIGXFSZ, tearing a record and saying
+    // nothing; ignored, the write fails with EFBIG, which the writer reports and cleans up.
+    // SAFETY: setting a signal's disposition to "ignore" touches no memory of ours.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    raise_descriptor_limit();
+    check_descriptors()?;
+    exit_when_resources_run_out();
+    Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one, as most servers do; best effort.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct passed, which lives here.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// Takes (and gives back) the descriptors a run needs, so that running out is said up front
+/// instead of as a panic deep in the runtime.
+fn check_descriptors() -> Result<(), String> {
+    let mut held = Vec::with_capacity(DESCRIPTORS_NEEDED);
+    while held.len() < DESCRIPTORS_NEEDED {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                return Err(format!(
+                    "too few file descriptors: a run needs {DESCRIPTORS_NEEDED} more than are open, only {} are left: raise the limit (ulimit -n)",
+                    held.len()
+                ));
+            }
+            // Without /dev/null (a bare chroot) the check cannot be made; the run will tell.
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// When the runtime cannot start a thread (`ulimit -v`, `-u`), it panics on one of its own
+/// threads, where nothing catches it, and the run would hang. Such a panic ends the process at
+/// once with [`Exit::OsError`]; every other panic goes on to the stage that reports it.
+fn exit_when_resources_run_out() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if is_out_of_resources(message) {
+            crate::logging::print_line(&format!(
+                "ingest: error: out of system resources: {message}\nhint: raise the limits on memory and processes (ulimit -v, ulimit -u); records not yet committed are lost"
+            ));
+            std::process::exit(Exit::OsError as i32);
+        }
+        default(info);
+    }));
+}
+
+/// The runtime's panics when the OS refuses it a thread or a descriptor.
+fn is_out_of_resources(message: &str) -> bool {
+    let refused = io::Error::from_raw_os_error(libc::EAGAIN).to_string();
+    (message.contains("spawn") && message.contains("thread"))
+        || message.contains(&refused)
+        || message.contains("Too many open files")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtimes_resource_panics_are_recognised_and_bugs_are_not() {
+        assert!(is_out_of_resources(
+            "OS can't spawn worker thread: Resource temporarily unavailable (os error 11)"
+        ));
+        assert!(is_out_of_resources(
+            "failed to create UnixStream: Os { code: 24, kind: Uncategorized, message: \"Too many open files\" }"
+        ));
+        assert!(!is_out_of_resources(
+            "index out of bounds: the len is 3 but the index is 7"
+        ));
+    }
+}
