@@ -48,6 +48,22 @@ fn checkpointed_to_out(dir: &Scratch) -> assert_cmd::Command {
     cmd
 }
 
+/// [`checkpointed_to_out`] with a file on stdin, as cron runs it (seekable, its size known);
+/// returns its stderr after checking that it succeeded.
+fn checkpointed_file_to_out(dir: &Scratch, input: &Path) -> String {
+    let output = Command::new(BIN)
+        .env_clear()
+        .arg("--checkpoint")
+        .arg(dir.path("cp"))
+        .arg(dir.path("out.log"))
+        .stdin(File::open(input).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    stderr
+}
+
 /// xorshift: the kill times vary from run to run; the seed is printed to replay a failure.
 struct Rng(u64);
 
@@ -60,6 +76,14 @@ impl Rng {
     }
 }
 
+/// A number from the checkpoint file: `key N`.
+fn checkpoint_field(dir: &Scratch, name: &str, key: &str) -> u64 {
+    let text = dir.read(&format!("{name}.cp"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in the checkpoint: {text}"))
+}
+
 #[test]
 fn runs_killed_at_random_moments_and_rerun_write_every_record_exactly_once() {
     let dir = Scratch::new();
@@ -67,6 +91,9 @@ fn runs_killed_at_random_moments_and_rerun_write_every_record_exactly_once() {
     std::fs::write(&input, corpus(300_000)).unwrap();
     let status = checkpointed(&dir, &input, "reference").status().unwrap();
     assert!(status.success());
+    let reference = |ext: &str| std::fs::read(dir.path(&format!("reference.{ext}"))).unwrap();
+    let total = reference("log").len() as u64;
+    let size = || std::fs::metadata(dir.path("run.log")).map_or(0, |m| m.len());
 
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -78,8 +105,17 @@ fn runs_killed_at_random_moments_and_rerun_write_every_record_exactly_once() {
     for attempt in 0.. {
         let mut child = checkpointed(&dir, &input, "run").spawn().unwrap();
         if attempt < 8 {
-            // Deliberately random: a kill can land in a write, a commit, or between them.
-            std::thread::sleep(Duration::from_millis(5 + rng.below(150)));
+            // Kill once the output has grown by a random share of what is left, plus a random
+            // moment: the kill lands inside the run (not after it, however fast the machine),
+            // in a write, a commit, or between them.
+            let start = size();
+            let target = start + (total - start) * (5 + rng.below(75)) / 100;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while size() < target && child.try_wait().unwrap().is_none() {
+                assert!(std::time::Instant::now() < deadline, "seed {seed}: the run stalled");
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            std::thread::sleep(Duration::from_micros(rng.below(3000)));
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(child.id() as i32),
                 nix::sys::signal::Signal::SIGKILL,
@@ -91,19 +127,28 @@ fn runs_killed_at_random_moments_and_rerun_write_every_record_exactly_once() {
         }
         killed_mid_run += 1;
         assert!(attempt < 50, "seed {seed}: never finished");
+        // What the checkpoint names is, in both files, the reference's beginning: the rerun
+        // will cut back anything after it.
+        for (ext, key) in [("log", "output_bytes"), ("rej", "rejects_bytes")] {
+            let committed = checkpoint_field(&dir, "run", key) as usize;
+            let actual = std::fs::read(dir.path(&format!("run.{ext}"))).unwrap();
+            assert!(
+                actual.len() >= committed && actual[..committed] == reference(ext)[..committed],
+                "seed {seed}, kill {killed_mid_run}: run.{ext} does not start with the reference's {committed} committed bytes"
+            );
+        }
     }
     assert!(
-        killed_mid_run > 0,
-        "seed {seed}: every run finished before its kill; nothing was tested"
+        killed_mid_run >= 6,
+        "seed {seed}: only {killed_mid_run} of 8 kills landed mid-run"
     );
-    for name in ["log", "rej"] {
-        let expected = std::fs::read(dir.path(&format!("reference.{name}"))).unwrap();
-        let actual = std::fs::read(dir.path(&format!("run.{name}"))).unwrap();
+    for ext in ["log", "rej"] {
+        let actual = std::fs::read(dir.path(&format!("run.{ext}"))).unwrap();
         assert!(
-            expected == actual,
-            "seed {seed}, {killed_mid_run} kills: run.{name} differs ({} bytes, expected {})",
+            reference(ext) == actual,
+            "seed {seed}, {killed_mid_run} kills: run.{ext} differs ({} bytes, expected {})",
             actual.len(),
-            expected.len()
+            reference(ext).len()
         );
     }
 }
@@ -194,13 +239,9 @@ fn a_rotated_or_replaced_input_starts_from_its_first_line() {
     )
     .unwrap();
     run("2 written");
-    // Rotated: a new file begins.
+    // Replaced: a new file begins.
     std::fs::write(&input, "2026-04-16T00:00:01Z INFO new one\n").unwrap();
     run("is not the one");
-    // Truncated in place (same first line, shorter than what was committed).
-    std::fs::write(&input, "").unwrap();
-    std::fs::write(&input, "2026-04-16T00:00:01Z INFO new one\n").unwrap();
-    run("0 lines in");
     std::fs::write(&input, "2026-04-16T00:00:01Z INFO new").unwrap();
     run("is not the one");
     assert_eq!(
@@ -208,6 +249,26 @@ fn a_rotated_or_replaced_input_starts_from_its_first_line() {
         "     1  INFO old one\n     2  INFO old two\n     1  INFO new one\n",
         "the last run held back its unterminated line"
     );
+}
+
+#[test]
+fn an_input_truncated_in_place_below_the_committed_point_starts_over() {
+    // Past the 4 KiB the fingerprint covers, only the length tells a truncated file from a
+    // grown one: 400 lines committed, then the file cut to its first 200 (same first bytes).
+    let dir = Scratch::new();
+    let input = dir.path("app.log");
+    let all = corpus(400);
+    std::fs::write(&input, &all).unwrap();
+    checkpointed_file_to_out(&dir, &input);
+    let first_200: Vec<u8> = all.split_inclusive(|&b| b == b'\n').take(200).flatten().copied().collect();
+    assert!(first_200.len() > 4096, "the truncated file must outgrow the fingerprint");
+    std::fs::write(&input, &first_200).unwrap();
+    // A file on stdin, as cron runs it: its length is known before reading.
+    let stderr = checkpointed_file_to_out(&dir, &input);
+    assert!(stderr.contains("is not the one") && stderr.contains("200 lines in"), "{stderr}");
+    let out = dir.read("out.log");
+    assert_eq!(out.lines().count(), 390 + 195, "400 lines (10 bad), then the first 200 again (5 bad)");
+    assert!(out.ends_with("   200  INFO message 199\n"), "{}", &out[out.len() - 60..]);
 }
 
 #[test]
@@ -290,4 +351,304 @@ fn a_run_killed_before_its_first_commit_is_not_duplicated_by_the_rerun() {
     );
     checkpointed_to_out(&dir).write_stdin(all).assert().success();
     assert_eq!(dir.read("out.log"), dir.read("once.log"));
+}
+
+/// `ingest --checkpoint CP [ARGS..] OUT` on `input` (a file on stdin), in `dir`; returns the
+/// exit code and stderr.
+fn run_in(dir: &Scratch, args: &[&str], input: &Path) -> (Option<i32>, String) {
+    let output = Command::new(BIN)
+        .env_clear()
+        .current_dir(dir.path(""))
+        .args(args)
+        .stdin(File::open(input).unwrap())
+        .output()
+        .unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_checkpoint_beside_its_output_never_deletes_the_output_or_the_rejects_file() {
+    // The old temporary name was PATH.with_extension("tmp"): out.cp's was out.tmp.
+    let dir = Scratch::new();
+    std::fs::write(dir.path("in.log"), corpus(100)).unwrap();
+    for args in [
+        ["--checkpoint", "out.cp", "out.tmp"].as_slice(),
+        ["--checkpoint", "job.cp", "--rejects", "job.tmp", "job.log"].as_slice(),
+        ["--checkpoint", "st.tmp", "st.log"].as_slice(),
+    ] {
+        let (code, stderr) = run_in(&dir, args, &dir.path("in.log"));
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+    assert_eq!(dir.read("out.tmp").lines().count(), 98);
+    assert_eq!(dir.read("job.tmp").lines().count(), 2);
+    assert_eq!(dir.read("st.log").lines().count(), 98);
+    assert!(dir.read("st.tmp").starts_with("ingest checkpoint"));
+}
+
+#[test]
+fn a_checkpoint_may_not_be_output_or_the_rejects_file() {
+    let dir = Scratch::new();
+    for (args, says) in [
+        (["--checkpoint", "out.log", "out.log"].as_slice(), "--checkpoint 'out.log' is the same file as OUTPUT"),
+        (["--checkpoint", "r.tsv", "--rejects", "./r.tsv", "out.log"].as_slice(), "is the same file as --rejects"),
+        (["--stats-json", "out.log", "out.log"].as_slice(), "--stats-json 'out.log' is the same file as OUTPUT"),
+    ] {
+        ingest()
+            .current_dir(dir.path(""))
+            .args(args)
+            .write_stdin("2026-04-15T00:00:01Z INFO x\n")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+}
+
+#[test]
+fn a_checkpoint_used_with_another_output_is_refused_and_cuts_nothing() {
+    let dir = Scratch::new();
+    std::fs::write(dir.path("in.log"), corpus(100)).unwrap();
+    let (code, _) = run_in(&dir, &["--checkpoint", "cp", "first.log"], &dir.path("in.log"));
+    assert_eq!(code, Some(0));
+    std::fs::write(dir.path("other.log"), "someone else's line\n").unwrap();
+    let (code, stderr) = run_in(&dir, &["--checkpoint", "cp", "other.log"], &dir.path("in.log"));
+    assert_eq!(code, Some(74), "{stderr}");
+    assert!(stderr.contains("it was made for") && stderr.contains("first.log"), "{stderr}");
+    assert_eq!(dir.read("other.log"), "someone else's line\n");
+}
+
+#[test]
+fn two_jobs_with_their_own_checkpoints_share_one_output_without_cutting_each_other() {
+    let dir = Scratch::new();
+    let a: Vec<u8> = corpus(60);
+    std::fs::write(dir.path("a.log"), &a[..a.len() / 2]).unwrap();
+    std::fs::write(dir.path("b.log"), "2026-04-16T00:00:00Z WARN from b\n").unwrap();
+    let job = |cp: &str, input: &str| run_in(&dir, &["--checkpoint", cp, "--rejects", "r.tsv", "out.log"], &dir.path(input));
+    assert_eq!(job("a.cp", "a.log").0, Some(0));
+    assert_eq!(job("b.cp", "b.log").0, Some(0));
+    std::fs::write(dir.path("a.log"), &a).unwrap(); // a.log grew
+    let (code, stderr) = job("a.cp", "a.log");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("appended to 'out.log' by another program or job"), "{stderr}");
+    let out = dir.read("out.log");
+    assert!(out.contains("     1  WARN from b\n"), "b's record was cut: {out}");
+    assert_eq!(out.lines().count(), 59 + 1);
+    assert_eq!(dir.read("r.tsv").lines().count(), 1, "a's one reject, not cut or doubled");
+}
+
+#[test]
+fn the_rejects_file_is_locked_like_output() {
+    let dir = Scratch::new();
+    let mut first = Command::new(BIN)
+        .env_clear()
+        .arg("--rejects")
+        .arg(dir.path("r.tsv"))
+        .arg(dir.path("one.log"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    stdin.write_all(b"garbage\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read(dir.path("r.tsv")).map_or(true, |b| b.is_empty()) {
+        assert!(std::time::Instant::now() < deadline, "the first run never wrote its reject");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ingest()
+        .arg("--rejects")
+        .arg(dir.path("r.tsv"))
+        .arg(dir.path("two.log"))
+        .write_stdin("garbage\n")
+        .assert()
+        .code(75)
+        .stderr(predicate::str::contains("r.tsv' is being written by another ingest run"));
+    drop(stdin);
+    assert!(first.wait().unwrap().success());
+    assert_eq!(dir.read("r.tsv"), "1\tnot enough fields\tgarbage\n");
+}
+
+#[test]
+fn after_a_killed_run_and_a_rotated_input_the_torn_tail_is_cut_before_anything_new() {
+    let dir = Scratch::new();
+    std::fs::write(dir.path("app.log"), "2026-04-15T00:00:01Z INFO old\n").unwrap();
+    assert_eq!(run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log")).0, Some(0));
+    // What a run SIGKILLed mid-write leaves: the checkpoint says "writing", a torn record.
+    let cp = dir.read("cp").replace("finished 1", "finished 0");
+    std::fs::write(dir.path("cp"), cp).unwrap();
+    let mut out = std::fs::OpenOptions::new().append(true).open(dir.path("out.log")).unwrap();
+    out.write_all(b"     2  INFO torn rec").unwrap();
+    std::fs::write(dir.path("app.log"), "2026-04-16T00:00:01Z INFO new\n").unwrap(); // rotated
+    let (code, stderr) = run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(dir.read("out.log"), "     1  INFO old\n     1  INFO new\n");
+}
+
+/// 100 lines of app.log, then 50 more after the run, then `mv app.log app.log.1` and a new
+/// app.log of 10 lines: the shape of a rename rotation between two cron runs.
+fn rotate_with_an_unread_tail(dir: &Scratch) -> u64 {
+    let all = corpus(150);
+    let first: Vec<u8> = all.split_inclusive(|&b| b == b'\n').take(100).flatten().copied().collect();
+    std::fs::write(dir.path("app.log"), &first).unwrap();
+    assert_eq!(run_in(dir, &["-q", "--checkpoint", "cp", "out.log"], &dir.path("app.log")).0, Some(0));
+    std::fs::write(dir.path("app.log"), &all).unwrap();
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    std::fs::write(dir.path("app.log"), common::valid_lines(10)).unwrap();
+    (all.len() - first.len()) as u64
+}
+
+#[test]
+fn a_rename_rotation_that_leaves_lines_unread_says_so_even_with_q_and_counts_them() {
+    let dir = Scratch::new();
+    let unread = rotate_with_an_unread_tail(&dir);
+    let (code, stderr) = run_in(
+        &dir,
+        &["-q", "--stats-json", "stats.json", "--metrics-textfile", "m.prom", "--checkpoint", "cp", "out.log"],
+        &dir.path("app.log"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("ingest: error: the input was rotated")
+            && stderr.contains(&format!("{unread} bytes at the end of its previous file"))
+            && stderr.contains("app.log.1"),
+        "{stderr}"
+    );
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["rotated_unread_bytes"], unread);
+    assert!(dir.read("m.prom").contains(&format!("ingest_rotated_unread_bytes {unread}\n")));
+    assert_eq!(dir.read("out.log").lines().count(), 98 + 10);
+}
+
+#[test]
+fn the_rotation_recipe_reads_the_old_files_tail_first_and_loses_nothing() {
+    let dir = Scratch::new();
+    rotate_with_an_unread_tail(&dir);
+    // The README's recipe: the old file with the same checkpoint first, then the new one.
+    for input in ["app.log.1", "app.log"] {
+        let (code, stderr) = run_in(&dir, &["-q", "--checkpoint", "cp", "out.log"], &dir.path(input));
+        assert_eq!((code, stderr.as_str()), (Some(0), ""), "{input}");
+    }
+    let out = dir.read("out.log");
+    let numbers: Vec<&str> = out.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(numbers.len(), 146 + 10, "every line of both files once");
+    assert_eq!(numbers[145], "150");
+    assert_eq!(numbers[146..], ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
+}
+
+#[test]
+fn a_rotated_output_starts_afresh_instead_of_failing() {
+    let dir = Scratch::new();
+    let all = corpus(40);
+    let first: Vec<u8> = all.split_inclusive(|&b| b == b'\n').take(20).flatten().copied().collect();
+    std::fs::write(dir.path("app.log"), first).unwrap();
+    assert_eq!(run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log")).0, Some(0));
+    // logrotate on the output: renamed away (a new, empty file appears), or copied and emptied.
+    std::fs::rename(dir.path("out.log"), dir.path("out.log.1")).unwrap();
+    std::fs::write(dir.path("out.log"), "").unwrap();
+    std::fs::write(dir.path("app.log"), &all).unwrap();
+    let (code, stderr) = run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("is a new file since the last run"), "{stderr}");
+    assert!(dir.read("out.log").starts_with("    21  INFO message 20\n"), "{}", dir.read("out.log"));
+    std::fs::copy(dir.path("out.log"), dir.path("out.log.2")).unwrap();
+    std::fs::write(dir.path("out.log"), "").unwrap(); // copytruncate
+    std::fs::write(dir.path("app.log"), corpus(50)).unwrap();
+    let (code, stderr) = run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("was emptied since the last run"), "{stderr}");
+    assert!(dir.read("out.log").starts_with("    41  INFO message 40\n"), "{}", dir.read("out.log"));
+}
+
+#[test]
+fn lines_that_give_no_output_at_the_end_of_a_run_are_committed_too() {
+    let dir = Scratch::new();
+    let input = "2026-04-15T00:00:01Z INFO kept\n2026-04-15T00:00:02Z DEBUG filtered\n\nTraceback (most recent call last):\n";
+    std::fs::write(dir.path("app.log"), input).unwrap();
+    let args = ["--max-rejects", "0", "--min-level", "info", "--checkpoint", "cp", "out.log"];
+    let (code, stderr) = run_in(&dir, &args, &dir.path("app.log"));
+    assert_eq!(code, Some(65), "{stderr}");
+    // Nothing new: the traceback is not read (and rejected) again.
+    let (code, stderr) = run_in(&dir, &args, &dir.path("app.log"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("0 lines in"), "{stderr}");
+}
+
+#[test]
+fn a_hand_edited_checkpoint_that_would_wrap_line_numbers_is_unusable() {
+    let dir = Scratch::new();
+    std::fs::write(dir.path("app.log"), corpus(10)).unwrap();
+    assert_eq!(run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log")).0, Some(0));
+    let cp = dir.read("cp");
+    let edited: String = cp
+        .lines()
+        .map(|l| if l.starts_with("input_lines ") { "input_lines 18446744073709551615".to_owned() } else { l.to_owned() })
+        .map(|l| l + "\n")
+        .collect();
+    std::fs::write(dir.path("cp"), edited).unwrap();
+    let (code, stderr) = run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log"));
+    assert_eq!(code, Some(74), "{stderr}");
+    assert!(stderr.contains("edited out of shape"), "{stderr}");
+}
+
+#[test]
+fn a_checkpoint_needs_regular_files_to_cut_back() {
+    let dir = Scratch::new();
+    ingest()
+        .args(["--checkpoint"])
+        .arg(dir.path("cp"))
+        .arg("/dev/null")
+        .write_stdin("2026-04-15T00:00:01Z INFO x\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--checkpoint needs OUTPUT to be a regular file"));
+}
+
+/// Bytes written into a pipe that its reader has not taken yet (`FIONREAD`).
+fn unread_in_pipe(pipe: &std::process::ChildStdin) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int, into `n`, for a descriptor we own.
+    let rc = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD");
+    n
+}
+
+#[test]
+fn a_signal_while_a_checkpointed_pipe_waits_for_its_first_4k_writes_what_was_read() {
+    let dir = Scratch::new();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .arg("--checkpoint")
+        .arg(dir.path("cp"))
+        .arg(dir.path("out.log"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Less than the 4 KiB that identify an input, and the pipe stays open, as with `tail -f`.
+    stdin.write_all(common::valid_lines(3).as_bytes()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while unread_in_pipe(&stdin) > 0 {
+        assert!(std::time::Instant::now() < deadline, "ingest never read its input");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let waited = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if waited.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("SIGTERM was ignored while waiting for the input's first 4 KiB");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}: {stderr}");
+    assert_eq!(dir.read("out.log"), common::expected_text(3), "{stderr}");
+    drop(stdin);
 }

@@ -175,3 +175,266 @@ fn a_directory_we_may_not_write_to_exits_73() {
             "cannot open '/sys/ingest-test.log' for appending: Permission denied",
         ));
 }
+
+#[test]
+fn a_timestamp_at_the_calendars_end_is_rejected_in_every_format_never_a_crash() {
+    let input = "9999-12-31T23:59:59-01:00 INFO x\n0000-01-01T00:30:00+01:00 INFO x\n2026-04-15T00:00:01Z INFO ok\n";
+    for format in ["text", "json"] {
+        ingest()
+            .args(["-f", format, "-"])
+            .write_stdin(input)
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("line 1: bad timestamp").and(predicate::str::contains("line 2: bad timestamp")))
+            .stdout(predicate::str::contains("ok").and(predicate::str::contains("x").not()));
+    }
+}
+
+#[test]
+fn a_severity_glued_to_nul_bytes_is_a_bad_severity() {
+    let dir = Scratch::new();
+    ingest()
+        .arg("--rejects")
+        .arg(dir.path("bad.tsv"))
+        .arg(dir.path("out.log"))
+        .write_stdin(&b"2026-04-15T00:00:01Z INFO\0 x\n2026-04-15T00:00:02Z [INFO\0] x\n2026-04-15T00:00:03Z WARN\0\0\0\0 x\n"[..])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("0 written, 3 rejected"));
+    assert_eq!(dir.read("bad.tsv").matches("\tbad severity\t").count(), 3);
+}
+
+#[test]
+fn max_line_bytes_counts_a_line_without_its_terminator_whether_lf_or_crlf() {
+    let line = "2026-04-15T00:00:01Z INFO 0123"; // 30 bytes
+    for ending in ["\n", "\r\n", ""] {
+        ingest()
+            .args(["--max-line-bytes", "30", "-"])
+            .write_stdin(format!("{line}{ending}"))
+            .assert()
+            .success()
+            .stdout("     1  INFO 0123\n");
+    }
+    ingest()
+        .args(["--max-line-bytes", "29", "-"])
+        .write_stdin(format!("{line}\r\n"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("line 1: line too long"));
+}
+
+#[test]
+fn workers_and_max_line_bytes_out_of_range_are_usage_errors() {
+    for args in [
+        ["-w", "40000"],
+        ["-w", "18446744073709551615"],
+        ["--max-line-bytes", "5000000000"],
+        ["--max-line-bytes", "0"],
+    ] {
+        ingest().args(args).arg("-").write_stdin("").assert().code(2).stderr(predicate::str::contains("error:"));
+    }
+}
+
+#[test]
+fn a_long_line_allowed_by_max_line_bytes_is_searched_and_copied_a_bounded_number_of_times() {
+    // 48 MiB in one line, arriving in small pieces through a pipe: searching the whole partial
+    // line again on every read, or growing its buffer by one read at a time, would cost its
+    // length squared. `-v` reports the reader's work.
+    let long = 48usize << 20;
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(["-v", "--max-line-bytes", "67108864", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        stdin.write_all(b"2026-04-15T00:00:01Z INFO ").unwrap();
+        let piece = vec![b'x'; 4096];
+        for _ in 0..long / 4096 {
+            stdin.write_all(&piece).unwrap();
+        }
+        stdin.write_all(b"\n").unwrap();
+    });
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(output.stdout.len(), 13 + long + 1);
+    let report = stderr.lines().find(|l| l.contains("reader finished")).expect("-v reports the reader");
+    let number = |after: &str| -> u64 {
+        let rest = &report[..report.find(after).unwrap_or_else(|| panic!("{report}"))];
+        rest.rsplit(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).unwrap().parse().unwrap()
+    };
+    let (searched, carried) = (number(" bytes searched"), number(" carried"));
+    assert!(searched <= 2 * long as u64, "{report}");
+    assert!(carried <= 3 * long as u64, "{report}");
+}
+
+#[test]
+fn a_file_size_limit_is_an_io_error_with_the_torn_record_cut_off() {
+    use std::os::unix::process::CommandExt;
+    let dir = Scratch::new();
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .args(["-q", "--retry-attempts", "0"])
+        .arg(dir.path("out.log"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 10_000, rlim_max: 10_000 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(common::valid_lines(5000).as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(74), "{:?}: {stderr}", output.status);
+    assert!(stderr.contains("File too large"), "{stderr}");
+    let out = dir.read("out.log");
+    assert!(out.len() <= 10_000 && out.ends_with('\n'), "{} bytes, torn tail", out.len());
+    assert_eq!(out, common::expected_text(out.lines().count()));
+}
+
+#[test]
+fn a_failing_stderr_does_not_turn_an_error_into_a_crash() {
+    // Output and `2>>ingest.err` on the same full disk.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(["--retry-attempts", "0", "/dev/full"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::from(full))
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"2026-04-15T00:00:01Z INFO x\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(74), "{status:?}");
+}
+
+/// Runs `ingest` with a soft and hard limit on `resource`, fed `input`; bounded in time.
+fn with_limit(resource: libc::__rlimit_resource_t, value: u64, dir: &Scratch) -> (Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .arg(dir.path("out.log"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+            if libc::setrlimit(resource, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(common::valid_lines(1000).as_bytes());
+    drop(stdin);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ingest hung under the limit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn too_few_file_descriptors_is_an_os_error_with_a_hint() {
+    let dir = Scratch::new();
+    let (code, stderr) = with_limit(libc::RLIMIT_NOFILE, 6, &dir);
+    assert_eq!(code, Some(71), "{stderr}");
+    assert!(stderr.contains("too few file descriptors") && stderr.contains("ulimit -n"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn too_little_memory_for_threads_ends_with_an_error_never_a_hang() {
+    let dir = Scratch::new();
+    let (code, stderr) = with_limit(libc::RLIMIT_AS, 22_000 * 1024, &dir);
+    // Either it fit after all, or it said so: never a hang, never an unexplained crash.
+    assert!(matches!(code, Some(0 | 70 | 71)), "{code:?}: {stderr}");
+    if code != Some(0) {
+        assert!(stderr.contains("ingest: error:"), "{stderr}");
+    }
+}
+
+#[test]
+fn dev_null_is_nobodys_to_lock() {
+    let dir = Scratch::new();
+    let mut first = Command::new(BIN)
+        .env_clear()
+        .arg("--rejects")
+        .arg(dir.path("first.tsv"))
+        .arg("/dev/null")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    stdin.write_all(b"garbage\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read(dir.path("first.tsv")).map_or(true, |b| b.is_empty()) {
+        assert!(std::time::Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    ingest()
+        .arg("--rejects")
+        .arg(dir.path("second.tsv"))
+        .arg("/dev/null")
+        .write_stdin("2026-04-15T00:00:01Z INFO x\n")
+        .assert()
+        .success();
+    drop(stdin);
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn a_fifo_output_works_without_checkpoint_and_is_refused_plainly_with_one() {
+    let dir = Scratch::new();
+    let fifo = dir.path("out.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a plain syscall on a NUL-terminated path that lives until it returns.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    ingest()
+        .arg("--checkpoint")
+        .arg(dir.path("cp"))
+        .arg(&fifo)
+        .write_stdin("2026-04-15T00:00:01Z INFO x\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--checkpoint needs OUTPUT to be a regular file"));
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    ingest()
+        .arg(&fifo)
+        .write_stdin("2026-04-15T00:00:01Z INFO x\n")
+        .assert()
+        .success();
+    assert_eq!(reader.join().unwrap(), "     1  INFO x\n");
+}

@@ -91,3 +91,32 @@ fn a_regular_file_on_stdin_gets_a_percentage_and_an_eta() {
         "no percentage or ETA: {screen:?}"
     );
 }
+
+#[test]
+fn progress_always_prints_whole_lines_when_stderr_is_not_a_terminal() {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let dir = Scratch::new();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(["--progress", "always"])
+        .arg(dir.path("out.log"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(valid_lines(1000).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The input stays open until a progress line shows: it comes once a second.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    drop(stdin);
+    assert!(
+        line.starts_with("ingest: progress: ") && line.contains(" lines, ") && line.ends_with("MB/s\n"),
+        "{line:?}"
+    );
+    assert!(!line.contains('\x1b') && !line.contains('\r'), "{line:?}");
+    assert!(child.wait().unwrap().success());
+}

@@ -188,3 +188,56 @@ fn a_failed_run_says_so_in_the_metrics_textfile() {
     assert_eq!(value(&scrape, "ingest_last_run_success", None), 0.0);
     assert_eq!(value(&scrape, "ingest_write_retries_total", None), 1.0);
 }
+
+#[test]
+fn a_run_refused_by_the_lock_leaves_the_running_jobs_reports_alone() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = Scratch::new();
+    let reports = |cmd: &mut Command| {
+        cmd.arg("--metrics-textfile")
+            .arg(dir.path("ingest.prom"))
+            .arg("--stats-json")
+            .arg(dir.path("stats.json"))
+            .arg(dir.path("out.log"));
+    };
+    let mut first = Command::new(common::BIN);
+    first.env_clear().stdin(Stdio::piped()).stderr(Stdio::null());
+    reports(&mut first);
+    let mut first = first.spawn().unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    stdin.write_all(b"2026-04-15T00:00:01Z INFO first\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read(dir.path("out.log")).map_or(true, |b| b.is_empty()) {
+        assert!(std::time::Instant::now() < deadline, "the first run never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut second = Command::new(common::BIN);
+    second.env_clear().stdin(Stdio::null());
+    reports(&mut second);
+    let refused = second.output().unwrap();
+    assert_eq!(refused.status.code(), Some(75));
+    assert!(!dir.path("ingest.prom").exists(), "the refused run wrote the textfile");
+    assert!(!dir.path("stats.json").exists(), "the refused run wrote the stats");
+    drop(stdin);
+    assert!(first.wait().unwrap().success());
+    assert_eq!(value(&scrape(&dir.read("ingest.prom")), "ingest_last_run_success", None), 1.0);
+}
+
+#[test]
+fn quiet_still_says_when_the_reports_cannot_be_written() {
+    let dir = Scratch::new();
+    ingest()
+        .arg("-q")
+        .arg("--stats-json")
+        .arg(dir.path("missing/stats.json"))
+        .arg("--metrics-textfile")
+        .arg(dir.path("missing/ingest.prom"))
+        .arg(dir.path("out.log"))
+        .write_stdin(SAMPLE)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("ingest: error: cannot write stats to"))
+        .stderr(predicate::str::contains("ingest: error: cannot write metrics to"));
+}
