@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::{self, Cursor, Read};
 use std::num::NonZeroUsize;
 use std::pin::Pin;
@@ -41,49 +42,74 @@ async fn a_hundred_records_go_through_parsers_and_validator() {
     assert_eq!(dir.read("out.log"), expected_text(100));
 }
 
-/// An endless supply of valid lines that counts how many it has handed out.
-struct CountingInput {
-    handed_out: Arc<AtomicU64>,
+/// `limit` lines of about 2 KB each: valid records, or (`garbage`) lines that are rejected.
+struct BigLines {
     next: usize,
     limit: usize,
+    garbage: bool,
     pending: Vec<u8>,
 }
 
-impl Read for CountingInput {
+impl Read for BigLines {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pending.is_empty() && self.next < self.limit {
-            self.pending = common::valid_lines_range(self.next..self.next + 1000).into_bytes();
-            self.next += 1000;
+        // Reads as full as a file's: many lines each, so batches fill up.
+        while self.pending.len() < buf.len() && self.next < self.limit {
+            let filler = "x".repeat(2000);
+            let line = if self.garbage {
+                format!("garbage {} {filler}\n", self.next)
+            } else {
+                format!("2026-04-15T00:00:00Z INFO {} {filler}\n", self.next)
+            };
+            self.pending.extend_from_slice(line.as_bytes());
+            self.next += 1;
         }
         let n = buf.len().min(self.pending.len());
         buf[..n].copy_from_slice(&self.pending[..n]);
         self.pending.drain(..n);
-        let lines = buf[..n].iter().filter(|&&b| b == b'\n').count();
-        self.handed_out.fetch_add(lines as u64, Ordering::SeqCst);
         Ok(n)
     }
 }
 
-/// A slow output: its first write stalls for 200 ms (a device waking up); every write records
-/// how far the reader was ahead of it.
-struct SlowSink {
-    handed_out: Arc<AtomicU64>,
+/// An output that blocks its first write until the reader has handed out `until_read` lines
+/// (or a few seconds passed), then records how far the reader got ahead of it at every write.
+struct StalledSink {
+    metrics: Arc<Metrics>,
+    until_read: u64,
+    deadline: tokio::time::Instant,
+    released: bool,
+    poll: Option<Pin<Box<tokio::time::Sleep>>>,
     written_lines: u64,
     max_lead: Arc<AtomicU64>,
-    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl AsyncWrite for SlowSink {
+impl StalledSink {
+    fn new(metrics: &Arc<Metrics>, until_read: u64, max_lead: &Arc<AtomicU64>) -> StalledSink {
+        StalledSink {
+            metrics: metrics.clone(),
+            until_read,
+            deadline: tokio::time::Instant::now() + Duration::from_secs(3),
+            released: false,
+            poll: None,
+            written_lines: 0,
+            max_lead: max_lead.clone(),
+        }
+    }
+}
+
+impl AsyncWrite for StalledSink {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.written_lines == 0 {
-            let stall = self
-                .stall
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(200))));
-            if stall.as_mut().poll(cx).is_pending() {
+        while !self.released {
+            let read = self.metrics.lines_read.load(Ordering::SeqCst);
+            if read >= self.until_read || tokio::time::Instant::now() >= self.deadline {
+                self.released = true;
+                break;
+            }
+            let poll = self.poll.insert(Box::pin(tokio::time::sleep(Duration::from_millis(5))));
+            if poll.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
         }
-        let lead = self.handed_out.load(Ordering::SeqCst) - self.written_lines;
+        let lead = self.metrics.lines_read.load(Ordering::SeqCst) - self.written_lines;
         self.max_lead.fetch_max(lead, Ordering::SeqCst);
         self.written_lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
         Poll::Ready(Ok(buf.len()))
@@ -96,48 +122,74 @@ impl AsyncWrite for SlowSink {
     }
 }
 
-impl Sink for SlowSink {
+impl Sink for StalledSink {
     fn describe(&self) -> String {
-        "slow sink".to_owned()
+        "stalled sink".to_owned()
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_slow_writer_holds_the_reader_to_a_bounded_lead() {
-    let handed_out = Arc::new(AtomicU64::new(0));
+/// The most lines the reader may be ahead of a stalled output with `--capacity 1024` and 4
+/// workers: the in-flight window (10 batches of 103 lines), plus the writer's three buffers,
+/// each filled to 256 KiB and then by one more batch (~128 + 103 of these 2 KB lines). Without
+/// the window, the bounded channels alone would let ~35 batches (3,600 lines) through.
+const LEAD_BOUND: u64 = 1024 + 3 * (128 + 103);
+
+async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary) {
+    let metrics = Arc::new(Metrics::default());
     let max_lead = Arc::new(AtomicU64::new(0));
-    let total = 300_000;
-    let input = CountingInput {
-        handed_out: handed_out.clone(),
+    let input = BigLines {
         next: 0,
-        limit: total,
+        limit: 20_000,
+        garbage,
         pending: Vec::new(),
-    };
-    let sink = SlowSink {
-        handed_out,
-        written_lines: 0,
-        max_lead: max_lead.clone(),
-        stall: None,
     };
     let mut config = Config::new(Output::Stdout);
     config.capacity = NonZeroUsize::new(1024).unwrap();
+    config.workers = NonZeroUsize::new(4).unwrap();
+    // Stalled until the reader is well past any bound, or for 3 s.
+    let stalled = StalledSink::new(&metrics, 4 * LEAD_BOUND, &max_lead);
+    let summary = if garbage {
+        let output = Discard;
+        ingest::pipeline::run(&config, input, Resume::default(), output, Some(stalled), metrics, CancellationToken::new())
+            .await
+    } else {
+        ingest::pipeline::run(&config, input, Resume::default(), stalled, None::<FileSink>, metrics, CancellationToken::new())
+            .await
+    };
+    (max_lead.load(Ordering::SeqCst), summary.unwrap())
+}
 
-    let summary = ingest::pipeline::run(
-        &config,
-        input,
-        Resume::default(),
-        sink,
-        None::<FileSink>,
-        Arc::new(Metrics::default()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(summary.written, total as u64);
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_output_holds_the_reader_to_capacity_and_the_writers_buffers() {
+    let (lead, summary) = max_lead_with_a_stalled_output(false).await;
+    assert_eq!(summary.written, 20_000);
+    assert!(lead <= LEAD_BOUND, "the reader ran {lead} lines ahead of the writer (bound {LEAD_BOUND})");
+}
 
-    // The lead is at most --capacity lines in flight, plus the reader's read-ahead (two 256 KiB
-    // chunks, ~7000 of these 40-byte lines each) and the writer's 256 KiB buffer. Without
-    // backpressure the reader would be through most of the input during the stall.
-    let lead = max_lead.load(Ordering::SeqCst);
-    assert!(lead <= 20_000, "the reader ran {lead} lines ahead of the writer");
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_rejects_file_holds_the_reader_back_just_the_same() {
+    let (lead, summary) = max_lead_with_a_stalled_output(true).await;
+    assert_eq!((summary.rejected(), summary.rejects_written), (20_000, 20_000));
+    assert!(lead <= LEAD_BOUND, "the reader ran {lead} lines ahead of the rejects file (bound {LEAD_BOUND})");
+}
+
+/// An output that takes everything at once and keeps nothing.
+struct Discard;
+
+impl AsyncWrite for Discard {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Sink for Discard {
+    fn describe(&self) -> String {
+        "discarding sink".to_owned()
+    }
 }

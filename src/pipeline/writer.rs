@@ -463,10 +463,12 @@ mod tests {
     use crate::pipeline::parser::{ParsedBatch, parse_batch};
     use crate::pipeline::validator::{ValidatorReport, validate};
 
-    /// A sink that fails its first `failures` writes with `kind`, then accepts at most
-    /// `max_per_write` bytes a call.
+    /// A sink that accepts at most `max_per_write` bytes a call; after its first `ok_first`
+    /// calls, it fails the next `failures` with `kind`. So errors strike with bytes already out,
+    /// where a retry from the buffer's start would write them twice.
     struct FaultySink {
         written: Vec<u8>,
+        ok_first: usize,
         failures: usize,
         kind: io::ErrorKind,
         max_per_write: usize,
@@ -479,6 +481,7 @@ mod tests {
         fn new(failures: usize, kind: io::ErrorKind, max_per_write: usize) -> Self {
             FaultySink {
                 written: Vec::new(),
+                ok_first: 1,
                 failures,
                 kind,
                 max_per_write,
@@ -494,7 +497,7 @@ mod tests {
             if self.fail_from_call.is_some_and(|from| self.calls >= from) {
                 return Poll::Ready(Err(io::Error::from(self.kind)));
             }
-            if self.failures > 0 {
+            if self.calls > self.ok_first && self.failures > 0 {
                 self.failures -= 1;
                 return Poll::Ready(Err(io::Error::from(self.kind)));
             }
@@ -613,7 +616,8 @@ mod tests {
             io::ErrorKind::TimedOut,
             io::ErrorKind::StorageFull,
         ] {
-            let (result, sink) = write_batches(FaultySink::new(3, kind, usize::MAX), 5).await;
+            // 100 bytes a call: the errors come with the first record and a half already out.
+            let (result, sink) = write_batches(FaultySink::new(3, kind, 100), 5).await;
             let report = result.unwrap_or_else(|e| panic!("{kind:?}: {e}"));
             assert_eq!(
                 String::from_utf8(sink.lock().unwrap().written.clone()).unwrap(),
@@ -625,7 +629,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn short_writes_resume_at_the_first_unwritten_byte() {
-        let (result, sink) = write_batches(FaultySink::new(2, io::ErrorKind::WouldBlock, 7), 5).await;
+        let mut faulty = FaultySink::new(2, io::ErrorKind::WouldBlock, 7);
+        faulty.ok_first = 3; // 21 bytes out, then the errors
+        let (result, sink) = write_batches(faulty, 5).await;
         assert_eq!(result.unwrap().written, 50);
         assert_eq!(
             String::from_utf8(sink.lock().unwrap().written.clone()).unwrap(),
@@ -636,7 +642,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn backoff_doubles_from_the_initial_delay() {
         let started = tokio::time::Instant::now();
-        let (result, _) = write_batches(FaultySink::new(3, io::ErrorKind::TimedOut, usize::MAX), 1).await;
+        let mut faulty = FaultySink::new(3, io::ErrorKind::TimedOut, usize::MAX);
+        faulty.ok_first = 0;
+        let (result, _) = write_batches(faulty, 1).await;
         result.unwrap();
         // 50 + 100 + 200 ms before jitter; jitter only adds (up to 100%).
         let waited = started.elapsed();
@@ -654,7 +662,8 @@ mod tests {
             "cannot write to 'faulty' (gave up after 4 attempts)"
         );
         assert_eq!(error.exit(), crate::Exit::Io);
-        assert_eq!(sink.lock().unwrap().calls, 4);
+        assert_eq!(sink.lock().unwrap().calls, 1 + 4, "one write went out, then four tries");
+        assert!(sink.lock().unwrap().written.is_empty(), "the torn 7 bytes were cut off");
     }
 
     #[tokio::test(start_paused = true)]
@@ -664,7 +673,7 @@ mod tests {
             matches!(result, Err(Error::Write { attempts: 1, .. })),
             "{result:?}"
         );
-        assert_eq!(sink.lock().unwrap().calls, 1);
+        assert_eq!(sink.lock().unwrap().calls, 2, "one write went out, then one try");
     }
 
     #[tokio::test(start_paused = true)]
@@ -682,6 +691,129 @@ mod tests {
             String::from_utf8(sink.lock().unwrap().written.clone()).unwrap(),
             expected(1..=1)
         );
+    }
+
+    /// What the writer did, in order, as the recording sinks and committer saw it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Event {
+        /// A file's length after a write (`rejects` tells which file).
+        Wrote { rejects: bool, len: u64 },
+        /// A sync (fsync, or the shutdown's) of a file at this length.
+        Synced { rejects: bool, len: u64 },
+        StartWriting,
+        Commit { out: u64, rejects: u64, finished: bool },
+    }
+
+    type Log = Arc<std::sync::Mutex<Vec<Event>>>;
+
+    struct RecordingSink {
+        rejects: bool,
+        len: u64,
+        log: Log,
+    }
+
+    impl AsyncWrite for RecordingSink {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            // Short writes, so that syncs can fall between the pieces of one buffer.
+            let n = buf.len().min(1000);
+            self.len += n as u64;
+            let event = Event::Wrote { rejects: self.rejects, len: self.len };
+            self.log.lock().unwrap().push(event);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let event = Event::Synced { rejects: self.rejects, len: self.len };
+            self.log.lock().unwrap().push(event);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Sink for RecordingSink {
+        fn describe(&self) -> String {
+            "'recording'".to_owned()
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            let event = Event::Synced { rejects: self.rejects, len: self.len };
+            self.log.lock().unwrap().push(event);
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct RecordingCommitter {
+        log: Log,
+        pending: u64,
+    }
+
+    impl Commit for RecordingCommitter {
+        fn start_writing(&mut self) -> Result<(), Error> {
+            self.log.lock().unwrap().push(Event::StartWriting);
+            Ok(())
+        }
+        fn due(&mut self, written: u64) -> bool {
+            self.pending += written;
+            std::mem::replace(&mut self.pending, 0) > 0
+        }
+        fn commit(&mut self, _: Position, out: u64, rejects: u64, finished: bool) -> Result<(), Error> {
+            self.log.lock().unwrap().push(Event::Commit { out, rejects, finished });
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_commit_follows_a_sync_of_the_bytes_it_names_in_both_files() {
+        let log: Log = Arc::default();
+        let sink = |rejects| RecordingSink { rejects, len: 0, log: log.clone() };
+        let window = Arc::new(Semaphore::new(40));
+        let (tx, rx) = async_channel::bounded(40);
+        for b in 0..40u64 {
+            // Every fourth line rejected: both files grow.
+            let text: String = (1..=1000)
+                .map(|i| match i % 4 {
+                    0 => format!("garbage {b} {i}\n"),
+                    _ => format!("2026-04-15T00:00:00Z INFO batch {b} line {i}\n"),
+                })
+                .collect();
+            let parsed = parse_batch(b * 1000 + 1, Bytes::from(text));
+            let permit = window.clone().try_acquire_owned().unwrap();
+            let batch = ParsedBatch { seq: b, end: Position::default(), parsed, permit };
+            tx.try_send(validate(batch, None, &mut ValidatorReport::default())).unwrap();
+        }
+        drop(tx);
+        let committer = RecordingCommitter { log: log.clone(), pending: 0 };
+        let settings = Settings {
+            format: Format::Text,
+            retry: POLICY,
+            checkpoint: Some((Box::new(committer), Position::default())),
+        };
+        let metrics = Arc::new(Metrics::default());
+        run(rx, sink(false), Some(sink(true)), settings, metrics, CancellationToken::new())
+            .await
+            .unwrap();
+
+        let log = log.lock().unwrap().clone();
+        let first_write = log.iter().position(|e| matches!(e, Event::Wrote { .. })).unwrap();
+        assert!(log[..first_write].contains(&Event::StartWriting), "wrote before marking the checkpoint");
+        let (mut written, mut synced) = ([0u64; 2], [0u64; 2]);
+        let mut commits = 0;
+        for (i, event) in log.iter().enumerate() {
+            let recent = &log[i.saturating_sub(4)..=i];
+            match *event {
+                Event::Wrote { rejects, len } => written[usize::from(rejects)] = len,
+                Event::Synced { rejects, len } => synced[usize::from(rejects)] = len,
+                Event::StartWriting => {}
+                Event::Commit { out, rejects, .. } => {
+                    commits += 1;
+                    assert_eq!([out, rejects], written, "a commit names what was written");
+                    assert_eq!(written, synced, "commit #{commits} names bytes not synced yet: ...{recent:?}");
+                }
+            }
+        }
+        assert!(commits > 3, "{commits} commits: too few to see the order");
+        assert!(matches!(log.last(), Some(Event::Commit { finished: true, .. })), "{:?}", log.last());
     }
 
     /// A sink that follows a script: per step, a few transient errors, then one short write.
