@@ -15,6 +15,9 @@ use ingest::signal::Watcher;
 use ingest::{Error, Exit, Input};
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static ALLOCATOR: ingest::os::ExitOnOutOfMemory = ingest::os::ExitOnOutOfMemory;
+
 fn main() -> ExitCode {
     let started = Instant::now();
     let args = Args::parse();

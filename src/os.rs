@@ -1,5 +1,5 @@
 //! What the process settles with the OS before a run: file descriptors, a file size limit, and
-//! what happens when threads or memory run out.
+//! what happens when threads or memory run out (the binary's allocator is [`ExitOnOutOfMemory`]).
 //!
 //! `main` calls [`prepare`] first. Each part turns a limit that would crash or hang a run
 //! (`ulimit -n`, `-f`, `-v`) into an ordinary error with an exit code and a message.
@@ -12,11 +12,71 @@ use crate::error::Exit;
 /// report temporaries, a directory, the runtime's epoll, eventfd and signal pipe, with room.
 const DESCRIPTORS_NEEDED: usize = 24;
 
+/// The system allocator, ending the process with [`Exit::OsError`] and a message when memory
+/// runs out (`ulimit -v`), where Rust's default would abort with a signal.
+pub struct ExitOnOutOfMemory;
+
+// SAFETY: every call is passed on to the system allocator unchanged; only a null result (which
+// the caller would get anyway) ends the process instead.
+unsafe impl std::alloc::GlobalAlloc for ExitOnOutOfMemory {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees are passed on as they are.
+        let ptr = unsafe { std::alloc::System.alloc(layout) };
+        if ptr.is_null() {
+            out_of_memory(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: the caller's guarantees are passed on as they are.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees are passed on as they are.
+        let ptr = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if ptr.is_null() {
+            out_of_memory(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's guarantees are passed on as they are.
+        let new = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if new.is_null() {
+            out_of_memory(new_size);
+        }
+        new
+    }
+}
+
+/// Says so on stderr and exits 71, allocating nothing (there is no memory to allocate).
+fn out_of_memory(size: usize) -> ! {
+    let mut digits = itoa::Buffer::new();
+    let parts: [&[u8]; 3] = [
+        b"ingest: error: out of memory (allocating ",
+        digits.format(size).as_bytes(),
+        b" bytes)\nhint: raise the limit on memory (ulimit -v); records not yet committed are lost\n",
+    ];
+    for part in parts {
+        // SAFETY: writes a buffer that lives across the call to descriptor 2; errors ignored.
+        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
+    // SAFETY: ends the process at once; nothing here needs cleaning up.
+    unsafe { libc::_exit(Exit::OsError as i32) }
+}
+
 /// Prepares the process for a run.
 ///
 /// # Errors
 /// A message when too few file descriptors are left for a run.
 pub fn prepare() -> Result<(), String> {
+    // One malloc arena for all threads: each extra arena reserves 64 MiB of address space,
+    // which under `ulimit -v` fails deep inside glibc; the hot path hardly allocates anyway.
+    // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     // A file size limit (`ulimit -f`) would kill us by SIGXFSZ, tearing a record and saying
     // nothing; ignored, the write fails with EFBIG, which the writer reports and cleans up.
     // SAFETY: setting a signal's disposition to "ignore" touches no memory of ours.

@@ -262,7 +262,10 @@ fn a_closed_pipe_on_the_rejects_file_is_an_io_error_not_a_quiet_end() {
     feeder.join().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(74), "stderr: {stderr}");
-    assert!(stderr.contains("cannot write to '/dev/stdout'") && stderr.contains("Broken pipe"), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to '/dev/stdout'") && stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -104,7 +104,9 @@ impl AsyncWrite for StalledSink {
                 self.released = true;
                 break;
             }
-            let poll = self.poll.insert(Box::pin(tokio::time::sleep(Duration::from_millis(5))));
+            let poll = self
+                .poll
+                .insert(Box::pin(tokio::time::sleep(Duration::from_millis(5))));
             if poll.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
@@ -150,11 +152,27 @@ async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary)
     let stalled = StalledSink::new(&metrics, 4 * LEAD_BOUND, &max_lead);
     let summary = if garbage {
         let output = Discard;
-        ingest::pipeline::run(&config, input, Resume::default(), output, Some(stalled), metrics, CancellationToken::new())
-            .await
+        ingest::pipeline::run(
+            &config,
+            input,
+            Resume::default(),
+            output,
+            Some(stalled),
+            metrics,
+            CancellationToken::new(),
+        )
+        .await
     } else {
-        ingest::pipeline::run(&config, input, Resume::default(), stalled, None::<FileSink>, metrics, CancellationToken::new())
-            .await
+        ingest::pipeline::run(
+            &config,
+            input,
+            Resume::default(),
+            stalled,
+            None::<FileSink>,
+            metrics,
+            CancellationToken::new(),
+        )
+        .await
     };
     (max_lead.load(Ordering::SeqCst), summary.unwrap())
 }
@@ -163,14 +181,20 @@ async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary)
 async fn a_stalled_output_holds_the_reader_to_capacity_and_the_writers_buffers() {
     let (lead, summary) = max_lead_with_a_stalled_output(false).await;
     assert_eq!(summary.written, 20_000);
-    assert!(lead <= LEAD_BOUND, "the reader ran {lead} lines ahead of the writer (bound {LEAD_BOUND})");
+    assert!(
+        lead <= LEAD_BOUND,
+        "the reader ran {lead} lines ahead of the writer (bound {LEAD_BOUND})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_rejects_file_holds_the_reader_back_just_the_same() {
     let (lead, summary) = max_lead_with_a_stalled_output(true).await;
     assert_eq!((summary.rejected(), summary.rejects_written), (20_000, 20_000));
-    assert!(lead <= LEAD_BOUND, "the reader ran {lead} lines ahead of the rejects file (bound {LEAD_BOUND})");
+    assert!(
+        lead <= LEAD_BOUND,
+        "the reader ran {lead} lines ahead of the rejects file (bound {LEAD_BOUND})"
+    );
 }
 
 /// An output that takes everything at once and keeps nothing.

@@ -218,11 +218,20 @@ fn a_run_refused_by_the_lock_leaves_the_running_jobs_reports_alone() {
     reports(&mut second);
     let refused = second.output().unwrap();
     assert_eq!(refused.status.code(), Some(75));
-    assert!(!dir.path("ingest.prom").exists(), "the refused run wrote the textfile");
-    assert!(!dir.path("stats.json").exists(), "the refused run wrote the stats");
+    assert!(
+        !dir.path("ingest.prom").exists(),
+        "the refused run wrote the textfile"
+    );
+    assert!(
+        !dir.path("stats.json").exists(),
+        "the refused run wrote the stats"
+    );
     drop(stdin);
     assert!(first.wait().unwrap().success());
-    assert_eq!(value(&scrape(&dir.read("ingest.prom")), "ingest_last_run_success", None), 1.0);
+    assert_eq!(
+        value(&scrape(&dir.read("ingest.prom")), "ingest_last_run_success", None),
+        1.0
+    );
 }
 
 #[test]

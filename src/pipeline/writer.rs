@@ -662,8 +662,15 @@ mod tests {
             "cannot write to 'faulty' (gave up after 4 attempts)"
         );
         assert_eq!(error.exit(), crate::Exit::Io);
-        assert_eq!(sink.lock().unwrap().calls, 1 + 4, "one write went out, then four tries");
-        assert!(sink.lock().unwrap().written.is_empty(), "the torn 7 bytes were cut off");
+        assert_eq!(
+            sink.lock().unwrap().calls,
+            1 + 4,
+            "one write went out, then four tries"
+        );
+        assert!(
+            sink.lock().unwrap().written.is_empty(),
+            "the torn 7 bytes were cut off"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -697,11 +704,21 @@ mod tests {
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     enum Event {
         /// A file's length after a write (`rejects` tells which file).
-        Wrote { rejects: bool, len: u64 },
+        Wrote {
+            rejects: bool,
+            len: u64,
+        },
         /// A sync (fsync, or the shutdown's) of a file at this length.
-        Synced { rejects: bool, len: u64 },
+        Synced {
+            rejects: bool,
+            len: u64,
+        },
         StartWriting,
-        Commit { out: u64, rejects: u64, finished: bool },
+        Commit {
+            out: u64,
+            rejects: u64,
+            finished: bool,
+        },
     }
 
     type Log = Arc<std::sync::Mutex<Vec<Event>>>;
@@ -717,7 +734,10 @@ mod tests {
             // Short writes, so that syncs can fall between the pieces of one buffer.
             let n = buf.len().min(1000);
             self.len += n as u64;
-            let event = Event::Wrote { rejects: self.rejects, len: self.len };
+            let event = Event::Wrote {
+                rejects: self.rejects,
+                len: self.len,
+            };
             self.log.lock().unwrap().push(event);
             Poll::Ready(Ok(n))
         }
@@ -725,7 +745,10 @@ mod tests {
             Poll::Ready(Ok(()))
         }
         fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            let event = Event::Synced { rejects: self.rejects, len: self.len };
+            let event = Event::Synced {
+                rejects: self.rejects,
+                len: self.len,
+            };
             self.log.lock().unwrap().push(event);
             Poll::Ready(Ok(()))
         }
@@ -736,7 +759,10 @@ mod tests {
             "'recording'".to_owned()
         }
         fn sync(&mut self) -> io::Result<()> {
-            let event = Event::Synced { rejects: self.rejects, len: self.len };
+            let event = Event::Synced {
+                rejects: self.rejects,
+                len: self.len,
+            };
             self.log.lock().unwrap().push(event);
             Ok(())
         }
@@ -758,7 +784,11 @@ mod tests {
             std::mem::replace(&mut self.pending, 0) > 0
         }
         fn commit(&mut self, _: Position, out: u64, rejects: u64, finished: bool) -> Result<(), Error> {
-            self.log.lock().unwrap().push(Event::Commit { out, rejects, finished });
+            self.log.lock().unwrap().push(Event::Commit {
+                out,
+                rejects,
+                finished,
+            });
             Ok(())
         }
     }
@@ -766,7 +796,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_commit_follows_a_sync_of_the_bytes_it_names_in_both_files() {
         let log: Log = Arc::default();
-        let sink = |rejects| RecordingSink { rejects, len: 0, log: log.clone() };
+        let sink = |rejects| RecordingSink {
+            rejects,
+            len: 0,
+            log: log.clone(),
+        };
         let window = Arc::new(Semaphore::new(40));
         let (tx, rx) = async_channel::bounded(40);
         for b in 0..40u64 {
@@ -779,24 +813,43 @@ mod tests {
                 .collect();
             let parsed = parse_batch(b * 1000 + 1, Bytes::from(text));
             let permit = window.clone().try_acquire_owned().unwrap();
-            let batch = ParsedBatch { seq: b, end: Position::default(), parsed, permit };
-            tx.try_send(validate(batch, None, &mut ValidatorReport::default())).unwrap();
+            let batch = ParsedBatch {
+                seq: b,
+                end: Position::default(),
+                parsed,
+                permit,
+            };
+            tx.try_send(validate(batch, None, &mut ValidatorReport::default()))
+                .unwrap();
         }
         drop(tx);
-        let committer = RecordingCommitter { log: log.clone(), pending: 0 };
+        let committer = RecordingCommitter {
+            log: log.clone(),
+            pending: 0,
+        };
         let settings = Settings {
             format: Format::Text,
             retry: POLICY,
             checkpoint: Some((Box::new(committer), Position::default())),
         };
         let metrics = Arc::new(Metrics::default());
-        run(rx, sink(false), Some(sink(true)), settings, metrics, CancellationToken::new())
-            .await
-            .unwrap();
+        run(
+            rx,
+            sink(false),
+            Some(sink(true)),
+            settings,
+            metrics,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
 
         let log = log.lock().unwrap().clone();
         let first_write = log.iter().position(|e| matches!(e, Event::Wrote { .. })).unwrap();
-        assert!(log[..first_write].contains(&Event::StartWriting), "wrote before marking the checkpoint");
+        assert!(
+            log[..first_write].contains(&Event::StartWriting),
+            "wrote before marking the checkpoint"
+        );
         let (mut written, mut synced) = ([0u64; 2], [0u64; 2]);
         let mut commits = 0;
         for (i, event) in log.iter().enumerate() {
@@ -808,12 +861,19 @@ mod tests {
                 Event::Commit { out, rejects, .. } => {
                     commits += 1;
                     assert_eq!([out, rejects], written, "a commit names what was written");
-                    assert_eq!(written, synced, "commit #{commits} names bytes not synced yet: ...{recent:?}");
+                    assert_eq!(
+                        written, synced,
+                        "commit #{commits} names bytes not synced yet: ...{recent:?}"
+                    );
                 }
             }
         }
         assert!(commits > 3, "{commits} commits: too few to see the order");
-        assert!(matches!(log.last(), Some(Event::Commit { finished: true, .. })), "{:?}", log.last());
+        assert!(
+            matches!(log.last(), Some(Event::Commit { finished: true, .. })),
+            "{:?}",
+            log.last()
+        );
     }
 
     /// A sink that follows a script: per step, a few transient errors, then one short write.
