@@ -675,22 +675,50 @@ fn a_rotated_output_starts_afresh_instead_of_failing() {
 #[test]
 fn lines_that_give_no_output_at_the_end_of_a_run_are_committed_too() {
     let dir = Scratch::new();
-    let input = "2026-04-15T00:00:01Z INFO kept\n2026-04-15T00:00:02Z DEBUG filtered\n\nTraceback (most recent call last):\n";
-    std::fs::write(dir.path("app.log"), input).unwrap();
-    let args = [
-        "--max-rejects",
-        "0",
-        "--min-level",
-        "info",
-        "--checkpoint",
-        "cp",
-        "out.log",
-    ];
-    let (code, stderr) = run_in(&dir, &args, &dir.path("app.log"));
-    assert_eq!(code, Some(65), "{stderr}");
-    // Nothing new: the traceback is not read (and rejected) again.
-    let (code, stderr) = run_in(&dir, &args, &dir.path("app.log"));
-    assert_eq!(code, Some(0), "{stderr}");
+    let records = common::valid_lines(200);
+    // Then lines that write nothing: filtered, blank, and a traceback with no --rejects.
+    let mut silent = "2026-04-15T00:00:02Z DEBUG filtered\n\n".repeat(5000);
+    silent.push_str("Traceback (most recent call last):\n");
+    let args = ["--max-rejects", "0", "--min-level", "info", "--checkpoint", "cp"];
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(args)
+        .arg(dir.path("out.log"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(records.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The records are out before the silent lines come: those arrive at an idle writer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read(dir.path("out.log")).map_or(0, |b| b.len()) < common::expected_text(200).len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the records were never written"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stdin.write_all(silent.as_bytes()).unwrap();
+    drop(stdin);
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(65),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+
+    // The same input again, nothing new: the traceback is not read (and rejected) again.
+    let output = ingest()
+        .args(args)
+        .arg(dir.path("out.log"))
+        .write_stdin(format!("{records}{silent}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("0 lines in"), "{stderr}");
 }
 

@@ -462,6 +462,7 @@ fn a_fifo_output_works_without_checkpoint_and_is_refused_plainly_with_one() {
         .arg(dir.path("cp"))
         .arg(&fifo)
         .write_stdin("2026-04-15T00:00:01Z INFO x\n")
+        .timeout(std::time::Duration::from_secs(30)) // opening a FIFO nobody reads blocks
         .assert()
         .code(2)
         .stderr(predicate::str::contains(

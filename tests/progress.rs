@@ -108,11 +108,17 @@ fn progress_always_prints_whole_lines_when_stderr_is_not_a_terminal() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(valid_lines(1000).as_bytes()).unwrap();
     stdin.flush().unwrap();
-    // The input stays open until a progress line shows: it comes once a second.
+    // The input stays open until a progress line shows (one comes every second), or for 30 s.
+    let (shown_tx, shown_rx) = std::sync::mpsc::channel::<()>();
+    let closer = std::thread::spawn(move || {
+        let _ = shown_rx.recv_timeout(std::time::Duration::from_secs(30));
+        drop(stdin);
+    });
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    drop(stdin);
+    let _ = shown_tx.send(());
+    closer.join().unwrap();
     assert!(
         line.starts_with("ingest: progress: ") && line.contains(" lines, ") && line.ends_with("MB/s\n"),
         "{line:?}"
