@@ -521,7 +521,10 @@ async fn read_prefix(input: File, drain: &CancellationToken) -> Result<Prefix, E
         })
         .map_err(Error::Read)?;
     let rest = tokio::select! {
-        done = done_rx => Some(done.expect("the thread always answers").map_err(Error::Read)?),
+        done = done_rx => {
+            let gone = || io::Error::other("the thread reading the input's first bytes stopped");
+            Some(done.map_err(|_| Error::Read(gone()))?.map_err(Error::Read)?)
+        }
         // Drained while waiting: what arrived before the signal is still processed.
         () = drain.cancelled() => None,
     };
@@ -553,6 +556,49 @@ fn unread_rotated(was: (u64, u64), committed: u64, input_path: &Path) -> Option<
     None
 }
 
+/// How a checkpointed run treats its input.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Commit at least every this many output bytes.
+    pub every_bytes: u64,
+    /// Read the input only if it continues the checkpoint's (`--continue-only`).
+    pub continue_only: bool,
+}
+
+/// A run that reads nothing: the committed state stays as it was, less what [`reconcile`] did
+/// to the files.
+fn read_nothing(
+    path: &Path,
+    state: Option<&State>,
+    output: &Written,
+    rejects: Option<&Written>,
+    every_bytes: u64,
+) -> (Box<dyn Read + Send>, Resume) {
+    let committer = state.map(|s| {
+        Box::new(Committer {
+            path: path.to_owned(),
+            state: State {
+                output: output.clone(),
+                rejects: rejects.cloned(),
+                ..s.clone()
+            },
+            writing: false,
+            output_base: output.bytes,
+            rejects_base: rejects.map(|r| r.bytes),
+            pending: 0,
+            every_bytes,
+            last: Instant::now(),
+        }) as Box<dyn Commit>
+    });
+    let start = state.map_or_else(Position::default, |s| s.input);
+    let resume = Resume {
+        start,
+        committer,
+        ..Resume::default()
+    };
+    (Box::new(io::empty()), resume)
+}
+
 /// Prepares a checkpointed run: squares OUTPUT and the rejects file with the last commit (whatever
 /// the input is now), recognises the input, and says where reading starts.
 ///
@@ -566,7 +612,7 @@ pub async fn resume(
     input: File,
     mut output: Target<'_>,
     rejects: Option<Target<'_>>,
-    every_bytes: u64,
+    options: Options,
     drain: &CancellationToken,
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     let state = State::load(path)?;
@@ -582,39 +628,34 @@ pub async fn resume(
     };
 
     let identity = input_identity(&input);
-    let mut prefix = read_prefix(input, drain).await?;
-    if let Some(s) = state
+    let prefix = read_prefix(input, drain).await?;
+    let nothing = |why: &str| {
+        tracing::info!("{why}: nothing read");
+        read_nothing(
+            path,
+            state.as_ref(),
+            &output_now,
+            rejects_now.as_ref(),
+            options.every_bytes,
+        )
+    };
+    if state
         .as_ref()
-        .filter(|s| prefix.rest.is_none() && (prefix.bytes.len() as u64) < s.fingerprint.len)
+        .is_some_and(|s| prefix.rest.is_none() && (prefix.bytes.len() as u64) < s.fingerprint.len)
     {
         // Drained before the input could be told from the one committed: its lines may be the
         // committed ones. Read nothing, write nothing; the next run reads them.
-        tracing::info!("stopped before the input could be recognised: nothing read");
-        prefix.bytes.clear();
-        let committer = Committer {
-            path: path.to_owned(),
-            state: State {
-                output: output_now.clone(),
-                rejects: rejects_now.clone(),
-                ..s.clone()
-            },
-            writing: false,
-            output_base: output_now.bytes,
-            rejects_base: rejects_now.map(|r| r.bytes),
-            pending: 0,
-            every_bytes,
-            last: Instant::now(),
-        };
-        let resume = Resume {
-            start: s.input,
-            committer: Some(Box::new(committer)),
-            ..Resume::default()
-        };
-        return Ok((Box::new(io::empty()), resume));
+        return Ok(nothing("stopped before the input could be recognised"));
     }
     let same_input = state.as_ref().filter(|s| {
         s.fingerprint.matches(&prefix.bytes) && prefix.size.is_none_or(|size| size >= s.input.offset)
     });
+    if options.continue_only && same_input.is_none() {
+        return Ok(nothing(&format!(
+            "the input does not continue the one {} was reading (--continue-only)",
+            path.display()
+        )));
+    }
     let mut rotated_unread_bytes = 0;
     if let (Some(s), None) = (&state, same_input) {
         let beside = s
@@ -661,7 +702,7 @@ pub async fn resume(
         output_base: output_now.bytes,
         rejects_base: rejects_now.map(|r| r.bytes),
         pending: 0,
-        every_bytes,
+        every_bytes: options.every_bytes,
         last: Instant::now(),
     };
 

@@ -30,8 +30,10 @@ Output formats:
   json   {\"line\":1,\"timestamp\":\"2026-04-15T00:00:01Z\",\"severity\":\"INFO\",\"message\":\"started\"}
 
 Exit codes:
-  0 ok   2 usage   65 more rejects than --max-rejects   70 internal error   73 cannot open output
-  74 read/write error or drain timeout   75 output in use by another run   130/143 drained after SIGINT/SIGTERM";
+  0 ok   2 usage   65 more rejects than --max-rejects   70 internal error
+  71 out of file descriptors, memory or threads   73 cannot open output
+  74 read/write error, drain timeout or unusable checkpoint   75 output or rejects file in use by another run
+  130/143 drained after SIGINT/SIGTERM";
 
 /// Most parser tasks: past the cores of any machine, and each costs a runtime thread.
 const MAX_WORKERS: i64 = 256;
@@ -83,6 +85,11 @@ pub struct Args {
     /// Remember in PATH how far the input is committed; a rerun resumes there (see README)
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
+
+    /// With --checkpoint: read the input only if it continues the checkpoint's (a rotated file's
+    /// unread tail); otherwise read nothing (see README, Rotation)
+    #[arg(long, requires = "checkpoint")]
+    pub continue_only: bool,
 
     /// Commit at least every BYTES of output (tests use small values)
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, hide = true)]
@@ -157,6 +164,8 @@ pub struct Config {
     pub checkpoint: Option<PathBuf>,
     /// Output bytes between two commits, at most.
     pub checkpoint_bytes: u64,
+    /// Read the input only if it continues the checkpoint's.
+    pub continue_only: bool,
     /// Where the final counters go as JSON (`-`: stderr).
     pub stats_json: Option<PathBuf>,
     /// Where Prometheus metrics are kept.
@@ -231,6 +240,7 @@ impl Args {
             max_line_bytes: usize::try_from(self.max_line_bytes).expect("at most 1 GiB by clap's range"),
             checkpoint: self.checkpoint,
             checkpoint_bytes: self.checkpoint_bytes.max(1),
+            continue_only: self.continue_only,
             stats_json: self.stats_json,
             metrics_textfile: self.metrics_textfile,
             progress: self.progress.display(std::io::stderr().is_terminal()),

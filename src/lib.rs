@@ -94,8 +94,11 @@ pub async fn run(
                 .as_mut()
                 .zip(config.rejects.as_deref())
                 .map(|(sink, path)| checkpoint::Target { sink, path });
-            let every = config.checkpoint_bytes;
-            checkpoint::resume(path, file, output, rejects, every, &drain).await?
+            let options = checkpoint::Options {
+                every_bytes: config.checkpoint_bytes,
+                continue_only: config.continue_only,
+            };
+            checkpoint::resume(path, file, output, rejects, options, &drain).await?
         }
         (Some(path), _, _) => {
             let source = std::io::Error::new(

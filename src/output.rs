@@ -96,8 +96,13 @@ impl FileSink {
         };
         let (file, created) = match OpenOptions::new().append(true).create_new(true).open(path) {
             Ok(file) => (file, true),
+            // Exists (or is a symlink, which O_EXCL does not follow): open it, or its target.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (
-                OpenOptions::new().append(true).open(path).map_err(open_error)?,
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)
+                    .map_err(open_error)?,
                 false,
             ),
             Err(e) => return Err(open_error(e)),

@@ -613,12 +613,24 @@ fn a_rename_rotation_that_leaves_lines_unread_says_so_even_with_q_and_counts_the
 #[test]
 fn the_rotation_recipe_reads_the_old_files_tail_first_and_loses_nothing() {
     let dir = Scratch::new();
+    // The README's cron line: the rotated file with --continue-only (read only if it is the
+    // one the checkpoint was reading), then the current one, every time.
+    let cron_run = |dir: &Scratch| {
+        if dir.path("app.log.1").exists() {
+            let args = ["-q", "--continue-only", "--checkpoint", "cp", "out.log"];
+            let (code, stderr) = run_in(dir, &args, &dir.path("app.log.1"));
+            assert_eq!((code, stderr.as_str()), (Some(0), ""), "app.log.1");
+        }
+        let (code, stderr) = run_in(
+            dir,
+            &["-q", "--checkpoint", "cp", "out.log"],
+            &dir.path("app.log"),
+        );
+        assert_eq!((code, stderr.as_str()), (Some(0), ""), "app.log");
+    };
     rotate_with_an_unread_tail(&dir);
-    // The README's recipe: the old file with the same checkpoint first, then the new one.
-    for input in ["app.log.1", "app.log"] {
-        let (code, stderr) = run_in(&dir, &["-q", "--checkpoint", "cp", "out.log"], &dir.path(input));
-        assert_eq!((code, stderr.as_str()), (Some(0), ""), "{input}");
-    }
+    cron_run(&dir);
+    cron_run(&dir); // nothing new: app.log.1 is no longer the checkpoint's, and is left alone
     let out = dir.read("out.log");
     let numbers: Vec<&str> = out
         .lines()
@@ -630,6 +642,36 @@ fn the_rotation_recipe_reads_the_old_files_tail_first_and_loses_nothing() {
         numbers[146..],
         ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
     );
+}
+
+#[test]
+fn continue_only_reads_nothing_from_an_input_that_is_not_the_checkpoints() {
+    let dir = Scratch::new();
+    std::fs::write(dir.path("app.log"), corpus(10)).unwrap();
+    std::fs::write(dir.path("other.log"), common::valid_lines(5)).unwrap();
+    let (code, _) = run_in(
+        &dir,
+        &["--continue-only", "--checkpoint", "cp", "out.log"],
+        &dir.path("app.log"),
+    );
+    assert_eq!(code, Some(0), "no checkpoint yet: nothing to continue");
+    assert_eq!(dir.read("out.log"), "");
+    assert_eq!(
+        run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log")).0,
+        Some(0)
+    );
+    let (code, stderr) = run_in(
+        &dir,
+        &["--continue-only", "--checkpoint", "cp", "out.log"],
+        &dir.path("other.log"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("does not continue") && stderr.contains("0 lines in"),
+        "{stderr}"
+    );
+    assert_eq!(dir.read("out.log").lines().count(), 10);
+    ingest().args(["--continue-only", "out.log"]).assert().code(2);
 }
 
 #[test]
@@ -682,6 +724,7 @@ fn lines_that_give_no_output_at_the_end_of_a_run_are_committed_too() {
     let args = ["--max-rejects", "0", "--min-level", "info", "--checkpoint", "cp"];
     let mut child = Command::new(BIN)
         .env_clear()
+        .current_dir(dir.path(""))
         .args(args)
         .arg(dir.path("out.log"))
         .stdin(Stdio::piped())
@@ -712,6 +755,7 @@ fn lines_that_give_no_output_at_the_end_of_a_run_are_committed_too() {
 
     // The same input again, nothing new: the traceback is not read (and rejected) again.
     let output = ingest()
+        .current_dir(dir.path(""))
         .args(args)
         .arg(dir.path("out.log"))
         .write_stdin(format!("{records}{silent}"))
