@@ -169,6 +169,21 @@ mod tests {
     }
 
     #[test]
+    fn the_hint_for_an_output_that_cannot_be_opened_fits_the_reason() {
+        let hint = |source: io::Error| {
+            Error::Open {
+                path: "o".into(),
+                source,
+            }
+            .hint()
+            .unwrap()
+        };
+        assert!(hint(io::Error::from_raw_os_error(libc::EMFILE)).contains("ulimit -n"));
+        assert!(hint(io::Error::from_raw_os_error(libc::ENOENT)).contains("directory exists"));
+        assert!(hint(io::Error::from_raw_os_error(libc::EACCES)).contains("may write"));
+    }
+
+    #[test]
     fn messages_name_the_path_and_do_not_repeat_their_source() {
         let error = Error::Open {
             path: "logs/out.log".into(),

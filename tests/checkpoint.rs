@@ -356,11 +356,7 @@ fn a_run_killed_before_its_first_commit_is_not_duplicated_by_the_rerun() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&first).unwrap();
     stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::read(dir.path("out.log")).map_or(0, |b| b.len()) == 0 {
-        assert!(std::time::Instant::now() < deadline, "nothing was written");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until("something is written", || common::has_bytes(&dir.path("out.log")));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -493,29 +489,12 @@ fn two_jobs_with_their_own_checkpoints_share_one_output_without_cutting_each_oth
 #[test]
 fn the_rejects_file_is_locked_like_output() {
     let dir = Scratch::new();
-    let mut first = Command::new(BIN)
-        .env_clear()
-        .arg("--rejects")
-        .arg(dir.path("r.tsv"))
-        .arg(dir.path("one.log"))
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = first.stdin.take().unwrap();
-    stdin.write_all(b"garbage\n").unwrap();
-    stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::read(dir.path("r.tsv")).map_or(true, |b| b.is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first run never wrote its reject"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (rejects, one) = (dir.path("r.tsv"), dir.path("one.log"));
+    let args = ["--rejects".as_ref(), rejects.as_os_str(), one.as_os_str()];
+    let (mut first, stdin) = common::holding(&args, b"garbage\n", &rejects);
     ingest()
         .arg("--rejects")
-        .arg(dir.path("r.tsv"))
+        .arg(&rejects)
         .arg(dir.path("two.log"))
         .write_stdin("garbage\n")
         .assert()
@@ -735,14 +714,10 @@ fn lines_that_give_no_output_at_the_end_of_a_run_are_committed_too() {
     stdin.write_all(records.as_bytes()).unwrap();
     stdin.flush().unwrap();
     // The records are out before the silent lines come: those arrive at an idle writer.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::read(dir.path("out.log")).map_or(0, |b| b.len()) < common::expected_text(200).len() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the records were never written"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let records_out = common::expected_text(200).len() as u64;
+    common::wait_until("the records are written", || {
+        std::fs::metadata(dir.path("out.log")).is_ok_and(|m| m.len() >= records_out)
+    });
     stdin.write_all(silent.as_bytes()).unwrap();
     drop(stdin);
     let first = child.wait_with_output().unwrap();
@@ -832,14 +807,7 @@ fn a_signal_while_a_checkpointed_pipe_waits_for_its_first_4k_writes_what_was_rea
     let mut stdin = child.stdin.take().unwrap();
     // Less than the 4 KiB that identify an input, and the pipe stays open, as with `tail -f`.
     stdin.write_all(common::valid_lines(3).as_bytes()).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while unread_in_pipe(&stdin) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ingest never read its input"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until("ingest has read its input", || unread_in_pipe(&stdin) == 0);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -195,35 +195,9 @@ fn a_full_device_is_retried_then_exits_74() {
 
 #[test]
 fn a_closed_output_pipe_ends_quietly() {
-    use std::io::{Read, Write};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(common::BIN)
-        .env_clear()
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let chunk = valid_lines(10_000);
-        // Keeps writing until ingest stops reading; the error then is expected.
-        for _ in 0..100 {
-            if stdin.write_all(chunk.as_bytes()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut first = [0u8; 22];
-    stdout.read_exact(&mut first).unwrap();
+    let (first, code, stderr) = common::closed_after(&["-".as_ref()], valid_lines(10_000), 22);
     assert_eq!(&first, b"     1  INFO Message 0");
-    drop(stdout); // like `| head -1`
-    let output = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(code, Some(0), "stderr: {stderr}");
     assert!(
         !stderr.contains("panicked") && !stderr.contains("error") && !stderr.contains("partial record"),
         "stderr: {stderr}"
@@ -232,36 +206,13 @@ fn a_closed_output_pipe_ends_quietly() {
 
 #[test]
 fn a_closed_pipe_on_the_rejects_file_is_an_io_error_not_a_quiet_end() {
-    use std::io::{Read, Write};
-    use std::process::{Command, Stdio};
     // `ingest --rejects /dev/stdout clean.log < app.log | head -3`
     let dir = Scratch::new();
-    let mut child = Command::new(common::BIN)
-        .env_clear()
-        .args(["--rejects", "/dev/stdout"])
-        .arg(dir.path("clean.log"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let chunk = "garbage line\n2026-04-15T00:00:01Z INFO kept\n".repeat(5000);
-        for _ in 0..100 {
-            if stdin.write_all(chunk.as_bytes()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut first = [0u8; 10];
-    stdout.read_exact(&mut first).unwrap();
-    drop(stdout); // like `| head -3`
-    let output = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(74), "stderr: {stderr}");
+    let clean = dir.path("clean.log");
+    let args = ["--rejects".as_ref(), "/dev/stdout".as_ref(), clean.as_os_str()];
+    let chunk = "garbage line\n2026-04-15T00:00:01Z INFO kept\n".repeat(5000);
+    let (_, code, stderr) = common::closed_after(&args, chunk, 10);
+    assert_eq!(code, Some(74), "stderr: {stderr}");
     assert!(
         stderr.contains("cannot write to '/dev/stdout'") && stderr.contains("Broken pipe"),
         "{stderr}"

@@ -127,22 +127,9 @@ fn json_output_replaces_invalid_utf8() {
 fn a_second_run_on_the_same_output_exits_75_at_once() {
     let dir = Scratch::new();
     let out = dir.path("out.log");
-    let mut first = Command::new(BIN)
-        .env_clear()
-        .arg(&out)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = first.stdin.take().unwrap();
-    stdin.write_all(b"2026-04-15T00:00:01Z INFO first\n").unwrap();
-    stdin.flush().unwrap();
     // The first run holds the lock from before it writes its first record.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::read(&out).map_or(true, |b| b.is_empty()) {
-        assert!(std::time::Instant::now() < deadline, "the first run never wrote");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let first_line = b"2026-04-15T00:00:01Z INFO first\n";
+    let (mut first, stdin) = common::holding(&[out.as_os_str()], first_line, &out);
     ingest()
         .arg(&out)
         .write_stdin("2026-04-15T00:00:02Z INFO second\n")
@@ -419,26 +406,13 @@ fn too_little_memory_for_threads_ends_with_an_error_never_a_hang() {
 #[test]
 fn dev_null_is_nobodys_to_lock() {
     let dir = Scratch::new();
-    let mut first = Command::new(BIN)
-        .env_clear()
-        .arg("--rejects")
-        .arg(dir.path("first.tsv"))
-        .arg("/dev/null")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = first.stdin.take().unwrap();
-    stdin.write_all(b"garbage\n").unwrap();
-    stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::read(dir.path("first.tsv")).map_or(true, |b| b.is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first run never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let first_rejects = dir.path("first.tsv");
+    let args = [
+        "--rejects".as_ref(),
+        first_rejects.as_os_str(),
+        "/dev/null".as_ref(),
+    ];
+    let (mut first, stdin) = common::holding(&args, b"garbage\n", &first_rejects);
     ingest()
         .arg("--rejects")
         .arg(dir.path("second.tsv"))

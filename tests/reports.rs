@@ -191,41 +191,23 @@ fn a_failed_run_says_so_in_the_metrics_textfile() {
 
 #[test]
 fn a_run_refused_by_the_lock_leaves_the_running_jobs_reports_alone() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let dir = Scratch::new();
-    let reports = |cmd: &mut Command| {
-        cmd.arg("--metrics-textfile")
-            .arg(dir.path("ingest.prom"))
-            .arg("--stats-json")
-            .arg(dir.path("stats.json"))
-            .arg(dir.path("out.log"));
-    };
-    let mut first = Command::new(common::BIN);
-    first.env_clear().stdin(Stdio::piped()).stderr(Stdio::null());
-    reports(&mut first);
-    let mut first = first.spawn().unwrap();
-    let mut stdin = first.stdin.take().unwrap();
-    stdin.write_all(b"2026-04-15T00:00:01Z INFO first\n").unwrap();
-    stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::read(dir.path("out.log")).map_or(true, |b| b.is_empty()) {
-        assert!(std::time::Instant::now() < deadline, "the first run never wrote");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let mut second = Command::new(common::BIN);
-    second.env_clear().stdin(Stdio::null());
-    reports(&mut second);
-    let refused = second.output().unwrap();
-    assert_eq!(refused.status.code(), Some(75));
-    assert!(
-        !dir.path("ingest.prom").exists(),
-        "the refused run wrote the textfile"
+    let (prom, stats, out) = (
+        dir.path("ingest.prom"),
+        dir.path("stats.json"),
+        dir.path("out.log"),
     );
-    assert!(
-        !dir.path("stats.json").exists(),
-        "the refused run wrote the stats"
-    );
+    let args = [
+        "--metrics-textfile".as_ref(),
+        prom.as_os_str(),
+        "--stats-json".as_ref(),
+        stats.as_os_str(),
+        out.as_os_str(),
+    ];
+    let (mut first, stdin) = common::holding(&args, b"2026-04-15T00:00:01Z INFO first\n", &out);
+    ingest().args(args).write_stdin("").assert().code(75);
+    assert!(!prom.exists(), "the refused run wrote the textfile");
+    assert!(!stats.exists(), "the refused run wrote the stats");
     drop(stdin);
     assert!(first.wait().unwrap().success());
     assert_eq!(

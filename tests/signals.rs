@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Scratch, expected_text, read, valid_lines_range};
+use common::{BIN, Scratch, expected_text, read, valid_lines_range, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -19,15 +19,6 @@ fn spawn(output: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ingest")
-}
-
-/// Polls until `ready` holds; panics after a generous deadline (a slow machine only waits longer).
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// After a drain ingest re-raises the signal: the status is death by that signal, which a shell

@@ -61,3 +61,76 @@ pub fn expected_text(n: usize) -> String {
         .map(|i| format!("{:>6} {:>5} Message {i}\n", i + 1, "INFO"))
         .collect()
 }
+
+/// Polls until `ready` holds; panics after a generous deadline (a slow machine only waits longer).
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// True once `path` holds at least one byte.
+pub fn has_bytes(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+}
+
+/// `ingest ARGS` running with a stdin pipe the test holds open, after writing `first` to it and
+/// waiting until `written` has bytes: a run that holds its locks for as long as the test likes.
+pub fn holding(
+    args: &[&std::ffi::OsStr],
+    first: &[u8],
+    written: &Path,
+) -> (std::process::Child, std::process::ChildStdin) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(BIN)
+        .env_clear()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start ingest");
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(first).unwrap();
+    stdin.flush().unwrap();
+    wait_until(&format!("the first run wrote {}", written.display()), || {
+        has_bytes(written)
+    });
+    (child, stdin)
+}
+
+/// Runs `ingest ARGS` with stdout a pipe, fed `chunk` repeatedly; reads `keep` bytes of stdout,
+/// then closes it like `| head`. Returns the bytes read, the exit code and stderr.
+pub fn closed_after(args: &[&std::ffi::OsStr], chunk: String, keep: usize) -> (Vec<u8>, Option<i32>, String) {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ingest");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        // Keeps writing until ingest stops reading; the error then is expected.
+        for _ in 0..100 {
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut first = vec![0u8; keep];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (first, output.status.code(), stderr)
+}
