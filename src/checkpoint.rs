@@ -394,23 +394,32 @@ impl Target<'_> {
     }
 }
 
-/// Squares one file with what the checkpoint says of it: cuts back what a killed run of this
-/// checkpoint wrote after its last commit, and never touches bytes that are not its own.
+/// What squaring one file with the checkpoint takes: its state afterwards, and how many bytes a
+/// killed run of this checkpoint left after its last commit (to cut off).
+struct Plan {
+    written: Written,
+    cut: u64,
+}
+
+/// Plans how to square one file with what the checkpoint says of it: cut back what a killed run
+/// of this checkpoint wrote after its last commit, and never touch bytes that are not its own.
+/// Only plans, so that a refusal for either file leaves both untouched.
 fn reconcile(
     checkpoint: &Path,
-    target: &mut Target<'_>,
+    target: &Target<'_>,
     known: Option<&Written>,
     finished: bool,
-) -> Result<Written, Error> {
+) -> Result<Plan, Error> {
     let failed = |source| unusable(checkpoint, source);
     let id = target.id().map_err(failed)?;
     let len = target.sink.size().map_err(failed)?;
     let name = target.sink.describe();
+    let fresh = |id, bytes| Plan {
+        written: Written { id: Some(id), bytes },
+        cut: 0,
+    };
     let Some(known) = known else {
-        return Ok(Written {
-            id: Some(id),
-            bytes: len,
-        });
+        return Ok(fresh(id, len));
     };
     if let Some(was) = &known.id {
         if was.path != id.path {
@@ -424,20 +433,14 @@ fn reconcile(
         }
         if (was.dev, was.ino) != (id.dev, id.ino) {
             tracing::info!("{name} is a new file since the last run (rotated?): appending to it");
-            return Ok(Written {
-                id: Some(id),
-                bytes: len,
-            });
+            return Ok(fresh(id, len));
         }
     }
     let committed = known.bytes;
     if len < committed {
         if len == 0 {
             tracing::info!("{name} was emptied since the last run (rotated?): starting it afresh");
-            return Ok(Written {
-                id: Some(id),
-                bytes: 0,
-            });
+            return Ok(fresh(id, 0));
         }
         return Err(refuse(
             checkpoint,
@@ -448,8 +451,7 @@ fn reconcile(
     }
     if len > committed && finished {
         // The run that committed ended cleanly: these bytes are someone else's, never cut them.
-        let last = target.sink.last_byte().map_err(failed)?;
-        if last != Some(b'\n') {
+        if target.sink.last_byte().map_err(failed)? != Some(b'\n') {
             return Err(refuse(
                 checkpoint,
                 format!(
@@ -461,15 +463,32 @@ fn reconcile(
             "{} bytes were appended to {name} by another program or job since this checkpoint's last run: kept",
             len - committed
         );
-    } else if len > committed {
-        tracing::info!(
-            "removing {} bytes from {name} that a run stopped before its next commit had written",
-            len - committed
-        );
-        target.sink.truncate(committed).map_err(failed)?;
+        return Ok(fresh(id, len));
     }
-    let bytes = target.sink.size().map_err(failed)?;
-    Ok(Written { id: Some(id), bytes })
+    Ok(Plan {
+        written: Written {
+            id: Some(id),
+            bytes: committed,
+        },
+        cut: len - committed,
+    })
+}
+
+/// Carries out a [`Plan`]: cuts the file back to the committed length.
+fn apply(checkpoint: &Path, target: &mut Target<'_>, plan: Plan) -> Result<Written, Error> {
+    if plan.cut > 0 {
+        tracing::info!(
+            "removing {} bytes from {} that a run stopped before its next commit had written",
+            plan.cut,
+            target.sink.describe()
+        );
+        let committed = plan.written.bytes;
+        target
+            .sink
+            .truncate(committed)
+            .map_err(|source| unusable(checkpoint, source))?;
+    }
+    Ok(plan.written)
 }
 
 /// The input's first bytes, and the input itself when it is still there to read from.
@@ -617,14 +636,20 @@ pub async fn resume(
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     let state = State::load(path)?;
     let finished = state.as_ref().is_some_and(|s| s.finished);
-    // The files first: a killed run's torn tail goes whatever input comes now.
-    let output_now = reconcile(path, &mut output, state.as_ref().map(|s| &s.output), finished)?;
-    let rejects_now = match rejects {
-        Some(mut target) => {
+    // The files first: a killed run's torn tail goes whatever input comes now. Both are
+    // checked before either is touched.
+    let output_plan = reconcile(path, &output, state.as_ref().map(|s| &s.output), finished)?;
+    let rejects_plan = match &rejects {
+        Some(target) => {
             let known = state.as_ref().and_then(|s| s.rejects.as_ref());
-            Some(reconcile(path, &mut target, known, finished)?)
+            Some(reconcile(path, target, known, finished)?)
         }
         None => None,
+    };
+    let output_now = apply(path, &mut output, output_plan)?;
+    let rejects_now = match (rejects, rejects_plan) {
+        (Some(mut target), Some(plan)) => Some(apply(path, &mut target, plan)?),
+        _ => None,
     };
 
     let identity = input_identity(&input);

@@ -831,3 +831,28 @@ fn a_signal_while_a_checkpointed_pipe_waits_for_its_first_4k_writes_what_was_rea
     assert_eq!(dir.read("out.log"), common::expected_text(3), "{stderr}");
     drop(stdin);
 }
+
+#[test]
+fn a_refusal_for_the_rejects_file_leaves_output_untouched_too() {
+    let dir = Scratch::new();
+    std::fs::write(dir.path("app.log"), corpus(40)).unwrap();
+    let args = ["--checkpoint", "cp", "--rejects", "first.tsv", "out.log"];
+    assert_eq!(run_in(&dir, &args, &dir.path("app.log")).0, Some(0));
+    // A killed run's leftovers on OUTPUT, then a rerun that names another rejects file.
+    std::fs::write(dir.path("cp"), dir.read("cp").replace("finished 1", "finished 0")).unwrap();
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path("out.log"))
+        .unwrap();
+    out.write_all(b"    99  INFO torn").unwrap();
+    let before = dir.read("out.log");
+    let args = ["--checkpoint", "cp", "--rejects", "second.tsv", "out.log"];
+    let (code, stderr) = run_in(&dir, &args, &dir.path("app.log"));
+    assert_eq!(code, Some(74), "{stderr}");
+    assert!(stderr.contains("first.tsv"), "{stderr}");
+    assert_eq!(
+        dir.read("out.log"),
+        before,
+        "nothing is cut when the run is refused"
+    );
+}
