@@ -782,16 +782,6 @@ fn a_checkpoint_needs_regular_files_to_cut_back() {
         ));
 }
 
-/// Bytes written into a pipe that its reader has not taken yet (`FIONREAD`).
-fn unread_in_pipe(pipe: &std::process::ChildStdin) -> i32 {
-    use std::os::fd::AsRawFd;
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int, into `n`, for a descriptor we own.
-    let rc = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
-    assert_eq!(rc, 0, "FIONREAD");
-    n
-}
-
 #[test]
 fn a_signal_while_a_checkpointed_pipe_waits_for_its_first_4k_writes_what_was_read() {
     let dir = Scratch::new();
@@ -807,7 +797,7 @@ fn a_signal_while_a_checkpointed_pipe_waits_for_its_first_4k_writes_what_was_rea
     let mut stdin = child.stdin.take().unwrap();
     // Less than the 4 KiB that identify an input, and the pipe stays open, as with `tail -f`.
     stdin.write_all(common::valid_lines(3).as_bytes()).unwrap();
-    common::wait_until("ingest has read its input", || unread_in_pipe(&stdin) == 0);
+    common::wait_until("ingest has read its input", || common::unread_in(&stdin) == 0);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -126,6 +126,9 @@ pub fn closed_after(args: &[&std::ffi::OsStr], chunk: String, keep: usize) -> (V
             }
         }
     });
+    // Closed only once the pipe is full: ingest is then blocked inside a large write, which the
+    // close cuts short in the middle of a record, as `| head` does to a busy producer.
+    wait_until("the output pipe is full", || unread_in(&stdout) >= 60 << 10);
     let mut first = vec![0u8; keep];
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
@@ -133,4 +136,13 @@ pub fn closed_after(args: &[&std::ffi::OsStr], chunk: String, keep: usize) -> (V
     feeder.join().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (first, output.status.code(), stderr)
+}
+
+/// Bytes waiting in a pipe that its reader has not taken yet (`FIONREAD`).
+pub fn unread_in(pipe: &impl std::os::fd::AsRawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int, into `n`, for a descriptor the caller holds open.
+    let rc = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n as usize
 }
