@@ -144,11 +144,13 @@ fn exit_when_resources_run_out() {
     }));
 }
 
-/// The runtime's panics when the OS refuses it a thread or a descriptor.
+/// The panics of the runtime and of std when the OS refuses a thread, its stack, memory or a
+/// descriptor.
 fn is_out_of_resources(message: &str) -> bool {
-    let refused = io::Error::from_raw_os_error(libc::EAGAIN).to_string();
+    let refused = [libc::EAGAIN, libc::ENOMEM, libc::EMFILE, libc::ENFILE]
+        .map(|errno| io::Error::from_raw_os_error(errno).to_string());
     (message.contains("spawn") && message.contains("thread"))
-        || message.contains(&refused)
+        || refused.iter().any(|text| message.contains(text.as_str()))
         || message.contains("Too many open files")
 }
 
@@ -163,6 +165,9 @@ mod tests {
         ));
         assert!(is_out_of_resources(
             "failed to create UnixStream: Os { code: 24, kind: Uncategorized, message: \"Too many open files\" }"
+        ));
+        assert!(is_out_of_resources(
+            "failed to allocate an alternative stack: Cannot allocate memory (os error 12)"
         ));
         assert!(!is_out_of_resources(
             "index out of bounds: the len is 3 but the index is 7"
