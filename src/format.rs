@@ -3,9 +3,7 @@
 //! Pure functions that append to a caller-owned buffer: the writer reuses one buffer for a whole
 //! run, so formatting allocates nothing per record.
 
-use std::io::Write as _;
-
-use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::record::{RejectReason, Severity, ValidRecord};
 
@@ -59,23 +57,146 @@ fn write_json(buf: &mut Vec<u8>, record: &ValidRecord<'_>) {
     buf.extend_from_slice(b"{\"line\":");
     buf.extend_from_slice(itoa::Buffer::new().format(record.line_no).as_bytes());
     buf.extend_from_slice(b",\"timestamp\":\"");
-    record
-        .timestamp
-        .to_offset(time::UtcOffset::UTC)
-        .format_into(buf, &Rfc3339)
-        .expect("a 4-digit year with a UTC offset always formats as RFC 3339");
+    write_rfc3339_utc(buf, record.timestamp);
     buf.extend_from_slice(b"\",\"severity\":\"");
     buf.extend_from_slice(record.severity.as_str().as_bytes());
-    buf.extend_from_slice(b"\",\"message\":");
-    let message = String::from_utf8_lossy(record.message);
-    serde_json::to_writer(&mut *buf, &*message).expect("writing JSON to a Vec cannot fail");
-    buf.extend_from_slice(b"}\n");
+    buf.extend_from_slice(b"\",\"message\":\"");
+    write_json_string_body(buf, record.message);
+    buf.extend_from_slice(b"\"}\n");
+}
+
+/// `n` as exactly `N` decimal digits, zero-padded.
+fn push_digits<const N: usize>(buf: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [b'0'; N];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    buf.extend_from_slice(&digits);
+}
+
+/// The instant in UTC as RFC 3339, `2026-04-15T00:00:07.25Z`, exactly as `time`'s `Rfc3339`
+/// writes it (fraction without trailing zeros, none when zero), without its general formatter.
+fn write_rfc3339_utc(buf: &mut Vec<u8>, timestamp: OffsetDateTime) {
+    let utc = timestamp
+        .checked_to_offset(UtcOffset::UTC)
+        .expect("the grammar keeps every instant within the years 0000-9999");
+    let (year, month, day) = utc.to_calendar_date();
+    let (hour, minute, second, nanos) = utc.to_hms_nano();
+    push_digits::<4>(buf, year as u32);
+    buf.push(b'-');
+    push_digits::<2>(buf, u32::from(month as u8));
+    buf.push(b'-');
+    push_digits::<2>(buf, u32::from(day));
+    buf.push(b'T');
+    push_digits::<2>(buf, u32::from(hour));
+    buf.push(b':');
+    push_digits::<2>(buf, u32::from(minute));
+    buf.push(b':');
+    push_digits::<2>(buf, u32::from(second));
+    if nanos != 0 {
+        buf.push(b'.');
+        let start = buf.len();
+        push_digits::<9>(buf, nanos);
+        let zeros = buf[start..].iter().rev().take_while(|&&b| b == b'0').count();
+        buf.truncate(buf.len() - zeros);
+    }
+    buf.push(b'Z');
+}
+
+/// Bytes that JSON strings escape: control characters, `"` and `\`.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The inside of a JSON string for `bytes`, as `serde_json` writes `String::from_utf8_lossy`
+/// of them: invalid UTF-8 as U+FFFD, the usual short escapes, other controls as `\u00XX`. Runs
+/// of plain bytes are copied whole; nothing is allocated.
+fn write_json_string_body(buf: &mut Vec<u8>, bytes: &[u8]) {
+    // The usual message: printable ASCII with no quote or backslash, copied whole.
+    if is_plain(bytes) {
+        buf.extend_from_slice(bytes);
+        return;
+    }
+    // Valid UTF-8 is the rule, and checking it whole is far faster than chunk by chunk.
+    if std::str::from_utf8(bytes).is_ok() {
+        write_escaped(buf, bytes);
+        return;
+    }
+    for chunk in bytes.utf8_chunks() {
+        write_escaped(buf, chunk.valid().as_bytes());
+        if !chunk.invalid().is_empty() {
+            buf.extend_from_slice("\u{fffd}".as_bytes());
+        }
+    }
+}
+
+/// True when no byte of `bytes` needs attention in a JSON string: all below 0x80, none a
+/// control character, `"` or `\`. Eight bytes at a time (SWAR: each test below is exact for
+/// "some byte of the word").
+fn is_plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    let needs = |w: u64| {
+        w & HIGH != 0
+            || w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+    };
+    let (words, rest) = bytes.as_chunks::<8>();
+    !words.iter().any(|w| needs(u64::from_le_bytes(*w)))
+        && !rest.iter().any(|&b| b >= 0x80 || ESCAPED[usize::from(b)])
+}
+
+/// Valid UTF-8 `text` with JSON's escapes applied.
+fn write_escaped(buf: &mut Vec<u8>, text: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        if !ESCAPED[b as usize] {
+            continue;
+        }
+        buf.extend_from_slice(&text[start..i]);
+        start = i + 1;
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            0x08 => buf.extend_from_slice(b"\\b"),
+            0x0c => buf.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let escape = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ];
+                buf.extend_from_slice(&escape);
+            }
+        }
+    }
+    buf.extend_from_slice(&text[start..]);
 }
 
 /// Appends one rejects-file line: `line_no<TAB>reason<TAB>original line`.
 pub fn write_reject(buf: &mut Vec<u8>, line_no: u64, reason: RejectReason, line: &[u8]) {
-    // Writing to a Vec cannot fail.
-    let _ = write!(buf, "{line_no}\t{reason}\t");
+    buf.extend_from_slice(itoa::Buffer::new().format(line_no).as_bytes());
+    buf.push(b'\t');
+    buf.extend_from_slice(reason.as_str().as_bytes());
+    buf.push(b'\t');
     buf.extend_from_slice(line);
     buf.push(b'\n');
 }
@@ -138,6 +259,63 @@ mod tests {
             value,
             serde_json::json!({"line": 1, "timestamp": "2026-04-15T00:00:07.25Z", "severity": "INFO", "message": "started"})
         );
+    }
+
+    /// The JSON line as the first build wrote it, with `time`'s RFC 3339 formatter and
+    /// `serde_json`: the lean writer must match it byte for byte.
+    fn reference_json(record: &ValidRecord<'_>) -> Vec<u8> {
+        use time::format_description::well_known::Rfc3339;
+        let record = record.record();
+        let mut buf = format!("{{\"line\":{},\"timestamp\":\"", record.line_no).into_bytes();
+        let utc = record.timestamp.to_offset(time::UtcOffset::UTC);
+        utc.format_into(&mut buf, &Rfc3339).unwrap();
+        buf.extend_from_slice(format!("\",\"severity\":\"{}\",\"message\":", record.severity).as_bytes());
+        serde_json::to_writer(&mut buf, &*String::from_utf8_lossy(record.message)).unwrap();
+        buf.extend_from_slice(b"}\n");
+        buf
+    }
+
+    mod lean_json {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn json_is_byte_identical_to_the_general_formatters(
+                line_no in any::<u64>(),
+                julian_day in 1_721_060i32..5_373_484, // 0000-01-01 to 9999-12-31
+                seconds in 0u32..86_400,
+                nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000, (0u32..1000).prop_map(|m| m * 1_000_000)],
+                offset_minutes in -1439i32..1440,
+                severity in 0usize..6,
+                message in proptest::collection::vec(prop_oneof![
+                    any::<u8>(),
+                    proptest::sample::select(vec![b'"', b'\\', b'\n', b'\t', 0x08, 0x7f, 0xc3, 0xe9, 0xff, 0x00, b'a']),
+                ], 1..60),
+            ) {
+                let date = time::Date::from_julian_day(julian_day).unwrap();
+                let (h, m, sec) = ((seconds / 3600) as u8, (seconds / 60 % 60) as u8, (seconds % 60) as u8);
+                let time = time::Time::from_hms_nano(h, m, sec, nanos).unwrap();
+                let offset = UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
+                let timestamp = time::PrimitiveDateTime::new(date, time).assume_offset(offset);
+                let in_range = timestamp.checked_to_offset(UtcOffset::UTC).is_some_and(|t| (0..=9999).contains(&t.year()));
+                prop_assume!(in_range);
+                let record = ValidRecord::validate(ParsedRecord {
+                    line_no,
+                    timestamp,
+                    severity: Severity::ALL[severity],
+                    message: &message[..],
+                })
+                .unwrap();
+                let mut lean = Vec::new();
+                write_record(&mut lean, Format::Json, &record);
+                let reference = reference_json(&record);
+                prop_assert_eq!(String::from_utf8_lossy(&lean), String::from_utf8_lossy(&reference));
+                prop_assert_eq!(lean, reference);
+            }
+        }
     }
 
     #[test]
