@@ -5,7 +5,7 @@
 
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::record::{RejectReason, Severity, ValidRecord};
+use crate::record::{ParsedRecord, RejectReason, Severity};
 
 /// The output format chosen with `--format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -18,7 +18,10 @@ pub enum Format {
 }
 
 /// Appends one record in `format`, ending with `\n`.
-pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ValidRecord<'_>) {
+///
+/// Any parsed record renders; the parsers render every record of a batch, and the validator
+/// keeps the bytes of those it accepts (see [`crate::pipeline::validator::ValidBatch`]).
+pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>) {
     match format {
         Format::Text => write_text(buf, record),
         Format::Json => write_json(buf, record),
@@ -38,8 +41,7 @@ const fn padded(severity: Severity) -> &'static [u8] {
 }
 
 /// Exactly `format!("{:>6} {:>5} {}\n", line_no, severity, message)`, without the formatter.
-fn write_text(buf: &mut Vec<u8>, record: &ValidRecord<'_>) {
-    let record = record.record();
+fn write_text(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
     let mut digits = itoa::Buffer::new();
     let line_no = digits.format(record.line_no).as_bytes();
     const SPACES: &[u8; 6] = b"      ";
@@ -52,8 +54,7 @@ fn write_text(buf: &mut Vec<u8>, record: &ValidRecord<'_>) {
     buf.push(b'\n');
 }
 
-fn write_json(buf: &mut Vec<u8>, record: &ValidRecord<'_>) {
-    let record = record.record();
+fn write_json(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
     buf.extend_from_slice(b"{\"line\":");
     buf.extend_from_slice(itoa::Buffer::new().format(record.line_no).as_bytes());
     buf.extend_from_slice(b",\"timestamp\":\"");
@@ -204,7 +205,7 @@ pub fn write_reject(buf: &mut Vec<u8>, line_no: u64, reason: RejectReason, line:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ParsedRecord;
+    use crate::record::ValidRecord;
     use time::macros::datetime;
 
     fn valid(line_no: u64, severity: Severity, message: &'static [u8]) -> ValidRecord<'static> {
@@ -219,7 +220,7 @@ mod tests {
 
     fn render(format: Format, record: &ValidRecord<'_>) -> Vec<u8> {
         let mut buf = Vec::new();
-        write_record(&mut buf, format, record);
+        write_record(&mut buf, format, record.record());
         buf
     }
 
@@ -310,7 +311,7 @@ mod tests {
                 })
                 .unwrap();
                 let mut lean = Vec::new();
-                write_record(&mut lean, Format::Json, &record);
+                write_record(&mut lean, Format::Json, record.record());
                 let reference = reference_json(&record);
                 prop_assert_eq!(String::from_utf8_lossy(&lean), String::from_utf8_lossy(&reference));
                 prop_assert_eq!(lean, reference);

@@ -29,10 +29,10 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = Vec::new();
     for record in valid_records(&parsed) {
         buf.clear();
-        write_record(&mut buf, Format::Text, &record);
+        write_record(&mut buf, Format::Text, record.record());
         assert!(buf.ends_with(b"\n") && buf.ends_with(&[record.record().message, b"\n"].concat()));
         buf.clear();
-        write_record(&mut buf, Format::Json, &record);
+        write_record(&mut buf, Format::Json, record.record());
         let value: serde_json::Value = serde_json::from_slice(&buf).expect("a JSON line");
         assert_eq!(value["line"], record.record().line_no);
         assert_eq!(value["severity"], record.record().severity.as_str());

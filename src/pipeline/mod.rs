@@ -165,6 +165,10 @@ where
             id: worker,
             pool: pool.clone(),
             max_line_bytes: config.max_line_bytes,
+            render: parser::Render {
+                format: config.format,
+                rejects: config.rejects.is_some(),
+            },
             metrics: metrics.clone(),
         };
         stages.spawn(
@@ -183,7 +187,6 @@ where
     );
     stages.spawn("validator", validator);
     let settings = writer::Settings {
-        format: config.format,
         retry: config.retry,
         checkpoint: resume.committer.map(|c| (c, resume.start)),
     };

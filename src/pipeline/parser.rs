@@ -2,7 +2,9 @@
 //!
 //! Fed [`RawBatch`]es by the reader, in whatever order the pool picks them up; feeds
 //! [`ParsedBatch`]es to the validator, which restores the order. Parsing is [`parse_batch`], a
-//! plain function: one allocation per batch, none per line.
+//! plain function: no allocation per line. Each record is rendered (text or JSON, and each
+//! rejected line for the rejects file) right here, where batches are handled in parallel, so
+//! that the ordered stages after this one only check and copy finished bytes.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,7 @@ use super::reader::{LONG_LINE_PREFIX, RawBatch};
 use super::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
+use crate::format::{Format, write_record, write_reject};
 use crate::metrics::{Metrics, add};
 use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, split_lines};
 
@@ -38,43 +41,61 @@ pub(crate) struct Entry {
     severity: Severity,
     message_start: u32,
     message_len: u32,
+    /// Where the record's rendering ends in [`Parsed::out`]; it starts where the previous
+    /// entry's ends.
+    pub(crate) out_end: usize,
 }
 
-/// Spent entry lists, handed back when a batch is done so the next batch parses into one.
+/// How the parsers render what they parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Render {
+    /// The output format of records.
+    pub format: Format,
+    /// Render rejected lines too (there is a rejects file).
+    pub rejects: bool,
+}
+
+/// Spent entry lists and render buffers, handed back when a batch is done so the next batch
+/// parses and renders into them.
 ///
-/// A batch's list is ~160 KiB: allocating one per batch on one thread and freeing it on another
-/// costs page faults and grows the heap with the input's size.
+/// A batch's list is ~160 KiB and its rendering ~400 KiB: allocating them per batch on one
+/// thread and freeing them on another costs page faults and grows the heap with the input.
 #[derive(Debug, Default)]
-pub(crate) struct EntryPool(Mutex<Vec<Vec<Entry>>>);
+pub(crate) struct EntryPool {
+    entries: Mutex<Vec<Vec<Entry>>>,
+    bytes: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Takes a spent vector from `pool`, or a new one.
+fn take<T>(pool: &Mutex<Vec<Vec<T>>>) -> Vec<T> {
+    pool.lock()
+        .map(|mut spent| spent.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Gives `list` back to `pool`, emptied, unless the pool holds enough already.
+fn give<T>(pool: &Mutex<Vec<Vec<T>>>, mut list: Vec<T>) {
+    list.clear();
+    if list.capacity() > 0
+        && let Ok(mut spent) = pool.lock()
+        && spent.len() < EntryPool::MAX
+    {
+        spent.push(list);
+    }
+}
 
 impl EntryPool {
-    /// More than the in-flight window ever needs; extra lists are freed.
+    /// More than the in-flight window ever needs; extra vectors are freed.
     const MAX: usize = 64;
-
-    fn take(&self) -> Vec<Entry> {
-        self.0
-            .lock()
-            .map(|mut lists| lists.pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    }
-
-    fn give(&self, mut list: Vec<Entry>) {
-        list.clear();
-        if let Ok(mut lists) = self.0.lock()
-            && lists.len() < Self::MAX
-        {
-            lists.push(list);
-        }
-    }
 }
 
 /// What the grammar made of one batch's lines.
 #[derive(Debug, Default)]
 pub struct Parsed {
     /// The batch's bytes, which the records point into.
-    data: Bytes,
+    pub(crate) data: Bytes,
     /// Lines in the batch.
     pub lines: u64,
     /// Lines that were empty after trimming.
@@ -83,23 +104,31 @@ pub struct Parsed {
     pub(crate) entries: Vec<Entry>,
     /// Lines that did not, in input order.
     pub rejects: Vec<Rejected>,
-    /// Where `entries` goes back to once the batch is done.
+    /// Every entry rendered in the output format, one after the other (see [`Entry::out_end`]).
+    pub(crate) out: Vec<u8>,
+    /// Every rejected line rendered for the rejects file, when there is one.
+    pub(crate) rejects_out: Vec<u8>,
+    /// Where `entries`, `out` and `rejects_out` go back to once the batch is done.
     pool: Option<Arc<EntryPool>>,
 }
 
 impl Drop for Parsed {
     fn drop(&mut self) {
-        if let Some(pool) = &self.pool
-            && self.entries.capacity() > 0
-        {
-            pool.give(std::mem::take(&mut self.entries));
+        if let Some(pool) = &self.pool {
+            give(&pool.entries, std::mem::take(&mut self.entries));
+            give(&pool.bytes, std::mem::take(&mut self.out));
+            give(&pool.bytes, std::mem::take(&mut self.rejects_out));
         }
     }
 }
 
 impl Parsed {
     /// One line too long to hold, of which `prefix` is the start: rejected.
-    fn long_line(line_no: u64, prefix: Bytes) -> Parsed {
+    fn long_line(line_no: u64, prefix: Bytes, render: Render) -> Parsed {
+        let mut rejects_out = Vec::new();
+        if render.rejects {
+            write_reject(&mut rejects_out, line_no, RejectReason::LineTooLong, &prefix);
+        }
         let reject = Rejected {
             line_no,
             reason: RejectReason::LineTooLong,
@@ -111,6 +140,8 @@ impl Parsed {
             blank: 0,
             entries: Vec::new(),
             rejects: vec![reject],
+            out: Vec::new(),
+            rejects_out,
             pool: None,
         }
     }
@@ -121,13 +152,18 @@ impl Parsed {
     }
 
     pub(crate) fn record(&self, entry: &Entry) -> ParsedRecord<'_> {
-        let start = entry.message_start as usize;
-        ParsedRecord {
-            line_no: entry.line_no,
-            timestamp: entry.timestamp,
-            severity: entry.severity,
-            message: &self.data[start..start + entry.message_len as usize],
-        }
+        record_of(&self.data, entry)
+    }
+}
+
+/// The record `entry` describes, its message a slice of `data` (its batch's bytes).
+pub(crate) fn record_of<'a>(data: &'a [u8], entry: &Entry) -> ParsedRecord<'a> {
+    let start = entry.message_start as usize;
+    ParsedRecord {
+        line_no: entry.line_no,
+        timestamp: entry.timestamp,
+        severity: entry.severity,
+        message: &data[start..start + entry.message_len as usize],
     }
 }
 
@@ -144,16 +180,27 @@ pub struct ParsedBatch {
     pub(crate) permit: OwnedSemaphorePermit,
 }
 
-/// Parses every line of `data`, numbering them from `first_line`.
+/// Parses every line of `data`, numbering them from `first_line`, and renders the records as
+/// text and the rejected lines for a rejects file.
 ///
 /// Messages are ranges of `data`; only rejected lines take a (reference-counted) slice.
 pub fn parse_batch(first_line: u64, data: Bytes) -> Parsed {
-    parse_into(first_line, data, usize::MAX, None)
+    let render = Render {
+        format: Format::Text,
+        rejects: true,
+    };
+    parse_into(first_line, data, usize::MAX, render, None)
 }
 
-/// [`parse_batch`], rejecting lines over `max_line_bytes`, with the entry list taken from (and
-/// later given back to) `pool`.
-fn parse_into(first_line: u64, data: Bytes, max_line_bytes: usize, pool: Option<&Arc<EntryPool>>) -> Parsed {
+/// [`parse_batch`], rejecting lines over `max_line_bytes`, rendering as `render` says, with the
+/// entry list and buffers taken from (and later given back to) `pool`.
+fn parse_into(
+    first_line: u64,
+    data: Bytes,
+    max_line_bytes: usize,
+    render: Render,
+    pool: Option<&Arc<EntryPool>>,
+) -> Parsed {
     assert!(
         data.len() <= u32::MAX as usize,
         "a batch is far smaller than 4 GiB"
@@ -162,43 +209,64 @@ fn parse_into(first_line: u64, data: Bytes, max_line_bytes: usize, pool: Option<
         data,
         lines: 0,
         blank: 0,
-        entries: pool.map(|p| p.take()).unwrap_or_default(),
+        entries: pool.map(|p| take(&p.entries)).unwrap_or_default(),
         rejects: Vec::new(),
+        out: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
+        rejects_out: Vec::new(),
         pool: pool.cloned(),
     };
     let data = &parsed.data;
     // Most lines of a real log parse: size for them once rather than growing per line.
     parsed.entries.reserve(data.len() / 64 + 1);
+    parsed.out.reserve(data.len() + data.len() / 2);
     for (text, line_no) in split_lines(data).zip(first_line..) {
         parsed.lines += 1;
         // The limit counts the line without its terminator, `\n` or `\r\n` alike.
-        if text.len() - usize::from(text.last() == Some(&b'\r')) > max_line_bytes {
-            let line = data.slice_ref(&text[..LONG_LINE_PREFIX.min(text.len())]);
+        let rejected = if text.len() - usize::from(text.last() == Some(&b'\r')) > max_line_bytes {
+            Some((
+                RejectReason::LineTooLong,
+                &text[..LONG_LINE_PREFIX.min(text.len())],
+            ))
+        } else {
+            match parse_line(text) {
+                Line::Blank => {
+                    parsed.blank += 1;
+                    None
+                }
+                Line::Rejected(reason) => Some((reason, text)),
+                Line::Parsed {
+                    timestamp,
+                    severity,
+                    message,
+                } => {
+                    let record = ParsedRecord {
+                        line_no,
+                        timestamp,
+                        severity,
+                        message,
+                    };
+                    write_record(&mut parsed.out, render.format, &record);
+                    parsed.entries.push(Entry {
+                        line_no,
+                        timestamp,
+                        severity,
+                        message_start: (message.as_ptr() as usize - data.as_ptr() as usize) as u32,
+                        message_len: message.len() as u32,
+                        out_end: parsed.out.len(),
+                    });
+                    None
+                }
+            }
+        };
+        if let Some((reason, line)) = rejected {
+            if render.rejects {
+                write_reject(&mut parsed.rejects_out, line_no, reason, line);
+            }
             parsed.rejects.push(Rejected {
                 line_no,
-                reason: RejectReason::LineTooLong,
-                line,
-            });
-            continue;
-        }
-        match parse_line(text) {
-            Line::Blank => parsed.blank += 1,
-            Line::Rejected(reason) => parsed.rejects.push(Rejected {
-                line_no,
                 reason,
-                line: data.slice_ref(text),
-            }),
-            Line::Parsed {
-                timestamp,
-                severity,
-                message,
-            } => parsed.entries.push(Entry {
-                line_no,
-                timestamp,
-                severity,
-                message_start: (message.as_ptr() as usize - data.as_ptr() as usize) as u32,
-                message_len: message.len() as u32,
-            }),
+                line: data.slice_ref(line),
+            });
         }
     }
     parsed
@@ -212,6 +280,8 @@ pub(crate) struct Worker {
     pub pool: Arc<EntryPool>,
     /// Longer lines are rejected.
     pub max_line_bytes: usize,
+    /// How records and rejected lines are rendered.
+    pub render: Render,
     /// Where the counts go.
     pub metrics: Arc<Metrics>,
 }
@@ -231,12 +301,13 @@ impl Worker {
         let mut lines = 0;
         while let Some(batch) = recv(&lines_rx, &cancel, times).await {
             let parsed = if batch.long_line {
-                Parsed::long_line(batch.first_line, batch.data)
+                Parsed::long_line(batch.first_line, batch.data, self.render)
             } else {
                 parse_into(
                     batch.first_line,
                     batch.data,
                     self.max_line_bytes,
+                    self.render,
                     Some(&self.pool),
                 )
             };

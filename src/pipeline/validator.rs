@@ -2,7 +2,8 @@
 //!
 //! Fed [`ParsedBatch`]es by the parser pool in completion order; holds early ones in a reorder
 //! buffer (bounded by the in-flight window) and feeds [`ValidBatch`]es to the writer in input
-//! order. The only place a [`ValidRecord`] is made.
+//! order. The only place a [`ValidRecord`] is made, and the only place that decides which of the
+//! parsers' rendered bytes reach the writer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::parser::{Parsed, ParsedBatch, Rejected};
+use super::parser::{Parsed, ParsedBatch, Rejected, record_of};
 use super::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
@@ -20,8 +21,8 @@ use crate::record::{RejectReason, Severity, ValidRecord};
 /// How many rejected lines get a warning of their own; the rest are only counted.
 const REJECTS_SHOWN: u64 = 10;
 
-/// Records ready for the writer, in input order. Only [`validate`] makes one, so every record
-/// in it has passed validation.
+/// Records ready for the writer, in input order, rendered. Only [`validate`] makes one, so every
+/// record in it, and every byte of [`ValidBatch::rendered`], has passed validation.
 #[derive(Debug)]
 pub struct ValidBatch {
     /// The parsed batch, its entries reduced to the ones that passed.
@@ -62,6 +63,16 @@ impl ValidBatch {
     /// The rejected lines, for the rejects file.
     pub fn rejects(&self) -> &[Rejected] {
         &self.parsed.rejects
+    }
+
+    /// The records to write, rendered in the output format, one after the other.
+    pub fn rendered(&self) -> &[u8] {
+        &self.parsed.out
+    }
+
+    /// The rejected lines rendered for the rejects file (empty when there is none).
+    pub fn rendered_rejects(&self) -> &[u8] {
+        &self.parsed.rejects_out
     }
 }
 
@@ -128,20 +139,30 @@ pub fn validate(
         report.rejected_by_reason[reject.reason as usize] += 1;
     }
     let (mut dropped, mut filtered) = (0, 0);
-    let mut entries = std::mem::take(&mut parsed.entries);
-    entries.retain(|entry| {
-        let record = parsed.record(entry);
+    // The rendering of each kept record moves down over those of dropped ones: in place, and
+    // only once something was dropped (usually nothing is, and nothing moves).
+    let (mut read, mut write) = (0, 0);
+    let (data, out) = (&parsed.data, &mut parsed.out);
+    parsed.entries.retain_mut(|entry| {
+        let record = record_of(data, entry);
+        let (start, end) = (read, entry.out_end);
+        read = end;
         if ValidRecord::validate(record).is_err() {
             dropped += 1;
-            false
-        } else if min_level.is_some_and(|min| record.severity < min) {
-            filtered += 1;
-            false
-        } else {
-            true
+            return false;
         }
+        if min_level.is_some_and(|min| record.severity < min) {
+            filtered += 1;
+            return false;
+        }
+        if write != start {
+            out.copy_within(start..end, write);
+        }
+        write += end - start;
+        entry.out_end = write;
+        true
     });
-    parsed.entries = entries;
+    parsed.out.truncate(write);
     report.dropped += dropped;
     report.filtered += filtered;
     report.valid += parsed.entries.len() as u64;
@@ -204,6 +225,32 @@ mod tests {
     use tokio::sync::Semaphore;
 
     #[test]
+    fn the_renderings_of_kept_records_close_up_over_dropped_ones_in_order() {
+        let data = Bytes::from_static(
+            b"2026-04-15T00:00:01Z DEBUG one\n\
+              2026-04-15T00:00:02Z INFO two\n\
+              2026-04-15T00:00:03Z ERROR\n\
+              2026-04-15T00:00:04Z WARN four\n\
+              2026-04-15T00:00:05Z DEBUG five\n\
+              2026-04-15T00:00:06Z FATAL six\n",
+        );
+        let window = Arc::new(Semaphore::new(1));
+        let batch = ParsedBatch {
+            seq: 0,
+            end: Position::default(),
+            parsed: parse_batch(1, data),
+            permit: window.try_acquire_owned().unwrap(),
+        };
+        let valid = validate(batch, Some(Severity::Info), &mut ValidatorReport::default());
+        assert_eq!(
+            String::from_utf8_lossy(valid.rendered()),
+            "     2  INFO two\n     4  WARN four\n     6 FATAL six\n"
+        );
+        let kept: Vec<&[u8]> = valid.records().map(|r| r.record().message).collect();
+        assert_eq!(kept, [&b"two"[..], b"four", b"six"]);
+    }
+
+    #[test]
     fn outcomes_add_up_and_only_kept_records_pass() {
         let data = Bytes::from_static(
             b"2026-04-15T00:00:01Z INFO kept\n\
@@ -225,6 +272,13 @@ mod tests {
         let kept: Vec<&[u8]> = valid.records().map(|r| r.record().message).collect();
         assert_eq!(kept, [&b"kept"[..]]);
         assert_eq!(valid.rejects().len(), 2);
+        // Only the kept record's rendering reaches the writer; the dropped and filtered ones
+        // before and after it are gone from the bytes too.
+        assert_eq!(valid.rendered(), b"     1  INFO kept\n");
+        assert_eq!(
+            valid.rendered_rejects(),
+            b"5\tnot enough fields\tnope\n6\tbad severity\t2026-04-15T00:00:04Z NOTICE x\n"
+        );
         let expected = ValidatorReport {
             lines: 6,
             blank: 1,

@@ -17,7 +17,6 @@ use super::recv;
 use super::validator::ValidBatch;
 use crate::checkpoint::{Commit, Position};
 use crate::error::Error;
-use crate::format::{Format, write_record, write_reject};
 use crate::metrics::{Metrics, add};
 use crate::output::Sink;
 
@@ -91,17 +90,14 @@ impl Formatted {
         self.out.len() + self.rejects.len()
     }
 
-    fn add(&mut self, batch: &ValidBatch, format: Format, keep_rejects: bool) {
-        for record in batch.records() {
-            write_record(&mut self.out, format, &record);
-        }
+    /// Copies the batch's rendered records (and rejects) after what is here already.
+    fn add(&mut self, batch: &ValidBatch, keep_rejects: bool) {
+        self.out.extend_from_slice(batch.rendered());
         self.records += batch.len() as u64;
         self.lines += batch.lines();
         self.end = Some(batch.end());
         if keep_rejects {
-            for r in batch.rejects() {
-                write_reject(&mut self.rejects, r.line_no, r.reason, &r.line);
-            }
+            self.rejects.extend_from_slice(batch.rendered_rejects());
             self.reject_lines += batch.rejects().len() as u64;
         }
     }
@@ -234,11 +230,9 @@ struct Failure {
     error: io::Error,
 }
 
-/// How the writer formats, retries and commits.
+/// How the writer retries and commits.
 #[derive(Debug)]
 pub struct Settings {
-    /// Output format.
-    pub format: Format,
     /// Retry schedule for failing writes.
     pub retry: RetryPolicy,
     /// With `--checkpoint`: the committer, and where this run started in its input.
@@ -262,11 +256,7 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let Settings {
-        format,
-        retry,
-        checkpoint,
-    } = settings;
+    let Settings { retry, checkpoint } = settings;
     let keep_rejects = rejects.is_some();
     // Three buffers, reused for the whole run: one formatting, one waiting, one being written.
     let (full_tx, full_rx) = async_channel::bounded::<Formatted>(1);
@@ -293,7 +283,7 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
             batch = recv(&valid_rx, &cancel, &metrics.writer) => batch,
         };
         let Some(batch) = batch else { break };
-        current.add(&batch, format, keep_rejects);
+        current.add(&batch, keep_rejects);
         // The batch's bytes are copied out: free its window slot before the slow part.
         drop(batch);
         let idle = valid_rx.is_empty() && full_tx.is_empty();
@@ -598,7 +588,6 @@ mod tests {
             Shared(sink.clone()),
             None::<FaultySink>,
             Settings {
-                format: Format::Text,
                 retry: POLICY,
                 checkpoint: None,
             },
@@ -828,7 +817,6 @@ mod tests {
             pending: 0,
         };
         let settings = Settings {
-            format: Format::Text,
             retry: POLICY,
             checkpoint: Some((Box::new(committer), Position::default())),
         };
@@ -942,7 +930,7 @@ mod tests {
                     tx.try_send(batch(b * 10 + 1..=b * 10 + 10, &window)).unwrap();
                 }
                 drop(tx);
-                let settings = Settings { format: Format::Text, retry: POLICY, checkpoint: None };
+                let settings = Settings { retry: POLICY, checkpoint: None };
                 let metrics = Arc::new(Metrics::default());
                 let result = run(rx, Shared(sink.clone()), None::<FaultySink>, settings, metrics.clone(), CancellationToken::new()).await;
                 result.map(|()| metrics.snapshot(Duration::ZERO))
