@@ -1,4 +1,5 @@
-//! The writer stage: formats records into a reused buffer and appends it to the output.
+//! The writer stage: appends each batch's rendered records to the output (and its rejected
+//! lines to the rejects file), and commits the checkpoint.
 //!
 //! Fed [`ValidBatch`]es in input order by the validator; the last stage. A failed write is
 //! retried from its first unwritten byte, so a record is never written twice; when the writer
@@ -19,9 +20,6 @@ use crate::checkpoint::{Commit, Position};
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
 use crate::output::Sink;
-
-/// A buffer this full is written out even while more records are waiting.
-const FLUSH_BYTES: usize = 256 * 1024;
 
 /// The retry schedule for a failing write.
 ///
@@ -54,59 +52,6 @@ impl RetryPolicy {
 pub fn is_transient(error: &io::Error) -> bool {
     use io::ErrorKind::*;
     matches!(error.kind(), Interrupted | WouldBlock | TimedOut | StorageFull)
-}
-
-/// Bytes formatted for both files, handed from the formatting loop to the flusher.
-#[derive(Default)]
-struct Formatted {
-    /// Input lines the batches formatted here covered, whatever their outcome.
-    lines: u64,
-    /// Where in the input the last batch formatted here ends.
-    end: Option<Position>,
-    out: Vec<u8>,
-    /// Records in `out`.
-    records: u64,
-    rejects: Vec<u8>,
-    /// Lines in `rejects`.
-    reject_lines: u64,
-}
-
-impl Formatted {
-    fn new() -> Self {
-        Formatted {
-            out: Vec::with_capacity(FLUSH_BYTES * 2),
-            ..Formatted::default()
-        }
-    }
-
-    /// True when nothing was added: no bytes, and no input lines to settle either. A buffer
-    /// with lines but no bytes (all filtered, say) still goes out, so the checkpoint moves on.
-    fn is_empty(&self) -> bool {
-        self.lines == 0 && self.out.is_empty() && self.rejects.is_empty()
-    }
-
-    /// Bytes waiting in both buffers: what bounds the writer's memory.
-    fn bytes(&self) -> usize {
-        self.out.len() + self.rejects.len()
-    }
-
-    /// Copies the batch's rendered records (and rejects) after what is here already.
-    fn add(&mut self, batch: &ValidBatch, keep_rejects: bool) {
-        self.out.extend_from_slice(batch.rendered());
-        self.records += batch.len() as u64;
-        self.lines += batch.lines();
-        self.end = Some(batch.end());
-        if keep_rejects {
-            self.rejects.extend_from_slice(batch.rendered_rejects());
-            self.reject_lines += batch.rejects().len() as u64;
-        }
-    }
-
-    fn clear(&mut self) {
-        self.out.clear();
-        self.rejects.clear();
-        (self.lines, self.records, self.reject_lines, self.end) = (0, 0, 0, None);
-    }
 }
 
 /// One destination and what reached it.
@@ -241,14 +186,17 @@ pub struct Settings {
 
 /// Runs the writer until the validator is done and everything is written, or `cancel` fires.
 ///
-/// Formatting and writing overlap: this task formats batches into one buffer while a flusher
-/// task writes the previous one out (a write can block for a while on a busy disk). A buffer
-/// goes out when it is full, or when no batch is waiting and the flusher is idle, so a slow
-/// trickle of input still reaches the file promptly. At the end both files are fsynced.
+/// Each batch arrives rendered: the writer writes its bytes as they are (no copy, no format)
+/// and only then frees its window slot, so a slow output holds the reader back. With a
+/// checkpoint, every commit follows a sync of the bytes it names: files first, then the
+/// checkpoint, so a commit never names bytes that a power loss could take back. At the end both
+/// files are fsynced and committed. A closed `-` pipe ends the whole run, quietly: the other
+/// stages are cancelled (the reader may be blocked on an input that never ends).
 ///
 /// # Errors
-/// [`Error::Write`] when a write fails for good or the final sync fails.
-pub async fn run<W: Sink + 'static, R: Sink + 'static>(
+/// [`Error::Write`] when a write fails for good or a sync fails; [`Error::Checkpoint`] when a
+/// commit cannot be written.
+pub async fn run<W: Sink, R: Sink>(
     valid_rx: async_channel::Receiver<ValidBatch>,
     output: W,
     rejects: Option<R>,
@@ -256,116 +204,37 @@ pub async fn run<W: Sink + 'static, R: Sink + 'static>(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let Settings { retry, checkpoint } = settings;
-    let keep_rejects = rejects.is_some();
-    // Three buffers, reused for the whole run: one formatting, one waiting, one being written.
-    let (full_tx, full_rx) = async_channel::bounded::<Formatted>(1);
-    let (empty_tx, empty_rx) = async_channel::bounded::<Formatted>(2);
-    for _ in 0..2 {
-        empty_tx.try_send(Formatted::new()).expect("room for two");
-    }
-    let mut flusher = tokio::spawn(flush(
-        full_rx,
-        empty_tx,
-        output,
-        rejects,
-        retry,
-        metrics.clone(),
-        checkpoint,
-    ));
-
-    let mut current = Formatted::new();
-    loop {
-        let batch = tokio::select! {
-            biased;
-            // The flusher only ends early on a failure (or a closed pipe): report it now.
-            flushed = &mut flusher => return joined(flushed, &cancel),
-            batch = recv(&valid_rx, &cancel, &metrics.writer) => batch,
-        };
-        let Some(batch) = batch else { break };
-        current.add(&batch, keep_rejects);
-        // The batch's bytes are copied out: free its window slot before the slow part.
-        drop(batch);
-        let idle = valid_rx.is_empty() && full_tx.is_empty();
-        // Rejected lines count too: a run of garbage must not grow the buffer past the bound.
-        if current.bytes() >= FLUSH_BYTES || (idle && !current.is_empty()) {
-            // Waiting here is waiting for the output: the writer's blocked time.
-            let waiting = Instant::now();
-            if full_tx.send(std::mem::take(&mut current)).await.is_err() {
-                break; // the flusher stopped; it says why below
-            }
-            // A spare is there unless the flusher holds two: then wait for it to finish one.
-            let spare = empty_rx.recv().await;
-            metrics.writer.blocked(waiting.elapsed());
-            match spare {
-                Ok(spare) => current = spare,
-                Err(_) => break,
-            }
-        }
-    }
-    if !current.is_empty() && !cancel.is_cancelled() {
-        let _ = full_tx.send(current).await;
-    }
-    drop(full_tx);
-    joined(flusher.await, &cancel)
-}
-
-/// The flusher's outcome as the stage's. A closed `-` pipe ends the whole run, quietly: the
-/// other stages are cancelled (the reader may be blocked on an input that never ends).
-fn joined(
-    flushed: Result<Result<bool, Error>, tokio::task::JoinError>,
-    cancel: &CancellationToken,
-) -> Result<(), Error> {
-    match flushed {
-        Ok(Ok(output_closed)) => {
-            if output_closed {
-                cancel.cancel();
-            }
-            Ok(())
-        }
-        Ok(Err(error)) => Err(error),
-        Err(_) => Err(Error::Panic { stage: "writer" }),
-    }
-}
-
-/// Writes each formatted buffer to its file and hands it back empty; fsyncs both at the end.
-/// Returns whether the `-` pipe was closed by its reader (a quiet stop).
-///
-/// With a checkpoint, every commit follows a sync of the bytes it names: files first, then the
-/// checkpoint, so a commit never names bytes that a power loss could take back.
-async fn flush<W: Sink, R: Sink>(
-    full_rx: async_channel::Receiver<Formatted>,
-    empty_tx: async_channel::Sender<Formatted>,
-    output: W,
-    rejects: Option<R>,
-    policy: RetryPolicy,
-    metrics: Arc<Metrics>,
-    mut checkpoint: Option<(Box<dyn Commit>, Position)>,
-) -> Result<bool, Error> {
+    let Settings {
+        retry: policy,
+        mut checkpoint,
+    } = settings;
     let mut out = Target::new(output);
     let mut rejects = rejects.map(Target::new);
     let mut retries = 0;
     let result = async {
-        while let Ok(mut formatted) = full_rx.recv().await {
+        while let Some(batch) = recv(&valid_rx, &cancel, &metrics.writer).await {
+            let rejects_bytes = rejects.as_ref().map_or(&[][..], |_| batch.rendered_rejects());
             if let Some((committer, _)) = checkpoint.as_mut()
-                && !(formatted.out.is_empty() && formatted.rejects.is_empty())
+                && !(batch.rendered().is_empty() && rejects_bytes.is_empty())
             {
                 committer.start_writing()?;
             }
             let (written, rejected) = (out.done, rejects.as_ref().map_or(0, |r| r.done));
             let bytes = out.bytes;
+            // Time in the writes is time waiting for the output: the writer's blocked time.
+            let writing = Instant::now();
             let outcome = async {
-                out.write(&formatted.out, formatted.records, &policy, &mut retries)
+                let records = batch.len() as u64;
+                out.write(batch.rendered(), records, &policy, &mut retries)
                     .await?;
                 if let Some(rejects) = rejects.as_mut() {
-                    let lines = formatted.reject_lines;
-                    rejects
-                        .write(&formatted.rejects, lines, &policy, &mut retries)
-                        .await?;
+                    let lines = batch.rejects().len() as u64;
+                    rejects.write(rejects_bytes, lines, &policy, &mut retries).await?;
                 }
                 Ok::<(), Failure>(())
             }
             .await;
+            metrics.writer.blocked(writing.elapsed());
             // Counted whether or not the write failed: what reached the files, did.
             add(&metrics.written, out.done - written);
             add(&metrics.bytes_out, out.bytes - bytes);
@@ -375,10 +244,10 @@ async fn flush<W: Sink, R: Sink>(
             );
             add(&metrics.retries, std::mem::take(&mut retries));
             outcome?;
-            add(&metrics.lines_settled, formatted.lines);
+            add(&metrics.lines_settled, batch.lines());
             if let Some((committer, settled)) = checkpoint.as_mut() {
-                *settled = formatted.end.unwrap_or(*settled);
-                if committer.due(formatted.bytes() as u64) {
+                *settled = batch.end();
+                if committer.due((batch.rendered().len() + rejects_bytes.len()) as u64) {
                     out.sync()?;
                     if let Some(rejects) = rejects.as_mut() {
                         rejects.sync()?;
@@ -387,8 +256,8 @@ async fn flush<W: Sink, R: Sink>(
                     committer.commit(*settled, out.bytes, rejects_bytes, false)?;
                 }
             }
-            formatted.clear();
-            let _ = empty_tx.try_send(formatted);
+            // The batch's window slot is freed here, once its bytes are out.
+            drop(batch);
         }
         out.shutdown().await?;
         if let Some(rejects) = rejects.as_mut() {
@@ -404,8 +273,11 @@ async fn flush<W: Sink, R: Sink>(
 
     tracing::debug!("writer finished: {} records", out.done);
     match result {
-        Ok(()) => Ok(false),
-        Err(Stop::Write(Failure { quiet: true, .. })) => Ok(true),
+        Ok(()) => Ok(()),
+        Err(Stop::Write(Failure { quiet: true, .. })) => {
+            cancel.cancel();
+            Ok(())
+        }
         Err(Stop::Write(Failure {
             target,
             attempts,
@@ -420,7 +292,7 @@ async fn flush<W: Sink, R: Sink>(
     }
 }
 
-/// Why the flusher stopped early.
+/// Why the writer stopped early.
 enum Stop {
     Write(Failure),
     Commit(Error),
