@@ -6,7 +6,7 @@
 //! ```
 //!
 //! **Backpressure.** Every batch takes a permit from the in-flight window before the reader sends
-//! it and gives it back once the writer has copied it out. A slow writer therefore stops the
+//! it and gives it back once the writer has written it out. A slow writer therefore stops the
 //! reader, and memory is bounded by `--capacity`, never by the input's size.
 //!
 //! **Two ways to stop.** *Drain* (SIGINT/SIGTERM): the reader stops taking input and closes its
