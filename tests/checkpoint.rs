@@ -12,6 +12,15 @@ use common::{BIN, Scratch, ingest};
 use predicates::prelude::*;
 
 /// `n` lines, every 37th of them bad, so both files get written.
+/// The first `n` lines of `all`.
+fn first_lines(all: &[u8], n: usize) -> Vec<u8> {
+    all.split_inclusive(|&b| b == b'\n')
+        .take(n)
+        .flatten()
+        .copied()
+        .collect()
+}
+
 fn corpus(n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..n {
@@ -166,13 +175,7 @@ fn a_growing_file_is_processed_one_new_part_per_run() {
     let dir = Scratch::new();
     let input = dir.path("app.log");
     let all = corpus(3000);
-    let cut = |lines: usize| {
-        all.split_inclusive(|&b| b == b'\n')
-            .take(lines)
-            .flatten()
-            .copied()
-            .collect::<Vec<u8>>()
-    };
+    let cut = |lines: usize| first_lines(&all, lines);
     std::fs::write(&input, cut(1000)).unwrap();
     assert!(checkpointed(&dir, &input, "out").status().unwrap().success());
     std::fs::write(&input, cut(2500)).unwrap(); // the log grew
@@ -268,12 +271,7 @@ fn an_input_truncated_in_place_below_the_committed_point_starts_over() {
     let all = corpus(400);
     std::fs::write(&input, &all).unwrap();
     checkpointed_file_to_out(&dir, &input);
-    let first_200: Vec<u8> = all
-        .split_inclusive(|&b| b == b'\n')
-        .take(200)
-        .flatten()
-        .copied()
-        .collect();
+    let first_200 = first_lines(&all, 200);
     assert!(
         first_200.len() > 4096,
         "the truncated file must outgrow the fingerprint"
@@ -337,12 +335,7 @@ fn a_run_killed_before_its_first_commit_is_not_duplicated_by_the_rerun() {
     let dir = Scratch::new();
     let cp = dir.path("cp");
     let all = corpus(1500);
-    let first: Vec<u8> = all
-        .split_inclusive(|&b| b == b'\n')
-        .take(1000)
-        .flatten()
-        .copied()
-        .collect();
+    let first = first_lines(&all, 1000);
     // Commits only at the end (a huge interval): the kill lands before any regular commit.
     let mut child = Command::new(BIN)
         .env_clear()
@@ -533,12 +526,7 @@ fn after_a_killed_run_and_a_rotated_input_the_torn_tail_is_cut_before_anything_n
 /// app.log of 10 lines: the shape of a rename rotation between two cron runs.
 fn rotate_with_an_unread_tail(dir: &Scratch) -> u64 {
     let all = corpus(150);
-    let first: Vec<u8> = all
-        .split_inclusive(|&b| b == b'\n')
-        .take(100)
-        .flatten()
-        .copied()
-        .collect();
+    let first = first_lines(&all, 100);
     std::fs::write(dir.path("app.log"), &first).unwrap();
     assert_eq!(
         run_in(
@@ -657,40 +645,29 @@ fn continue_only_reads_nothing_from_an_input_that_is_not_the_checkpoints() {
 fn a_rotated_output_starts_afresh_instead_of_failing() {
     let dir = Scratch::new();
     let all = corpus(40);
-    let first: Vec<u8> = all
-        .split_inclusive(|&b| b == b'\n')
-        .take(20)
-        .flatten()
-        .copied()
-        .collect();
+    let first = first_lines(&all, 20);
     std::fs::write(dir.path("app.log"), first).unwrap();
     assert_eq!(
         run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log")).0,
         Some(0)
     );
+    // Runs on the grown input; OUTPUT must then start with `first`, and stderr say `says`.
+    let run = |says: &str, first: &str| {
+        let (code, stderr) = run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log"));
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        let out = dir.read("out.log");
+        assert!(out.starts_with(first), "{out}");
+    };
     // logrotate on the output: renamed away (a new, empty file appears), or copied and emptied.
     std::fs::rename(dir.path("out.log"), dir.path("out.log.1")).unwrap();
     std::fs::write(dir.path("out.log"), "").unwrap();
     std::fs::write(dir.path("app.log"), &all).unwrap();
-    let (code, stderr) = run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log"));
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("is a new file since the last run"), "{stderr}");
-    assert!(
-        dir.read("out.log").starts_with("    21  INFO message 20\n"),
-        "{}",
-        dir.read("out.log")
-    );
+    run("is a new file since the last run", "    21  INFO message 20\n");
     std::fs::copy(dir.path("out.log"), dir.path("out.log.2")).unwrap();
     std::fs::write(dir.path("out.log"), "").unwrap(); // copytruncate
     std::fs::write(dir.path("app.log"), corpus(50)).unwrap();
-    let (code, stderr) = run_in(&dir, &["--checkpoint", "cp", "out.log"], &dir.path("app.log"));
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("was emptied since the last run"), "{stderr}");
-    assert!(
-        dir.read("out.log").starts_with("    41  INFO message 40\n"),
-        "{}",
-        dir.read("out.log")
-    );
+    run("was emptied since the last run", "    41  INFO message 40\n");
 }
 
 #[test]

@@ -224,9 +224,20 @@ mod tests {
     use std::sync::Arc;
     use tokio::sync::Semaphore;
 
+    /// `text` parsed (and rendered as text) as the pipeline's first batch.
+    fn parsed(text: &'static [u8]) -> ParsedBatch {
+        let window = Arc::new(Semaphore::new(1));
+        ParsedBatch {
+            seq: 0,
+            end: Position::default(),
+            parsed: parse_batch(1, Bytes::from_static(text)),
+            permit: window.try_acquire_owned().unwrap(),
+        }
+    }
+
     #[test]
     fn the_renderings_of_kept_records_close_up_over_dropped_ones_in_order() {
-        let data = Bytes::from_static(
+        let batch = parsed(
             b"2026-04-15T00:00:01Z DEBUG one\n\
               2026-04-15T00:00:02Z INFO two\n\
               2026-04-15T00:00:03Z ERROR\n\
@@ -234,13 +245,6 @@ mod tests {
               2026-04-15T00:00:05Z DEBUG five\n\
               2026-04-15T00:00:06Z FATAL six\n",
         );
-        let window = Arc::new(Semaphore::new(1));
-        let batch = ParsedBatch {
-            seq: 0,
-            end: Position::default(),
-            parsed: parse_batch(1, data),
-            permit: window.try_acquire_owned().unwrap(),
-        };
         let valid = validate(batch, Some(Severity::Info), &mut ValidatorReport::default());
         assert_eq!(
             String::from_utf8_lossy(valid.rendered()),
@@ -252,7 +256,7 @@ mod tests {
 
     #[test]
     fn outcomes_add_up_and_only_kept_records_pass() {
-        let data = Bytes::from_static(
+        let batch = parsed(
             b"2026-04-15T00:00:01Z INFO kept\n\
               2026-04-15T00:00:02Z DEBUG filtered\n\
               2026-04-15T00:00:03Z ERROR\n\
@@ -260,13 +264,6 @@ mod tests {
               nope\n\
               2026-04-15T00:00:04Z NOTICE x\n",
         );
-        let window = Arc::new(Semaphore::new(1));
-        let batch = ParsedBatch {
-            seq: 0,
-            end: Position::default(),
-            parsed: parse_batch(1, data),
-            permit: window.try_acquire_owned().unwrap(),
-        };
         let mut report = ValidatorReport::default();
         let valid = validate(batch, Some(Severity::Info), &mut report);
         let kept: Vec<&[u8]> = valid.records().map(|r| r.record().message).collect();
