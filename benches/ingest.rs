@@ -1,4 +1,4 @@
-//! Criterion benches: the line parser alone, and the whole pipeline in-process.
+//! Criterion benches: the line parser alone, rendering alone, and the whole pipeline in-process.
 //!
 //! `cargo bench --bench ingest` (figures and how to read them: BENCHMARKS.md).
 
@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ingest::checkpoint::Resume;
+use ingest::format::{Format, write_record};
 use ingest::metrics::Metrics;
 use ingest::output::{FileSink, Sink};
 use ingest::record::parse_line;
@@ -69,6 +70,26 @@ fn parser(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rendering alone: every record of 10k parsed lines, as text and as JSON.
+fn render(c: &mut Criterion) {
+    let parsed = ingest::pipeline::parser::parse_batch(1, lines(10_000, false).into());
+    let mut group = c.benchmark_group("render");
+    group.throughput(Throughput::Elements(10_000));
+    for (name, format) in [("text", Format::Text), ("json", Format::Json)] {
+        let mut buf = Vec::with_capacity(4 << 20);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                buf.clear();
+                for record in parsed.records() {
+                    write_record(&mut buf, format, &record);
+                }
+                black_box(buf.len())
+            })
+        });
+    }
+    group.finish();
+}
+
 /// An output that takes every byte and keeps none.
 struct Discard;
 
@@ -121,5 +142,5 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parser, pipeline);
+criterion_group!(benches, parser, render, pipeline);
 criterion_main!(benches);
