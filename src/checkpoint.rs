@@ -336,6 +336,21 @@ impl Committer {
     /// Commit at least this often, in time.
     const EVERY: Duration = Duration::from_secs(2);
 
+    /// A committer that starts from `state`, whose file lengths are where this run's writing
+    /// begins.
+    fn new(path: &Path, state: State, every_bytes: u64) -> Committer {
+        Committer {
+            path: path.to_owned(),
+            output_base: state.output.bytes,
+            rejects_base: state.rejects.as_ref().map(|r| r.bytes),
+            state,
+            writing: false,
+            pending: 0,
+            every_bytes,
+            last: Instant::now(),
+        }
+    }
+
     fn save(&mut self, finished: bool) -> Result<(), Error> {
         self.state.finished = finished;
         self.state.save(&self.path)?;
@@ -594,20 +609,12 @@ fn read_nothing(
     every_bytes: u64,
 ) -> (Box<dyn Read + Send>, Resume) {
     let committer = state.map(|s| {
-        Box::new(Committer {
-            path: path.to_owned(),
-            state: State {
-                output: output.clone(),
-                rejects: rejects.cloned(),
-                ..s.clone()
-            },
-            writing: false,
-            output_base: output.bytes,
-            rejects_base: rejects.map(|r| r.bytes),
-            pending: 0,
-            every_bytes,
-            last: Instant::now(),
-        }) as Box<dyn Commit>
+        let state = State {
+            output: output.clone(),
+            rejects: rejects.cloned(),
+            ..s.clone()
+        };
+        Box::new(Committer::new(path, state, every_bytes)) as Box<dyn Commit>
     });
     let start = state.map_or_else(Position::default, |s| s.input);
     let resume = Resume {
@@ -691,10 +698,10 @@ pub async fn resume(
         match beside {
             Some((old, unread)) if unread > 0 => {
                 rotated_unread_bytes = unread;
+                // The checkpoint moves on to the new file: the old one's tail can only be read
+                // by hand now, without it. `--continue-only` before each run avoids this.
                 tracing::error!(
-                    "the input was rotated, and {unread} bytes at the end of its previous file '{}' were never read: this run starts on the new file; read them with the same checkpoint before the next rotation (`ingest --checkpoint {} ... < '{}'`, see README, \"Rotation\"), or now with `tail -c +{} '{}' | ingest ...`",
-                    old.display(),
-                    path.display(),
+                    "the input was rotated, and {unread} bytes at the end of its previous file '{}' were never read: this run starts on the new file; read them by hand with `tail -c +{} '{}' | ingest ...` (without this checkpoint), and see README, \"Rotation\", to lose nothing next time",
                     old.display(),
                     s.input.offset + 1,
                     old.display(),
@@ -716,20 +723,11 @@ pub async fn resume(
         fingerprint: Fingerprint::of(&prefix.bytes),
         input_id: identity.map(|(id, _)| id),
         input: start,
-        output: output_now.clone(),
-        rejects: rejects_now.clone(),
+        output: output_now,
+        rejects: rejects_now,
         finished: true,
     };
-    let committer = Committer {
-        path: path.to_owned(),
-        state,
-        writing: false,
-        output_base: output_now.bytes,
-        rejects_base: rejects_now.map(|r| r.bytes),
-        pending: 0,
-        every_bytes: options.every_bytes,
-        last: Instant::now(),
-    };
+    let committer = Committer::new(path, state, options.every_bytes);
 
     let prefix_len = prefix.bytes.len() as u64;
     let (input, skip, preread): (Box<dyn Read + Send>, u64, Bytes) = match (prefix.size, prefix.rest) {
