@@ -3,19 +3,16 @@
 //! `cargo bench --bench ingest` (figures and how to read them: BENCHMARKS.md).
 
 use std::hint::black_box;
-use std::io::{self, Cursor};
-use std::pin::Pin;
+use std::io::Cursor;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ingest::checkpoint::Resume;
 use ingest::format::{Format, write_record};
 use ingest::metrics::Metrics;
-use ingest::output::{FileSink, Sink};
+use ingest::output::FileSink;
 use ingest::record::parse_line;
 use ingest::{Config, Output};
-use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 
 /// Realistic lines like the corpus generator's: RFC 3339 with millis, mixed severities.
@@ -90,27 +87,6 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
-/// An output that takes every byte and keeps none.
-struct Discard;
-
-impl AsyncWrite for Discard {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl Sink for Discard {
-    fn describe(&self) -> String {
-        "nowhere".to_owned()
-    }
-}
-
 fn pipeline(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(8)
@@ -129,7 +105,7 @@ fn pipeline(c: &mut Criterion) {
                     &config,
                     input,
                     Resume::default(),
-                    Discard,
+                    tokio::io::sink(),
                     None::<FileSink>,
                     Arc::new(Metrics::default()),
                     CancellationToken::new(),

@@ -319,10 +319,9 @@ fn refuse(path: &Path, message: String) -> Error {
 #[derive(Debug)]
 pub struct Committer {
     path: PathBuf,
-    /// What is on disk now (or will be at the first save).
+    /// What is on disk now (or will be at the first save); `finished: false` there means a
+    /// run is writing.
     state: State,
-    /// The checkpoint on disk says "a run is writing".
-    writing: bool,
     /// The files' lengths when this run started writing.
     output_base: u64,
     rejects_base: Option<u64>,
@@ -344,7 +343,6 @@ impl Committer {
             output_base: state.output.bytes,
             rejects_base: state.rejects.as_ref().map(|r| r.bytes),
             state,
-            writing: false,
             pending: 0,
             every_bytes,
             last: Instant::now(),
@@ -354,7 +352,6 @@ impl Committer {
     fn save(&mut self, finished: bool) -> Result<(), Error> {
         self.state.finished = finished;
         self.state.save(&self.path)?;
-        self.writing = !finished;
         self.pending = 0;
         self.last = Instant::now();
         Ok(())
@@ -363,7 +360,7 @@ impl Committer {
 
 impl Commit for Committer {
     fn start_writing(&mut self) -> Result<(), Error> {
-        if self.writing {
+        if !self.state.finished {
             return Ok(());
         }
         self.save(false)

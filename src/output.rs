@@ -143,11 +143,6 @@ impl FileSink {
         })
     }
 
-    /// True for a regular file (which can be locked, synced and cut back).
-    pub fn is_regular(&self) -> bool {
-        self.regular
-    }
-
     /// The file's device and inode: which file this is, whatever its path says now.
     ///
     /// # Errors
@@ -271,6 +266,13 @@ impl Sink for FileSink {
 
     fn closed_is_quiet(&self) -> bool {
         self.stdout
+    }
+}
+
+/// Tokio's sink takes every byte and keeps none: an output for benches and tests.
+impl Sink for tokio::io::Sink {
+    fn describe(&self) -> String {
+        "nowhere".to_owned()
     }
 }
 

@@ -54,15 +54,14 @@ impl Severity {
             [b'[', inner @ .., b']'] => inner,
             _ => field,
         };
-        // Letters only: the fold below maps a NUL onto the padding, so `INFO\0` would pass.
-        if name.len() > 8 || !name.iter().all(u8::is_ascii_alphabetic) {
+        if name.is_empty() || name.len() > 8 {
             return None;
         }
         // Every name is letters only, and for a letter `b | 0x20` is its lower case while no
         // other byte maps onto a lower-case letter: one OR and one compare per name, any case.
         let mut word = [0u8; 8];
         word[..name.len()].copy_from_slice(name);
-        let folded = u64::from_le_bytes(word) | FOLD;
+        let folded = u64::from_le_bytes(word) | fold_mask(name.len());
         Some(match folded {
             TRACE => Severity::Trace,
             DEBUG => Severity::Debug,
@@ -75,8 +74,12 @@ impl Severity {
     }
 }
 
-/// Sets bit 5 of every byte: lower-cases ASCII letters (and pads with spaces).
-const FOLD: u64 = 0x2020_2020_2020_2020;
+/// Sets bit 5 of the first `len` (1 to 8) bytes of a little-endian word: lower-cases ASCII
+/// letters there. The padding after the name stays zero, so a name with a NUL or a space in it
+/// (`INFO\0`, which folds to `info `) never equals a shorter name.
+const fn fold_mask(len: usize) -> u64 {
+    0x2020_2020_2020_2020 >> (8 * (8 - len))
+}
 
 /// A lower-case name of at most 8 letters as one folded word, for [`Severity::from_field`].
 const fn folded(name: &[u8]) -> u64 {
@@ -86,7 +89,7 @@ const fn folded(name: &[u8]) -> u64 {
         word[i] = name[i];
         i += 1;
     }
-    u64::from_le_bytes(word) | FOLD
+    u64::from_le_bytes(word) | fold_mask(name.len())
 }
 
 const TRACE: u64 = folded(b"trace");

@@ -125,25 +125,22 @@ impl Drop for Parsed {
 impl Parsed {
     /// One line too long to hold, of which `prefix` is the start: rejected.
     fn long_line(line_no: u64, prefix: Bytes, render: Render) -> Parsed {
-        let mut rejects_out = Vec::new();
+        let mut parsed = Parsed::default();
+        parsed.lines = 1;
+        parsed.reject(line_no, RejectReason::LineTooLong, prefix, render);
+        parsed
+    }
+
+    /// Keeps a rejected line, rendered for the rejects file if there is one.
+    fn reject(&mut self, line_no: u64, reason: RejectReason, line: Bytes, render: Render) {
         if render.rejects {
-            write_reject(&mut rejects_out, line_no, RejectReason::LineTooLong, &prefix);
+            write_reject(&mut self.rejects_out, line_no, reason, &line);
         }
-        let reject = Rejected {
+        self.rejects.push(Rejected {
             line_no,
-            reason: RejectReason::LineTooLong,
-            line: prefix,
-        };
-        Parsed {
-            data: Bytes::new(),
-            lines: 1,
-            blank: 0,
-            entries: Vec::new(),
-            rejects: vec![reject],
-            out: Vec::new(),
-            rejects_out,
-            pool: None,
-        }
+            reason,
+            line,
+        });
     }
 
     /// The parsed records, in input order.
@@ -215,11 +212,13 @@ fn parse_into(
         rejects_out: Vec::new(),
         pool: pool.cloned(),
     };
-    let data = &parsed.data;
+    // A second handle on the batch's bytes (one count per batch), so that lines can be kept
+    // while `parsed` is being filled.
+    let data = parsed.data.clone();
     // Most lines of a real log parse: size for them once rather than growing per line.
     parsed.entries.reserve(data.len() / 64 + 1);
     parsed.out.reserve(data.len() + data.len() / 2);
-    for (text, line_no) in split_lines(data).zip(first_line..) {
+    for (text, line_no) in split_lines(&data).zip(first_line..) {
         parsed.lines += 1;
         // The limit counts the line without its terminator, `\n` or `\r\n` alike.
         let rejected = if text.len() - usize::from(text.last() == Some(&b'\r')) > max_line_bytes {
@@ -259,14 +258,8 @@ fn parse_into(
             }
         };
         if let Some((reason, line)) = rejected {
-            if render.rejects {
-                write_reject(&mut parsed.rejects_out, line_no, reason, line);
-            }
-            parsed.rejects.push(Rejected {
-                line_no,
-                reason,
-                line: data.slice_ref(line),
-            });
+            let line = data.slice_ref(line);
+            parsed.reject(line_no, reason, line, render);
         }
     }
     parsed

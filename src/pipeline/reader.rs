@@ -98,8 +98,6 @@ struct ReadLoop<'a> {
     scanned: usize,
     /// Bytes searched for line ends so far.
     searched: u64,
-    /// Committed input still to be read and thrown away (a pipe cannot seek past it).
-    skip: u64,
     seq: u64,
     /// The next line's number.
     line_no: u64,
@@ -118,7 +116,8 @@ pub struct Settings {
     pub hold_last_line: bool,
     /// Where in the input reading starts (after what a checkpoint says is committed).
     pub start: Position,
-    /// Input bytes to read and discard first: the committed part of a pipe.
+    /// Input bytes to read and discard first: the committed part of a pipe (counted down as
+    /// they are read).
     pub skip: u64,
     /// Input already read (while recognising it): handed out first, even during a drain.
     pub preread: Bytes,
@@ -126,11 +125,11 @@ pub struct Settings {
 
 impl ReadLoop<'_> {
     /// Reads `input` to its end, a read error (left in `progress`), a stop request, a cancel,
-    /// or until the parsers are gone.
-    /// Returns what the stage's report says of the work: bytes searched and carried.
-    fn run(mut self, input: impl Read) -> (u64, u64) {
+    /// or until the parsers are gone; leaves the work done in `progress` for the stage's report.
+    fn run(mut self, input: impl Read) {
         self.read_all(input);
-        (self.searched, self.buffers.carried)
+        let mut progress = lock(self.progress);
+        (progress.searched, progress.carried) = (self.searched, self.buffers.carried);
     }
 
     fn read_all(&mut self, mut input: impl Read) {
@@ -172,11 +171,11 @@ impl ReadLoop<'_> {
                     self.finish();
                     return;
                 }
-                Ok(n) if self.skip > 0 => {
+                Ok(n) if self.limits.skip > 0 => {
                     // Nothing is carried while skipping: the committed part ends on a line end.
-                    let skipped = self.skip.min(n as u64);
+                    let skipped = self.limits.skip.min(n as u64);
                     self.buffers.current.advance(skipped as usize);
-                    self.skip -= skipped;
+                    self.limits.skip -= skipped;
                     self.take_lines()
                 }
                 Ok(_) => self.take_lines(),
@@ -238,10 +237,10 @@ impl ReadLoop<'_> {
 
     /// At end of input: what is left is a last line without `\n`.
     fn finish(&mut self) {
-        if self.skip > 0 {
+        if self.limits.skip > 0 {
             tracing::warn!(
                 "the input ended {} bytes before the committed point: nothing new",
-                self.skip
+                self.limits.skip
             );
         }
         let unfinished = self.long_line.is_some() || !self.buffers.current.is_empty();
@@ -437,7 +436,6 @@ pub async fn run(
                 metrics: &metrics,
                 cancel: &cancel,
                 runtime: &runtime,
-                skip: limits.skip,
                 line_no: limits.start.lines + 1,
                 offset: limits.start.offset,
                 limits,
@@ -448,11 +446,7 @@ pub async fn run(
                 searched: 0,
                 seq: 0,
             };
-            let (searched, carried) = read_loop.run(input);
-            {
-                let mut progress = lock(&progress);
-                (progress.searched, progress.carried) = (searched, carried);
-            }
+            read_loop.run(input);
             drop(lines_tx); // closes the channel for the parsers
             let _ = done_tx.send(());
         }

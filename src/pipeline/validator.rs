@@ -37,7 +37,9 @@ impl ValidBatch {
     /// The records to write, in input order.
     pub fn records(&self) -> impl Iterator<Item = ValidRecord<'_>> {
         // Checked again for the type's sake: a branch per record, never taken.
-        valid_records(&self.parsed)
+        self.parsed
+            .records()
+            .filter_map(|r| ValidRecord::validate(r).ok())
     }
 
     /// How many records there are to write.
@@ -74,14 +76,6 @@ impl ValidBatch {
     pub fn rendered_rejects(&self) -> &[u8] {
         &self.parsed.rejects_out
     }
-}
-
-/// The records of `parsed` that pass validation (a non-empty message), in input order.
-///
-/// The validator's rule as a pure function, for the fuzz target and benches; the pipeline uses
-/// [`validate`], which also filters by level and counts.
-pub fn valid_records(parsed: &Parsed) -> impl Iterator<Item = ValidRecord<'_>> {
-    parsed.records().filter_map(|r| ValidRecord::validate(r).ok())
 }
 
 /// Counts of every line's outcome up to the writer; they add up to `lines`.

@@ -252,8 +252,8 @@ pub async fn run<W: Sink, R: Sink>(
                     if let Some(rejects) = rejects.as_mut() {
                         rejects.sync()?;
                     }
-                    let rejects_bytes = rejects.as_ref().map_or(0, |r| r.bytes);
-                    committer.commit(*settled, out.bytes, rejects_bytes, false)?;
+                    let rejects_len = rejects.as_ref().map_or(0, |r| r.bytes);
+                    committer.commit(*settled, out.bytes, rejects_len, false)?;
                 }
             }
             // The batch's window slot is freed here, once its bytes are out.
@@ -264,8 +264,8 @@ pub async fn run<W: Sink, R: Sink>(
             rejects.shutdown().await?;
         }
         if let Some((committer, settled)) = checkpoint.as_mut() {
-            let rejects_bytes = rejects.as_ref().map_or(0, |r| r.bytes);
-            committer.commit(*settled, out.bytes, rejects_bytes, true)?;
+            let rejects_len = rejects.as_ref().map_or(0, |r| r.bytes);
+            committer.commit(*settled, out.bytes, rejects_len, true)?;
         }
         Ok(())
     }
