@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::config::{self, Config, Output, RetryPolicy};
 use crate::format::Format;
-use crate::pipeline::writer::RetryPolicy;
 use crate::progress;
 use crate::record::Severity;
 
@@ -55,11 +55,11 @@ pub struct Args {
     pub output: PathBuf,
 
     /// Parser tasks working in parallel (1-256)
-    #[arg(short, long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
+    #[arg(short, long, value_name = "N", default_value_t = config::DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
     pub workers: u16,
 
     /// Lines in flight between reader and writer (bounds memory; see README)
-    #[arg(long, value_name = "N", default_value = "32768")]
+    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(config::DEFAULT_CAPACITY).expect("not zero"))]
     pub capacity: NonZeroUsize,
 
     /// Output format
@@ -79,7 +79,7 @@ pub struct Args {
     pub max_rejects: Option<u64>,
 
     /// Reject longer lines (not counting `\n` or `\r\n`) as `line too long`, up to 1 GiB
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=MAX_LINE_BYTES))]
+    #[arg(long, value_name = "BYTES", default_value_t = config::DEFAULT_MAX_LINE_BYTES, value_parser = clap::value_parser!(u64).range(1..=MAX_LINE_BYTES))]
     pub max_line_bytes: u64,
 
     /// Remember in PATH how far the input is committed; a rerun resumes there (see README)
@@ -92,7 +92,7 @@ pub struct Args {
     pub continue_only: bool,
 
     /// Commit at least every BYTES of output (tests use small values)
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, hide = true)]
+    #[arg(long, value_name = "BYTES", default_value_t = config::DEFAULT_CHECKPOINT_BYTES, hide = true)]
     pub checkpoint_bytes: u64,
 
     /// Write the run's counters as one JSON object to PATH (`-`: stderr) at the end
@@ -108,19 +108,19 @@ pub struct Args {
     pub progress: progress::Mode,
 
     /// Retries of a failing write before giving up
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = config::DEFAULT_RETRY.retries)]
     pub retry_attempts: u32,
 
     /// First retry delay in milliseconds (doubles each retry, with jitter)
-    #[arg(long, value_name = "MS", default_value_t = 50)]
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_RETRY.initial.as_millis() as u64)]
     pub retry_initial_ms: u64,
 
     /// Longest retry delay in milliseconds
-    #[arg(long, value_name = "MS", default_value_t = 500)]
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_RETRY.max.as_millis() as u64)]
     pub retry_max_ms: u64,
 
     /// After SIGINT/SIGTERM, give up on the drain after SECS and exit 74
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     pub shutdown_timeout: f64,
 
     /// Print only errors (RUST_LOG overrides)
@@ -130,62 +130,6 @@ pub struct Args {
     /// Print more: -v for each stage's report, -vv for everything (RUST_LOG overrides)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
-}
-
-/// Where valid records go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Standard output (`-`).
-    Stdout,
-    /// A file opened for appending.
-    File(PathBuf),
-}
-
-/// A checked run configuration; what the library needs, free of clap.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Where valid records go.
-    pub output: Output,
-    /// Number of parser tasks.
-    pub workers: NonZeroUsize,
-    /// Records in flight between reader and writer.
-    pub capacity: NonZeroUsize,
-    /// Output format.
-    pub format: Format,
-    /// Records below this are filtered.
-    pub min_level: Option<Severity>,
-    /// Where rejected lines go, if anywhere.
-    pub rejects: Option<PathBuf>,
-    /// Most rejected lines tolerated before exit 65.
-    pub max_rejects: Option<u64>,
-    /// Lines longer than this are rejected without being held whole.
-    pub max_line_bytes: usize,
-    /// Where committed progress is kept, for exactly-once reruns.
-    pub checkpoint: Option<PathBuf>,
-    /// Output bytes between two commits, at most.
-    pub checkpoint_bytes: u64,
-    /// Read the input only if it continues the checkpoint's.
-    pub continue_only: bool,
-    /// Where the final counters go as JSON (`-`: stderr).
-    pub stats_json: Option<PathBuf>,
-    /// Where Prometheus metrics are kept.
-    pub metrics_textfile: Option<PathBuf>,
-    /// How progress is shown on stderr.
-    pub progress: progress::Display,
-    /// The writer's retry schedule.
-    pub retry: RetryPolicy,
-    /// How long a drain may take before the run gives up on it.
-    pub shutdown_timeout: Duration,
-}
-
-impl Config {
-    /// A configuration with every default, writing to `output`.
-    pub fn new(output: Output) -> Config {
-        Args::parse_from(["ingest", "-"])
-            .into_config()
-            .map(|c| Config { output, ..c })
-            .expect("defaults are valid")
-    }
 }
 
 impl Args {
@@ -287,6 +231,35 @@ impl Args {
             (false, _) => "trace",
         }
     }
+}
+
+/// Refuses an input that is OUTPUT or the rejects file (`ingest app.log < app.log`): the run
+/// would read the records it appends, as `cat f >> f` would (GNU cat refuses that too).
+///
+/// # Errors
+/// A message for the user naming the file and its role.
+pub fn refuse_input_as_output(config: &Config, input: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if !input.is_file() {
+        return Ok(());
+    }
+    let output = match &config.output {
+        Output::File(path) => Some(path),
+        Output::Stdout => None,
+    };
+    let files = [(output, "OUTPUT"), (config.rejects.as_ref(), "--rejects")];
+    for (path, what) in files {
+        let Some(path) = path else { continue };
+        if let Ok(m) = std::fs::metadata(path)
+            && (m.dev(), m.ino()) == (input.dev(), input.ino())
+        {
+            return Err(format!(
+                "standard input is {what} '{}': ingest would read back what it appends; write to another file",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// True unless `path` exists and is something other than a regular file (a device, a FIFO).

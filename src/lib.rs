@@ -1,7 +1,7 @@
 //! `ingest`: read log lines from stdin, check them, append the valid records to a file.
 //!
 //! The crate map, in the order a line travels:
-//! - [`cli`]: flags into a checked [`Config`];
+//! - [`cli`]: flags into a checked [`Config`] ([`config`], which the stages read);
 //! - [`pipeline`]: the stages ([`pipeline::reader`], [`pipeline::parser`],
 //!   [`pipeline::validator`], [`pipeline::writer`]) and how they start, stop and push back;
 //! - [`record`]: the line grammar and the record types, pure;
@@ -20,6 +20,7 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod format;
 pub mod logging;
@@ -38,7 +39,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub use cli::{Config, Output};
+pub use config::{Config, Output};
 pub use error::{Error, Exit};
 pub use summary::Summary;
 
@@ -117,7 +118,7 @@ pub async fn run(
     let total = size.map(|size| size.saturating_sub(resume.start.offset));
     let _progress = config.progress.start(metrics.clone(), total);
     let textfile = config.metrics_textfile.clone().map(|path| {
-        tokio::spawn(summary::keep_textfile_fresh(
+        tokio::spawn(metrics::keep_textfile_fresh(
             path,
             metrics.clone(),
             std::time::Instant::now(),

@@ -46,6 +46,13 @@ fn main() -> ExitCode {
         Ok(fd) => File::from(fd),
         Err(e) => return fail(&format!("cannot read standard input: {e}"), Exit::Io),
     };
+    if let Ok(metadata) = stdin.metadata()
+        && let Err(message) = ingest::cli::refuse_input_as_output(&config, &metadata)
+    {
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
 
     let metrics = Arc::new(Metrics::default());
     let (result, signal) = runtime.block_on(async {
@@ -79,7 +86,11 @@ fn main() -> ExitCode {
     }
     // A run refused because another holds the lock must not overwrite that run's reports.
     if exit != Exit::Busy {
-        summary.write_reports(&config, exit);
+        summary.write_reports(
+            config.stats_json.as_deref(),
+            config.metrics_textfile.as_deref(),
+            exit,
+        );
     }
     match result {
         Err(error) => report(&error),

@@ -121,3 +121,68 @@ impl Metrics {
         }
     }
 }
+
+/// How often a long run refreshes `--metrics-textfile`.
+const TEXTFILE_EVERY: Duration = Duration::from_secs(10);
+
+/// Rewrites the metrics textfile every 10 s while a run goes on; the binary writes the final one.
+pub async fn keep_textfile_fresh(
+    path: std::path::PathBuf,
+    metrics: std::sync::Arc<Metrics>,
+    started: std::time::Instant,
+) {
+    let mut ticks = tokio::time::interval(TEXTFILE_EVERY);
+    ticks.tick().await; // the first tick is immediate; the run has only just begun
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        let now = metrics.snapshot(started.elapsed());
+        match crate::atomic::write(
+            &path,
+            now.to_prometheus(None, std::time::SystemTime::now()).as_bytes(),
+        ) {
+            // Said once, not every 10 s; the final write says it again if it still fails.
+            Err(e) if !failing => {
+                tracing::error!("cannot write metrics to '{}': {e}", path.display());
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) => failing = false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_metrics_textfile_is_refreshed_every_ten_seconds_during_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.prom");
+        let metrics = std::sync::Arc::new(Metrics::default());
+        let refresher = tokio::spawn(keep_textfile_fresh(
+            path.clone(),
+            metrics.clone(),
+            std::time::Instant::now(),
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!path.exists(), "written before the first 10 s");
+        metrics.written.store(7, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("ingest_lines_total{outcome=\"written\"} 7\n"),
+            "{text}"
+        );
+        assert!(text.contains("ingest_run_in_progress 1\n"), "{text}");
+        metrics.written.store(9, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("ingest_lines_total{outcome=\"written\"} 9\n"),
+            "{text}"
+        );
+        refresher.abort();
+    }
+}

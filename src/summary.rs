@@ -3,13 +3,12 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use crate::cli::Config;
 use crate::error::Exit;
-use crate::metrics::Metrics;
 use crate::record::RejectReason;
 use crate::signal::Signal;
 
@@ -232,8 +231,8 @@ impl Summary {
 impl Summary {
     /// Writes `--stats-json` and the final `--metrics-textfile`, if asked for; a failure there
     /// is only a warning: the run itself is done.
-    pub fn write_reports(&self, config: &Config, exit: Exit) {
-        if let Some(path) = &config.stats_json {
+    pub fn write_reports(&self, stats_json: Option<&Path>, metrics_textfile: Option<&Path>, exit: Exit) {
+        if let Some(path) = stats_json {
             let json = format!("{}\n", self.to_json(exit));
             let written = if path.as_os_str() == "-" {
                 io::stderr().write_all(json.as_bytes())
@@ -245,38 +244,11 @@ impl Summary {
                 tracing::error!("cannot write stats to '{}': {e}", path.display());
             }
         }
-        if let Some(path) = &config.metrics_textfile {
+        if let Some(path) = metrics_textfile {
             let text = self.to_prometheus(Some(exit), SystemTime::now());
             if let Err(e) = crate::atomic::write(path, text.as_bytes()) {
                 tracing::error!("cannot write metrics to '{}': {e}", path.display());
             }
-        }
-    }
-}
-
-/// How often a long run refreshes `--metrics-textfile`.
-const TEXTFILE_EVERY: Duration = Duration::from_secs(10);
-
-/// Rewrites the metrics textfile every 10 s while a run goes on; the binary writes the final one.
-pub async fn keep_textfile_fresh(
-    path: std::path::PathBuf,
-    metrics: std::sync::Arc<Metrics>,
-    started: std::time::Instant,
-) {
-    let mut ticks = tokio::time::interval(TEXTFILE_EVERY);
-    ticks.tick().await; // the first tick is immediate; the run has only just begun
-    let mut failing = false;
-    loop {
-        ticks.tick().await;
-        let now = metrics.snapshot(started.elapsed());
-        match crate::atomic::write(&path, now.to_prometheus(None, SystemTime::now()).as_bytes()) {
-            // Said once, not every 10 s; the final write says it again if it still fails.
-            Err(e) if !failing => {
-                tracing::error!("cannot write metrics to '{}': {e}", path.display());
-                failing = true;
-            }
-            Err(_) => {}
-            Ok(()) => failing = false,
         }
     }
 }
@@ -339,35 +311,5 @@ mod tests {
             summary.to_string(),
             "10000 lines in 0.84 s (11.9k lines/s): 9998 written, 2 rejected, 0 dropped, 0 filtered, 0 blank"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_metrics_textfile_is_refreshed_every_ten_seconds_during_a_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ingest.prom");
-        let metrics = std::sync::Arc::new(Metrics::default());
-        let refresher = tokio::spawn(keep_textfile_fresh(
-            path.clone(),
-            metrics.clone(),
-            std::time::Instant::now(),
-        ));
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        assert!(!path.exists(), "written before the first 10 s");
-        metrics.written.store(7, std::sync::atomic::Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.contains("ingest_lines_total{outcome=\"written\"} 7\n"),
-            "{text}"
-        );
-        assert!(text.contains("ingest_run_in_progress 1\n"), "{text}");
-        metrics.written.store(9, std::sync::atomic::Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.contains("ingest_lines_total{outcome=\"written\"} 9\n"),
-            "{text}"
-        );
-        refresher.abort();
     }
 }

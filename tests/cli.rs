@@ -320,3 +320,31 @@ fn help_teaches_the_format_and_exit_codes() {
         .success()
         .stdout(predicate::str::starts_with("ingest "));
 }
+
+#[test]
+fn reading_the_output_or_the_rejects_file_from_stdin_is_refused_and_writes_nothing() {
+    let dir = Scratch::new();
+    let before = "2026-04-15T00:00:01Z INFO one\nbad line\n";
+    std::fs::write(dir.path("app.log"), before).unwrap();
+    for (args, says) in [
+        (vec!["app.log"], "standard input is OUTPUT 'app.log'"),
+        (
+            vec!["--rejects", "app.log", "out.log"],
+            "standard input is --rejects 'app.log'",
+        ),
+    ] {
+        // A file on stdin, as the shell gives it: not a pipe with a copy of its bytes.
+        let run = std::process::Command::new(common::BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args(&args)
+            .stdin(std::fs::File::open(dir.path("app.log")).unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert_eq!(dir.read("app.log"), before, "{args:?}");
+    }
+    assert!(!dir.path("out.log").exists());
+}

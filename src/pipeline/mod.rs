@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Resume;
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{Metrics, StageTimes};
 use crate::output::Sink;

@@ -7,46 +7,19 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 use std::time::Instant;
 
-use backon::{ExponentialBuilder, RetryableWithContext};
+use backon::RetryableWithContext;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::recv;
 use super::validator::ValidBatch;
 use crate::checkpoint::{Commit, Position};
+use crate::config::RetryPolicy;
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
 use crate::output::Sink;
-
-/// The retry schedule for a failing write.
-///
-/// A write that fails with a transient error is tried again up to `retries` times, after
-/// `initial`, then twice as long each time up to `max`, each delay plus a random jitter of up
-/// to 100% (so that many writers failing together do not retry in lockstep). Every write call
-/// gets the whole schedule afresh: a write that makes progress resets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first failure.
-    pub retries: u32,
-    /// Delay before the first retry.
-    pub initial: Duration,
-    /// Longest delay between retries, before jitter.
-    pub max: Duration,
-}
-
-impl RetryPolicy {
-    fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::new()
-            .with_min_delay(self.initial)
-            .with_max_delay(self.max)
-            .with_factor(2.0)
-            .with_max_times(self.retries as usize)
-            .with_jitter()
-    }
-}
 
 /// True for errors worth retrying: interrupted, would block, timed out, out of space.
 pub fn is_transient(error: &io::Error) -> bool {
@@ -319,6 +292,8 @@ mod tests {
     use bytes::Bytes;
     use tokio::io::AsyncWrite;
     use tokio::sync::Semaphore;
+
+    use std::time::Duration;
 
     use super::*;
     use crate::Summary;

@@ -1,0 +1,131 @@
+//! What a run is asked to do, checked and free of the command line: [`Config`].
+//!
+//! The command line ([`crate::cli`]) builds one; the stages and reports read it. This module
+//! depends on nothing but the pure record and format types, so no stage depends on clap.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use backon::ExponentialBuilder;
+
+use crate::format::Format;
+use crate::progress;
+use crate::record::Severity;
+
+/// Parser tasks when none are asked for.
+pub const DEFAULT_WORKERS: u16 = 4;
+/// Lines in flight between reader and writer when `--capacity` is not given.
+pub const DEFAULT_CAPACITY: usize = 32768;
+/// Lines longer than this are rejected unless `--max-line-bytes` says otherwise.
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 1 << 20;
+/// Output bytes between two checkpoint commits, at most.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 16 << 20;
+/// The default retry schedule of a failing write.
+pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
+    retries: 3,
+    initial: Duration::from_millis(50),
+    max: Duration::from_millis(500),
+};
+/// How long a drain may take, by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where valid records go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Standard output (`-`).
+    Stdout,
+    /// A file opened for appending.
+    File(PathBuf),
+}
+
+/// A checked run configuration; what the library needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where valid records go.
+    pub output: Output,
+    /// Number of parser tasks.
+    pub workers: NonZeroUsize,
+    /// Records in flight between reader and writer.
+    pub capacity: NonZeroUsize,
+    /// Output format.
+    pub format: Format,
+    /// Records below this are filtered.
+    pub min_level: Option<Severity>,
+    /// Where rejected lines go, if anywhere.
+    pub rejects: Option<PathBuf>,
+    /// Most rejected lines tolerated before exit 65.
+    pub max_rejects: Option<u64>,
+    /// Lines longer than this are rejected without being held whole.
+    pub max_line_bytes: usize,
+    /// Where committed progress is kept, for exactly-once reruns.
+    pub checkpoint: Option<PathBuf>,
+    /// Output bytes between two commits, at most.
+    pub checkpoint_bytes: u64,
+    /// Read the input only if it continues the checkpoint's.
+    pub continue_only: bool,
+    /// Where the final counters go as JSON (`-`: stderr).
+    pub stats_json: Option<PathBuf>,
+    /// Where Prometheus metrics are kept.
+    pub metrics_textfile: Option<PathBuf>,
+    /// How progress is shown on stderr.
+    pub progress: progress::Display,
+    /// The writer's retry schedule.
+    pub retry: RetryPolicy,
+    /// How long a drain may take before the run gives up on it.
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// A configuration with every default, writing to `output`.
+    pub fn new(output: Output) -> Config {
+        Config {
+            output,
+            workers: NonZeroUsize::from(
+                std::num::NonZeroU16::new(DEFAULT_WORKERS).expect("the default is not zero"),
+            ),
+            capacity: NonZeroUsize::new(DEFAULT_CAPACITY).expect("the default is not zero"),
+            format: Format::Text,
+            min_level: None,
+            rejects: None,
+            max_rejects: None,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES as usize,
+            checkpoint: None,
+            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+            continue_only: false,
+            stats_json: None,
+            metrics_textfile: None,
+            progress: progress::Display::Off,
+            retry: DEFAULT_RETRY,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+/// The retry schedule for a failing write.
+///
+/// A write that fails with a transient error is tried again up to `retries` times, after
+/// `initial`, then twice as long each time up to `max`, each delay plus a random jitter of up
+/// to 100% (so that many writers failing together do not retry in lockstep). Every write call
+/// gets the whole schedule afresh: a write that makes progress resets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first failure.
+    pub retries: u32,
+    /// Delay before the first retry.
+    pub initial: Duration,
+    /// Longest delay between retries, before jitter.
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The schedule as backon's builder.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_min_delay(self.initial)
+            .with_max_delay(self.max)
+            .with_factor(2.0)
+            .with_max_times(self.retries as usize)
+            .with_jitter()
+    }
+}
