@@ -10,8 +10,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ingest::checkpoint::Resume;
 use ingest::format::{Format, write_record};
 use ingest::metrics::Metrics;
-use ingest::output::FileSink;
+use ingest::output::AppendFile;
 use ingest::record::parse_line;
+use ingest::sink::file::FileSink;
 use ingest::{Config, Output};
 use tokio_util::sync::CancellationToken;
 
@@ -105,8 +106,8 @@ fn pipeline(c: &mut Criterion) {
                     &config,
                     input,
                     Resume::default(),
-                    tokio::io::sink(),
-                    None::<FileSink>,
+                    FileSink::new(tokio::io::sink(), config.retry),
+                    None::<AppendFile>,
                     Arc::new(Metrics::default()),
                     CancellationToken::new(),
                 );

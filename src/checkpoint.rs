@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::atomic;
 use crate::error::Error;
-use crate::output::{FileSink, Sink};
+use crate::output::{AppendFile, Writable};
 
 /// How many leading bytes of the input identify it.
 const FINGERPRINT_BYTES: usize = 4096;
@@ -390,7 +390,7 @@ impl Commit for Committer {
 /// A file this run writes, as [`resume`] needs it.
 pub struct Target<'a> {
     /// The open, locked file.
-    pub sink: &'a mut FileSink,
+    pub sink: &'a mut AppendFile,
     /// Its path as given.
     pub path: &'a Path,
 }

@@ -6,6 +6,7 @@
 //!   [`pipeline::validator`], [`pipeline::writer`]) and how they start, stop and push back;
 //! - [`record`]: the line grammar and the record types, pure;
 //! - [`format`]: text and JSON rendering, pure;
+//! - [`sink`]: where the writer puts records (a file, standard output, a JetStream subject);
 //! - [`output`]: the files the writer appends to, locked;
 //! - [`checkpoint`]: `--checkpoint`, exactly-once reruns; [`atomic`]: replacing small files;
 //! - [`metrics`]: the one set of counters every stage adds to, per batch;
@@ -31,6 +32,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod record;
 pub mod signal;
+pub mod sink;
 pub mod summary;
 
 use std::fs::File;
@@ -45,7 +47,7 @@ pub use summary::Summary;
 
 use checkpoint::Resume;
 use metrics::Metrics;
-use output::FileSink;
+use output::AppendFile;
 
 /// Where the lines come from.
 pub enum Input {
@@ -72,13 +74,13 @@ pub async fn run(
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
     let mut output = match &config.output {
-        Output::Stdout => FileSink::stdout()?,
-        Output::File(path) => FileSink::append_locked(path)?,
+        Output::Stdout => AppendFile::stdout()?,
+        Output::File(path) => AppendFile::append_locked(path)?,
     };
     let mut rejects = config
         .rejects
         .as_deref()
-        .map(FileSink::append_locked)
+        .map(AppendFile::append_locked)
         .transpose()?;
     // A regular file on stdin has a size: progress can show a percentage and an ETA.
     let size = match &input {
@@ -124,6 +126,7 @@ pub async fn run(
             std::time::Instant::now(),
         ))
     });
+    let output = sink::file::FileSink::new(output, config.retry);
     let result = pipeline::run(config, input, resume, output, rejects, metrics, drain).await;
     if let Some(textfile) = textfile {
         // Waited for, so that a refresh still being written cannot land after the final file.

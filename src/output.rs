@@ -1,6 +1,6 @@
-//! Where bytes end up: the output file, standard output or the rejects file, as a [`Sink`].
+//! Where bytes end up: the output file, standard output or the rejects file, as a [`Writable`].
 //!
-//! The writer stage drives a `Sink`; tests drive it with fault-injecting ones. A sink's
+//! The writer stage drives a `Writable`; tests drive it with fault-injecting ones. A sink's
 //! `poll_write` result is honest (the bytes it counts are on the device), which is what lets a
 //! retry resume at the first unwritten byte.
 
@@ -17,7 +17,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use crate::error::Error;
 
 /// An output the writer stage can drive: an `AsyncWrite` with a name for messages.
-pub trait Sink: AsyncWrite + Unpin + Send {
+pub trait Writable: AsyncWrite + Unpin + Send {
     /// How messages name this sink: `'path'` or `standard output`.
     fn describe(&self) -> String;
 
@@ -49,26 +49,26 @@ pub trait Sink: AsyncWrite + Unpin + Send {
 /// Not `tokio::fs::File`: that one reports a write as done before it happens, so after an error
 /// nobody knows how many bytes reached the file, and a retry could duplicate or tear a record.
 #[derive(Debug)]
-pub struct FileSink {
+pub struct AppendFile {
     file: File,
     name: String,
     /// A regular file: it can be locked, synced, cut back. Pipes and devices cannot.
     regular: bool,
     /// Standard output, whose reader may close it early without that being an error.
     stdout: bool,
-    /// Bytes written since writeback was last started; see [`FileSink::start_writeback`].
+    /// Bytes written since writeback was last started; see [`AppendFile::start_writeback`].
     unsynced: u64,
 }
 
-impl FileSink {
+impl AppendFile {
     /// Opens `path` for appending, creating it if needed, and takes an exclusive lock on it for
     /// as long as the sink lives, so that two runs never interleave their records. Only regular
     /// files are locked: `/dev/null` or a FIFO is no one's to hold.
     ///
     /// # Errors
     /// [`Error::Open`] naming the path; [`Error::Locked`] when another process holds the lock.
-    pub fn append_locked(path: &Path) -> Result<FileSink, Error> {
-        let sink = FileSink::append(path)?;
+    pub fn append_locked(path: &Path) -> Result<AppendFile, Error> {
+        let sink = AppendFile::append(path)?;
         if !sink.regular {
             return Ok(sink);
         }
@@ -89,7 +89,7 @@ impl FileSink {
     ///
     /// # Errors
     /// [`Error::Open`] naming the path.
-    pub fn append(path: &Path) -> Result<FileSink, Error> {
+    pub fn append(path: &Path) -> Result<AppendFile, Error> {
         let open_error = |source| Error::Open {
             path: path.to_owned(),
             source,
@@ -111,7 +111,7 @@ impl FileSink {
             crate::atomic::sync_parent(path).map_err(open_error)?;
         }
         let regular = file.metadata().map_err(open_error)?.is_file();
-        Ok(FileSink {
+        Ok(AppendFile {
             file,
             name: format!("'{}'", path.display()),
             regular,
@@ -124,7 +124,7 @@ impl FileSink {
     ///
     /// # Errors
     /// [`Error::Open`] when descriptor 1 is closed.
-    pub fn stdout() -> Result<FileSink, Error> {
+    pub fn stdout() -> Result<AppendFile, Error> {
         let fd = io::stdout()
             .as_fd()
             .try_clone_to_owned()
@@ -134,7 +134,7 @@ impl FileSink {
             })?;
         let file = File::from(fd);
         let regular = file.metadata().is_ok_and(|m| m.is_file());
-        Ok(FileSink {
+        Ok(AppendFile {
             file,
             name: "standard output".to_owned(),
             regular,
@@ -154,7 +154,7 @@ impl FileSink {
     }
 }
 
-impl FileSink {
+impl AppendFile {
     /// The file's current length.
     ///
     /// # Errors
@@ -193,7 +193,7 @@ impl FileSink {
 /// How much is written before the kernel is asked to start writing it to the device.
 const WRITEBACK_BYTES: u64 = 8 << 20;
 
-impl FileSink {
+impl AppendFile {
     /// Asks the kernel to start writing what is dirty, without waiting for it.
     ///
     /// Otherwise the final fsync would wait for the whole run's output at once; started early,
@@ -217,7 +217,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-impl AsyncWrite for FileSink {
+impl AsyncWrite for AppendFile {
     fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let written = blocking(|| (&self.file).write(buf));
         if let Ok(n) = written {
@@ -244,7 +244,7 @@ impl AsyncWrite for FileSink {
     }
 }
 
-impl Sink for FileSink {
+impl Writable for AppendFile {
     fn describe(&self) -> String {
         self.name.clone()
     }
@@ -270,7 +270,7 @@ impl Sink for FileSink {
 }
 
 /// Tokio's sink takes every byte and keeps none: an output for benches and tests.
-impl Sink for tokio::io::Sink {
+impl Writable for tokio::io::Sink {
     fn describe(&self) -> String {
         "nowhere".to_owned()
     }
@@ -286,7 +286,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.log");
         std::fs::write(&path, "old\n").unwrap();
-        let mut sink = FileSink::append(&path).unwrap();
+        let mut sink = AppendFile::append(&path).unwrap();
         sink.write_all(b"new\ntor").await.unwrap();
         sink.discard_tail(3).unwrap();
         sink.shutdown().await.unwrap();
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn opening_in_a_missing_directory_names_the_path() {
-        let err = FileSink::append(Path::new("/nonexistent-dir/out.log")).unwrap_err();
+        let err = AppendFile::append(Path::new("/nonexistent-dir/out.log")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot open '/nonexistent-dir/out.log' for appending"

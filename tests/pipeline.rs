@@ -14,7 +14,8 @@ use std::time::Duration;
 use common::{Scratch, expected_text, valid_lines};
 use ingest::checkpoint::Resume;
 use ingest::metrics::Metrics;
-use ingest::output::{FileSink, Sink};
+use ingest::output::{AppendFile, Writable};
+use ingest::sink::file::FileSink;
 use ingest::{Config, Input, Output};
 use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
@@ -124,7 +125,7 @@ impl AsyncWrite for StalledSink {
     }
 }
 
-impl Sink for StalledSink {
+impl Writable for StalledSink {
     fn describe(&self) -> String {
         "stalled sink".to_owned()
     }
@@ -151,7 +152,7 @@ async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary)
     // Stalled until the reader is well past any bound, or for 3 s.
     let stalled = StalledSink::new(&metrics, 4 * LEAD_BOUND, &max_lead);
     let summary = if garbage {
-        let output = tokio::io::sink();
+        let output = FileSink::new(tokio::io::sink(), config.retry);
         ingest::pipeline::run(
             &config,
             input,
@@ -167,8 +168,8 @@ async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary)
             &config,
             input,
             Resume::default(),
-            stalled,
-            None::<FileSink>,
+            FileSink::new(stalled, config.retry),
+            None::<AppendFile>,
             metrics,
             CancellationToken::new(),
         )

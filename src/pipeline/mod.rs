@@ -35,7 +35,8 @@ use crate::checkpoint::Resume;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{Metrics, StageTimes};
-use crate::output::Sink;
+use crate::output::Writable;
+use crate::sink::Sink;
 use crate::summary::Summary;
 
 /// Receives the next message, or `None` once the channel is closed and empty or `cancel` fires.
@@ -118,18 +119,18 @@ impl Tuning {
 /// # Errors
 /// The first stage error; [`Error::Panic`] naming the stage if one panicked;
 /// [`Error::DrainTimedOut`] when a drain outlasts `--shutdown-timeout`.
-pub async fn run<W, R>(
+pub async fn run<S, R>(
     config: &Config,
     input: impl Read + Send + 'static,
     resume: Resume,
-    output: W,
+    output: S,
     rejects: Option<R>,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error>
 where
-    W: Sink + 'static,
-    R: Sink + 'static,
+    S: Sink + 'static,
+    R: Writable + 'static,
 {
     let started = Instant::now();
     let cancel = CancellationToken::new();

@@ -1,16 +1,13 @@
-//! The writer stage: appends each batch's rendered records to the output (and its rejected
-//! lines to the rejects file), and commits the checkpoint.
+//! The writer stage: hands each batch's rendered records to the sink, writes its rejected
+//! lines to the rejects file once the sink has stored them, and commits the checkpoint.
 //!
-//! Fed [`ValidBatch`]es in input order by the validator; the last stage. A failed write is
-//! retried from its first unwritten byte, so a record is never written twice; when the writer
-//! gives up, a torn record at the end of the file is cut off again where the sink allows it.
+//! Fed [`ValidBatch`]es in input order by the validator; the last stage. What "stored" means is
+//! the sink's business (see [`crate::sink`]): a file has the bytes, a server has acknowledged
+//! them. A batch's window slot is freed only then, so a slow sink holds the reader back.
 
-use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use backon::RetryableWithContext;
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::recv;
@@ -19,232 +16,133 @@ use crate::checkpoint::{Commit, Position};
 use crate::config::RetryPolicy;
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
-use crate::output::Sink;
-
-/// True for errors worth retrying: interrupted, would block, timed out, out of space.
-pub fn is_transient(error: &io::Error) -> bool {
-    use io::ErrorKind::*;
-    matches!(error.kind(), Interrupted | WouldBlock | TimedOut | StorageFull)
-}
-
-/// One destination and what reached it.
-struct Target<W> {
-    sink: W,
-    /// Records (or reject lines) that reached the sink whole.
-    done: u64,
-    /// Bytes that reached the sink.
-    bytes: u64,
-}
-
-impl<W: Sink> Target<W> {
-    fn new(sink: W) -> Self {
-        Target {
-            sink,
-            done: 0,
-            bytes: 0,
-        }
-    }
-
-    /// Writes all of `buf`, which holds `records` whole records, retrying transient errors.
-    ///
-    /// On failure, the records that made it are counted and a torn last one is cut off.
-    async fn write(
-        &mut self,
-        buf: &[u8],
-        records: u64,
-        policy: &RetryPolicy,
-        retries: &mut u64,
-    ) -> Result<(), Failure> {
-        let mut written = 0;
-        let result = loop {
-            if written == buf.len() {
-                break Ok(());
-            }
-            match write_with_retries(&mut self.sink, &buf[written..], policy, retries).await {
-                Ok(0) => break Err((1, io::Error::from(io::ErrorKind::WriteZero))),
-                Ok(n) => written += n,
-                Err(failed) => break Err(failed),
-            }
-        };
-        self.bytes += written as u64;
-        let Err((attempts, error)) = result else {
-            self.done += records;
-            return Ok(());
-        };
-        let whole = memchr::memrchr(b'\n', &buf[..written]).map_or(0, |i| i + 1);
-        self.done += memchr::memchr_iter(b'\n', &buf[..whole]).count() as u64;
-        let torn = (written - whole) as u64;
-        // A closed pipe has no reader left to see a torn record, and cannot take bytes back.
-        if torn > 0 && error.kind() != io::ErrorKind::BrokenPipe {
-            match self.sink.discard_tail(torn) {
-                Ok(()) => self.bytes -= torn,
-                Err(e) => tracing::warn!(
-                    "{} ends in {torn} bytes of a partial record that could not be removed: {e}",
-                    self.sink.describe()
-                ),
-            }
-        }
-        Err(self.failure(attempts, error))
-    }
-
-    fn failure(&self, attempts: u32, error: io::Error) -> Failure {
-        Failure {
-            target: self.sink.describe(),
-            attempts,
-            quiet: error.kind() == io::ErrorKind::BrokenPipe && self.sink.closed_is_quiet(),
-            error,
-        }
-    }
-
-    /// Makes what was written durable, for a commit.
-    fn sync(&mut self) -> Result<(), Failure> {
-        self.sink.sync().map_err(|error| self.failure(1, error))
-    }
-
-    /// Flushes and fsyncs the sink.
-    async fn shutdown(&mut self) -> Result<(), Failure> {
-        // Not retried: after a failed fsync the kernel may have dropped the dirty pages, and a
-        // second fsync that succeeds would wrongly say the data is safe.
-        let result = self.sink.shutdown().await;
-        result.map_err(|error| self.failure(1, error))
-    }
-}
-
-/// One `write` call; sink and bytes go in and come back out, as backon's context wants.
-async fn write_once<'a, W: Sink>(
-    (sink, bytes): (&'a mut W, &'a [u8]),
-) -> ((&'a mut W, &'a [u8]), io::Result<usize>) {
-    let result = sink.write(bytes).await;
-    ((sink, bytes), result)
-}
-
-/// One `write` call, retried per `policy` while it fails transiently.
-async fn write_with_retries<W: Sink>(
-    sink: &mut W,
-    bytes: &[u8],
-    policy: &RetryPolicy,
-    retries: &mut u64,
-) -> Result<usize, (u32, io::Error)> {
-    let mut attempts = 1;
-    let (_, result) = write_once
-        .retry(policy.backoff())
-        .context((sink, bytes))
-        .when(is_transient)
-        .notify(|e, delay| {
-            attempts += 1;
-            *retries += 1;
-            tracing::warn!("write failed ({e}); retrying in {} ms", delay.as_millis());
-        })
-        .await;
-    result.map_err(|e| (attempts, e))
-}
-
-/// A write that failed for good, with what it was writing to.
-struct Failure {
-    target: String,
-    attempts: u32,
-    /// The reader of `-` went away (`ingest - | head`): the run ends quietly, exit 0.
-    quiet: bool,
-    error: io::Error,
-}
+use crate::output::Writable;
+use crate::sink::file::FileSink;
+use crate::sink::{Failure, Sink, Stop, Stored};
 
 /// How the writer retries and commits.
 #[derive(Debug)]
 pub struct Settings {
-    /// Retry schedule for failing writes.
+    /// Retry schedule for failing writes of the rejects file.
     pub retry: RetryPolicy,
     /// With `--checkpoint`: the committer, and where this run started in its input.
     pub checkpoint: Option<(Box<dyn Commit>, Position)>,
 }
 
-/// Runs the writer until the validator is done and everything is written, or `cancel` fires.
+/// The rejects file and the checkpoint: what the writer keeps besides the sink.
+struct Books<R> {
+    rejects: Option<FileSink<R>>,
+    checkpoint: Option<(Box<dyn Commit>, Position)>,
+    metrics: Arc<Metrics>,
+}
+
+impl<R: Writable> Books<R> {
+    /// Settles every batch the sink has stored: its rejects are written, it is counted, and
+    /// the checkpoint commits when due (syncing both files first, so a commit never names
+    /// bytes a power loss could take back).
+    async fn settle(&mut self, sink: &mut impl Sink) -> Result<(), Stop> {
+        while let Some(batch) = sink.settled() {
+            let rejects_bytes = match self.rejects.as_mut() {
+                Some(rejects) => {
+                    let before = rejects.stored();
+                    let written = rejects
+                        .write(batch.rendered_rejects(), batch.rejects().len() as u64)
+                        .await;
+                    let now = rejects.stored();
+                    add(&self.metrics.rejects_written, now.records - before.records);
+                    add(&self.metrics.retries, now.retries - before.retries);
+                    written?;
+                    batch.rendered_rejects().len()
+                }
+                None => 0,
+            };
+            add(&self.metrics.lines_settled, batch.lines());
+            if let Some((committer, settled)) = self.checkpoint.as_mut() {
+                *settled = batch.end();
+                if committer.due((batch.rendered().len() + rejects_bytes) as u64) {
+                    sink.sync()?;
+                    if let Some(rejects) = self.rejects.as_mut() {
+                        rejects.sync()?;
+                    }
+                    let rejects_len = self.rejects.as_ref().map_or(0, |r| r.stored().bytes);
+                    committer.commit(*settled, sink.committed_len(), rejects_len, false)?;
+                }
+            }
+            // The batch's window slot is freed here, once it is stored.
+            drop(batch);
+        }
+        Ok(())
+    }
+}
+
+/// Adds what reached the sink between `before` and `now` to the counters.
+fn count(metrics: &Metrics, before: Stored, now: Stored) {
+    add(&metrics.written, now.records - before.records);
+    add(&metrics.bytes_out, now.bytes - before.bytes);
+    add(&metrics.retries, now.retries - before.retries);
+}
+
+/// Runs the writer until the validator is done and everything is stored, or `cancel` fires.
 ///
-/// Each batch arrives rendered: the writer writes its bytes as they are (no copy, no format)
-/// and only then frees its window slot, so a slow output holds the reader back. With a
-/// checkpoint, every commit follows a sync of the bytes it names: files first, then the
-/// checkpoint, so a commit never names bytes that a power loss could take back. At the end both
-/// files are fsynced and committed. A closed `-` pipe ends the whole run, quietly: the other
-/// stages are cancelled (the reader may be blocked on an input that never ends).
+/// At the end the sink and the rejects file are shut down (fsynced) and committed. A closed `-`
+/// pipe ends the whole run, quietly: the other stages are cancelled (the reader may be blocked
+/// on an input that never ends).
 ///
 /// # Errors
 /// [`Error::Write`] when a write fails for good or a sync fails; [`Error::Checkpoint`] when a
-/// commit cannot be written.
-pub async fn run<W: Sink, R: Sink>(
+/// commit cannot be written; the sink's own errors.
+pub async fn run<S: Sink, R: Writable>(
     valid_rx: async_channel::Receiver<ValidBatch>,
-    output: W,
+    mut sink: S,
     rejects: Option<R>,
     settings: Settings,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let Settings {
-        retry: policy,
-        mut checkpoint,
-    } = settings;
-    let mut out = Target::new(output);
-    let mut rejects = rejects.map(Target::new);
-    let mut retries = 0;
+    let mut books = Books {
+        rejects: rejects.map(|r| FileSink::new(r, settings.retry)),
+        checkpoint: settings.checkpoint,
+        metrics: metrics.clone(),
+    };
     let result = async {
         while let Some(batch) = recv(&valid_rx, &cancel, &metrics.writer).await {
-            let rejects_bytes = rejects.as_ref().map_or(&[][..], |_| batch.rendered_rejects());
-            if let Some((committer, _)) = checkpoint.as_mut()
-                && !(batch.rendered().is_empty() && rejects_bytes.is_empty())
+            let rejects_bytes = books
+                .rejects
+                .as_ref()
+                .map_or(0, |_| batch.rendered_rejects().len());
+            if let Some((committer, _)) = books.checkpoint.as_mut()
+                && !(batch.rendered().is_empty() && rejects_bytes == 0)
             {
                 committer.start_writing()?;
             }
-            let (written, rejected) = (out.done, rejects.as_ref().map_or(0, |r| r.done));
-            let bytes = out.bytes;
-            // Time in the writes is time waiting for the output: the writer's blocked time.
+            // Time handing over is time waiting for the output: the writer's blocked time.
+            let before = sink.stored();
             let writing = Instant::now();
-            let outcome = async {
-                let records = batch.len() as u64;
-                out.write(batch.rendered(), records, &policy, &mut retries)
-                    .await?;
-                if let Some(rejects) = rejects.as_mut() {
-                    let lines = batch.rejects().len() as u64;
-                    rejects.write(rejects_bytes, lines, &policy, &mut retries).await?;
-                }
-                Ok::<(), Failure>(())
-            }
-            .await;
+            let sent = sink.send(batch).await;
             metrics.writer.blocked(writing.elapsed());
-            // Counted whether or not the write failed: what reached the files, did.
-            add(&metrics.written, out.done - written);
-            add(&metrics.bytes_out, out.bytes - bytes);
-            add(
-                &metrics.rejects_written,
-                rejects.as_ref().map_or(0, |r| r.done) - rejected,
-            );
-            add(&metrics.retries, std::mem::take(&mut retries));
-            outcome?;
-            add(&metrics.lines_settled, batch.lines());
-            if let Some((committer, settled)) = checkpoint.as_mut() {
-                *settled = batch.end();
-                if committer.due((batch.rendered().len() + rejects_bytes.len()) as u64) {
-                    out.sync()?;
-                    if let Some(rejects) = rejects.as_mut() {
-                        rejects.sync()?;
-                    }
-                    let rejects_len = rejects.as_ref().map_or(0, |r| r.bytes);
-                    committer.commit(*settled, out.bytes, rejects_len, false)?;
-                }
-            }
-            // The batch's window slot is freed here, once its bytes are out.
-            drop(batch);
+            // Counted whether or not it failed: what reached the output, did.
+            count(&metrics, before, sink.stored());
+            sent?;
+            books.settle(&mut sink).await?;
         }
-        out.shutdown().await?;
-        if let Some(rejects) = rejects.as_mut() {
+        let before = sink.stored();
+        let flushed = sink.flush().await;
+        count(&metrics, before, sink.stored());
+        flushed?;
+        books.settle(&mut sink).await?;
+        sink.shutdown().await?;
+        if let Some(rejects) = books.rejects.as_mut() {
             rejects.shutdown().await?;
         }
-        if let Some((committer, settled)) = checkpoint.as_mut() {
-            let rejects_len = rejects.as_ref().map_or(0, |r| r.bytes);
-            committer.commit(*settled, out.bytes, rejects_len, true)?;
+        if let Some((committer, settled)) = books.checkpoint.as_mut() {
+            let rejects_len = books.rejects.as_ref().map_or(0, |r| r.stored().bytes);
+            committer.commit(*settled, sink.committed_len(), rejects_len, true)?;
         }
-        Ok(())
+        Ok::<(), Stop>(())
     }
     .await;
 
-    tracing::debug!("writer finished: {} records", out.done);
+    tracing::debug!("writer finished: {} records", sink.stored().records);
     match result {
         Ok(()) => Ok(()),
         Err(Stop::Write(Failure { quiet: true, .. })) => {
@@ -261,25 +159,7 @@ pub async fn run<W: Sink, R: Sink>(
             attempts,
             source: error,
         }),
-        Err(Stop::Commit(error)) => Err(error),
-    }
-}
-
-/// Why the writer stopped early.
-enum Stop {
-    Write(Failure),
-    Commit(Error),
-}
-
-impl From<Failure> for Stop {
-    fn from(failure: Failure) -> Self {
-        Stop::Write(failure)
-    }
-}
-
-impl From<Error> for Stop {
-    fn from(error: Error) -> Self {
-        Stop::Commit(error)
+        Err(Stop::Fatal(error)) => Err(error),
     }
 }
 
@@ -293,6 +173,7 @@ mod tests {
     use tokio::io::AsyncWrite;
     use tokio::sync::Semaphore;
 
+    use std::io;
     use std::time::Duration;
 
     use super::*;
@@ -350,7 +231,7 @@ mod tests {
         }
     }
 
-    impl Sink for FaultySink {
+    impl Writable for FaultySink {
         fn describe(&self) -> String {
             "'faulty'".to_owned()
         }
@@ -376,7 +257,7 @@ mod tests {
         }
     }
 
-    impl<T: Sink> Sink for Shared<T> {
+    impl<T: Writable> Writable for Shared<T> {
         fn describe(&self) -> String {
             self.0.lock().unwrap().describe()
         }
@@ -432,7 +313,7 @@ mod tests {
         drop(tx);
         let result = run(
             rx,
-            Shared(sink.clone()),
+            FileSink::new(Shared(sink.clone()), POLICY),
             None::<FaultySink>,
             Settings {
                 retry: POLICY,
@@ -590,7 +471,7 @@ mod tests {
         }
     }
 
-    impl Sink for RecordingSink {
+    impl Writable for RecordingSink {
         fn describe(&self) -> String {
             "'recording'".to_owned()
         }
@@ -670,7 +551,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         run(
             rx,
-            sink(false),
+            FileSink::new(sink(false), POLICY),
             Some(sink(true)),
             settings,
             metrics,
@@ -742,7 +623,7 @@ mod tests {
         }
     }
 
-    impl Sink for Scripted {
+    impl Writable for Scripted {
         fn describe(&self) -> String {
             "'scripted'".to_owned()
         }
@@ -779,7 +660,7 @@ mod tests {
                 drop(tx);
                 let settings = Settings { retry: POLICY, checkpoint: None };
                 let metrics = Arc::new(Metrics::default());
-                let result = run(rx, Shared(sink.clone()), None::<FaultySink>, settings, metrics.clone(), CancellationToken::new()).await;
+                let result = run(rx, FileSink::new(Shared(sink.clone()), POLICY), None::<FaultySink>, settings, metrics.clone(), CancellationToken::new()).await;
                 result.map(|()| metrics.snapshot(Duration::ZERO))
             });
             let report = report.unwrap();
