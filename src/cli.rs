@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{self, Config, Output, RetryPolicy};
+use crate::config::{self, Config, NatsOutput, Output, RetryPolicy};
 use crate::format::Format;
 use crate::progress;
 use crate::record::Severity;
@@ -50,7 +50,8 @@ const MAX_LINE_BYTES: u64 = 1 << 30;
     after_help = AFTER_HELP
 )]
 pub struct Args {
-    /// File to append valid records to; `-` writes to standard output
+    /// File to append valid records to; `-` writes to standard output;
+    /// `nats://HOST[:PORT][,HOST[:PORT]...]/SUBJECT` (or `tls://...`) publishes to JetStream
     #[arg(value_name = "OUTPUT", default_value = "ingest.log")]
     pub output: PathBuf,
 
@@ -62,9 +63,9 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(config::DEFAULT_CAPACITY).expect("not zero"))]
     pub capacity: NonZeroUsize,
 
-    /// Output format
-    #[arg(short, long, value_enum, default_value_t)]
-    pub format: Format,
+    /// Output format [default: text; json for a NATS OUTPUT]
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
 
     /// Count records below LEVEL as filtered instead of writing them
     #[arg(long, value_name = "LEVEL")]
@@ -123,6 +124,54 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     pub shutdown_timeout: f64,
 
+    /// NATS: pack consecutive records into messages of at most BYTES (JSON Lines); 0: one record
+    /// a message
+    #[arg(long, value_name = "BYTES", default_value_t = 0, help_heading = "NATS OUTPUT")]
+    pub batch_bytes: usize,
+
+    /// NATS: create a file-storage stream NAME for the subject if no stream takes it
+    #[arg(long, value_name = "NAME", help_heading = "NATS OUTPUT")]
+    pub create_stream: Option<String>,
+
+    /// NATS: replicas of a stream made by --create-stream
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "create_stream", value_parser = clap::value_parser!(u8).range(1..=5), help_heading = "NATS OUTPUT")]
+    pub replicas: u8,
+
+    /// NATS: consecutive failures that open the circuit breaker (then one probe at a time)
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), help_heading = "NATS OUTPUT")]
+    pub breaker_failures: u32,
+
+    /// NATS: give up (exit 69) once the server has been unavailable for SECS
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 300.0,
+        help_heading = "NATS OUTPUT"
+    )]
+    pub sink_timeout: f64,
+
+    /// NATS: a credentials file (user JWT and seed); or set NATS_USER and NATS_PASSWORD, or
+    /// NATS_TOKEN
+    #[arg(long, value_name = "FILE", help_heading = "NATS OUTPUT")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// NATS: trust this CA (PEM) for TLS, for servers with a private CA
+    #[arg(long, value_name = "FILE", help_heading = "NATS OUTPUT")]
+    pub nats_tls_ca: Option<PathBuf>,
+
+    /// NATS: most messages published and not yet acknowledged
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536), help_heading = "NATS OUTPUT")]
+    pub nats_window: u32,
+
+    /// NATS: seconds an acknowledgement may take before the message is sent again
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5.0,
+        help_heading = "NATS OUTPUT"
+    )]
+    pub ack_timeout: f64,
+
     /// Print only errors (RUST_LOG overrides)
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -150,14 +199,24 @@ impl Args {
                 self.shutdown_timeout
             )
         })?;
+        let secs = |value: f64, flag: &str| {
+            Duration::try_from_secs_f64(value)
+                .map_err(|_| format!("{flag} {value} is not a number of seconds"))
+        };
+        let nats = match nats_address(&self.output) {
+            Some(address) => Some(self.nats_output(
+                address?,
+                secs(self.sink_timeout, "--sink-timeout")?,
+                secs(self.ack_timeout, "--ack-timeout")?,
+            )?),
+            None => None,
+        };
         if self.checkpoint.is_some() && self.output.as_os_str() == "-" {
             return Err("--checkpoint needs an OUTPUT file: standard output cannot be cut back".to_owned());
         }
         if self.checkpoint.is_some() {
-            let files = [
-                (Some(&self.output), "OUTPUT"),
-                (self.rejects.as_ref(), "--rejects"),
-            ];
+            let output = Some(&self.output).filter(|_| nats.is_none());
+            let files = [(output, "OUTPUT"), (self.rejects.as_ref(), "--rejects")];
             for (path, what) in files {
                 if let Some(path) = path.filter(|p| !is_regular_or_missing(p)) {
                     return Err(format!(
@@ -167,17 +226,22 @@ impl Args {
                 }
             }
         }
-        self.refuse_shared_files()?;
-        let output = if self.output.as_os_str() == "-" {
-            Output::Stdout
+        self.refuse_shared_files(nats.is_some())?;
+        let format = self.format.unwrap_or(if nats.is_some() {
+            Format::Json
         } else {
-            Output::File(self.output)
+            Format::Text
+        });
+        let output = match nats {
+            Some(nats) => Output::Nats(Box::new(nats)),
+            None if self.output.as_os_str() == "-" => Output::Stdout,
+            None => Output::File(self.output),
         };
         Ok(Config {
             output,
             workers: NonZeroUsize::new(usize::from(self.workers)).expect("clap's range starts at 1"),
             capacity: self.capacity,
-            format: self.format,
+            format,
             min_level: self.min_level,
             rejects: self.rejects,
             max_rejects: self.max_rejects,
@@ -198,10 +262,13 @@ impl Args {
     }
 
     /// Refuses two roles for one file: a checkpoint or a report written over OUTPUT, say.
-    fn refuse_shared_files(&self) -> Result<(), String> {
+    fn refuse_shared_files(&self, output_is_nats: bool) -> Result<(), String> {
         let dash = |p: &&PathBuf| p.as_os_str() != "-";
         let files = [
-            (Some(&self.output).filter(dash), "OUTPUT"),
+            (
+                Some(&self.output).filter(dash).filter(|_| !output_is_nats),
+                "OUTPUT",
+            ),
             (self.rejects.as_ref(), "--rejects"),
             (self.checkpoint.as_ref(), "--checkpoint"),
             (self.stats_json.as_ref().filter(dash), "--stats-json"),
@@ -222,15 +289,135 @@ impl Args {
         Ok(())
     }
 
-    /// The log filter the flags ask for, used when `RUST_LOG` is not set.
+    /// The log filter the flags ask for, used when `RUST_LOG` is not set. The NATS client's
+    /// own messages show only with -vv: ingest says what matters in its own words.
     pub fn log_filter(&self) -> &'static str {
         match (self.quiet, self.verbose) {
-            (true, _) => "error",
-            (false, 0) => "info",
-            (false, 1) => "debug",
+            (true, _) => "error,async_nats=off",
+            (false, 0) => "info,async_nats=off",
+            (false, 1) => "debug,async_nats=off",
             (false, _) => "trace",
         }
     }
+}
+
+impl Args {
+    /// The NATS side of the configuration, for an OUTPUT that is a NATS address.
+    fn nats_output(
+        &self,
+        address: NatsAddress,
+        sink_timeout: Duration,
+        ack_timeout: Duration,
+    ) -> Result<NatsOutput, String> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        // The URL's credentials win over the environment's; a user alone is a token.
+        let (user, token) = match (address.user, address.password) {
+            (Some(user), Some(password)) => (Some((user, password)), None),
+            (Some(token), None) => (None, Some(token)),
+            _ => (
+                env("NATS_USER").map(|u| (u, env("NATS_PASSWORD").unwrap_or_default())),
+                env("NATS_TOKEN"),
+            ),
+        };
+        if self.nats_creds.is_some() && (user.is_some() || token.is_some()) {
+            return Err(
+                "--nats-creds and a user, password or token (URL or NATS_*): give one of them".to_owned(),
+            );
+        }
+        Ok(NatsOutput {
+            shown: address.shown,
+            servers: address.servers,
+            subject: address.subject,
+            tls: address.tls || self.nats_tls_ca.is_some(),
+            user,
+            token,
+            creds: self.nats_creds.clone(),
+            tls_ca: self.nats_tls_ca.clone(),
+            create_stream: self.create_stream.clone(),
+            replicas: usize::from(self.replicas),
+            batch_bytes: self.batch_bytes,
+            window: self.nats_window as usize,
+            ack_timeout,
+            breaker_failures: self.breaker_failures,
+            sink_timeout,
+        })
+    }
+}
+
+/// A parsed `nats://` or `tls://` OUTPUT.
+#[derive(Debug, PartialEq, Eq)]
+struct NatsAddress {
+    shown: String,
+    servers: Vec<String>,
+    subject: String,
+    tls: bool,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+/// Parses OUTPUT as `nats://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/SUBJECT`; `None`
+/// when it is not a NATS address at all (a file name), an error when it is one but malformed.
+fn nats_address(output: &Path) -> Option<Result<NatsAddress, String>> {
+    let text = output.to_str()?;
+    let (tls, rest) = if let Some(rest) = text.strip_prefix("nats://") {
+        (false, rest)
+    } else {
+        (true, text.strip_prefix("tls://")?)
+    };
+    Some(parse_nats(tls, rest))
+}
+
+fn parse_nats(tls: bool, rest: &str) -> Result<NatsAddress, String> {
+    let scheme = if tls { "tls" } else { "nats" };
+    let usage = |why: &str| {
+        format!("OUTPUT {scheme}://...: {why}; write {scheme}://HOST[:PORT][,HOST[:PORT]...]/SUBJECT")
+    };
+    let (hosts, subject) = rest.split_once('/').ok_or_else(|| usage("no subject"))?;
+    let (userinfo, hosts) = match hosts.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, hosts),
+    };
+    let (user, password) = match userinfo.map(|u| u.split_once(':').map_or((u, None), |(u, p)| (u, Some(p))))
+    {
+        Some((user, password)) => (Some(user.to_owned()), password.map(str::to_owned)),
+        None => (None, None),
+    };
+    let mut servers = Vec::new();
+    for host in hosts.split(',') {
+        if host.is_empty() {
+            return Err(usage("an empty host"));
+        }
+        let has_port = host.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']'));
+        if has_port {
+            let port = host.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
+            port.parse::<u16>()
+                .map_err(|_| usage(&format!("'{port}' is not a port")))?;
+            servers.push(host.to_owned());
+        } else {
+            servers.push(format!("{host}:4222"));
+        }
+    }
+    let tokens_ok = !subject.is_empty()
+        && subject.split('.').all(|t| !t.is_empty() && t != "*" && t != ">")
+        && !subject.contains(|c: char| c.is_whitespace());
+    if !tokens_ok {
+        return Err(usage(&format!(
+            "'{subject}' is not a subject to publish on (dot-separated names, no wildcards or spaces)"
+        )));
+    }
+    let shown_user = match (&user, &password) {
+        (Some(user), Some(_)) => format!("{user}:***@"),
+        (Some(_), None) => "***@".to_owned(),
+        _ => String::new(),
+    };
+    Ok(NatsAddress {
+        shown: format!("{scheme}://{shown_user}{hosts}/{subject}"),
+        servers,
+        subject: subject.to_owned(),
+        tls,
+        user,
+        password,
+    })
 }
 
 /// Refuses an input that is OUTPUT or the rejects file (`ingest app.log < app.log`): the run
@@ -245,7 +432,7 @@ pub fn refuse_input_as_output(config: &Config, input: &std::fs::Metadata) -> Res
     }
     let output = match &config.output {
         Output::File(path) => Some(path),
-        Output::Stdout => None,
+        Output::Stdout | Output::Nats(_) => None,
     };
     let files = [(output, "OUTPUT"), (config.rejects.as_ref(), "--rejects")];
     for (path, what) in files {

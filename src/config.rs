@@ -37,6 +37,43 @@ pub enum Output {
     Stdout,
     /// A file opened for appending.
     File(PathBuf),
+    /// A NATS JetStream subject (`nats://HOST[:PORT][,...]/SUBJECT`).
+    Nats(Box<NatsOutput>),
+}
+
+/// Publishing to NATS JetStream: where, as whom, and how patiently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsOutput {
+    /// The address as given, with any password replaced by `***`, for messages.
+    pub shown: String,
+    /// `host:port` of each server to try.
+    pub servers: Vec<String>,
+    /// The subject every record is published on.
+    pub subject: String,
+    /// `tls://`: the connection must be TLS.
+    pub tls: bool,
+    /// User and password, from the URL or `NATS_USER` / `NATS_PASSWORD`.
+    pub user: Option<(String, String)>,
+    /// A token, from `NATS_TOKEN` (or a URL user without a password).
+    pub token: Option<String>,
+    /// `--nats-creds`: a NATS credentials file (JWT and seed).
+    pub creds: Option<PathBuf>,
+    /// `--nats-tls-ca`: a private CA to trust.
+    pub tls_ca: Option<PathBuf>,
+    /// `--create-stream NAME`: create a file-storage stream for the subject when none takes it.
+    pub create_stream: Option<String>,
+    /// `--replicas`: the replicas of a stream created with `--create-stream`.
+    pub replicas: usize,
+    /// `--batch-bytes`: pack records into messages of at most this many bytes (0: one each).
+    pub batch_bytes: usize,
+    /// Most messages published and not yet acknowledged.
+    pub window: usize,
+    /// How long an acknowledgement may take before the message counts as failed.
+    pub ack_timeout: Duration,
+    /// `--breaker-failures`: consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// `--sink-timeout`: how long the server may be unavailable before the run gives up.
+    pub sink_timeout: Duration,
 }
 
 /// A checked run configuration; what the library needs.

@@ -16,6 +16,8 @@ pub enum Exit {
     Usage = 2,
     /// More lines were rejected than `--max-rejects` allows (the output is still written).
     TooManyRejects = 65,
+    /// The NATS server stayed unavailable for longer than `--sink-timeout`.
+    Unavailable = 69,
     /// A stage panicked: a bug.
     Internal = 70,
     /// The system ran out of something ingest needs: threads, memory, file descriptors.
@@ -26,6 +28,10 @@ pub enum Exit {
     Io = 74,
     /// Another run holds the output's lock: try again later.
     Busy = 75,
+    /// The NATS server refused the credentials, or the user may not publish there.
+    NoPermission = 77,
+    /// No JetStream stream takes the subject (and `--create-stream` was not given).
+    Config = 78,
     /// Drained after SIGINT (128 + 2).
     Interrupted = 130,
     /// Drained after SIGTERM (128 + 15).
@@ -89,6 +95,43 @@ pub enum Error {
         /// Lines read but not settled (written, rejected or dropped) when the time ran out.
         in_flight: u64,
     },
+    /// The NATS server could not be reached, or stopped answering, for longer than
+    /// `--sink-timeout`.
+    #[error("{target} unavailable for {} s: {last_error}", after.as_secs())]
+    Unavailable {
+        /// The address, password redacted.
+        target: String,
+        /// How long it had been unavailable.
+        after: std::time::Duration,
+        /// The last failure seen.
+        last_error: String,
+    },
+    /// The NATS server refused who we are, or what we asked.
+    #[error("{target} refused: {reason}")]
+    NotPermitted {
+        /// The address, password redacted.
+        target: String,
+        /// The server's words.
+        reason: String,
+    },
+    /// No JetStream stream takes the subject.
+    #[error(
+        "no JetStream stream on {target} takes subject '{subject}': an operator creates one (`nats stream add LOGS --subjects '{subject}' --storage file`), or pass --create-stream NAME"
+    )]
+    NoStream {
+        /// The address, password redacted.
+        target: String,
+        /// The subject records would be published on.
+        subject: String,
+    },
+    /// The NATS server answered with an error that retrying cannot fix.
+    #[error("{target}: {what}")]
+    Nats {
+        /// The address, password redacted.
+        target: String,
+        /// What failed, in the server's or client's words.
+        what: String,
+    },
     /// A stage's task panicked; the message is in the panic output above.
     #[error("internal error: the {stage} stage panicked")]
     Panic {
@@ -107,6 +150,10 @@ impl Error {
                 Exit::Io
             }
             Error::Panic { .. } => Exit::Internal,
+            Error::Unavailable { .. } => Exit::Unavailable,
+            Error::NotPermitted { .. } => Exit::NoPermission,
+            Error::NoStream { .. } => Exit::Config,
+            Error::Nats { .. } => Exit::Io,
         }
     }
 
@@ -131,7 +178,13 @@ impl Error {
             Error::DrainTimedOut { .. } => {
                 Some("the output stopped taking records; --shutdown-timeout SECS waits longer")
             }
-            Error::Read(_) | Error::Checkpoint { .. } => None,
+            Error::Unavailable { .. } => Some(
+                "start the server or check the address; what was acknowledged is counted (and committed with --checkpoint); --sink-timeout SECS waits longer",
+            ),
+            Error::NotPermitted { .. } => Some(
+                "check --nats-creds, or NATS_USER and NATS_PASSWORD, or NATS_TOKEN, and that the user may publish to the subject",
+            ),
+            Error::Read(_) | Error::Checkpoint { .. } | Error::Nats { .. } | Error::NoStream { .. } => None,
         }
     }
 }
@@ -162,6 +215,28 @@ mod tests {
             ),
             (Error::Panic { stage: "parser" }, 70),
             (Error::Locked { path: "o".into() }, 75),
+            (
+                Error::Unavailable {
+                    target: "nats://h/s".into(),
+                    after: std::time::Duration::from_secs(1),
+                    last_error: "x".into(),
+                },
+                69,
+            ),
+            (
+                Error::NotPermitted {
+                    target: "nats://h/s".into(),
+                    reason: "x".into(),
+                },
+                77,
+            ),
+            (
+                Error::NoStream {
+                    target: "nats://h/s".into(),
+                    subject: "s".into(),
+                },
+                78,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit() as u8, code, "{error}");

@@ -73,10 +73,6 @@ pub async fn run(
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
-    let mut output = match &config.output {
-        Output::Stdout => AppendFile::stdout()?,
-        Output::File(path) => AppendFile::append_locked(path)?,
-    };
     let mut rejects = config
         .rejects
         .as_deref()
@@ -87,35 +83,104 @@ pub async fn run(
         Input::File(file) => file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()),
         Input::Reader(_) => None,
     };
-    let (input, resume): (Box<dyn Read + Send>, _) = match (&config.checkpoint, input, &config.output) {
-        (Some(path), Input::File(file), Output::File(output_path)) => {
-            let output = checkpoint::Target {
-                sink: &mut output,
-                path: output_path,
+    let target = match &config.output {
+        Output::Nats(target) => target,
+        Output::Stdout | Output::File(_) => {
+            let mut output = match &config.output {
+                Output::File(path) => AppendFile::append_locked(path)?,
+                _ => AppendFile::stdout()?,
             };
-            let rejects = rejects
-                .as_mut()
-                .zip(config.rejects.as_deref())
-                .map(|(sink, path)| checkpoint::Target { sink, path });
-            let options = checkpoint::Options {
-                every_bytes: config.checkpoint_bytes,
-                continue_only: config.continue_only,
-            };
-            checkpoint::resume(path, file, output, rejects, options, &drain).await?
+            let (input, resume) = resume_file(config, input, &mut output, rejects.as_mut(), &drain).await?;
+            let output = sink::file::FileSink::new(output, config.retry);
+            return run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await;
         }
-        (Some(path), _, _) => {
+    };
+    let (input, resume): (Box<dyn Read + Send>, _) = match (&config.checkpoint, input) {
+        (Some(path), _) => {
             let source = std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "needs a file descriptor as input and a file as OUTPUT",
+                "not yet with a NATS OUTPUT: run without --checkpoint",
             );
             return Err(Error::Checkpoint {
                 path: path.clone(),
                 source,
             });
         }
-        (None, Input::File(file), _) => (Box::new(file), Resume::default()),
-        (None, Input::Reader(reader), _) => (reader, Resume::default()),
+        (None, Input::File(file)) => (Box::new(file), Resume::default()),
+        (None, Input::Reader(reader)) => (reader, Resume::default()),
     };
+    let source = sink::jetstream::Source::new(&os::host_name(), &run_identity());
+    let output = sink::jetstream::JetStreamSink::start(
+        (**target).clone(),
+        source,
+        config.retry,
+        false,
+        metrics.clone(),
+    )
+    .await?;
+    run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
+}
+
+/// What tells this run apart from every other: the publisher's fingerprint without a
+/// checkpoint (a rerun publishes its input again, as a file run appends it again).
+fn run_identity() -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}:{}", std::process::id(), now.as_nanos()).into_bytes()
+}
+
+/// With `--checkpoint`, reconciles OUTPUT and the rejects file with it and positions the
+/// input; without, the input as it is.
+async fn resume_file(
+    config: &Config,
+    input: Input,
+    output: &mut AppendFile,
+    rejects: Option<&mut AppendFile>,
+    drain: &CancellationToken,
+) -> Result<(Box<dyn Read + Send>, Resume), Error> {
+    match (&config.checkpoint, input, &config.output) {
+        (Some(path), Input::File(file), Output::File(output_path)) => {
+            let output = checkpoint::Target {
+                sink: output,
+                path: output_path,
+            };
+            let rejects = rejects
+                .zip(config.rejects.as_deref())
+                .map(|(sink, path)| checkpoint::Target { sink, path });
+            let options = checkpoint::Options {
+                every_bytes: config.checkpoint_bytes,
+                continue_only: config.continue_only,
+            };
+            checkpoint::resume(path, file, output, rejects, options, drain).await
+        }
+        (Some(path), _, _) => {
+            let source = std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "needs a file descriptor as input and a file as OUTPUT",
+            );
+            Err(Error::Checkpoint {
+                path: path.clone(),
+                source,
+            })
+        }
+        (None, Input::File(file), _) => Ok((Box::new(file), Resume::default())),
+        (None, Input::Reader(reader), _) => Ok((reader, Resume::default())),
+    }
+}
+
+/// Shows progress, keeps the textfile fresh, and runs the pipeline into `output`.
+#[allow(clippy::too_many_arguments)]
+async fn run_pipeline<S: sink::Sink + 'static>(
+    config: &Config,
+    input: Box<dyn Read + Send>,
+    resume: Resume,
+    size: Option<u64>,
+    output: S,
+    rejects: Option<AppendFile>,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Summary, Error> {
     metrics::add(&metrics.rotated_unread_bytes, resume.rotated_unread_bytes);
     let total = size.map(|size| size.saturating_sub(resume.start.offset));
     let _progress = config.progress.start(metrics.clone(), total);
@@ -126,7 +191,6 @@ pub async fn run(
             std::time::Instant::now(),
         ))
     });
-    let output = sink::file::FileSink::new(output, config.retry);
     let result = pipeline::run(config, input, resume, output, rejects, metrics, drain).await;
     if let Some(textfile) = textfile {
         // Waited for, so that a refresh still being written cannot land after the final file.

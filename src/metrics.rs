@@ -4,7 +4,7 @@
 //! Stages add to them once per batch or buffer, never per line, so counting costs nothing
 //! measurable on the hot path. [`Metrics::snapshot`] turns them into a plain [`Summary`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::record::RejectReason;
@@ -79,6 +79,20 @@ pub struct Metrics {
     pub lines_settled: AtomicU64,
     /// Bytes at the end of a rotated-away input that the checkpoint never read.
     pub rotated_unread_bytes: AtomicU64,
+    /// The output is a NATS sink (the `sink` counters below mean something).
+    pub sink_active: AtomicBool,
+    /// Messages published to NATS (re-sends included).
+    pub sink_published: AtomicU64,
+    /// Messages the server acknowledged.
+    pub sink_acked: AtomicU64,
+    /// Acknowledgements that said the server already had the message.
+    pub sink_duplicates: AtomicU64,
+    /// Messages published again after a failure.
+    pub sink_resent: AtomicU64,
+    /// Times the circuit breaker opened.
+    pub sink_breaker_openings: AtomicU64,
+    /// Since when (Unix ms) the breaker is open; 0 while it is closed.
+    pub sink_open_since: AtomicU64,
     /// Per-stage waits and channel high-water marks.
     pub reader: StageTimes,
     /// See [`Metrics::reader`].

@@ -154,6 +154,18 @@ fn is_out_of_resources(message: &str) -> bool {
         || message.contains("Too many open files")
 }
 
+/// This machine's host name, for the `Ingest-Source` header; `localhost` if it has none.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(name) if ok && !name.is_empty() => name.to_owned(),
+        _ => "localhost".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

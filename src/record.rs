@@ -184,15 +184,18 @@ pub enum RejectReason {
     BadSeverity,
     /// Longer than `--max-line-bytes`.
     LineTooLong,
+    /// A record larger than the sink can carry (a NATS server's max_payload).
+    TooLarge,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (used for per-reason counters).
-    pub const ALL: [RejectReason; 4] = [
+    pub const ALL: [RejectReason; 5] = [
         RejectReason::NotEnoughFields,
         RejectReason::BadTimestamp,
         RejectReason::BadSeverity,
         RejectReason::LineTooLong,
+        RejectReason::TooLarge,
     ];
 
     /// The reason as a machine-readable key, for `--stats-json`.
@@ -202,6 +205,7 @@ impl RejectReason {
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::BadSeverity => "bad_severity",
             RejectReason::LineTooLong => "line_too_long",
+            RejectReason::TooLarge => "too_large",
         }
     }
 
@@ -212,6 +216,7 @@ impl RejectReason {
             RejectReason::BadTimestamp => "bad timestamp",
             RejectReason::BadSeverity => "bad severity",
             RejectReason::LineTooLong => "line too long",
+            RejectReason::TooLarge => "too large",
         }
     }
 }

@@ -182,7 +182,10 @@ where
     let validator = validator::run(
         parsed_rx,
         valid_tx,
-        config.min_level,
+        validator::Rules {
+            min_level: config.min_level,
+            max_record_bytes: output.max_record_bytes(),
+        },
         metrics.clone(),
         cancel.clone(),
     );

@@ -36,7 +36,7 @@ pub struct Rejected {
 /// record costs no allocation and no reference count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
-    line_no: u64,
+    pub(crate) line_no: u64,
     timestamp: OffsetDateTime,
     severity: Severity,
     message_start: u32,
@@ -110,6 +110,8 @@ pub struct Parsed {
     pub(crate) rejects_out: Vec<u8>,
     /// Where `entries`, `out` and `rejects_out` go back to once the batch is done.
     pool: Option<Arc<EntryPool>>,
+    /// How the batch was rendered.
+    render: Option<Render>,
 }
 
 impl Drop for Parsed {
@@ -141,6 +143,36 @@ impl Parsed {
             reason,
             line,
         });
+    }
+
+    /// Rejects a parsed record as too large for the sink (see
+    /// [`crate::pipeline::validator::Rules`]); the rejects stay in line order.
+    pub(crate) fn reject_too_large(&mut self, entry: &Entry) {
+        let start = entry.message_start as usize;
+        let end = start + entry.message_len as usize;
+        let line_start = memchr::memrchr(b'\n', &self.data[..start]).map_or(0, |i| i + 1);
+        let line_end = memchr::memchr(b'\n', &self.data[end..]).map_or(self.data.len(), |i| end + i);
+        let line = self.data.slice(line_start..line_end);
+        let line = match line.strip_suffix(b"\r") {
+            Some(trimmed) => line.slice_ref(trimmed),
+            None => line,
+        };
+        let at = self.rejects.partition_point(|r| r.line_no < entry.line_no);
+        self.rejects.insert(
+            at,
+            Rejected {
+                line_no: entry.line_no,
+                reason: RejectReason::TooLarge,
+                line,
+            },
+        );
+        if self.render.is_some_and(|r| r.rejects) {
+            // Rare: rendered again whole, so that the file keeps line order.
+            self.rejects_out.clear();
+            for r in &self.rejects {
+                write_reject(&mut self.rejects_out, r.line_no, r.reason, &r.line);
+            }
+        }
     }
 
     /// The parsed records, in input order.
@@ -211,6 +243,7 @@ fn parse_into(
         out: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
         rejects_out: Vec::new(),
         pool: pool.cloned(),
+        render: Some(render),
     };
     // A second handle on the batch's bytes (one count per batch), so that lines can be kept
     // while `parsed` is being filled.

@@ -76,6 +76,17 @@ impl ValidBatch {
     pub fn rendered_rejects(&self) -> &[u8] {
         &self.parsed.rejects_out
     }
+
+    /// Each record's line number and rendering (with its `\n`), in input order.
+    pub fn rendered_records(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let out = &self.parsed.out;
+        let mut start = 0;
+        self.parsed.entries.iter().map(move |entry| {
+            let rendered = &out[start..entry.out_end];
+            start = entry.out_end;
+            (entry.line_no, rendered)
+        })
+    }
 }
 
 /// Counts of every line's outcome up to the writer; they add up to `lines`.
@@ -113,13 +124,21 @@ impl ValidatorReport {
     }
 }
 
-/// Keeps records with a non-empty message (else dropped) at or above `min_level` (else
-/// filtered), counting every outcome in `report`.
-pub fn validate(
-    mut batch: ParsedBatch,
-    min_level: Option<Severity>,
-    report: &mut ValidatorReport,
-) -> ValidBatch {
+/// What the validator keeps, besides records with a message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Records below this level are filtered.
+    pub min_level: Option<Severity>,
+    /// Records whose rendering (without its newline) is longer are rejected as `too large`: the
+    /// sink cannot carry them (a NATS server's max_payload).
+    pub max_record_bytes: Option<usize>,
+}
+
+/// Keeps records with a non-empty message (else dropped) at or above `rules.min_level` (else
+/// filtered) and no larger than `rules.max_record_bytes` (else rejected), counting every
+/// outcome in `report`.
+pub fn validate(mut batch: ParsedBatch, rules: &Rules, report: &mut ValidatorReport) -> ValidBatch {
+    let min_level = rules.min_level;
     let parsed = &mut batch.parsed;
     report.lines += parsed.lines;
     report.blank += parsed.blank;
@@ -133,6 +152,7 @@ pub fn validate(
         report.rejected_by_reason[reject.reason as usize] += 1;
     }
     let (mut dropped, mut filtered) = (0, 0);
+    let mut too_large = Vec::new();
     // The rendering of each kept record moves down over those of dropped ones: in place, and
     // only once something was dropped (usually nothing is, and nothing moves).
     let (mut read, mut write) = (0, 0);
@@ -149,6 +169,10 @@ pub fn validate(
             filtered += 1;
             return false;
         }
+        if rules.max_record_bytes.is_some_and(|max| end - start - 1 > max) {
+            too_large.push(*entry);
+            return false;
+        }
         if write != start {
             out.copy_within(start..end, write);
         }
@@ -157,6 +181,10 @@ pub fn validate(
         true
     });
     parsed.out.truncate(write);
+    for entry in &too_large {
+        parsed.reject_too_large(entry);
+        report.rejected_by_reason[RejectReason::TooLarge as usize] += 1;
+    }
     report.dropped += dropped;
     report.filtered += filtered;
     report.valid += parsed.entries.len() as u64;
@@ -174,7 +202,7 @@ pub fn validate(
 pub async fn run(
     parsed_rx: async_channel::Receiver<ParsedBatch>,
     valid_tx: async_channel::Sender<ValidBatch>,
-    min_level: Option<Severity>,
+    rules: Rules,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
@@ -189,7 +217,7 @@ pub async fn run(
         while let Some(batch) = early.remove(&next_seq) {
             next_seq += 1;
             let before = report;
-            let valid = validate(batch, min_level, &mut report);
+            let valid = validate(batch, &rules, &mut report);
             report.publish_since(&before, &metrics);
             if !send(&valid_tx, valid, &cancel, times).await {
                 break 'receiving;
@@ -239,7 +267,11 @@ mod tests {
               2026-04-15T00:00:05Z DEBUG five\n\
               2026-04-15T00:00:06Z FATAL six\n",
         );
-        let valid = validate(batch, Some(Severity::Info), &mut ValidatorReport::default());
+        let rules = Rules {
+            min_level: Some(Severity::Info),
+            ..Rules::default()
+        };
+        let valid = validate(batch, &rules, &mut ValidatorReport::default());
         assert_eq!(
             String::from_utf8_lossy(valid.rendered()),
             "     2  INFO two\n     4  WARN four\n     6 FATAL six\n"
@@ -259,7 +291,11 @@ mod tests {
               2026-04-15T00:00:04Z NOTICE x\n",
         );
         let mut report = ValidatorReport::default();
-        let valid = validate(batch, Some(Severity::Info), &mut report);
+        let rules = Rules {
+            min_level: Some(Severity::Info),
+            ..Rules::default()
+        };
+        let valid = validate(batch, &rules, &mut report);
         let kept: Vec<&[u8]> = valid.records().map(|r| r.record().message).collect();
         assert_eq!(kept, [&b"kept"[..]]);
         assert_eq!(valid.rejects().len(), 2);
@@ -273,7 +309,7 @@ mod tests {
         let expected = ValidatorReport {
             lines: 6,
             blank: 1,
-            rejected_by_reason: [1, 0, 1, 0],
+            rejected_by_reason: [1, 0, 1, 0, 0],
             dropped: 1,
             filtered: 1,
             valid: 1,

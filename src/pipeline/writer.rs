@@ -179,7 +179,7 @@ mod tests {
     use super::*;
     use crate::Summary;
     use crate::pipeline::parser::{ParsedBatch, parse_batch};
-    use crate::pipeline::validator::{ValidatorReport, validate};
+    use crate::pipeline::validator::{Rules, ValidatorReport, validate};
 
     /// A sink that accepts at most `max_per_write` bytes a call; after its first `ok_first`
     /// calls, it fails the next `failures` with `kind`. So errors strike with bytes already out,
@@ -287,7 +287,7 @@ mod tests {
                 parsed,
                 permit,
             },
-            None,
+            &Rules::default(),
             &mut ValidatorReport::default(),
         )
     }
@@ -536,8 +536,12 @@ mod tests {
                 parsed,
                 permit,
             };
-            tx.try_send(validate(batch, None, &mut ValidatorReport::default()))
-                .unwrap();
+            tx.try_send(validate(
+                batch,
+                &Rules::default(),
+                &mut ValidatorReport::default(),
+            ))
+            .unwrap();
         }
         drop(tx);
         let committer = RecordingCommitter {

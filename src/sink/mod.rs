@@ -6,7 +6,9 @@
 //! Only then does it count them, write their rejected lines and commit the checkpoint; each
 //! batch holds its window slot until then, so a slow or absent destination stops the reader.
 
+pub mod breaker;
 pub mod file;
+pub mod jetstream;
 
 use std::future::Future;
 use std::io;
@@ -37,6 +39,11 @@ pub trait Sink: Send {
 
     /// What reached the destination so far.
     fn stored(&self) -> Stored;
+
+    /// The largest rendered record (without its newline) this sink can carry, if limited.
+    fn max_record_bytes(&self) -> Option<usize> {
+        None
+    }
 
     /// The last step of a run: makes everything durable.
     fn shutdown(&mut self) -> impl Future<Output = Result<(), Stop>> + Send;

@@ -1,0 +1,862 @@
+//! The JetStream sink: every record published as a message on one subject, in input order, each
+//! once; a batch settles when the server has acknowledged every message of it.
+//!
+//! Messages go out asynchronously, at most `window` unacknowledged. The first failure (a failed
+//! or late ack, a lost connection) stops sending; once every message in flight has its answer,
+//! the stream itself says what it holds: the messages of ours stored after the last one known to
+//! be in order are read back, and publishing resumes with the first record the stream lacks.
+//! Nothing relies on the server's duplicate window, though every message carries a
+//! `Nats-Msg-Id` so that a copy that was still on its way is dropped by the server. Retries go
+//! through a [`Breaker`]; once the server has been unavailable for `--sink-timeout`, the run
+//! gives up with what was acknowledged.
+
+use std::collections::{HashSet, VecDeque};
+use std::future::{Future, IntoFuture};
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::context::{GetStreamByNameErrorKind, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
+use async_nats::{ConnectErrorKind, HeaderMap, ServerAddr, Subject};
+use bytes::Bytes;
+
+use super::breaker::{Breaker, State};
+use super::{Sink, Stop, Stored};
+use crate::config::{NatsOutput, RetryPolicy};
+use crate::error::Error;
+use crate::metrics::{Metrics, add};
+use crate::pipeline::validator::ValidBatch;
+
+/// Header: who published the record (host and input fingerprint).
+pub const SOURCE: &str = "Ingest-Source";
+/// Header: the record's line number in its input (the first one, for a packed message).
+pub const LINE: &str = "Ingest-Line";
+/// Header: the last line number in a message packed by `--batch-bytes`.
+pub const LAST_LINE: &str = "Ingest-Last-Line";
+
+/// Room left in `max_payload` for the headers.
+const HEADER_ROOM: usize = 256;
+
+/// A message unacknowledged for this long stops further sends until it is answered. An ack
+/// normally takes a millisecond; a stream that lost its leader takes seconds to elect another,
+/// and nothing sent meanwhile may overtake what the old leader lost.
+const STALLED: Duration = Duration::from_millis(250);
+
+/// Who is publishing, in every message's headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// A fingerprint of the input (16 hex digits): with `--checkpoint` the same for every rerun
+    /// on the same input, otherwise new for every run.
+    pub fingerprint: String,
+    /// `HOST/FINGERPRINT`, the `Ingest-Source` header.
+    pub name: String,
+}
+
+impl Source {
+    /// The source for `host` publishing an input identified by `identity`.
+    pub fn new(host: &str, identity: &[u8]) -> Source {
+        let fingerprint = format!("{:016x}", fnv1a(identity));
+        Source {
+            name: format!("{host}/{fingerprint}"),
+            fingerprint,
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+type Ack =
+    Pin<Box<dyn Future<Output = Result<PublishAck, async_nats::jetstream::context::PublishError>> + Send>>;
+
+/// One message: a record, or consecutive records packed up to `--batch-bytes`.
+#[derive(Debug)]
+struct Message {
+    first_line: u64,
+    last_line: u64,
+    records: u64,
+    /// Its body in the batch's rendering.
+    body: Range<usize>,
+}
+
+/// A batch handed over, its messages, and how many of them (from the first) are acknowledged.
+#[derive(Debug)]
+struct InFlight {
+    batch: ValidBatch,
+    messages: Vec<Message>,
+    acked: usize,
+}
+
+/// A message published and not yet answered.
+struct Pending {
+    sent: Instant,
+    ack: Ack,
+}
+
+/// A live connection and the stream that takes the subject.
+struct Connection {
+    js: async_nats::jetstream::Context,
+    stream: stream::Stream,
+    /// Set by the client's event callback when the connection drops.
+    lost: Arc<AtomicBool>,
+}
+
+/// Why an attempt failed: worth retrying, or not.
+enum Trouble {
+    Transient(String),
+    Fatal(Error),
+}
+
+/// Publishes batches to a JetStream subject; see the module documentation.
+pub struct JetStreamSink {
+    target: NatsOutput,
+    subject: Subject,
+    source: Source,
+    connection: Option<Connection>,
+    /// The server's largest message, headers included.
+    max_payload: usize,
+    /// Batches handed over and not settled, oldest first.
+    batches: VecDeque<InFlight>,
+    /// The next message to publish: an index into `batches`, and one into its messages.
+    cursor: (usize, usize),
+    /// Published and unanswered, in publishing order: always the messages just before `cursor`.
+    pending: VecDeque<Pending>,
+    settled: VecDeque<ValidBatch>,
+    /// The stream sequence of our last message known to be stored in order.
+    last_seq: u64,
+    /// Lines up to this one are in the stream already (a rerun with `--checkpoint`).
+    skip_through: u64,
+    /// First lines of messages the read-back found stored: they are not sent again.
+    found: HashSet<u64>,
+    /// Messages that had to be sent while a later one was already stored.
+    reordered: u64,
+    /// Messages still to publish that were published before (for the re-sends counter).
+    resend: u64,
+    breaker: Breaker,
+    /// A permission error the server reported, which no retry fixes.
+    denied: Arc<Mutex<Option<String>>>,
+    stored: Stored,
+    metrics: Arc<Metrics>,
+}
+
+impl JetStreamSink {
+    /// Connects (retrying per the breaker until `--sink-timeout`), finds the stream for the
+    /// subject (or creates it with `--create-stream`), and reads back the subject's last
+    /// message: with `resume`, records of ours already there are not published again.
+    ///
+    /// # Errors
+    /// [`Error::NoStream`], [`Error::NotPermitted`], [`Error::Unavailable`], [`Error::Nats`].
+    pub async fn start(
+        target: NatsOutput,
+        source: Source,
+        retry: RetryPolicy,
+        resume: bool,
+        metrics: Arc<Metrics>,
+    ) -> Result<JetStreamSink, Error> {
+        let mut sink = JetStreamSink {
+            subject: Subject::from(target.subject.as_str()),
+            breaker: Breaker::new(target.breaker_failures, retry),
+            target,
+            source,
+            connection: None,
+            max_payload: 0,
+            batches: VecDeque::new(),
+            cursor: (0, 0),
+            pending: VecDeque::new(),
+            settled: VecDeque::new(),
+            last_seq: 0,
+            skip_through: 0,
+            found: HashSet::new(),
+            reordered: 0,
+            resend: 0,
+            denied: Arc::new(Mutex::new(None)),
+            stored: Stored::default(),
+            metrics,
+        };
+        sink.metrics.sink_active.store(true, Ordering::Relaxed);
+        loop {
+            let started = async {
+                sink.ensure_connected().await?;
+                sink.read_last(resume).await
+            };
+            match started.await {
+                Ok(()) => break,
+                Err(Trouble::Fatal(error)) => return Err(error),
+                Err(Trouble::Transient(why)) => sink.wait_after_failure(&why).await?,
+            }
+        }
+        sink.breaker_closed();
+        Ok(sink)
+    }
+
+    fn describe_target(&self) -> String {
+        self.target.shown.clone()
+    }
+
+    /// Connects if there is no live connection; finds (or creates) the stream.
+    async fn ensure_connected(&mut self) -> Result<(), Trouble> {
+        if let Some(connection) = &self.connection
+            && !connection.lost.load(Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        self.connection = None;
+        let lost = Arc::new(AtomicBool::new(false));
+        let client = connect(&self.target, lost.clone(), self.denied.clone()).await?;
+        self.max_payload = client.server_info().max_payload;
+        let js = async_nats::jetstream::ContextBuilder::new()
+            .timeout(self.target.ack_timeout)
+            .max_ack_inflight(self.target.window)
+            .backpressure_on_inflight(true)
+            .build(client);
+        let stream = self.find_stream(&js).await?;
+        self.connection = Some(Connection { js, stream, lost });
+        Ok(())
+    }
+
+    /// The stream that takes the subject; created with `--create-stream`, else an error.
+    async fn find_stream(&mut self, js: &async_nats::jetstream::Context) -> Result<stream::Stream, Trouble> {
+        let name = match js.stream_by_subject(self.target.subject.as_str()).await {
+            Ok(name) => name,
+            Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => {
+                let Some(name) = self.target.create_stream.clone() else {
+                    return Err(Trouble::Fatal(Error::NoStream {
+                        target: self.describe_target(),
+                        subject: self.target.subject.clone(),
+                    }));
+                };
+                let config = stream::Config {
+                    name: name.clone(),
+                    subjects: vec![self.target.subject.clone()],
+                    storage: stream::StorageType::File,
+                    num_replicas: self.target.replicas,
+                    ..Default::default()
+                };
+                match js.create_stream(config).await {
+                    Ok(_) => tracing::info!("created stream {name} for subject '{}'", self.target.subject),
+                    Err(e) => {
+                        return Err(Trouble::Fatal(Error::Nats {
+                            target: self.describe_target(),
+                            what: format!("cannot create stream {name}: {e}"),
+                        }));
+                    }
+                }
+                name
+            }
+            Err(e) => return Err(Trouble::Transient(format!("cannot look up the stream: {e}"))),
+        };
+        js.get_stream(&name)
+            .await
+            .map_err(|e| Trouble::Transient(format!("cannot read stream {name}: {e}")))
+    }
+
+    /// Reads the subject's last message: where read-backs start, and with `resume`, which
+    /// lines of ours the stream holds already.
+    async fn read_last(&mut self, resume: bool) -> Result<(), Trouble> {
+        let stream = &self.connection.as_ref().expect("connected").stream;
+        match stream
+            .get_last_raw_message_by_subject(self.target.subject.as_str())
+            .await
+        {
+            Ok(message) => {
+                self.last_seq = message.sequence;
+                if resume && let Some((_, last)) = ours(&message.headers, &self.source) {
+                    self.skip_through = last;
+                    tracing::info!(
+                        "{}: lines up to {last} are in the stream already; continuing after them",
+                        self.target.shown
+                    );
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(()),
+            Err(e) => Err(Trouble::Transient(format!(
+                "cannot read the subject's last message: {e}"
+            ))),
+        }
+    }
+
+    /// Splits a batch's rendering into messages, leaving out what the stream holds already.
+    fn messages(&self, batch: &ValidBatch) -> Vec<Message> {
+        let limit = self.max_record_bytes().unwrap_or(usize::MAX);
+        let pack = self.target.batch_bytes.min(limit);
+        let mut messages: Vec<Message> = Vec::new();
+        let mut at = 0;
+        for (line, rendered) in batch.rendered_records() {
+            let range = at..at + rendered.len();
+            at = range.end;
+            if line <= self.skip_through {
+                continue;
+            }
+            if pack > 0
+                && let Some(last) = messages.last_mut()
+                && last.body.end == range.start
+                && range.end - last.body.start <= pack
+            {
+                last.last_line = line;
+                last.records += 1;
+                last.body.end = range.end;
+                continue;
+            }
+            messages.push(Message {
+                first_line: line,
+                last_line: line,
+                records: 1,
+                body: range,
+            });
+        }
+        messages
+    }
+
+    /// Publishes the message at the cursor.
+    async fn publish_next(&mut self) -> Result<(), Trouble> {
+        let connection = self.connection.as_ref().expect("connected");
+        if connection.lost.load(Ordering::Relaxed) {
+            return Err(Trouble::Transient("the connection was lost".to_owned()));
+        }
+        let (b, m) = self.cursor;
+        let in_flight = &self.batches[b];
+        let message = &in_flight.messages[m];
+        let rendered = &in_flight.batch.rendered()[message.body.clone()];
+        // One record: the JSON object (or text line) without its newline. Packed: JSON Lines.
+        let body = if self.target.batch_bytes == 0 {
+            &rendered[..rendered.len() - 1]
+        } else {
+            rendered
+        };
+        let mut headers = HeaderMap::new();
+        let mut digits = itoa::Buffer::new();
+        let id = if message.first_line == message.last_line {
+            format!("{}:{}", self.source.fingerprint, message.first_line)
+        } else {
+            headers.insert(LAST_LINE, digits.format(message.last_line));
+            format!(
+                "{}:{}-{}",
+                self.source.fingerprint, message.first_line, message.last_line
+            )
+        };
+        headers.insert("Nats-Msg-Id", id.as_str());
+        headers.insert(SOURCE, self.source.name.as_str());
+        headers.insert(LINE, digits.format(message.first_line));
+        let publish = PublishMessage::build()
+            .payload(Bytes::copy_from_slice(body))
+            .headers(headers);
+        match connection.js.send_publish(self.subject.clone(), publish).await {
+            Ok(ack) => {
+                let first_line = message.first_line;
+                self.pending.push_back(Pending {
+                    sent: Instant::now(),
+                    ack: Box::pin(ack.into_future()),
+                });
+                self.advance();
+                add(&self.metrics.sink_published, 1);
+                if self.resend > 0 {
+                    self.resend -= 1;
+                    add(&self.metrics.sink_resent, 1);
+                }
+                // A later message of ours is stored already: this one lands after it.
+                if self.found.iter().any(|&line| line > first_line) {
+                    self.reordered += 1;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => Err(Trouble::Fatal(Error::Nats {
+                target: self.describe_target(),
+                what: format!("line {}: {e}", message.first_line),
+            })),
+            Err(e) => Err(Trouble::Transient(format!("cannot publish: {e}"))),
+        }
+    }
+
+    fn advance(&mut self) {
+        let (b, m) = self.cursor;
+        self.cursor = if m + 1 < self.batches[b].messages.len() {
+            (b, m + 1)
+        } else {
+            (b + 1, 0)
+        };
+        self.skip_empty();
+    }
+
+    /// Moves the cursor past batches without messages.
+    fn skip_empty(&mut self) {
+        while let Some(in_flight) = self.batches.get(self.cursor.0)
+            && self.cursor.1 >= in_flight.messages.len()
+        {
+            self.cursor = (self.cursor.0 + 1, 0);
+        }
+    }
+
+    /// Messages from `from` up to (not including) `to`.
+    fn messages_between(&self, from: (usize, usize), to: (usize, usize)) -> u64 {
+        let mut count = 0;
+        for (b, in_flight) in self.batches.iter().enumerate().take(to.0 + 1).skip(from.0) {
+            let start = if b == from.0 { from.1 } else { 0 };
+            let end = if b == to.0 { to.1 } else { in_flight.messages.len() };
+            count += end.saturating_sub(start) as u64;
+        }
+        count
+    }
+
+    fn more_to_send(&self) -> bool {
+        self.cursor.0 < self.batches.len()
+    }
+
+    /// The oldest unacknowledged message is stored (at stream sequence `seq`): counts it and
+    /// moves finished batches to `settled`.
+    fn acked(&mut self, seq: u64, duplicate: bool) {
+        let in_flight = self
+            .batches
+            .iter_mut()
+            .find(|b| b.acked < b.messages.len())
+            .expect("an ack answers a message");
+        let message = &in_flight.messages[in_flight.acked];
+        in_flight.acked += 1;
+        self.stored.records += message.records;
+        self.stored.bytes += message.body.len() as u64;
+        self.last_seq = self.last_seq.max(seq);
+        add(&self.metrics.sink_acked, 1);
+        if duplicate {
+            add(&self.metrics.sink_duplicates, 1);
+        }
+        self.settle_front();
+    }
+
+    /// Moves batches whose every message is acknowledged to `settled`, in order.
+    fn settle_front(&mut self) {
+        while self.batches.front().is_some_and(|b| b.acked == b.messages.len()) && self.cursor.0 > 0 {
+            let done = self.batches.pop_front().expect("checked");
+            self.cursor.0 -= 1;
+            self.settled.push_back(done.batch);
+        }
+    }
+
+    /// Sends what there is to send, within the window; with `all`, also waits for every ack.
+    async fn pump(&mut self, all: bool) -> Result<(), Stop> {
+        loop {
+            // Answers that are already back, without waiting.
+            while let Some(front) = self.pending.front_mut() {
+                let Some(answer) = poll_now(&mut front.ack) else {
+                    break;
+                };
+                self.pending.pop_front();
+                self.answer(answer).await?;
+            }
+            let more = self.more_to_send();
+            if !more && (!all || self.pending.is_empty()) {
+                self.settle_front();
+                return Ok(());
+            }
+            let stalled = self.pending.front().is_some_and(|p| p.sent.elapsed() >= STALLED);
+            // A message the read-back found is acknowledged without a send, in its turn.
+            let found = self.skip_found();
+            if found && self.pending.is_empty() {
+                continue;
+            }
+            if found || !more || self.pending.len() >= self.target.window || stalled {
+                let front = self
+                    .pending
+                    .pop_front()
+                    .expect("waiting means something is pending");
+                let answer = front.ack.await;
+                self.answer(answer).await?;
+                continue;
+            }
+            if let Err(trouble) = self.publish_next().await {
+                self.recover(trouble).await?;
+            }
+        }
+    }
+
+    /// When the message at the cursor is one the read-back found stored: with nothing pending
+    /// (so it is the oldest unacknowledged), acknowledges it without a send. True when the
+    /// message at the cursor is a found one, handled or not.
+    fn skip_found(&mut self) -> bool {
+        let (b, m) = self.cursor;
+        let Some(first_line) = self
+            .batches
+            .get(b)
+            .and_then(|x| x.messages.get(m))
+            .map(|x| x.first_line)
+        else {
+            return false;
+        };
+        if !self.found.contains(&first_line) {
+            return false;
+        }
+        if self.pending.is_empty() {
+            self.found.remove(&first_line);
+            self.resend = self.resend.saturating_sub(1);
+            self.advance();
+            self.acked(0, false);
+        }
+        true
+    }
+
+    /// Handles the answer to the oldest pending message.
+    async fn answer(
+        &mut self,
+        answer: Result<PublishAck, async_nats::jetstream::context::PublishError>,
+    ) -> Result<(), Stop> {
+        match answer {
+            Ok(ack) => {
+                self.acked(ack.sequence, ack.duplicate);
+                if self.breaker.success() {
+                    self.breaker_closed();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.recover(Trouble::Transient(format!("no acknowledgement: {e}")))
+                    .await
+            }
+        }
+    }
+
+    /// After a failure: waits out what is in flight, then, as the breaker allows, reads back
+    /// what the stream holds and probes with the next message until one is acknowledged.
+    async fn recover(&mut self, trouble: Trouble) -> Result<(), Stop> {
+        let mut why = match trouble {
+            Trouble::Fatal(error) => return Err(Stop::Fatal(error)),
+            Trouble::Transient(why) => why,
+        };
+        loop {
+            self.wait_after_failure(&why).await?;
+            // Nothing of ours may be on its way while the stream is read back.
+            for pending in std::mem::take(&mut self.pending) {
+                let _ = pending.ack.await;
+            }
+            let attempt = async {
+                self.ensure_connected().await?;
+                self.read_back().await?;
+                self.probe().await
+            };
+            match attempt.await {
+                Ok(()) => {
+                    if self.breaker.success() {
+                        self.breaker_closed();
+                    }
+                    return Ok(());
+                }
+                Err(Trouble::Fatal(error)) => return Err(Stop::Fatal(error)),
+                Err(Trouble::Transient(again)) => why = again,
+            }
+        }
+    }
+
+    /// Counts a failure and sleeps as the breaker says; gives up once the server has been
+    /// unavailable for `--sink-timeout`, or at once when it refused our credentials.
+    async fn wait_after_failure(&mut self, why: &str) -> Result<(), Error> {
+        if let Some(reason) = self.denied.lock().ok().and_then(|d| d.clone()) {
+            return Err(Error::NotPermitted {
+                target: self.describe_target(),
+                reason,
+            });
+        }
+        let now = Instant::now();
+        let (delay, opened) = self.breaker.failure(now);
+        let failing = self.breaker.failing_for(now);
+        if failing >= self.target.sink_timeout {
+            return Err(Error::Unavailable {
+                target: self.describe_target(),
+                after: failing,
+                last_error: why.to_owned(),
+            });
+        }
+        if opened {
+            add(&self.metrics.sink_breaker_openings, 1);
+            self.metrics.sink_open_since.store(unix_ms(), Ordering::Relaxed);
+            tracing::warn!(
+                "{}: {why}; {} failures in a row, the breaker is open: probing with one message at a time",
+                self.target.shown,
+                self.target.breaker_failures
+            );
+        } else if self.breaker.state() == State::Closed {
+            tracing::warn!(
+                "{}: {why}; retrying in {} ms",
+                self.target.shown,
+                delay.as_millis()
+            );
+        } else {
+            tracing::debug!(
+                "{}: {why}; next probe in {} ms",
+                self.target.shown,
+                delay.as_millis()
+            );
+        }
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    fn breaker_closed(&self) {
+        if self.metrics.sink_open_since.swap(0, Ordering::Relaxed) != 0 {
+            tracing::info!("{}: available again; the breaker is closed", self.target.shown);
+        }
+    }
+
+    /// Reads back our messages stored after the last one known to be in order, and puts the
+    /// cursor at the first unacknowledged message: those found are not sent again.
+    async fn read_back(&mut self) -> Result<(), Trouble> {
+        let stream = &self.connection.as_ref().expect("connected").stream;
+        let mut seq = self.last_seq + 1;
+        let mut found = HashSet::new();
+        // At most what can have been in flight, with room for other publishers' messages.
+        for _ in 0..4 * self.target.window + 16 {
+            let next = stream
+                .raw_message_builder()
+                .sequence(seq)
+                .next_by_subject(self.target.subject.clone())
+                .send();
+            match next.await {
+                Ok(message) => {
+                    seq = message.sequence + 1;
+                    if let Some((first, _)) = ours(&message.headers, &self.source) {
+                        found.insert(first);
+                    }
+                }
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => break,
+                Err(e) => return Err(Trouble::Transient(format!("cannot read the stream back: {e}"))),
+            }
+        }
+        self.last_seq = seq - 1;
+        self.found = found;
+        // Publishing starts again at the first unacknowledged message; what was published
+        // after it is sent again (or found).
+        let restart = self.first_unacked();
+        self.resend = self.resend.max(self.messages_between(restart, self.cursor));
+        self.cursor = restart;
+        self.stored.retries += 1;
+        Ok(())
+    }
+
+    /// Publishes the next message alone and waits for its acknowledgement.
+    async fn probe(&mut self) -> Result<(), Trouble> {
+        while self.skip_found() {}
+        if !self.more_to_send() {
+            return Ok(());
+        }
+        self.publish_next().await?;
+        let pending = self.pending.pop_front().expect("just published");
+        match pending.ack.await {
+            Ok(ack) => {
+                self.acked(ack.sequence, ack.duplicate);
+                Ok(())
+            }
+            Err(e) => {
+                // The next attempt reads back and starts from this message again.
+                self.cursor = self.first_unacked();
+                Err(Trouble::Transient(format!("no acknowledgement: {e}")))
+            }
+        }
+    }
+
+    /// Where the first unacknowledged message is (past the end when there is none).
+    fn first_unacked(&self) -> (usize, usize) {
+        self.batches
+            .iter()
+            .position(|b| b.acked < b.messages.len())
+            .map_or((self.batches.len(), 0), |b| (b, self.batches[b].acked))
+    }
+}
+
+impl Sink for JetStreamSink {
+    fn describe(&self) -> String {
+        self.target.shown.clone()
+    }
+
+    async fn send(&mut self, batch: ValidBatch) -> Result<(), Stop> {
+        let messages = self.messages(&batch);
+        self.batches.push_back(InFlight {
+            batch,
+            messages,
+            acked: 0,
+        });
+        self.skip_empty();
+        self.pump(false).await
+    }
+
+    fn settled(&mut self) -> Option<ValidBatch> {
+        self.settled.pop_front()
+    }
+
+    async fn flush(&mut self) -> Result<(), Stop> {
+        self.pump(true).await?;
+        if self.reordered > 0 {
+            tracing::error!(
+                "{}: {} messages had to be sent again after later ones were already stored: they are in the stream once, but out of order",
+                self.target.shown,
+                self.reordered
+            );
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Stop> {
+        // An acknowledged message is stored by the server (on a quorum, for a replicated stream).
+        Ok(())
+    }
+
+    fn committed_len(&self) -> u64 {
+        0
+    }
+
+    fn stored(&self) -> Stored {
+        self.stored
+    }
+
+    fn max_record_bytes(&self) -> Option<usize> {
+        let headers = HEADER_ROOM + self.source.name.len() + self.source.fingerprint.len();
+        Some(self.max_payload.saturating_sub(headers))
+    }
+
+    async fn shutdown(&mut self) -> Result<(), Stop> {
+        if let Some(connection) = self.connection.take() {
+            let client = connection.js.client();
+            // Acknowledged means stored; this only says goodbye.
+            let _ = client.flush().await;
+        }
+        Ok(())
+    }
+}
+
+/// The first and last line of a message, when its headers say it is `source`'s.
+fn ours(headers: &HeaderMap, source: &Source) -> Option<(u64, u64)> {
+    if headers.get(SOURCE)?.as_str() != source.name {
+        return None;
+    }
+    let first: u64 = headers.get(LINE)?.as_str().parse().ok()?;
+    let last = match headers.get(LAST_LINE) {
+        Some(last) => last.as_str().parse().ok()?,
+        None => first,
+    };
+    Some((first, last))
+}
+
+/// Polls `ack` once: its answer if it is already there.
+fn poll_now(ack: &mut Ack) -> Option<Result<PublishAck, async_nats::jetstream::context::PublishError>> {
+    let mut context = Context::from_waker(std::task::Waker::noop());
+    match ack.as_mut().poll(&mut context) {
+        Poll::Ready(answer) => Some(answer),
+        Poll::Pending => None,
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64)
+        .max(1)
+}
+
+/// Connects to the first server that answers, as the target says.
+async fn connect(
+    target: &NatsOutput,
+    lost: Arc<AtomicBool>,
+    denied: Arc<Mutex<Option<String>>>,
+) -> Result<async_nats::Client, Trouble> {
+    let fatal = |what: String| {
+        Trouble::Fatal(Error::Nats {
+            target: target.shown.clone(),
+            what,
+        })
+    };
+    let scheme = if target.tls { "tls" } else { "nats" };
+    let servers: Vec<ServerAddr> = target
+        .servers
+        .iter()
+        .map(|s| format!("{scheme}://{s}").parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| fatal(format!("bad server address: {e}")))?;
+    let established = Arc::new(AtomicBool::new(false));
+    let once_connected = established.clone();
+    let mut options = async_nats::ConnectOptions::new()
+        .name("ingest")
+        .connection_timeout(Duration::from_secs(5))
+        // A connection that drops stays down: the client would send what it still holds for
+        // the old connection over the new one, behind the messages lost with the old one. This
+        // sink connects afresh itself, once nothing of ours is in flight, and reads back first.
+        .reconnect_delay_callback(move |_| {
+            if once_connected.load(Ordering::Relaxed) {
+                Duration::from_secs(86_400)
+            } else {
+                Duration::ZERO
+            }
+        })
+        .event_callback(move |event| {
+            let (lost, denied) = (lost.clone(), denied.clone());
+            async move {
+                match event {
+                    async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                        lost.store(true, Ordering::Relaxed);
+                    }
+                    async_nats::Event::ServerError(async_nats::ServerError::Other(e))
+                        if e.to_ascii_lowercase().contains("permissions violation") =>
+                    {
+                        if let Ok(mut denied) = denied.lock() {
+                            denied.get_or_insert(e);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+    if let Some(path) = &target.creds {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|e| fatal(format!("cannot use --nats-creds '{}': {e}", path.display())))?;
+    }
+    if let Some((user, password)) = &target.user {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &target.token {
+        options = options.token(token.clone());
+    }
+    if target.tls {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &target.tls_ca {
+        options = options.add_root_certificates(ca.clone());
+    }
+    match options.connect(servers).await {
+        Ok(client) => {
+            established.store(true, Ordering::Relaxed);
+            Ok(client)
+        }
+        Err(e) => match e.kind() {
+            ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                Err(Trouble::Fatal(Error::NotPermitted {
+                    target: target.shown.clone(),
+                    reason: e.to_string(),
+                }))
+            }
+            ConnectErrorKind::ServerParse => Err(fatal(e.to_string())),
+            _ => Err(Trouble::Transient(format!("cannot connect: {e}"))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_stable_and_tells_inputs_apart() {
+        let a = Source::new("web1", b"42:7");
+        assert_eq!(a, Source::new("web1", b"42:7"));
+        assert_ne!(a.fingerprint, Source::new("web1", b"42:8").fingerprint);
+        assert_eq!(a.name, format!("web1/{}", a.fingerprint));
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
