@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::record::RejectReason;
-use crate::summary::{StageSummary, Summary};
+use crate::summary::{SinkSummary, StageSummary, Summary};
 
 /// Time a stage spent waiting, and the fullest its output channel got.
 #[derive(Debug, Default)]
@@ -132,6 +132,14 @@ impl Metrics {
             parser: self.parser.snapshot(),
             validator: self.validator.snapshot(),
             writer: self.writer.snapshot(),
+            sink: self.sink_active.load(Ordering::Relaxed).then(|| SinkSummary {
+                published: get(&self.sink_published),
+                acked: get(&self.sink_acked),
+                duplicates: get(&self.sink_duplicates),
+                resent: get(&self.sink_resent),
+                breaker_openings: get(&self.sink_breaker_openings),
+                open_since_ms: Some(get(&self.sink_open_since)).filter(|&ms| ms != 0),
+            }),
         }
     }
 }

@@ -68,19 +68,33 @@ pub struct Progress {
     updater: tokio::task::JoinHandle<()>,
 }
 
-/// `12.3k lines, 1.2 MB; 10.0k/s, 1.0 MB/s` after `secs` seconds.
+/// `12.3k lines, 1.2 MB; 10.0k/s, 1.0 MB/s` after `secs` seconds, and how long the sink has
+/// been unavailable, if it is.
 fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
     let lines = metrics.lines_read.load(Ordering::Relaxed);
     let bytes = metrics.bytes_in.load(Ordering::Relaxed);
     let secs = secs.max(1e-3);
-    let text = format!(
+    let mut text = format!(
         "{} lines, {:.1} MB; {}/s, {:.1} MB/s",
         human(lines as f64),
         bytes as f64 / 1e6,
         human(lines as f64 / secs),
         bytes as f64 / 1e6 / secs
     );
+    if let Some(down) = unavailable_for(metrics) {
+        text.push_str(&format!("; sink unavailable for {} s", down.as_secs()));
+    }
     (bytes, text)
+}
+
+/// How long the sink's circuit breaker has been open, if it is.
+pub fn unavailable_for(metrics: &Metrics) -> Option<Duration> {
+    let since = metrics.sink_open_since.load(Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    (since != 0).then(|| Duration::from_millis(now.saturating_sub(since)))
 }
 
 impl Progress {

@@ -23,6 +23,23 @@ pub struct StageSummary {
     pub channel_high_water: u64,
 }
 
+/// What a NATS sink did: messages published, acknowledged, re-sent, and its circuit breaker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkSummary {
+    /// Messages published, re-sends included.
+    pub published: u64,
+    /// Messages the server acknowledged.
+    pub acked: u64,
+    /// Acknowledgements saying the server had the message already (dropped by its id).
+    pub duplicates: u64,
+    /// Messages published again after a failure.
+    pub resent: u64,
+    /// Times the circuit breaker opened.
+    pub breaker_openings: u64,
+    /// Since when (Unix ms) the breaker is open; `None` while it is closed.
+    pub open_since_ms: Option<u64>,
+}
+
 /// The counters of a run. For a run that read its input to the end (or drained) and wrote every
 /// record, `lines = blank + rejected + dropped + filtered + written`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,6 +82,8 @@ pub struct Summary {
     pub validator: StageSummary,
     /// The writer's waits: idle for batches, blocked on the output.
     pub writer: StageSummary,
+    /// The NATS sink's counters, when OUTPUT is one.
+    pub sink: Option<SinkSummary>,
 }
 
 impl Summary {
@@ -118,7 +137,7 @@ impl Summary {
             object["channel_high_water"] = s.channel_high_water.into();
             object
         };
-        json!({
+        let mut object = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "exit_code": exit as u8,
             "elapsed_seconds": self.elapsed.as_secs_f64(),
@@ -148,7 +167,19 @@ impl Summary {
                     "retries": self.retries,
                 })),
             },
-        })
+        });
+        if let Some(sink) = &self.sink {
+            object["sink"] = json!({
+                "published": sink.published,
+                "acked": sink.acked,
+                "duplicates": sink.duplicates,
+                "resent": sink.resent,
+                "breaker_openings": sink.breaker_openings,
+                "breaker_open": sink.open_since_ms.is_some(),
+                "breaker_open_since_unix_ms": sink.open_since_ms,
+            });
+        }
+        object
     }
 
     /// The `--metrics-textfile` content, in Prometheus text exposition format.
@@ -195,6 +226,31 @@ impl Summary {
             "Bytes at the end of a rotated-away input that the last run found never read (lost unless read by hand).",
             &[("", self.rotated_unread_bytes as f64)],
         );
+        if let Some(sink) = &self.sink {
+            metric(
+                "ingest_sink_messages_total",
+                "counter",
+                "NATS messages of the last run: published (re-sends included), acknowledged, acknowledged as duplicates, re-sent.",
+                &[
+                    ("{event=\"published\"}", sink.published as f64),
+                    ("{event=\"acked\"}", sink.acked as f64),
+                    ("{event=\"duplicate\"}", sink.duplicates as f64),
+                    ("{event=\"resent\"}", sink.resent as f64),
+                ],
+            );
+            metric(
+                "ingest_sink_breaker_openings_total",
+                "counter",
+                "Times the circuit breaker around the NATS sink opened in the last run.",
+                &[("", sink.breaker_openings as f64)],
+            );
+            metric(
+                "ingest_sink_breaker_open",
+                "gauge",
+                "1 while the circuit breaker around the NATS sink is open (the server is unavailable).",
+                &[("", f64::from(u8::from(sink.open_since_ms.is_some())))],
+            );
+        }
         let unix = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()

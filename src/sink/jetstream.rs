@@ -532,9 +532,16 @@ impl JetStreamSink {
         };
         loop {
             self.wait_after_failure(&why).await?;
-            // Nothing of ours may be on its way while the stream is read back.
-            for pending in std::mem::take(&mut self.pending) {
-                let _ = pending.ack.await;
+            // Nothing of ours may be on its way while the stream is read back: every answer
+            // is awaited (at once: each within the ack timeout), unless the connection is gone
+            // and no answer can come.
+            let pending = std::mem::take(&mut self.pending);
+            let live = self
+                .connection
+                .as_ref()
+                .is_some_and(|c| !c.lost.load(Ordering::Relaxed));
+            if live {
+                answers(pending).await;
             }
             let attempt = async {
                 self.ensure_connected().await?;
@@ -740,6 +747,20 @@ fn ours(headers: &HeaderMap, source: &Source) -> Option<(u64, u64)> {
         None => first,
     };
     Some((first, last))
+}
+
+/// Waits until every one of `pending` has its answer (or has timed out), whatever it is.
+async fn answers(pending: VecDeque<Pending>) {
+    let mut acks: Vec<Ack> = pending.into_iter().map(|p| p.ack).collect();
+    std::future::poll_fn(|cx| {
+        acks.retain_mut(|ack| ack.as_mut().poll(cx).is_pending());
+        if acks.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// Polls `ack` once: its answer if it is already there.

