@@ -77,6 +77,8 @@ pub struct Resume {
     pub committer: Option<Box<dyn Commit>>,
     /// Bytes of a rotated-away input that were never read (see the README's rotation recipe).
     pub rotated_unread_bytes: u64,
+    /// Who publishes this input (see [`crate::sink::jetstream::Source`]); 0 without a checkpoint.
+    pub source: u64,
 }
 
 /// A hash of the input's first bytes, and how many bytes it covers.
@@ -178,6 +180,9 @@ struct State {
     /// The run that wrote this ended after writing everything it read: nothing in the files
     /// past these lengths is its.
     finished: bool,
+    /// Who publishes this input, for a NATS OUTPUT: the same for every rerun on the same
+    /// input, so that a rerun recognises its own messages. 0 in older checkpoints.
+    source: u64,
 }
 
 const HEADER: &str = "ingest checkpoint 2";
@@ -194,7 +199,7 @@ impl State {
             None => ("-".to_owned(), "-".to_owned()),
         };
         format!(
-            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\n",
+            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n",
             self.fingerprint.len,
             self.fingerprint.hash,
             self.input.offset,
@@ -202,6 +207,7 @@ impl State {
             self.output.bytes,
             id(&self.output.id),
             u8::from(self.finished),
+            self.source,
         )
     }
 
@@ -247,6 +253,11 @@ impl State {
             None
         };
         let finished = version == 2 && field("finished")? == "1";
+        // Added within version 2: absent from checkpoints written before NATS outputs.
+        let source = match field("source") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+            None => 0,
+        };
         let state = State {
             fingerprint: Fingerprint {
                 len: fingerprint_len,
@@ -266,6 +277,7 @@ impl State {
                 bytes,
             }),
             finished,
+            source,
         };
         state.is_sane().then_some(state)
     }
@@ -387,6 +399,17 @@ impl Commit for Committer {
     }
 }
 
+/// Where this run's records go, as [`resume`] needs to know it.
+pub enum Output<'a> {
+    /// A file, which a rerun cuts back to the committed length.
+    File(Target<'a>),
+    /// A NATS subject: nothing to cut back; the stream itself says what it holds.
+    Nats {
+        /// The subject records are published on.
+        subject: &'a str,
+    },
+}
+
 /// A file this run writes, as [`resume`] needs it.
 pub struct Target<'a> {
     /// The open, locked file.
@@ -484,6 +507,48 @@ fn reconcile(
         },
         cut: len - committed,
     })
+}
+
+/// Squares a NATS OUTPUT with the checkpoint: nothing to cut, but a checkpoint made for
+/// another output is refused as for a file.
+fn reconcile_subject(checkpoint: &Path, subject: &str, known: Option<&Written>) -> Result<Plan, Error> {
+    let id = FileId {
+        dev: 0,
+        ino: 0,
+        path: PathBuf::from(format!("nats:{subject}")),
+    };
+    if let Some(was) = known.and_then(|k| k.id.as_ref())
+        && was.path != id.path
+    {
+        return Err(refuse(
+            checkpoint,
+            format!(
+                "it was made for '{}', not subject '{subject}': give each output its own checkpoint, or remove this one to start over",
+                was.path.display()
+            ),
+        ));
+    }
+    Ok(Plan {
+        written: Written {
+            id: Some(id),
+            bytes: 0,
+        },
+        cut: 0,
+    })
+}
+
+/// A new publisher identity: differs between hosts, processes and instants.
+fn new_source() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = format!(
+        "{}:{}:{}",
+        crate::os::host_name(),
+        std::process::id(),
+        now.as_nanos()
+    );
+    Fingerprint::of(seed.as_bytes()).hash.max(1)
 }
 
 /// Carries out a [`Plan`]: cuts the file back to the committed length.
@@ -617,6 +682,7 @@ fn read_nothing(
     let resume = Resume {
         start,
         committer,
+        source: state.map_or(0, |s| s.source),
         ..Resume::default()
     };
     (Box::new(io::empty()), resume)
@@ -633,7 +699,7 @@ fn read_nothing(
 pub async fn resume(
     path: &Path,
     input: File,
-    mut output: Target<'_>,
+    mut output: Output<'_>,
     rejects: Option<Target<'_>>,
     options: Options,
     drain: &CancellationToken,
@@ -642,7 +708,11 @@ pub async fn resume(
     let finished = state.as_ref().is_some_and(|s| s.finished);
     // The files first: a killed run's torn tail goes whatever input comes now. Both are
     // checked before either is touched.
-    let output_plan = reconcile(path, &output, state.as_ref().map(|s| &s.output), finished)?;
+    let known_output = state.as_ref().map(|s| &s.output);
+    let output_plan = match &output {
+        Output::File(target) => reconcile(path, target, known_output, finished)?,
+        Output::Nats { subject } => reconcile_subject(path, subject, known_output)?,
+    };
     let rejects_plan = match &rejects {
         Some(target) => {
             let known = state.as_ref().and_then(|s| s.rejects.as_ref());
@@ -650,7 +720,10 @@ pub async fn resume(
         }
         None => None,
     };
-    let output_now = apply(path, &mut output, output_plan)?;
+    let output_now = match &mut output {
+        Output::File(target) => apply(path, target, output_plan)?,
+        Output::Nats { .. } => output_plan.written,
+    };
     let rejects_now = match (rejects, rejects_plan) {
         (Some(mut target), Some(plan)) => Some(apply(path, &mut target, plan)?),
         _ => None,
@@ -715,6 +788,10 @@ pub async fn resume(
         }
     }
     let start = same_input.map_or_else(Position::default, |s| s.input);
+    let source = same_input
+        .map(|s| s.source)
+        .filter(|&s| s != 0)
+        .unwrap_or_else(new_source);
 
     let state = State {
         fingerprint: Fingerprint::of(&prefix.bytes),
@@ -723,6 +800,7 @@ pub async fn resume(
         output: output_now,
         rejects: rejects_now,
         finished: true,
+        source,
     };
     let committer = Committer::new(path, state, options.every_bytes);
 
@@ -753,6 +831,7 @@ pub async fn resume(
         preread,
         committer: Some(Box::new(committer)),
         rotated_unread_bytes,
+        source,
     };
     Ok((input, resume))
 }
@@ -786,6 +865,7 @@ mod tests {
                 bytes: 7,
             }),
             finished: true,
+            source: 0x1234_5678_9abc_def0,
         }
     }
 

@@ -96,10 +96,24 @@ pub async fn run(
         }
     };
     let (input, resume): (Box<dyn Read + Send>, _) = match (&config.checkpoint, input) {
-        (Some(path), _) => {
+        (Some(path), Input::File(file)) => {
+            let output = checkpoint::Output::Nats {
+                subject: &target.subject,
+            };
+            let rejects = rejects
+                .as_mut()
+                .zip(config.rejects.as_deref())
+                .map(|(sink, path)| checkpoint::Target { sink, path });
+            let options = checkpoint::Options {
+                every_bytes: config.checkpoint_bytes,
+                continue_only: config.continue_only,
+            };
+            checkpoint::resume(path, file, output, rejects, options, &drain).await?
+        }
+        (Some(path), Input::Reader(_)) => {
             let source = std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "not yet with a NATS OUTPUT: run without --checkpoint",
+                "needs a file descriptor as input",
             );
             return Err(Error::Checkpoint {
                 path: path.clone(),
@@ -109,12 +123,19 @@ pub async fn run(
         (None, Input::File(file)) => (Box::new(file), Resume::default()),
         (None, Input::Reader(reader)) => (reader, Resume::default()),
     };
-    let source = sink::jetstream::Source::new(&os::host_name(), &run_identity());
+    // With a checkpoint, the publisher is the same across reruns on the same input, and
+    // continues after what the stream holds of it; without, every run is a new publisher.
+    let resuming = config.checkpoint.is_some();
+    let identity = match resuming {
+        true => format!("{:016x}", resume.source).into_bytes(),
+        false => run_identity(),
+    };
+    let source = sink::jetstream::Source::new(&os::host_name(), &identity);
     let output = sink::jetstream::JetStreamSink::start(
         (**target).clone(),
         source,
         config.retry,
-        false,
+        resuming,
         metrics.clone(),
     )
     .await?;
@@ -141,10 +162,10 @@ async fn resume_file(
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     match (&config.checkpoint, input, &config.output) {
         (Some(path), Input::File(file), Output::File(output_path)) => {
-            let output = checkpoint::Target {
+            let output = checkpoint::Output::File(checkpoint::Target {
                 sink: output,
                 path: output_path,
-            };
+            });
             let rejects = rejects
                 .zip(config.rejects.as_deref())
                 .map(|(sink, path)| checkpoint::Target { sink, path });

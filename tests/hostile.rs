@@ -395,7 +395,9 @@ fn too_few_file_descriptors_is_an_os_error_with_a_hint() {
 #[test]
 fn too_little_memory_for_threads_ends_with_an_error_never_a_hang() {
     let dir = Scratch::new();
-    let (code, stderr) = with_limit(libc::RLIMIT_AS, 22_000 * 1024, &dir);
+    // Enough address space to load the binary (with its NATS and TLS code, ~26 MB for the
+    // debug build), too little for the runtime's threads and their stacks (~36 MB).
+    let (code, stderr) = with_limit(libc::RLIMIT_AS, 30_000 * 1024, &dir);
     assert_eq!(code, Some(71), "{stderr}");
     assert!(
         stderr.contains("ingest: error: out of") && stderr.contains("ulimit -v"),

@@ -39,22 +39,26 @@ fn line_and_message(stored: &Stored) -> (u64, String) {
     )
 }
 
-/// Asserts that `stored` holds records 1..=n of `valid_lines(n)`, once each and in order.
+/// Asserts that `stored` holds the records of `valid_lines(n)` (messages `Message 0` up to
+/// `Message n-1`, bad lines in between or not), once each and in order, each message's
+/// `Ingest-Line` header naming its record's line.
 fn assert_each_once_in_order(stored: &[Stored], n: usize) {
-    let lines: Vec<u64> = stored.iter().map(|s| line_and_message(s).0).collect();
-    let expected: Vec<u64> = (1..=n as u64).collect();
-    if lines != expected {
-        let first_bad = lines.iter().zip(&expected).position(|(a, b)| a != b);
+    let numbers: Vec<u64> = stored
+        .iter()
+        .map(|s| {
+            let (line, message) = line_and_message(s);
+            assert_eq!(s.header("Ingest-Line"), Some(line.to_string().as_str()));
+            message.strip_prefix("Message ").unwrap().parse().unwrap()
+        })
+        .collect();
+    let expected: Vec<u64> = (0..n as u64).collect();
+    if numbers != expected {
+        let first_bad = numbers.iter().zip(&expected).position(|(a, b)| a != b);
         panic!(
             "{} messages for {n} records; first difference at index {first_bad:?}: {:?}",
-            lines.len(),
-            first_bad.map(|i| &lines[i.saturating_sub(2)..(i + 3).min(lines.len())])
+            numbers.len(),
+            first_bad.map(|i| &numbers[i.saturating_sub(2)..(i + 3).min(numbers.len())])
         );
-    }
-    for s in stored {
-        let (line, message) = line_and_message(s);
-        assert_eq!(message, format!("Message {}", line - 1));
-        assert_eq!(s.header("Ingest-Line"), Some(line.to_string().as_str()));
     }
 }
 
@@ -345,4 +349,83 @@ fn sigint_with_acknowledgements_outstanding_drains_them_and_ends_by_sigint() {
     );
     assert!(stderr.contains("200 written"), "{stderr}");
     assert_each_once_in_order(&read_stream(&server.url(), "LOGS"), 200);
+}
+
+#[test]
+fn a_publisher_killed_again_and_again_with_a_checkpoint_leaves_each_record_once_in_order() {
+    let server = Server::start("");
+    // A 1-second duplicate window: most reruns come after it, so the message ids alone could
+    // not keep a record from being stored twice.
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(1));
+    let dir = Scratch::new();
+    let n = 60_000;
+    let mut input = String::new();
+    for i in 0..n {
+        input.push_str(&valid_lines_range(i..i + 1));
+        if i % 1000 == 999 {
+            input.push_str(&format!("bad line {i}\n"));
+        }
+    }
+    std::fs::write(dir.path("in.log"), &input).unwrap();
+    let url = format!("{}/logs.app", server.url());
+    let args = [
+        url.as_str(),
+        "--checkpoint",
+        "cp",
+        "--rejects",
+        "bad.tsv",
+        "--checkpoint-bytes",
+        "100000",
+    ];
+    let start = || {
+        Command::new(BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args(args)
+            .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut kills = 0;
+    for round in 0..40 {
+        let before = stream_len(&server.url(), "LOGS");
+        if before >= n as u64 {
+            break;
+        }
+        let mut child = start();
+        let _ = round;
+        // Killed at a different point each time: some rounds before the first message.
+        let target = before + 500 + (round % 7) * 900;
+        wait_until("the publisher to make progress or end", || {
+            stream_len(&server.url(), "LOGS") >= target || child.try_wait().unwrap().is_some()
+        });
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if round % 3 == 2 {
+            // Past the duplicate window.
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+    }
+    assert!(
+        kills >= 5,
+        "only {kills} kills: the runs were too quick to interrupt"
+    );
+    let last = start().wait_with_output().unwrap();
+    assert_eq!(last.status.code(), Some(0));
+    assert_each_once_in_order(&read_stream(&server.url(), "LOGS"), n);
+    // Each bad line once, in order, whatever the kills did to the rejects file.
+    let rejected: Vec<String> = dir
+        .read("bad.tsv")
+        .lines()
+        .map(|l| l.rsplit('\t').next().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..n)
+        .filter(|i| i % 1000 == 999)
+        .map(|i| format!("bad line {i}"))
+        .collect();
+    assert_eq!(rejected, expected);
 }
