@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::nats::{Server, Stored, block_on, create_stream, read_stream};
+use common::nats::{Cluster, Server, Stored, block_on, create_stream, read_stream};
 use common::{BIN, Scratch, valid_lines, valid_lines_range, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -66,7 +66,7 @@ fn assert_each_once_in_order(stored: &[Stored], n: usize) {
 fn every_valid_record_reaches_the_stream_once_in_input_order_with_its_headers() {
     let server = Server::start("");
     create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
-    let n = 100_000;
+    let n = 1_000_000;
     let mut input = valid_lines(n);
     input.push_str("not a record\n");
     let url = format!("{}/logs.app", server.url());
@@ -428,4 +428,144 @@ fn a_publisher_killed_again_and_again_with_a_checkpoint_leaves_each_record_once_
         .map(|i| format!("bad line {i}"))
         .collect();
     assert_eq!(rejected, expected);
+}
+
+#[test]
+fn a_replicated_stream_losing_its_leader_mid_run_keeps_each_record_once_in_order() {
+    let mut cluster = Cluster::start();
+    create_stream(
+        &cluster.nodes[0].url(),
+        "LOGS",
+        &["logs.>"],
+        3,
+        Duration::from_secs(120),
+    );
+    let leader = cluster.stream_leader(&cluster.nodes[0], "LOGS");
+    let n = 100_000;
+    let dir = Scratch::new();
+    std::fs::write(dir.path("in.log"), valid_lines(n)).unwrap();
+    let url = format!("{}/logs.app", cluster.urls());
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args([
+            url.as_str(),
+            "--stats-json",
+            dir.path("stats.json").to_str().unwrap(),
+        ])
+        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let index: usize = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+    let survivor_url = cluster.nodes[(index + 1) % 3].url();
+    wait_until("the first records to be stored", || {
+        stream_len(&survivor_url, "LOGS") >= 5_000
+    });
+    cluster.nodes[index].kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_each_once_in_order(&read_stream(&survivor_url, "LOGS"), n);
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl in `dir`.
+fn make_certificates(dir: &Scratch) {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .current_dir(dir.path(""))
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is needed for the TLS test (apt-get install openssl)");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    std::fs::write(dir.path("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ingest test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+#[test]
+fn tls_with_a_private_ca_publishes_and_an_unknown_ca_is_refused() {
+    let dir = Scratch::new();
+    make_certificates(&dir);
+    let tls = format!(
+        "tls {{ cert_file: {:?}, key_file: {:?} }}",
+        dir.path("server.pem"),
+        dir.path("server.key")
+    );
+    let server = Server::start(&tls);
+    let url = format!("tls://127.0.0.1:{}/logs.app", server.port);
+    let ca = dir.path("ca.pem");
+    let (code, stderr) = run(
+        &[
+            &url,
+            "--nats-tls-ca",
+            ca.to_str().unwrap(),
+            "--create-stream",
+            "APP",
+        ],
+        &valid_lines(3),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("3 written"), "{stderr}");
+    let stored = block_on(async {
+        let client = async_nats::ConnectOptions::new()
+            .add_root_certificates(ca.clone())
+            .require_tls(true)
+            .connect(format!("tls://127.0.0.1:{}", server.port))
+            .await
+            .unwrap();
+        let mut stream = async_nats::jetstream::new(client)
+            .get_stream("APP")
+            .await
+            .unwrap();
+        stream.info().await.unwrap().state.messages
+    });
+    assert_eq!(stored, 3);
+    // Without the CA the server's certificate cannot be trusted: a clear error, not a retry loop.
+    let (code, stderr) = run(&[&url, "--sink-timeout", "30"], &valid_lines(3));
+    assert_eq!(code, Some(74), "{stderr}");
+    assert!(stderr.contains("--nats-tls-ca"), "{stderr}");
 }

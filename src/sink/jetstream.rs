@@ -862,6 +862,13 @@ async fn connect(
                 }))
             }
             ConnectErrorKind::ServerParse => Err(fatal(e.to_string())),
+            // A certificate that cannot be trusted stays so: no retry. (The client reports a
+            // rejected certificate as an I/O error; its words are all there is to go by.)
+            ConnectErrorKind::Tls | ConnectErrorKind::Io if e.to_string().contains("certificate") => {
+                Err(fatal(format!(
+                    "TLS failed: {e} (a server with a private CA needs --nats-tls-ca FILE)"
+                )))
+            }
             _ => Err(Trouble::Transient(format!("cannot connect: {e}"))),
         },
     }

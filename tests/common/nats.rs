@@ -140,6 +140,62 @@ impl Drop for Server {
     }
 }
 
+/// Three JetStream servers clustered on 127.0.0.1, each with its own store.
+pub struct Cluster {
+    /// The nodes, `n1` to `n3`.
+    pub nodes: Vec<Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts three nodes that route to each other.
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
+            .collect();
+        let nodes = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, cluster))| {
+                let name = format!("n{}", i + 1);
+                let store = dir.path().join(&name);
+                let config = format!(
+                    "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: {store:?} }}\ncluster {{ name: test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
+                    routes.join(", ")
+                );
+                Server::with_config(dir.path(), &name, *port, &config)
+            })
+            .collect();
+        Cluster { nodes, _dir: dir }
+    }
+
+    /// `nats://` URL naming every node, for clients that fail over.
+    pub fn urls(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("nats://{}", hosts.join(","))
+    }
+
+    /// The name of the node leading stream `name` (`n1`..`n3`).
+    pub fn stream_leader(&self, via: &Server, name: &str) -> String {
+        block_on(async {
+            let client = async_nats::connect(via.url()).await.unwrap();
+            let mut stream = jetstream::new(client).get_stream(name).await.unwrap();
+            let info = stream.info().await.unwrap();
+            info.cluster
+                .as_ref()
+                .and_then(|c| c.leader.clone())
+                .expect("the stream has a leader")
+        })
+    }
+}
+
 /// A message as the stream holds it.
 #[derive(Debug, Clone)]
 pub struct Stored {
