@@ -445,7 +445,7 @@ fn a_replicated_stream_losing_its_leader_mid_run_keeps_each_record_once_in_order
     let dir = Scratch::new();
     std::fs::write(dir.path("in.log"), valid_lines(n)).unwrap();
     let url = format!("{}/logs.app", cluster.urls());
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .env_clear()
         .args([
             url.as_str(),
