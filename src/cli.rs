@@ -22,17 +22,19 @@ Records:
   SEVERITY   trace debug info warn[ing] err[or] fatal crit[ical], any case, [brackets] allowed
   A record with an empty message is dropped; a line that does not parse is rejected.
 
-Example:
+Examples:
   ingest --rejects bad.tsv --checkpoint app.cp out.log < app.log
+  ingest --checkpoint app.cp nats://nats1:4222,nats2:4222/logs.app < app.log
 
 Output formats:
   text   `     1  INFO started` (line number, severity, message)
   json   {\"line\":1,\"timestamp\":\"2026-04-15T00:00:01Z\",\"severity\":\"INFO\",\"message\":\"started\"}
 
 Exit codes:
-  0 ok   2 usage   65 more rejects than --max-rejects   70 internal error
-  71 out of file descriptors, memory or threads   73 cannot open output
+  0 ok   2 usage   65 more rejects than --max-rejects   69 NATS server unavailable past --sink-timeout
+  70 internal error   71 out of file descriptors, memory or threads   73 cannot open output
   74 read/write error, drain timeout or unusable checkpoint   75 output or rejects file in use by another run
+  77 NATS refused the credentials   78 no JetStream stream takes the subject
   130/143 drained after SIGINT/SIGTERM";
 
 /// Most parser tasks: past the cores of any machine, and each costs a runtime thread.
