@@ -12,21 +12,35 @@ use common::{BIN, Scratch, valid_lines, valid_lines_range, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// `ingest ARGS` with `input` on stdin; returns the exit code and stderr.
+/// `ingest ARGS` with `input` on stdin; returns the exit code and stderr. A run that has not
+/// ended after two minutes is killed and fails the test.
 fn run(args: &[&str], input: &str) -> (Option<i32>, String) {
     let dir = Scratch::new();
     std::fs::write(dir.path("in.log"), input).unwrap();
-    let output = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .env_clear()
         .current_dir(dir.path(""))
         .args(args)
         .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
-        .output()
+        .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+        .spawn()
         .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ingest {args:?} still running after 120 s: {}",
+                dir.read("stderr")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), dir.read("stderr"))
 }
 
 /// The JSON body's `line` and `message`.
@@ -96,15 +110,17 @@ fn every_valid_record_reaches_the_stream_once_in_input_order_with_its_headers() 
 fn batch_bytes_packs_the_same_records_into_fewer_messages() {
     let server = Server::start("");
     create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
-    let n = 10_000;
+    // Many more batches than the pipeline's window: acknowledgements must be awaited while
+    // the sink holds batches, or the reader waits for a slot forever.
+    let n = 200_000;
     let url = format!("{}/logs.app", server.url());
-    let (code, stderr) = run(&[&url, "--batch-bytes", "4096"], &valid_lines(n));
+    let (code, stderr) = run(&[&url, "--batch-bytes", "65536"], &valid_lines(n));
     assert_eq!(code, Some(0), "{stderr}");
     let stored = read_stream(&server.url(), "LOGS");
     assert!(stored.len() < n / 20, "{} messages for {n} records", stored.len());
     let mut lines = Vec::new();
     for message in &stored {
-        assert!(message.payload.len() <= 4096);
+        assert!(message.payload.len() <= 65536);
         let records: Vec<&[u8]> = message
             .payload
             .split(|&b| b == b'\n')

@@ -193,6 +193,8 @@ where
     let settings = writer::Settings {
         retry: config.retry,
         checkpoint: resume.committer.map(|c| (c, resume.start)),
+        // Half the window: the reader keeps slots to read ahead while acknowledgements come.
+        hold: tuning.window / 2,
     };
     let writer = writer::run(
         valid_rx,

@@ -27,6 +27,8 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// With `--checkpoint`: the committer, and where this run started in its input.
     pub checkpoint: Option<(Box<dyn Commit>, Position)>,
+    /// Batches the sink may hold unsettled between two sends (see [`Sink::send`]).
+    pub hold: usize,
 }
 
 /// The rejects file and the checkpoint: what the writer keeps besides the sink.
@@ -99,6 +101,7 @@ pub async fn run<S: Sink, R: Writable>(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
+    let hold = settings.hold;
     let mut books = Books {
         rejects: rejects.map(|r| FileSink::new(r, settings.retry)),
         checkpoint: settings.checkpoint,
@@ -118,7 +121,7 @@ pub async fn run<S: Sink, R: Writable>(
             // Time handing over is time waiting for the output: the writer's blocked time.
             let before = sink.stored();
             let writing = Instant::now();
-            let sent = sink.send(batch).await;
+            let sent = sink.send(batch, hold).await;
             metrics.writer.blocked(writing.elapsed());
             // Counted whether or not it failed: what reached the output, did.
             count(&metrics, before, sink.stored());
@@ -318,6 +321,7 @@ mod tests {
             Settings {
                 retry: POLICY,
                 checkpoint: None,
+                hold: 0,
             },
             metrics.clone(),
             CancellationToken::new(),
@@ -551,6 +555,7 @@ mod tests {
         let settings = Settings {
             retry: POLICY,
             checkpoint: Some((Box::new(committer), Position::default())),
+            hold: 0,
         };
         let metrics = Arc::new(Metrics::default());
         run(
@@ -662,7 +667,7 @@ mod tests {
                     tx.try_send(batch(b * 10 + 1..=b * 10 + 10, &window)).unwrap();
                 }
                 drop(tx);
-                let settings = Settings { retry: POLICY, checkpoint: None };
+                let settings = Settings { retry: POLICY, checkpoint: None, hold: 0 };
                 let metrics = Arc::new(Metrics::default());
                 let result = run(rx, FileSink::new(Shared(sink.clone()), POLICY), None::<FaultySink>, settings, metrics.clone(), CancellationToken::new()).await;
                 result.map(|()| metrics.snapshot(Duration::ZERO))

@@ -120,7 +120,7 @@ impl<W: Writable> Sink for FileSink<W> {
         self.output.describe()
     }
 
-    async fn send(&mut self, batch: ValidBatch) -> Result<(), Stop> {
+    async fn send(&mut self, batch: ValidBatch, _hold: usize) -> Result<(), Stop> {
         self.write(batch.rendered(), batch.len() as u64).await?;
         // Written is settled: a commit syncs first (see `sync`).
         self.settled = Some(batch);

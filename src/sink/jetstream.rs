@@ -441,8 +441,9 @@ impl JetStreamSink {
         }
     }
 
-    /// Sends what there is to send, within the window; with `all`, also waits for every ack.
-    async fn pump(&mut self, all: bool) -> Result<(), Stop> {
+    /// Sends what there is to send, within the window, and waits for acknowledgements until at
+    /// most `hold` batches are left unsettled.
+    async fn pump(&mut self, hold: usize) -> Result<(), Stop> {
         loop {
             // Answers that are already back, without waiting.
             while let Some(front) = self.pending.front_mut() {
@@ -452,9 +453,9 @@ impl JetStreamSink {
                 self.pending.pop_front();
                 self.answer(answer).await?;
             }
+            self.settle_front();
             let more = self.more_to_send();
-            if !more && (!all || self.pending.is_empty()) {
-                self.settle_front();
+            if !more && self.batches.len() <= hold {
                 return Ok(());
             }
             let stalled = self.pending.front().is_some_and(|p| p.sent.elapsed() >= STALLED);
@@ -681,7 +682,7 @@ impl Sink for JetStreamSink {
         self.target.shown.clone()
     }
 
-    async fn send(&mut self, batch: ValidBatch) -> Result<(), Stop> {
+    async fn send(&mut self, batch: ValidBatch, hold: usize) -> Result<(), Stop> {
         let messages = self.messages(&batch);
         self.batches.push_back(InFlight {
             batch,
@@ -689,7 +690,7 @@ impl Sink for JetStreamSink {
             acked: 0,
         });
         self.skip_empty();
-        self.pump(false).await
+        self.pump(hold).await
     }
 
     fn settled(&mut self) -> Option<ValidBatch> {
@@ -697,7 +698,7 @@ impl Sink for JetStreamSink {
     }
 
     async fn flush(&mut self) -> Result<(), Stop> {
-        self.pump(true).await?;
+        self.pump(0).await?;
         if self.reordered > 0 {
             tracing::error!(
                 "{}: {} messages had to be sent again after later ones were already stored: they are in the stream once, but out of order",
