@@ -585,3 +585,17 @@ fn tls_with_a_private_ca_publishes_and_an_unknown_ca_is_refused() {
     assert_eq!(code, Some(74), "{stderr}");
     assert!(stderr.contains("--nats-tls-ca"), "{stderr}");
 }
+
+#[test]
+fn a_user_who_may_not_publish_to_the_subject_exits_77() {
+    let server = Server::start(
+        r#"authorization { users = [ {user: admin, password: admin}, {user: app, password: app, permissions: {publish: {deny: ["logs.>"]}}} ] }"#,
+    );
+    let admin = format!("nats://admin:admin@127.0.0.1:{}/logs.app", server.port);
+    let (code, stderr) = run(&[&admin, "--create-stream", "LOGS"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let app = format!("nats://app:app@127.0.0.1:{}/logs.app", server.port);
+    let (code, stderr) = run(&[&app, "--ack-timeout", "1"], &valid_lines(3));
+    assert_eq!(code, Some(77), "{stderr}");
+    assert!(stderr.contains("Permissions Violation"), "{stderr}");
+}
