@@ -29,13 +29,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+from compare import ROOT, build as build_ingest, corpus as clean_corpus
 
 
 def build():
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "ingest", "--example", "corpus"],
-                   cwd=ROOT, check=True)
+    ingest, generator = build_ingest()
     out = subprocess.run(["cargo", "bench", "--bench", "nats_loop", "--no-run", "--message-format=json"],
                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
     loop = None
@@ -43,17 +41,12 @@ def build():
         message = json.loads(line)
         if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "nats_loop":
             loop = message["executable"]
-    ingest = os.path.join(TARGET, "release", "ingest")
-    return ingest, os.path.join(TARGET, "release", "examples", "corpus"), loop
+    return ingest, generator, loop
 
 
 def corpus(generator, ingest, lines):
-    os.makedirs(os.path.join(TARGET, "bench"), exist_ok=True)
-    path = os.path.join(TARGET, "bench", f"corpus-clean-{lines}.log")
-    if not os.path.exists(path):
-        with open(path + ".tmp", "wb") as out:
-            subprocess.run([generator, str(lines), "clean"], stdout=out, check=True)
-        os.rename(path + ".tmp", path)
+    """The clean corpus (shared with compare.py) and its JSON rendering: the message bodies."""
+    path = clean_corpus(generator, lines, "clean")
     bodies = path + ".jsonl"
     if not os.path.exists(bodies):
         with open(path) as stdin:
