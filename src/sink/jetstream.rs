@@ -597,8 +597,9 @@ impl JetStreamSink {
             );
         } else {
             tracing::debug!(
-                "{}: {why}; next probe in {} ms",
+                "{}: {why}; unavailable for {} s; next probe in {} ms",
                 self.target.shown,
+                failing.as_secs(),
                 delay.as_millis()
             );
         }
