@@ -40,6 +40,44 @@ const fn padded(severity: Severity) -> &'static [u8] {
     }
 }
 
+/// A record's fixed-size part, assembled on the stack and appended to the output in one copy:
+/// one capacity check per record instead of one per field.
+struct Head {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Head {
+    fn new() -> Head {
+        Head {
+            bytes: [0; 128],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, s: &[u8]) {
+        self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
+        self.len += s.len();
+    }
+
+    /// `n` (below 100) as two digits.
+    fn pair(&mut self, n: u32) {
+        let i = 2 * n as usize;
+        self.push(&PAIRS[i..i + 2]);
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// `00` to `99`, two bytes each: a table lookup per pair of digits, no division per digit.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Exactly `format!("{:>6} {:>5} {}\n", line_no, severity, message)`, without the formatter.
 fn write_text(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
     let mut digits = itoa::Buffer::new();
@@ -55,54 +93,69 @@ fn write_text(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
 }
 
 fn write_json(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
-    buf.extend_from_slice(b"{\"line\":");
-    buf.extend_from_slice(itoa::Buffer::new().format(record.line_no).as_bytes());
-    buf.extend_from_slice(b",\"timestamp\":\"");
-    write_rfc3339_utc(buf, record.timestamp);
-    buf.extend_from_slice(b"\",\"severity\":\"");
-    buf.extend_from_slice(record.severity.as_str().as_bytes());
-    buf.extend_from_slice(b"\",\"message\":\"");
+    let mut head = Head::new();
+    head.push(b"{\"line\":");
+    head.push(itoa::Buffer::new().format(record.line_no).as_bytes());
+    head.push(b",\"timestamp\":\"");
+    push_rfc3339_utc(&mut head, record.timestamp);
+    head.push(b"\",\"severity\":\"");
+    head.push(record.severity.as_str().as_bytes());
+    head.push(b"\",\"message\":\"");
+    buf.reserve(head.len + record.message.len() + 3);
+    buf.extend_from_slice(head.as_slice());
     write_json_string_body(buf, record.message);
     buf.extend_from_slice(b"\"}\n");
 }
 
-/// `n` as exactly `N` decimal digits, zero-padded.
-fn push_digits<const N: usize>(buf: &mut Vec<u8>, mut n: u32) {
-    let mut digits = [b'0'; N];
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    buf.extend_from_slice(&digits);
-}
-
 /// The instant in UTC as RFC 3339, `2026-04-15T00:00:07.25Z`, exactly as `time`'s `Rfc3339`
 /// writes it (fraction without trailing zeros, none when zero), without its general formatter.
-fn write_rfc3339_utc(buf: &mut Vec<u8>, timestamp: OffsetDateTime) {
+fn push_rfc3339_utc(head: &mut Head, timestamp: OffsetDateTime) {
     let utc = timestamp
         .checked_to_offset(UtcOffset::UTC)
         .expect("the grammar keeps every instant within the years 0000-9999");
     let (year, month, day) = utc.to_calendar_date();
     let (hour, minute, second, nanos) = utc.to_hms_nano();
-    push_digits::<4>(buf, year as u32);
-    buf.push(b'-');
-    push_digits::<2>(buf, u32::from(month as u8));
-    buf.push(b'-');
-    push_digits::<2>(buf, u32::from(day));
-    buf.push(b'T');
-    push_digits::<2>(buf, u32::from(hour));
-    buf.push(b':');
-    push_digits::<2>(buf, u32::from(minute));
-    buf.push(b':');
-    push_digits::<2>(buf, u32::from(second));
+    let year = year as u32;
+    head.pair(year / 100);
+    head.pair(year % 100);
+    head.push(b"-");
+    head.pair(u32::from(month as u8));
+    head.push(b"-");
+    head.pair(u32::from(day));
+    head.push(b"T");
+    head.pair(u32::from(hour));
+    head.push(b":");
+    head.pair(u32::from(minute));
+    head.push(b":");
+    head.pair(u32::from(second));
     if nanos != 0 {
-        buf.push(b'.');
-        let start = buf.len();
-        push_digits::<9>(buf, nanos);
-        let zeros = buf[start..].iter().rev().take_while(|&&b| b == b'0').count();
-        buf.truncate(buf.len() - zeros);
+        head.push(b".");
+        // Milliseconds, the usual precision, in two table lookups; nine digits otherwise.
+        let (value, digits) = if nanos % 1_000_000 == 0 {
+            (nanos / 1_000_000, 3)
+        } else if nanos % 1000 == 0 {
+            (nanos / 1000, 6)
+        } else {
+            (nanos, 9)
+        };
+        let start = head.len;
+        let mut rest = value;
+        head.len += digits;
+        let mut at = head.len;
+        while at - start >= 2 {
+            let i = 2 * (rest % 100) as usize;
+            head.bytes[at - 2..at].copy_from_slice(&PAIRS[i..i + 2]);
+            rest /= 100;
+            at -= 2;
+        }
+        if at > start {
+            head.bytes[start] = b'0' + rest as u8;
+        }
+        while head.bytes[head.len - 1] == b'0' {
+            head.len -= 1;
+        }
     }
-    buf.push(b'Z');
+    head.push(b"Z");
 }
 
 /// Bytes that JSON strings escape: control characters, `"` and `\`.
