@@ -1,13 +1,15 @@
-//! `ingest`: read log lines from stdin, check them, append the valid records to a file.
+//! `ingest`: read log lines from stdin, check them, append the valid records to a file (or
+//! publish them to a NATS JetStream subject).
 //!
 //! The crate map, in the order a line travels:
 //! - [`cli`]: flags into a checked [`Config`] ([`config`], which the stages read);
 //! - [`pipeline`]: the stages ([`pipeline::reader`], [`pipeline::parser`],
 //!   [`pipeline::validator`], [`pipeline::writer`]) and how they start, stop and push back;
 //! - [`record`]: the line grammar and the record types, pure;
-//! - [`format`]: text and JSON rendering, pure;
-//! - [`sink`]: where the writer puts records (a file, standard output, a JetStream subject);
-//! - [`output`]: the files the writer appends to, locked;
+//! - [`mod@format`]: text and JSON rendering, pure;
+//! - [`sink`]: where the writer puts records, one interface: a file or standard output
+//!   ([`sink::file`], on [`output`]'s locked files), a JetStream subject ([`sink::jetstream`],
+//!   with its circuit breaker, [`sink::breaker`]);
 //! - [`checkpoint`]: `--checkpoint`, exactly-once reruns; [`atomic`]: replacing small files;
 //! - [`metrics`]: the one set of counters every stage adds to, per batch;
 //! - [`summary`], [`error`]: how a run ends (summary line, stats JSON, Prometheus textfile) and

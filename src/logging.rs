@@ -92,7 +92,7 @@ fn print_bytes(bytes: &[u8]) {
     }
 }
 
-/// Prints one line on stderr as [`print_bytes`] does, adding the newline; for `main`'s messages
+/// Prints one line on stderr as `print_bytes` does, adding the newline; for `main`'s messages
 /// and the progress lines, never `eprintln!` (which panics when stderr fails).
 pub fn print_line(line: &str) {
     let mut bytes = Vec::with_capacity(line.len() + 1);

@@ -149,7 +149,7 @@ pub struct ParsedRecord<'a> {
 
 /// A record the validator accepted: its message is not empty.
 ///
-/// The field is private, so [`ValidRecord::validate`] is the only way to build one and the writer
+/// The field is private, so `ValidRecord::validate` is the only way to build one and the writer
 /// never has to check again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ValidRecord<'a>(ParsedRecord<'a>);

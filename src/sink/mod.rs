@@ -1,6 +1,6 @@
 //! Where the writer stage puts records, behind one interface: [`Sink`].
 //!
-//! A file or standard output ([`file`]) and a NATS JetStream subject ([`jetstream`]) have the
+//! A file or standard output ([`mod@file`]) and a NATS JetStream subject ([`jetstream`]) have the
 //! same shape: the writer hands a sink batches in input order and takes back, in that order, the
 //! batches whose records are stored for good (written to the file, acknowledged by the server).
 //! Only then does it count them, write their rejected lines and commit the checkpoint; each
