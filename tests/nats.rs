@@ -15,10 +15,16 @@ use nix::unistd::Pid;
 /// `ingest ARGS` with `input` on stdin; returns the exit code and stderr. A run that has not
 /// ended after two minutes is killed and fails the test.
 fn run(args: &[&str], input: &str) -> (Option<i32>, String) {
+    run_with_env(args, input, &[])
+}
+
+/// [`run`] with `env` set (and nothing else from the test's environment).
+fn run_with_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let dir = Scratch::new();
     std::fs::write(dir.path("in.log"), input).unwrap();
     let mut child = Command::new(BIN)
         .env_clear()
+        .envs(env.iter().copied())
         .current_dir(dir.path(""))
         .args(args)
         .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
@@ -369,6 +375,20 @@ fn sigint_with_acknowledgements_outstanding_drains_them_and_ends_by_sigint() {
 
 #[test]
 fn a_publisher_killed_again_and_again_with_a_checkpoint_leaves_each_record_once_in_order() {
+    kill_loop(&[], 1);
+}
+
+#[test]
+fn a_packing_publisher_killed_again_and_again_with_a_checkpoint_leaves_each_record_once_in_order() {
+    // About 45 records a message: a rerun packs from another line on, and still continues
+    // after the last line the stream holds.
+    kill_loop(&["--batch-bytes", "4096"], 45);
+}
+
+/// Publishes 60,000 records (and a bad line every 1,000) with `--checkpoint` and `extra`,
+/// SIGKILLs the publisher again and again at different points (some reruns after the 1-second
+/// duplicate window), lets the last run finish, and checks the stream and the rejects file.
+fn kill_loop(extra: &[&str], records_per_message: u64) {
     let server = Server::start("");
     // A 1-second duplicate window: most reruns come after it, so the message ids alone could
     // not keep a record from being stored twice.
@@ -384,7 +404,7 @@ fn a_publisher_killed_again_and_again_with_a_checkpoint_leaves_each_record_once_
     }
     std::fs::write(dir.path("in.log"), &input).unwrap();
     let url = format!("{}/logs.app", server.url());
-    let args = [
+    let mut args = vec![
         url.as_str(),
         "--checkpoint",
         "cp",
@@ -393,34 +413,32 @@ fn a_publisher_killed_again_and_again_with_a_checkpoint_leaves_each_record_once_
         "--checkpoint-bytes",
         "100000",
     ];
+    args.extend_from_slice(extra);
     let start = || {
         Command::new(BIN)
             .env_clear()
             .current_dir(dir.path(""))
-            .args(args)
+            .args(&args)
             .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap()
     };
     let mut kills = 0;
-    for round in 0..40 {
+    for round in 0..40u64 {
         let before = stream_len(&server.url(), "LOGS");
-        if before >= n as u64 {
-            break;
-        }
         let mut child = start();
-        let _ = round;
         // Killed at a different point each time: some rounds before the first message.
-        let target = before + 500 + (round % 7) * 900;
+        let target = before + (500 + (round % 7) * 900) / records_per_message;
         wait_until("the publisher to make progress or end", || {
             stream_len(&server.url(), "LOGS") >= target || child.try_wait().unwrap().is_some()
         });
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
+        if child.try_wait().unwrap().is_some() {
+            break;
         }
+        child.kill().unwrap();
         child.wait().unwrap();
+        kills += 1;
         if round % 3 == 2 {
             // Past the duplicate window.
             std::thread::sleep(Duration::from_millis(1100));
@@ -432,7 +450,19 @@ fn a_publisher_killed_again_and_again_with_a_checkpoint_leaves_each_record_once_
     );
     let last = start().wait_with_output().unwrap();
     assert_eq!(last.status.code(), Some(0));
-    assert_each_once_in_order(&read_stream(&server.url(), "LOGS"), n);
+    // Packed messages split back into their records.
+    let mut records = Vec::new();
+    for message in read_stream(&server.url(), "LOGS") {
+        for body in message.payload.split(|&b| b == b'\n').filter(|r| !r.is_empty()) {
+            let mut one = message.clone();
+            one.payload = body.to_vec();
+            one.headers.retain(|(name, _)| name != "Ingest-Line");
+            let line = line_and_message(&one).0;
+            one.headers.push(("Ingest-Line".to_owned(), line.to_string()));
+            records.push(one);
+        }
+    }
+    assert_each_once_in_order(&records, n);
     // Each bad line once, in order, whatever the kills did to the rejects file.
     let rejected: Vec<String> = dir
         .read("bad.tsv")
@@ -598,4 +628,28 @@ fn a_user_who_may_not_publish_to_the_subject_exits_77() {
     let (code, stderr) = run(&[&app, "--ack-timeout", "1"], &valid_lines(3));
     assert_eq!(code, Some(77), "{stderr}");
     assert!(stderr.contains("Permissions Violation"), "{stderr}");
+}
+
+#[test]
+fn credentials_come_from_the_environment_too() {
+    let server = Server::start("authorization { token: t0ken-from-env }");
+    let url = format!("{}/logs.app", server.url());
+    let (code, stderr) = run(&[&url, "--create-stream", "APP"], &valid_lines(3));
+    assert_eq!(code, Some(77), "no token: {stderr}");
+    let (code, stderr) = run_with_env(
+        &[&url, "--create-stream", "APP"],
+        &valid_lines(3),
+        &[("NATS_TOKEN", "t0ken-from-env")],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("t0ken-from-env"), "{stderr}");
+
+    let server = Server::start("authorization { user: app, password: pw-from-env }");
+    let url = format!("{}/logs.app", server.url());
+    let (code, stderr) = run_with_env(
+        &[&url, "--create-stream", "APP"],
+        &valid_lines(3),
+        &[("NATS_USER", "app"), ("NATS_PASSWORD", "pw-from-env")],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
 }
