@@ -448,8 +448,24 @@ fn kill_loop(extra: &[&str], records_per_message: u64) {
         kills >= 5,
         "only {kills} kills: the runs were too quick to interrupt"
     );
-    let last = start().wait_with_output().unwrap();
+    let last = Command::new(BIN)
+        .env_clear()
+        .current_dir(dir.path(""))
+        .args(&args)
+        .arg("--stats-json")
+        .arg("stats.json")
+        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
+        .output()
+        .unwrap();
     assert_eq!(last.status.code(), Some(0));
+    // The last run's counts add up, the records an earlier run stored included.
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    let (lines, written, rejected) = (&stats["lines"], &stats["written"], &stats["rejected"]);
+    assert_eq!(
+        lines.as_u64(),
+        Some(written.as_u64().unwrap() + rejected.as_u64().unwrap()),
+        "{stats}"
+    );
     // Packed messages split back into their records.
     let mut records = Vec::new();
     for message in read_stream(&server.url(), "LOGS") {
@@ -652,4 +668,49 @@ fn credentials_come_from_the_environment_too() {
         &[("NATS_USER", "app"), ("NATS_PASSWORD", "pw-from-env")],
     );
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn a_rerun_counts_the_records_the_stream_already_holds_as_written() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let dir = Scratch::new();
+    let n = 50_000;
+    std::fs::write(dir.path("in.log"), valid_lines(n)).unwrap();
+    let url = format!("{}/logs.app", server.url());
+    let run = |stats: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args([url.as_str(), "--checkpoint", "cp"])
+            .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
+            .stderr(Stdio::null());
+        if let Some(stats) = stats {
+            command.args(["--stats-json", stats]);
+        }
+        command.spawn().unwrap()
+    };
+    // Killed with records stored after its last commit (it commits every 2 s or 16 MiB).
+    let mut first = run(None);
+    wait_until("records to be stored", || {
+        stream_len(&server.url(), "LOGS") >= 2_000 || first.try_wait().unwrap().is_some()
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let stored_before = stream_len(&server.url(), "LOGS");
+    assert!(
+        stored_before < n as u64,
+        "the first run ended before it could be killed"
+    );
+    let second = run(Some("stats.json")).wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(stream_len(&server.url(), "LOGS"), n as u64);
+    // Every line this run read is accounted for: those already stored count as written.
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["written"], stats["lines"], "{stats}");
+    assert!(
+        stats["sink"]["published"].as_u64().unwrap() < stats["written"].as_u64().unwrap(),
+        "{stats}"
+    );
 }

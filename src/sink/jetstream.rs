@@ -685,6 +685,10 @@ impl Sink for JetStreamSink {
 
     async fn send(&mut self, batch: ValidBatch, hold: usize) -> Result<(), Stop> {
         let messages = self.messages(&batch);
+        // Records a killed run stored before this rerun are in the output: counted as written,
+        // as a file rerun counts the records it writes again after cutting them off.
+        let sent: u64 = messages.iter().map(|m| m.records).sum();
+        self.stored.records += batch.len() as u64 - sent;
         self.batches.push_back(InFlight {
             batch,
             messages,
