@@ -537,8 +537,9 @@ fn reconcile_subject(checkpoint: &Path, subject: &str, known: Option<&Written>) 
     })
 }
 
-/// A new publisher identity: differs between hosts, processes and instants.
-fn new_source() -> u64 {
+/// A new publisher identity (for a NATS OUTPUT's messages): differs between hosts, processes and
+/// instants. A checkpoint keeps one per input; a run without a checkpoint takes a new one.
+pub fn new_source() -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

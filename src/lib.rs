@@ -67,107 +67,86 @@ pub enum Input {
 ///
 /// # Errors
 /// [`Error::Open`] when a file cannot be opened, [`Error::Locked`] when another run writes to
-/// the output, [`Error::Checkpoint`] when the checkpoint is unusable; otherwise the pipeline's
-/// first failure.
+/// the output, [`Error::Checkpoint`] when the checkpoint is unusable, the NATS errors of
+/// [`sink::jetstream::JetStreamSink::start`]; otherwise the pipeline's first failure.
 pub async fn run(
     config: &Config,
     input: Input,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
-    let mut rejects = config
-        .rejects
-        .as_deref()
-        .map(AppendFile::append_locked)
-        .transpose()?;
     // A regular file on stdin has a size: progress can show a percentage and an ETA.
     let size = match &input {
         Input::File(file) => file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()),
         Input::Reader(_) => None,
     };
-    let target = match &config.output {
-        Output::Nats(target) => target,
-        Output::Stdout | Output::File(_) => {
-            let mut output = match &config.output {
-                Output::File(path) => AppendFile::append_locked(path)?,
-                _ => AppendFile::stdout()?,
-            };
-            let (input, resume) = resume_file(config, input, &mut output, rejects.as_mut(), &drain).await?;
-            let output = sink::file::FileSink::new(output, config.retry);
-            return run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await;
-        }
+    let open_rejects = || {
+        config
+            .rejects
+            .as_deref()
+            .map(AppendFile::append_locked)
+            .transpose()
     };
-    let (input, resume): (Box<dyn Read + Send>, _) = match (&config.checkpoint, input) {
-        (Some(path), Input::File(file)) => {
-            let output = checkpoint::Output::Nats {
+    match &config.output {
+        Output::File(path) => {
+            let mut output = AppendFile::append_locked(path)?;
+            let mut rejects = open_rejects()?;
+            let target = checkpoint::Output::File(checkpoint::Target {
+                sink: &mut output,
+                path,
+            });
+            let (input, resume) = open_input(config, input, Some(target), rejects.as_mut(), &drain).await?;
+            let output = sink::file::FileSink::new(output, config.retry);
+            run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
+        }
+        Output::Stdout => {
+            let output = AppendFile::stdout()?;
+            let mut rejects = open_rejects()?;
+            let (input, resume) = open_input(config, input, None, rejects.as_mut(), &drain).await?;
+            let output = sink::file::FileSink::new(output, config.retry);
+            run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
+        }
+        Output::Nats(target) => {
+            let mut rejects = open_rejects()?;
+            let subject = checkpoint::Output::Nats {
                 subject: &target.subject,
             };
-            let rejects = rejects
-                .as_mut()
-                .zip(config.rejects.as_deref())
-                .map(|(sink, path)| checkpoint::Target { sink, path });
-            let options = checkpoint::Options {
-                every_bytes: config.checkpoint_bytes,
-                continue_only: config.continue_only,
+            let (input, resume) = open_input(config, input, Some(subject), rejects.as_mut(), &drain).await?;
+            // With a checkpoint, the publisher is the same across reruns on the same input, and
+            // continues after what the stream holds of it; without, every run is a new publisher
+            // (a rerun publishes its input again, as a file run appends it again).
+            let resuming = config.checkpoint.is_some();
+            let id = if resuming {
+                resume.source
+            } else {
+                checkpoint::new_source()
             };
-            checkpoint::resume(path, file, output, rejects, options, &drain).await?
-        }
-        (Some(path), Input::Reader(_)) => {
-            let source = std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "needs a file descriptor as input",
-            );
-            return Err(Error::Checkpoint {
-                path: path.clone(),
+            let source = sink::jetstream::Source::new(&os::host_name(), id);
+            let target = (**target).clone();
+            let output = sink::jetstream::JetStreamSink::start(
+                target,
                 source,
-            });
+                config.retry,
+                resuming,
+                metrics.clone(),
+            )
+            .await?;
+            run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
         }
-        (None, Input::File(file)) => (Box::new(file), Resume::default()),
-        (None, Input::Reader(reader)) => (reader, Resume::default()),
-    };
-    // With a checkpoint, the publisher is the same across reruns on the same input, and
-    // continues after what the stream holds of it; without, every run is a new publisher.
-    let resuming = config.checkpoint.is_some();
-    let identity = match resuming {
-        true => format!("{:016x}", resume.source).into_bytes(),
-        false => run_identity(),
-    };
-    let source = sink::jetstream::Source::new(&os::host_name(), &identity);
-    let output = sink::jetstream::JetStreamSink::start(
-        (**target).clone(),
-        source,
-        config.retry,
-        resuming,
-        metrics.clone(),
-    )
-    .await?;
-    run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
+    }
 }
 
-/// What tells this run apart from every other: the publisher's fingerprint without a
-/// checkpoint (a rerun publishes its input again, as a file run appends it again).
-fn run_identity() -> Vec<u8> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}:{}", std::process::id(), now.as_nanos()).into_bytes()
-}
-
-/// With `--checkpoint`, reconciles OUTPUT and the rejects file with it and positions the
-/// input; without, the input as it is.
-async fn resume_file(
+/// With `--checkpoint`, squares `output` (where records go) and the rejects file with it and
+/// positions the input; without, the input as it is.
+async fn open_input(
     config: &Config,
     input: Input,
-    output: &mut AppendFile,
+    output: Option<checkpoint::Output<'_>>,
     rejects: Option<&mut AppendFile>,
     drain: &CancellationToken,
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
-    match (&config.checkpoint, input, &config.output) {
-        (Some(path), Input::File(file), Output::File(output_path)) => {
-            let output = checkpoint::Output::File(checkpoint::Target {
-                sink: output,
-                path: output_path,
-            });
+    match (&config.checkpoint, input, output) {
+        (Some(path), Input::File(file), Some(output)) => {
             let rejects = rejects
                 .zip(config.rejects.as_deref())
                 .map(|(sink, path)| checkpoint::Target { sink, path });
@@ -180,7 +159,7 @@ async fn resume_file(
         (Some(path), _, _) => {
             let source = std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "needs a file descriptor as input and a file as OUTPUT",
+                "needs a file descriptor as input and a file or a NATS subject as OUTPUT",
             );
             Err(Error::Checkpoint {
                 path: path.clone(),

@@ -88,7 +88,7 @@ fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
 }
 
 /// How long the sink's circuit breaker has been open, if it is.
-pub fn unavailable_for(metrics: &Metrics) -> Option<Duration> {
+fn unavailable_for(metrics: &Metrics) -> Option<Duration> {
     let since = metrics.sink_open_since.load(Ordering::Relaxed);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

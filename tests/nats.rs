@@ -15,14 +15,24 @@ use nix::unistd::Pid;
 /// `ingest ARGS` with `input` on stdin; returns the exit code and stderr. A run that has not
 /// ended after two minutes is killed and fails the test.
 fn run(args: &[&str], input: &str) -> (Option<i32>, String) {
-    run_with_env(args, input, &[])
+    run_in(&Scratch::new(), args, input, &[])
 }
 
 /// [`run`] with `env` set (and nothing else from the test's environment).
 fn run_with_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let dir = Scratch::new();
+    run_in(&Scratch::new(), args, input, env)
+}
+
+/// [`run`] in `dir`, with `env`.
+fn run_in(dir: &Scratch, args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     std::fs::write(dir.path("in.log"), input).unwrap();
-    let mut child = Command::new(BIN)
+    finish(dir, spawn_in(dir, args, env))
+}
+
+/// Starts `ingest ARGS` in `dir` with `dir/in.log` (a file) on stdin, stderr into `dir/stderr`,
+/// and nothing from the test's environment but `env`.
+fn spawn_in(dir: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(BIN)
         .env_clear()
         .envs(env.iter().copied())
         .current_dir(dir.path(""))
@@ -30,7 +40,12 @@ fn run_with_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32
         .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
         .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits for a run started by [`spawn_in`]; returns its exit code and stderr. After two minutes
+/// it is killed and the test fails.
+fn finish(dir: &Scratch, mut child: Child) -> (Option<i32>, String) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -39,10 +54,7 @@ fn run_with_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "ingest {args:?} still running after 120 s: {}",
-                dir.read("stderr")
-            );
+            panic!("ingest still running after 120 s: {}", dir.read("stderr"));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -215,17 +227,9 @@ fn a_record_over_the_servers_max_payload_is_rejected_as_too_large() {
     let big = format!("2026-04-15T00:00:00Z INFO {}\n", "x".repeat(4000));
     let input = format!("{}{big}{}", valid_lines(1), valid_lines_range(1..2));
     let dir = Scratch::new();
-    std::fs::write(dir.path("in.log"), &input).unwrap();
     let url = format!("{}/logs.app", server.url());
-    let output = Command::new(BIN)
-        .env_clear()
-        .current_dir(dir.path(""))
-        .args([url.as_str(), "--rejects", "bad.tsv"])
-        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (code, stderr) = run_in(&dir, &[&url, "--rejects", "bad.tsv"], &input, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("2 written, 1 rejected"), "{stderr}");
     assert_eq!(dir.read("bad.tsv"), format!("2\ttoo large\t{big}"));
     let lines: Vec<u64> = read_stream(&server.url(), "LOGS")
@@ -414,16 +418,7 @@ fn kill_loop(extra: &[&str], records_per_message: u64) {
         "100000",
     ];
     args.extend_from_slice(extra);
-    let start = || {
-        Command::new(BIN)
-            .env_clear()
-            .current_dir(dir.path(""))
-            .args(&args)
-            .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let start = || spawn_in(&dir, &args, &[]);
     let mut kills = 0;
     for round in 0..40u64 {
         let before = stream_len(&server.url(), "LOGS");
@@ -448,16 +443,13 @@ fn kill_loop(extra: &[&str], records_per_message: u64) {
         kills >= 5,
         "only {kills} kills: the runs were too quick to interrupt"
     );
-    let last = Command::new(BIN)
-        .env_clear()
-        .current_dir(dir.path(""))
-        .args(&args)
-        .arg("--stats-json")
-        .arg("stats.json")
-        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
-        .output()
-        .unwrap();
-    assert_eq!(last.status.code(), Some(0));
+    let stats_args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--stats-json", "stats.json"])
+        .collect();
+    let (code, stderr) = finish(&dir, spawn_in(&dir, &stats_args, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
     // The last run's counts add up, the records an earlier run stored included.
     let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
     let (lines, written, rejected) = (&stats["lines"], &stats["written"], &stats["rejected"]);
@@ -507,26 +499,15 @@ fn a_replicated_stream_losing_its_leader_mid_run_keeps_each_record_once_in_order
     let dir = Scratch::new();
     std::fs::write(dir.path("in.log"), valid_lines(n)).unwrap();
     let url = format!("{}/logs.app", cluster.urls());
-    let child = Command::new(BIN)
-        .env_clear()
-        .args([
-            url.as_str(),
-            "--stats-json",
-            dir.path("stats.json").to_str().unwrap(),
-        ])
-        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_in(&dir, &[&url, "--stats-json", "stats.json"], &[]);
     let index: usize = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
     let survivor_url = cluster.nodes[(index + 1) % 3].url();
     wait_until("the first records to be stored", || {
         stream_len(&survivor_url, "LOGS") >= 5_000
     });
     cluster.nodes[index].kill();
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (code, stderr) = finish(&dir, child);
+    assert_eq!(code, Some(0), "{stderr}");
     assert_each_once_in_order(&read_stream(&survivor_url, "LOGS"), n);
 }
 
@@ -678,21 +659,9 @@ fn a_rerun_counts_the_records_the_stream_already_holds_as_written() {
     let n = 50_000;
     std::fs::write(dir.path("in.log"), valid_lines(n)).unwrap();
     let url = format!("{}/logs.app", server.url());
-    let run = |stats: Option<&str>| {
-        let mut command = Command::new(BIN);
-        command
-            .env_clear()
-            .current_dir(dir.path(""))
-            .args([url.as_str(), "--checkpoint", "cp"])
-            .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
-            .stderr(Stdio::null());
-        if let Some(stats) = stats {
-            command.args(["--stats-json", stats]);
-        }
-        command.spawn().unwrap()
-    };
+    let args = [url.as_str(), "--checkpoint", "cp"];
     // Killed with records stored after its last commit (it commits every 2 s or 16 MiB).
-    let mut first = run(None);
+    let mut first = spawn_in(&dir, &args, &[]);
     wait_until("records to be stored", || {
         stream_len(&server.url(), "LOGS") >= 2_000 || first.try_wait().unwrap().is_some()
     });
@@ -703,8 +672,15 @@ fn a_rerun_counts_the_records_the_stream_already_holds_as_written() {
         stored_before < n as u64,
         "the first run ended before it could be killed"
     );
-    let second = run(Some("stats.json")).wait_with_output().unwrap();
-    assert_eq!(second.status.code(), Some(0));
+    let (code, stderr) = finish(
+        &dir,
+        spawn_in(
+            &dir,
+            &[&url, "--checkpoint", "cp", "--stats-json", "stats.json"],
+            &[],
+        ),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stream_len(&server.url(), "LOGS"), n as u64);
     // Every line this run read is accounted for: those already stored count as written.
     let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();

@@ -47,7 +47,7 @@ pub(crate) struct Entry {
 }
 
 /// How the parsers render what they parse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Render {
     /// The output format of records.
     pub format: Format,
@@ -111,7 +111,7 @@ pub struct Parsed {
     /// Where `entries`, `out` and `rejects_out` go back to once the batch is done.
     pool: Option<Arc<EntryPool>>,
     /// How the batch was rendered.
-    render: Option<Render>,
+    render: Render,
 }
 
 impl Drop for Parsed {
@@ -129,13 +129,14 @@ impl Parsed {
     fn long_line(line_no: u64, prefix: Bytes, render: Render) -> Parsed {
         let mut parsed = Parsed::default();
         parsed.lines = 1;
-        parsed.reject(line_no, RejectReason::LineTooLong, prefix, render);
+        parsed.render = render;
+        parsed.reject(line_no, RejectReason::LineTooLong, prefix);
         parsed
     }
 
     /// Keeps a rejected line, rendered for the rejects file if there is one.
-    fn reject(&mut self, line_no: u64, reason: RejectReason, line: Bytes, render: Render) {
-        if render.rejects {
+    fn reject(&mut self, line_no: u64, reason: RejectReason, line: Bytes) {
+        if self.render.rejects {
             write_reject(&mut self.rejects_out, line_no, reason, &line);
         }
         self.rejects.push(Rejected {
@@ -166,7 +167,7 @@ impl Parsed {
                 line,
             },
         );
-        if self.render.is_some_and(|r| r.rejects) {
+        if self.render.rejects {
             // Rare: rendered again whole, so that the file keeps line order.
             self.rejects_out.clear();
             for r in &self.rejects {
@@ -243,7 +244,7 @@ fn parse_into(
         out: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
         rejects_out: Vec::new(),
         pool: pool.cloned(),
-        render: Some(render),
+        render,
     };
     // A second handle on the batch's bytes (one count per batch), so that lines can be kept
     // while `parsed` is being filled.
@@ -292,7 +293,7 @@ fn parse_into(
         };
         if let Some((reason, line)) = rejected {
             let line = data.slice_ref(line);
-            parsed.reject(line_no, reason, line, render);
+            parsed.reject(line_no, reason, line);
         }
     }
     parsed

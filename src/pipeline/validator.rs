@@ -247,6 +247,14 @@ mod tests {
     use tokio::sync::Semaphore;
 
     /// `text` parsed (and rendered as text) as the pipeline's first batch.
+    /// Records at INFO or above, of any size.
+    fn info_and_above() -> Rules {
+        Rules {
+            min_level: Some(Severity::Info),
+            ..Rules::default()
+        }
+    }
+
     fn parsed(text: &'static [u8]) -> ParsedBatch {
         let window = Arc::new(Semaphore::new(1));
         ParsedBatch {
@@ -267,11 +275,7 @@ mod tests {
               2026-04-15T00:00:05Z DEBUG five\n\
               2026-04-15T00:00:06Z FATAL six\n",
         );
-        let rules = Rules {
-            min_level: Some(Severity::Info),
-            ..Rules::default()
-        };
-        let valid = validate(batch, &rules, &mut ValidatorReport::default());
+        let valid = validate(batch, &info_and_above(), &mut ValidatorReport::default());
         assert_eq!(
             String::from_utf8_lossy(valid.rendered()),
             "     2  INFO two\n     4  WARN four\n     6 FATAL six\n"
@@ -291,11 +295,7 @@ mod tests {
               2026-04-15T00:00:04Z NOTICE x\n",
         );
         let mut report = ValidatorReport::default();
-        let rules = Rules {
-            min_level: Some(Severity::Info),
-            ..Rules::default()
-        };
-        let valid = validate(batch, &rules, &mut report);
+        let valid = validate(batch, &info_and_above(), &mut report);
         let kept: Vec<&[u8]> = valid.records().map(|r| r.record().message).collect();
         assert_eq!(kept, [&b"kept"[..]]);
         assert_eq!(valid.rejects().len(), 2);

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBackoff};
+
 use crate::config::RetryPolicy;
 
 /// The breaker's state.
@@ -27,6 +29,9 @@ pub enum State {
 pub struct Breaker {
     threshold: u32,
     policy: RetryPolicy,
+    /// The delays before the next attempts: the retry schedule, without its limit on retries
+    /// (the sink's timeout is the limit), started afresh by every success.
+    delays: ExponentialBackoff,
     /// Failures since the last success.
     failures: u32,
     /// When the first of those failures happened.
@@ -42,6 +47,7 @@ impl Breaker {
         Breaker {
             threshold: threshold.max(1),
             policy,
+            delays: endless(&policy),
             failures: 0,
             failing_since: None,
             state: State::Closed,
@@ -59,15 +65,8 @@ impl Breaker {
             self.state = State::Open { since: now };
             self.openings += 1;
         }
-        // initial, 2x, 4x ... up to max; jitter spreads many senders failing at once.
-        let doublings = self.failures.saturating_sub(1).min(30);
-        let delay = self
-            .policy
-            .initial
-            .saturating_mul(1u32 << doublings.min(20))
-            .min(self.policy.max);
-        let jitter = delay.mul_f64(jitter_fraction());
-        (delay + jitter, opened)
+        // The same schedule as a failing write, jitter included; it never runs out.
+        (self.delays.next().unwrap_or(self.policy.max), opened)
     }
 
     /// Counts a success: the breaker closes and the failures are forgotten. Returns true when
@@ -76,6 +75,7 @@ impl Breaker {
         let was_open = matches!(self.state, State::Open { .. });
         self.failures = 0;
         self.failing_since = None;
+        self.delays = endless(&self.policy);
         self.state = State::Closed;
         was_open
     }
@@ -96,11 +96,9 @@ impl Breaker {
     }
 }
 
-/// A fraction in [0, 1) that differs between calls and processes; good enough for jitter.
-fn jitter_fraction() -> f64 {
-    use std::hash::{BuildHasher, RandomState};
-    let bits = RandomState::new().hash_one(Instant::now());
-    (bits >> 11) as f64 / (1u64 << 53) as f64
+/// `policy`'s delays, without its limit on how many.
+fn endless(policy: &RetryPolicy) -> ExponentialBackoff {
+    policy.backoff().without_max_times().build()
 }
 
 #[cfg(test)]

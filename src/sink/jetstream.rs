@@ -51,29 +51,22 @@ const STALLED: Duration = Duration::from_millis(250);
 /// Who is publishing, in every message's headers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
-    /// A fingerprint of the input (16 hex digits): with `--checkpoint` the same for every rerun
-    /// on the same input, otherwise new for every run.
+    /// The publisher's identity in 16 hex digits: with `--checkpoint` the same for every rerun
+    /// on the same input (the checkpoint keeps it), otherwise new for every run.
     pub fingerprint: String,
     /// `HOST/FINGERPRINT`, the `Ingest-Source` header.
     pub name: String,
 }
 
 impl Source {
-    /// The source for `host` publishing an input identified by `identity`.
-    pub fn new(host: &str, identity: &[u8]) -> Source {
-        let fingerprint = format!("{:016x}", fnv1a(identity));
+    /// The source `id` (see [`crate::checkpoint::new_source`]) publishing from `host`.
+    pub fn new(host: &str, id: u64) -> Source {
+        let fingerprint = format!("{id:016x}");
         Source {
             name: format!("{host}/{fingerprint}"),
             fingerprint,
         }
     }
-}
-
-/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 type Ack =
@@ -661,11 +654,8 @@ impl JetStreamSink {
                 self.acked(ack.sequence, ack.duplicate);
                 Ok(())
             }
-            Err(e) => {
-                // The next attempt reads back and starts from this message again.
-                self.cursor = self.first_unacked();
-                Err(Trouble::Transient(format!("no acknowledgement: {e}")))
-            }
+            // The next attempt reads back first, and starts from the first unacknowledged.
+            Err(e) => Err(Trouble::Transient(format!("no acknowledgement: {e}"))),
         }
     }
 
@@ -886,11 +876,10 @@ mod tests {
 
     #[test]
     fn the_fingerprint_is_stable_and_tells_inputs_apart() {
-        let a = Source::new("web1", b"42:7");
-        assert_eq!(a, Source::new("web1", b"42:7"));
-        assert_ne!(a.fingerprint, Source::new("web1", b"42:8").fingerprint);
+        let a = Source::new("web1", 0x2a);
+        assert_eq!(a, Source::new("web1", 0x2a));
+        assert_ne!(a.fingerprint, Source::new("web1", 0x2b).fingerprint);
         assert_eq!(a.name, format!("web1/{}", a.fingerprint));
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(a.fingerprint, "000000000000002a");
     }
 }
