@@ -192,10 +192,6 @@ impl JetStreamSink {
         Ok(sink)
     }
 
-    fn describe_target(&self) -> String {
-        self.target.shown.clone()
-    }
-
     /// Connects if there is no live connection; finds (or creates) the stream.
     async fn ensure_connected(&mut self) -> Result<(), Trouble> {
         if let Some(connection) = &self.connection
@@ -224,7 +220,7 @@ impl JetStreamSink {
             Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => {
                 let Some(name) = self.target.create_stream.clone() else {
                     return Err(Trouble::Fatal(Error::NoStream {
-                        target: self.describe_target(),
+                        target: self.describe(),
                         subject: self.target.subject.clone(),
                     }));
                 };
@@ -239,7 +235,7 @@ impl JetStreamSink {
                     Ok(_) => tracing::info!("created stream {name} for subject '{}'", self.target.subject),
                     Err(e) => {
                         return Err(Trouble::Fatal(Error::Nats {
-                            target: self.describe_target(),
+                            target: self.describe(),
                             what: format!("cannot create stream {name}: {e}"),
                         }));
                     }
@@ -364,7 +360,7 @@ impl JetStreamSink {
                 Ok(())
             }
             Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => Err(Trouble::Fatal(Error::Nats {
-                target: self.describe_target(),
+                target: self.describe(),
                 what: format!("line {}: {e}", message.first_line),
             })),
             Err(e) => Err(Trouble::Transient(format!("cannot publish: {e}"))),
@@ -560,7 +556,7 @@ impl JetStreamSink {
     async fn wait_after_failure(&mut self, why: &str) -> Result<(), Error> {
         if let Some(reason) = self.denied.lock().ok().and_then(|d| d.clone()) {
             return Err(Error::NotPermitted {
-                target: self.describe_target(),
+                target: self.describe(),
                 reason,
             });
         }
@@ -569,7 +565,7 @@ impl JetStreamSink {
         let failing = self.breaker.failing_for(now);
         if failing >= self.target.sink_timeout {
             return Err(Error::Unavailable {
-                target: self.describe_target(),
+                target: self.describe(),
                 after: failing,
                 last_error: why.to_owned(),
             });
