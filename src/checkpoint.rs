@@ -408,6 +408,8 @@ pub enum Output<'a> {
         /// The subject records are published on.
         subject: &'a str,
     },
+    /// Standard output (a collector's `-`): nothing to cut back.
+    Pipe,
 }
 
 /// A file this run writes, as [`resume`] needs it.
@@ -509,13 +511,13 @@ fn reconcile(
     })
 }
 
-/// Squares a NATS OUTPUT with the checkpoint: nothing to cut, but a checkpoint made for
-/// another output is refused as for a file.
+/// Squares an OUTPUT that cannot be cut back (`nats:SUBJECT`, or `-`) with the checkpoint:
+/// nothing to cut, but a checkpoint made for another output is refused as for a file.
 fn reconcile_subject(checkpoint: &Path, subject: &str, known: Option<&Written>) -> Result<Plan, Error> {
     let id = FileId {
         dev: 0,
         ino: 0,
-        path: PathBuf::from(format!("nats:{subject}")),
+        path: PathBuf::from(subject),
     };
     if let Some(was) = known.and_then(|k| k.id.as_ref())
         && was.path != id.path
@@ -523,7 +525,7 @@ fn reconcile_subject(checkpoint: &Path, subject: &str, known: Option<&Written>) 
         return Err(refuse(
             checkpoint,
             format!(
-                "it was made for '{}', not subject '{subject}': give each output its own checkpoint, or remove this one to start over",
+                "it was made for '{}', not '{subject}': give each output its own checkpoint, or remove this one to start over",
                 was.path.display()
             ),
         ));
@@ -689,6 +691,85 @@ fn read_nothing(
     (Box::new(io::empty()), resume)
 }
 
+/// Squares OUTPUT and the rejects file with the last commit: a killed run's torn tail goes. Both
+/// are checked before either is touched. Returns what the checkpoint now says of each.
+fn square_files(
+    path: &Path,
+    state: Option<&State>,
+    mut output: Output<'_>,
+    rejects: Option<Target<'_>>,
+) -> Result<(Written, Option<Written>), Error> {
+    let finished = state.is_some_and(|s| s.finished);
+    let known_output = state.map(|s| &s.output);
+    let output_plan = match &output {
+        Output::File(target) => reconcile(path, target, known_output, finished)?,
+        Output::Nats { subject } => reconcile_subject(path, &format!("nats:{subject}"), known_output)?,
+        Output::Pipe => reconcile_subject(path, "-", known_output)?,
+    };
+    let rejects_plan = match &rejects {
+        Some(target) => {
+            let known = state.and_then(|s| s.rejects.as_ref());
+            Some(reconcile(path, target, known, finished)?)
+        }
+        None => None,
+    };
+    let output_now = match &mut output {
+        Output::File(target) => apply(path, target, output_plan)?,
+        Output::Nats { .. } | Output::Pipe => output_plan.written,
+    };
+    let rejects_now = match (rejects, rejects_plan) {
+        (Some(mut target), Some(plan)) => Some(apply(path, &mut target, plan)?),
+        _ => None,
+    };
+    Ok((output_now, rejects_now))
+}
+
+/// Prepares a collector's run (`--from`): squares OUTPUT and the rejects file with the last
+/// commit, as [`resume`] does. `stream` names what is collected (stream and consumer); a
+/// checkpoint made for anything else is refused.
+///
+/// Returns the [`Resume`], whose `start.offset` is the stream sequence of the last message
+/// committed, and that sequence again when the checkpoint had one (`None` when it is new).
+///
+/// # Errors
+/// [`Error::Checkpoint`] as for [`resume`].
+pub fn resume_stream(
+    path: &Path,
+    stream: &str,
+    output: Output<'_>,
+    rejects: Option<Target<'_>>,
+    every_bytes: u64,
+) -> Result<(Resume, Option<u64>), Error> {
+    let state = State::load(path)?;
+    let fingerprint = Fingerprint::of(stream.as_bytes());
+    if let Some(state) = &state
+        && state.fingerprint != fingerprint
+    {
+        return Err(refuse(
+            path,
+            format!("it was made for another input, not {stream}: give each run its own checkpoint, or remove this one to start over"),
+        ));
+    }
+    let (output, rejects) = square_files(path, state.as_ref(), output, rejects)?;
+    let start = state.as_ref().map_or_else(Position::default, |s| s.input);
+    let state = State {
+        fingerprint,
+        input_id: None,
+        input: start,
+        output,
+        rejects,
+        finished: true,
+        source: 0,
+    };
+    let committed = (state.input.offset > 0).then_some(state.input.offset);
+    let resume = Resume {
+        start,
+        committer: Some(Box::new(Committer::new(path, state, every_bytes))),
+        ..Resume::default()
+    };
+    Ok((resume, committed))
+}
+
 /// Prepares a checkpointed run: squares OUTPUT and the rejects file with the last commit (whatever
 /// the input is now), recognises the input, and says where reading starts.
 ///
@@ -700,35 +781,13 @@ fn read_nothing(
 pub async fn resume(
     path: &Path,
     input: File,
-    mut output: Output<'_>,
+    output: Output<'_>,
     rejects: Option<Target<'_>>,
     options: Options,
     drain: &CancellationToken,
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     let state = State::load(path)?;
-    let finished = state.as_ref().is_some_and(|s| s.finished);
-    // The files first: a killed run's torn tail goes whatever input comes now. Both are
-    // checked before either is touched.
-    let known_output = state.as_ref().map(|s| &s.output);
-    let output_plan = match &output {
-        Output::File(target) => reconcile(path, target, known_output, finished)?,
-        Output::Nats { subject } => reconcile_subject(path, subject, known_output)?,
-    };
-    let rejects_plan = match &rejects {
-        Some(target) => {
-            let known = state.as_ref().and_then(|s| s.rejects.as_ref());
-            Some(reconcile(path, target, known, finished)?)
-        }
-        None => None,
-    };
-    let output_now = match &mut output {
-        Output::File(target) => apply(path, target, output_plan)?,
-        Output::Nats { .. } => output_plan.written,
-    };
-    let rejects_now = match (rejects, rejects_plan) {
-        (Some(mut target), Some(plan)) => Some(apply(path, &mut target, plan)?),
-        _ => None,
-    };
+    let (output_now, rejects_now) = square_files(path, state.as_ref(), output, rejects)?;
 
     let identity = input_identity(&input);
     let prefix = read_prefix(input, drain).await?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{self, Config, NatsOutput, Output, RetryPolicy};
+use crate::config::{self, Config, NatsInput, NatsOutput, NatsServer, Output, RetryPolicy};
 use crate::format::Format;
 use crate::progress;
 use crate::record::Severity;
@@ -126,6 +126,25 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     pub shutdown_timeout: f64,
 
+    /// Collect records from a JetStream stream instead of reading stdin:
+    /// `nats://HOST[:PORT][,HOST[:PORT]...]/STREAM` (or `tls://...`); needs --consumer and
+    /// --checkpoint
+    #[arg(long, value_name = "URL", requires = "consumer", help_heading = "NATS COLLECTOR")]
+    pub from: Option<PathBuf>,
+
+    /// Collector: the durable pull consumer to read through (created when missing)
+    #[arg(long, value_name = "NAME", requires = "from", help_heading = "NATS COLLECTOR")]
+    pub consumer: Option<String>,
+
+    /// Collector: only messages on subjects matching SUBJECT (`logs.web.>`); for a new consumer
+    #[arg(long, value_name = "SUBJECT", requires = "from", help_heading = "NATS COLLECTOR")]
+    pub filter: Option<String>,
+
+    /// Collector: exit 0 once no new message arrived for SECS (for cron); default: run until
+    /// SIGINT/SIGTERM
+    #[arg(long, value_name = "SECS", requires = "from", help_heading = "NATS COLLECTOR")]
+    pub until_idle: Option<f64>,
+
     /// NATS: pack consecutive records into messages of at most BYTES (JSON Lines); 0: one record
     /// a message
     #[arg(long, value_name = "BYTES", default_value_t = 0, help_heading = "NATS OUTPUT")]
@@ -140,25 +159,20 @@ pub struct Args {
     pub replicas: u8,
 
     /// NATS: consecutive failures that open the circuit breaker (then one probe at a time)
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), help_heading = "NATS OUTPUT")]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), help_heading = "NATS")]
     pub breaker_failures: u32,
 
     /// NATS: give up (exit 69) once the server has been unavailable for SECS
-    #[arg(
-        long,
-        value_name = "SECS",
-        default_value_t = 300.0,
-        help_heading = "NATS OUTPUT"
-    )]
+    #[arg(long, value_name = "SECS", default_value_t = 300.0, help_heading = "NATS")]
     pub sink_timeout: f64,
 
     /// NATS: a credentials file (user JWT and seed); or set NATS_USER and NATS_PASSWORD, or
     /// NATS_TOKEN
-    #[arg(long, value_name = "FILE", help_heading = "NATS OUTPUT")]
+    #[arg(long, value_name = "FILE", help_heading = "NATS")]
     pub nats_creds: Option<PathBuf>,
 
     /// NATS: trust this CA (PEM) for TLS, for servers with a private CA
-    #[arg(long, value_name = "FILE", help_heading = "NATS OUTPUT")]
+    #[arg(long, value_name = "FILE", help_heading = "NATS")]
     pub nats_tls_ca: Option<PathBuf>,
 
     /// NATS: most messages published and not yet acknowledged
@@ -205,15 +219,33 @@ impl Args {
             Duration::try_from_secs_f64(value)
                 .map_err(|_| format!("{flag} {value} is not a number of seconds"))
         };
-        let nats = match nats_address(&self.output) {
-            Some(address) => Some(self.nats_output(
-                address?,
-                secs(self.sink_timeout, "--sink-timeout")?,
-                secs(self.ack_timeout, "--ack-timeout")?,
-            )?),
+        let timeout = secs(self.sink_timeout, "--sink-timeout")?;
+        let nats = match nats_address(&self.output, Role::Subject) {
+            Some(address) => Some(self.nats_output(address?, timeout, secs(self.ack_timeout, "--ack-timeout")?)?),
             None => None,
         };
-        if self.checkpoint.is_some() && self.output.as_os_str() == "-" {
+        let from = match &self.from {
+            Some(url) => {
+                let address = nats_address(url, Role::Stream).unwrap_or_else(|| {
+                    Err(format!(
+                        "--from '{}' is not a NATS address: write nats://HOST[:PORT][,HOST[:PORT]...]/STREAM",
+                        url.display()
+                    ))
+                })?;
+                let until_idle = self.until_idle.map(|s| secs(s, "--until-idle")).transpose()?;
+                Some(Box::new(self.nats_input(address, timeout, until_idle)?))
+            }
+            None => None,
+        };
+        if from.is_some() {
+            if nats.is_some() {
+                return Err("--from collects into a file (or `-`); OUTPUT cannot be a NATS address as well".to_owned());
+            }
+            if self.checkpoint.is_none() {
+                return Err("--from needs --checkpoint PATH: the checkpoint holds what is written, so that acks go out only after it and a rerun writes nothing twice".to_owned());
+            }
+        }
+        if self.checkpoint.is_some() && self.output.as_os_str() == "-" && from.is_none() {
             return Err("--checkpoint needs an OUTPUT file: standard output cannot be cut back".to_owned());
         }
         if self.checkpoint.is_some() {
@@ -241,6 +273,7 @@ impl Args {
         };
         Ok(Config {
             output,
+            from,
             workers: NonZeroUsize::new(usize::from(self.workers)).expect("clap's range starts at 1"),
             capacity: self.capacity,
             format,
@@ -305,12 +338,47 @@ impl Args {
 
 impl Args {
     /// The NATS side of the configuration, for an OUTPUT that is a NATS address.
-    fn nats_output(
+    fn nats_output(&self, address: NatsAddress, timeout: Duration, ack_timeout: Duration) -> Result<NatsOutput, String> {
+        Ok(NatsOutput {
+            subject: address.path.clone(),
+            server: self.nats_server(address, timeout)?,
+            create_stream: self.create_stream.clone(),
+            replicas: usize::from(self.replicas),
+            batch_bytes: self.batch_bytes,
+            window: self.nats_window as usize,
+            ack_timeout,
+        })
+    }
+
+    /// The collector's configuration, for `--from`.
+    fn nats_input(
         &self,
         address: NatsAddress,
-        sink_timeout: Duration,
-        ack_timeout: Duration,
-    ) -> Result<NatsOutput, String> {
+        timeout: Duration,
+        until_idle: Option<Duration>,
+    ) -> Result<NatsInput, String> {
+        let consumer = self.consumer.clone().unwrap_or_default();
+        if !is_name(&consumer) {
+            return Err(format!(
+                "--consumer '{consumer}' is not a consumer name (no dots, wildcards, slashes or spaces)"
+            ));
+        }
+        if let Some(filter) = self.filter.as_deref().filter(|f| !is_subject(f, true)) {
+            return Err(format!(
+                "--filter '{filter}' is not a subject (dot-separated names; `*` for one, `>` for the rest)"
+            ));
+        }
+        Ok(NatsInput {
+            stream: address.path.clone(),
+            server: self.nats_server(address, timeout)?,
+            consumer,
+            filter: self.filter.clone(),
+            until_idle,
+        })
+    }
+
+    /// The server, the login and the breaker of a NATS address.
+    fn nats_server(&self, address: NatsAddress, timeout: Duration) -> Result<NatsServer, String> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         // The URL's credentials win over the environment's; a user alone is a token.
         let (user, token) = match (address.user, address.password) {
@@ -326,55 +394,65 @@ impl Args {
                 "--nats-creds and a user, password or token (URL or NATS_*): give one of them".to_owned(),
             );
         }
-        Ok(NatsOutput {
+        Ok(NatsServer {
             shown: address.shown,
             servers: address.servers,
-            subject: address.subject,
             tls: address.tls || self.nats_tls_ca.is_some(),
             user,
             token,
             creds: self.nats_creds.clone(),
             tls_ca: self.nats_tls_ca.clone(),
-            create_stream: self.create_stream.clone(),
-            replicas: usize::from(self.replicas),
-            batch_bytes: self.batch_bytes,
-            window: self.nats_window as usize,
-            ack_timeout,
             breaker_failures: self.breaker_failures,
-            sink_timeout,
+            timeout,
         })
     }
 }
 
-/// A parsed `nats://` or `tls://` OUTPUT.
+/// A parsed `nats://` or `tls://` address: OUTPUT (a subject) or `--from` (a stream).
 #[derive(Debug, PartialEq, Eq)]
 struct NatsAddress {
     shown: String,
     servers: Vec<String>,
-    subject: String,
+    /// The subject (OUTPUT) or the stream (`--from`).
+    path: String,
     tls: bool,
     user: Option<String>,
     password: Option<String>,
 }
 
-/// Parses OUTPUT as `nats://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/SUBJECT`; `None`
-/// when it is not a NATS address at all (a file name), an error when it is one but malformed.
-fn nats_address(output: &Path) -> Option<Result<NatsAddress, String>> {
-    let text = output.to_str()?;
+/// What a NATS address names after its hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// OUTPUT: the subject to publish on.
+    Subject,
+    /// `--from`: the stream to collect.
+    Stream,
+}
+
+/// Parses `nats://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/SUBJECT` (or `/STREAM` for
+/// `--from`); `None` when it is not a NATS address at all (a file name), an error when it is
+/// one but malformed.
+fn nats_address(text: &Path, role: Role) -> Option<Result<NatsAddress, String>> {
+    let text = text.to_str()?;
     let (tls, rest) = if let Some(rest) = text.strip_prefix("nats://") {
         (false, rest)
     } else {
         (true, text.strip_prefix("tls://")?)
     };
-    Some(parse_nats(tls, rest))
+    Some(parse_nats(tls, rest, role))
 }
 
-fn parse_nats(tls: bool, rest: &str) -> Result<NatsAddress, String> {
+fn parse_nats(tls: bool, rest: &str, role: Role) -> Result<NatsAddress, String> {
     let scheme = if tls { "tls" } else { "nats" };
-    let usage = |why: &str| {
-        format!("OUTPUT {scheme}://...: {why}; write {scheme}://HOST[:PORT][,HOST[:PORT]...]/SUBJECT")
+    let (flag, what) = match role {
+        Role::Subject => ("OUTPUT", "SUBJECT"),
+        Role::Stream => ("--from", "STREAM"),
     };
-    let (hosts, subject) = rest.split_once('/').ok_or_else(|| usage("no subject"))?;
+    let usage = |why: &str| {
+        format!("{flag} {scheme}://...: {why}; write {scheme}://HOST[:PORT][,HOST[:PORT]...]/{what}")
+    };
+    let no_path = format!("no {}", what.to_lowercase());
+    let (hosts, path) = rest.split_once('/').ok_or_else(|| usage(&no_path))?;
     let (userinfo, hosts) = match hosts.rsplit_once('@') {
         Some((userinfo, hosts)) => (Some(userinfo), hosts),
         None => (None, hosts),
@@ -399,13 +477,18 @@ fn parse_nats(tls: bool, rest: &str) -> Result<NatsAddress, String> {
             servers.push(format!("{host}:4222"));
         }
     }
-    let tokens_ok = !subject.is_empty()
-        && subject.split('.').all(|t| !t.is_empty() && t != "*" && t != ">")
-        && !subject.contains(|c: char| c.is_whitespace());
-    if !tokens_ok {
-        return Err(usage(&format!(
-            "'{subject}' is not a subject to publish on (dot-separated names, no wildcards or spaces)"
-        )));
+    match role {
+        Role::Subject if !is_subject(path, false) => {
+            return Err(usage(&format!(
+                "'{path}' is not a subject to publish on (dot-separated names, no wildcards or spaces)"
+            )));
+        }
+        Role::Stream if !is_name(path) => {
+            return Err(usage(&format!(
+                "'{path}' is not a stream name (no dots, wildcards, slashes or spaces)"
+            )));
+        }
+        _ => {}
     }
     let shown_user = match (&user, &password) {
         (Some(user), Some(_)) => format!("{user}:***@"),
@@ -413,13 +496,34 @@ fn parse_nats(tls: bool, rest: &str) -> Result<NatsAddress, String> {
         _ => String::new(),
     };
     Ok(NatsAddress {
-        shown: format!("{scheme}://{shown_user}{hosts}/{subject}"),
+        shown: format!("{scheme}://{shown_user}{hosts}/{path}"),
         servers,
-        subject: subject.to_owned(),
+        path: path.to_owned(),
         tls,
         user,
         password,
     })
+}
+
+/// A NATS subject: dot-separated non-empty tokens without spaces; `*` and `>` (last) only
+/// when `wildcards`.
+fn is_subject(subject: &str, wildcards: bool) -> bool {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    !subject.is_empty()
+        && !subject.contains(|c: char| c.is_whitespace())
+        && tokens.iter().enumerate().all(|(i, t)| match *t {
+            "" => false,
+            "*" => wildcards,
+            ">" => wildcards && i == tokens.len() - 1,
+            t => !t.contains(['*', '>']),
+        })
+}
+
+/// A stream or consumer name as JetStream allows it.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.contains(|c: char| c.is_whitespace() || c.is_control() || ".*>/\\".contains(c))
 }
 
 /// Refuses an input that is OUTPUT or the rejects file (`ingest app.log < app.log`): the run
@@ -429,7 +533,7 @@ fn parse_nats(tls: bool, rest: &str) -> Result<NatsAddress, String> {
 /// A message for the user naming the file and its role.
 pub fn refuse_input_as_output(config: &Config, input: &std::fs::Metadata) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    if !input.is_file() {
+    if !input.is_file() || config.from.is_some() {
         return Ok(());
     }
     let output = match &config.output {

@@ -41,15 +41,13 @@ pub enum Output {
     Nats(Box<NatsOutput>),
 }
 
-/// Publishing to NATS JetStream: where, as whom, and how patiently.
+/// A NATS server (or cluster) and how to log in: what publishing and collecting share.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NatsOutput {
+pub struct NatsServer {
     /// The address as given, with any password replaced by `***`, for messages.
     pub shown: String,
     /// `host:port` of each server to try.
     pub servers: Vec<String>,
-    /// The subject every record is published on.
-    pub subject: String,
     /// `tls://`: the connection must be TLS.
     pub tls: bool,
     /// User and password, from the URL or `NATS_USER` / `NATS_PASSWORD`.
@@ -60,6 +58,19 @@ pub struct NatsOutput {
     pub creds: Option<PathBuf>,
     /// `--nats-tls-ca`: a private CA to trust.
     pub tls_ca: Option<PathBuf>,
+    /// `--breaker-failures`: consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// `--sink-timeout`: how long the server may be unavailable before the run gives up.
+    pub timeout: Duration,
+}
+
+/// Publishing to NATS JetStream: where, as whom, and how patiently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsOutput {
+    /// The server and the login.
+    pub server: NatsServer,
+    /// The subject every record is published on.
+    pub subject: String,
     /// `--create-stream NAME`: create a file-storage stream for the subject when none takes it.
     pub create_stream: Option<String>,
     /// `--replicas`: the replicas of a stream created with `--create-stream`.
@@ -70,10 +81,21 @@ pub struct NatsOutput {
     pub window: usize,
     /// How long an acknowledgement may take before the message counts as failed.
     pub ack_timeout: Duration,
-    /// `--breaker-failures`: consecutive failures that open the circuit breaker.
-    pub breaker_failures: u32,
-    /// `--sink-timeout`: how long the server may be unavailable before the run gives up.
-    pub sink_timeout: Duration,
+}
+
+/// Collecting from NATS JetStream (`--from`): which stream, through which durable consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsInput {
+    /// The server and the login.
+    pub server: NatsServer,
+    /// The stream to read.
+    pub stream: String,
+    /// `--consumer`: the durable pull consumer's name.
+    pub consumer: String,
+    /// `--filter`: only messages on subjects matching this (wildcards allowed).
+    pub filter: Option<String>,
+    /// `--until-idle`: stop once no message arrived for this long; `None`: run until a signal.
+    pub until_idle: Option<Duration>,
 }
 
 /// A checked run configuration; what the library needs.
@@ -81,6 +103,8 @@ pub struct NatsOutput {
 pub struct Config {
     /// Where valid records go.
     pub output: Output,
+    /// `--from`: collect from a JetStream stream instead of reading stdin.
+    pub from: Option<Box<NatsInput>>,
     /// Number of parser tasks.
     pub workers: NonZeroUsize,
     /// Records in flight between reader and writer.
@@ -118,6 +142,7 @@ impl Config {
     pub fn new(output: Output) -> Config {
         Config {
             output,
+            from: None,
             workers: NonZeroUsize::from(
                 std::num::NonZeroU16::new(DEFAULT_WORKERS).expect("the default is not zero"),
             ),

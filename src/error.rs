@@ -124,6 +124,22 @@ pub enum Error {
         /// The subject records would be published on.
         subject: String,
     },
+    /// `--from` names a stream the server does not have.
+    #[error("no JetStream stream '{stream}' on {target}: check the name (`nats stream ls`)")]
+    NoSuchStream {
+        /// The address, password redacted.
+        target: String,
+        /// The stream asked for.
+        stream: String,
+    },
+    /// Another collector reads through the same consumer.
+    #[error("consumer '{consumer}' is being read by another collector ({holder})")]
+    Collecting {
+        /// The consumer's name.
+        consumer: String,
+        /// Who holds it: host and process.
+        holder: String,
+    },
     /// The NATS server answered with an error that retrying cannot fix.
     #[error("{target}: {what}")]
     Nats {
@@ -145,14 +161,14 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Open { .. } => Exit::CannotCreate,
-            Error::Locked { .. } => Exit::Busy,
+            Error::Locked { .. } | Error::Collecting { .. } => Exit::Busy,
             Error::Read(_) | Error::Write { .. } | Error::DrainTimedOut { .. } | Error::Checkpoint { .. } => {
                 Exit::Io
             }
             Error::Panic { .. } => Exit::Internal,
             Error::Unavailable { .. } => Exit::Unavailable,
             Error::NotPermitted { .. } => Exit::NoPermission,
-            Error::NoStream { .. } => Exit::Config,
+            Error::NoStream { .. } | Error::NoSuchStream { .. } => Exit::Config,
             Error::Nats { .. } => Exit::Io,
         }
     }
@@ -184,7 +200,14 @@ impl Error {
             Error::NotPermitted { .. } => Some(
                 "check --nats-creds, or NATS_USER and NATS_PASSWORD, or NATS_TOKEN, and that the user may publish to the subject",
             ),
-            Error::Read(_) | Error::Checkpoint { .. } | Error::Nats { .. } | Error::NoStream { .. } => None,
+            Error::Collecting { .. } => Some(
+                "one collector per consumer: wait for that one to stop, or give this one its own --consumer (a killed collector's claim lapses within seconds)",
+            ),
+            Error::Read(_)
+            | Error::Checkpoint { .. }
+            | Error::Nats { .. }
+            | Error::NoStream { .. }
+            | Error::NoSuchStream { .. } => None,
         }
     }
 }
@@ -236,6 +259,20 @@ mod tests {
                     subject: "s".into(),
                 },
                 78,
+            ),
+            (
+                Error::NoSuchStream {
+                    target: "nats://h/S".into(),
+                    stream: "S".into(),
+                },
+                78,
+            ),
+            (
+                Error::Collecting {
+                    consumer: "c".into(),
+                    holder: "h pid 1".into(),
+                },
+                75,
             ),
         ];
         for (error, code) in cases {

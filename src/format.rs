@@ -28,6 +28,52 @@ pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>
     }
 }
 
+/// Where a collected record came from: the publisher (`Ingest-Source`) and the subject.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// `HOST/FINGERPRINT`, or `None` for a message without the header.
+    pub source: Option<&'a [u8]>,
+    /// The subject it was published on.
+    pub subject: &'a [u8],
+}
+
+/// Columns the source takes in collected text: `HOST/` and 16 hex digits for a short host name.
+pub const SOURCE_WIDTH: usize = 24;
+
+/// Appends one collected record in `format`, ending with `\n`: text is
+/// `{line_no:>6} {severity:>5} {source:<24} {message}` (`-` for no source), JSON gains
+/// `"source"` and `"subject"` after the four usual keys.
+pub fn write_collected(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>, origin: Origin<'_>) {
+    match format {
+        Format::Text => {
+            let source = origin.source.unwrap_or(b"-");
+            write_text_head(buf, record);
+            buf.extend_from_slice(source);
+            const SPACES: &[u8; SOURCE_WIDTH] = &[b' '; SOURCE_WIDTH];
+            buf.extend_from_slice(&SPACES[..SOURCE_WIDTH.saturating_sub(source.len())]);
+            buf.push(b' ');
+            buf.extend_from_slice(record.message);
+            buf.push(b'\n');
+        }
+        Format::Json => {
+            write_json(buf, record);
+            buf.truncate(buf.len() - 2);
+            buf.extend_from_slice(b",\"source\":");
+            match origin.source {
+                Some(source) => {
+                    buf.push(b'"');
+                    write_json_string_body(buf, source);
+                    buf.push(b'"');
+                }
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"subject\":\"");
+            write_json_string_body(buf, origin.subject);
+            buf.extend_from_slice(b"\"}\n");
+        }
+    }
+}
+
 /// The severity right-aligned in five columns, as `{:>5}` would print it.
 const fn padded(severity: Severity) -> &'static [u8] {
     match severity {
@@ -80,6 +126,13 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 
 /// Exactly `format!("{:>6} {:>5} {}\n", line_no, severity, message)`, without the formatter.
 fn write_text(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
+    write_text_head(buf, record);
+    buf.extend_from_slice(record.message);
+    buf.push(b'\n');
+}
+
+/// The text layout's line number and severity columns, and the space after them.
+fn write_text_head(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
     let mut digits = itoa::Buffer::new();
     let line_no = digits.format(record.line_no).as_bytes();
     const SPACES: &[u8; 6] = b"      ";
@@ -88,8 +141,6 @@ fn write_text(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
     buf.push(b' ');
     buf.extend_from_slice(padded(record.severity));
     buf.push(b' ');
-    buf.extend_from_slice(record.message);
-    buf.push(b'\n');
 }
 
 fn write_json(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {

@@ -28,6 +28,7 @@ pub mod error;
 pub mod format;
 pub mod logging;
 pub mod metrics;
+pub mod nats;
 pub mod os;
 pub mod output;
 pub mod pipeline;
@@ -35,6 +36,7 @@ pub mod progress;
 pub mod record;
 pub mod signal;
 pub mod sink;
+pub mod source;
 pub mod summary;
 
 use std::fs::File;
@@ -87,6 +89,9 @@ pub async fn run(
             .map(AppendFile::append_locked)
             .transpose()
     };
+    if let Some(from) = &config.from {
+        return collect(config, from, metrics, drain).await;
+    }
     match &config.output {
         Output::File(path) => {
             let mut output = AppendFile::append_locked(path)?;
@@ -97,14 +102,14 @@ pub async fn run(
             });
             let (input, resume) = open_input(config, input, Some(target), rejects.as_mut(), &drain).await?;
             let output = sink::file::FileSink::new(output, config.retry);
-            run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
+            run_pipeline(config, pipeline::Input::Read(input), resume, size, output, rejects, metrics, drain).await
         }
         Output::Stdout => {
             let output = AppendFile::stdout()?;
             let mut rejects = open_rejects()?;
             let (input, resume) = open_input(config, input, None, rejects.as_mut(), &drain).await?;
             let output = sink::file::FileSink::new(output, config.retry);
-            run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
+            run_pipeline(config, pipeline::Input::Read(input), resume, size, output, rejects, metrics, drain).await
         }
         Output::Nats(target) => {
             let mut rejects = open_rejects()?;
@@ -131,9 +136,51 @@ pub async fn run(
                 metrics.clone(),
             )
             .await?;
-            run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
+            run_pipeline(config, pipeline::Input::Read(input), resume, size, output, rejects, metrics, drain).await
         }
     }
+}
+
+/// Collects from a JetStream stream (`--from`) into OUTPUT: squares the files with the
+/// checkpoint, starts the consumer after the last commit, and runs the pipeline.
+async fn collect(
+    config: &Config,
+    from: &config::NatsInput,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Summary, Error> {
+    let checkpoint = config
+        .checkpoint
+        .as_deref()
+        .expect("the command line asks for --checkpoint with --from");
+    let mut output = match &config.output {
+        Output::File(path) => AppendFile::append_locked(path)?,
+        _ => AppendFile::stdout()?,
+    };
+    let mut rejects = config
+        .rejects
+        .as_deref()
+        .map(AppendFile::append_locked)
+        .transpose()?;
+    let target = match &config.output {
+        Output::File(path) => checkpoint::Output::File(checkpoint::Target {
+            sink: &mut output,
+            path,
+        }),
+        _ => checkpoint::Output::Pipe,
+    };
+    let rejects_target = rejects
+        .as_mut()
+        .zip(config.rejects.as_deref())
+        .map(|(sink, path)| checkpoint::Target { sink, path });
+    let what = format!("stream {} consumer {}", from.stream, from.consumer);
+    let (resume, committed) =
+        checkpoint::resume_stream(checkpoint, &what, target, rejects_target, config.checkpoint_bytes)?;
+    let collector = source::jetstream::Collector::start((*from).clone(), committed, config.retry, metrics.clone()).await?;
+    tracing::debug!("collecting from {} after stream sequence {}", collector.describe(), collector.start);
+    let input = pipeline::Input::Stream(Box::new(collector));
+    let output = sink::file::FileSink::new(output, config.retry);
+    run_pipeline(config, input, resume, None, output, rejects, metrics, drain).await
 }
 
 /// With `--checkpoint`, squares `output` (where records go) and the rejects file with it and
@@ -175,7 +222,7 @@ async fn open_input(
 #[allow(clippy::too_many_arguments)]
 async fn run_pipeline<S: sink::Sink + 'static>(
     config: &Config,
-    input: Box<dyn Read + Send>,
+    input: pipeline::Input,
     resume: Resume,
     size: Option<u64>,
     output: S,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::record::RejectReason;
-use crate::summary::{SinkSummary, StageSummary, Summary};
+use crate::summary::{SinkSummary, SourceSummary, StageSummary, Summary};
 
 /// Time a stage spent waiting, and the fullest its output channel got.
 #[derive(Debug, Default)]
@@ -93,6 +93,20 @@ pub struct Metrics {
     pub sink_breaker_openings: AtomicU64,
     /// Since when (Unix ms) the breaker is open; 0 while it is closed.
     pub sink_open_since: AtomicU64,
+    /// Records come from a NATS stream (the `source` counters below mean something).
+    pub source_active: AtomicBool,
+    /// Messages fetched from the stream (redeliveries included).
+    pub source_fetched: AtomicU64,
+    /// Acks sent for messages.
+    pub source_acked: AtomicU64,
+    /// Messages the server delivered again.
+    pub source_redelivered: AtomicU64,
+    /// Messages the consumer still held at the end (not yet delivered or acknowledged).
+    pub source_pending: AtomicU64,
+    /// Times the server became unavailable long enough to open the breaker.
+    pub source_breaker_openings: AtomicU64,
+    /// Since when (Unix ms) the server is unavailable; 0 while it is there.
+    pub source_open_since: AtomicU64,
     /// Per-stage waits and channel high-water marks.
     pub reader: StageTimes,
     /// See [`Metrics::reader`].
@@ -139,6 +153,14 @@ impl Metrics {
                 resent: get(&self.sink_resent),
                 breaker_openings: get(&self.sink_breaker_openings),
                 open_since_ms: Some(get(&self.sink_open_since)).filter(|&ms| ms != 0),
+            }),
+            source: self.source_active.load(Ordering::Relaxed).then(|| SourceSummary {
+                fetched: get(&self.source_fetched),
+                acked: get(&self.source_acked),
+                redelivered: get(&self.source_redelivered),
+                pending: get(&self.source_pending),
+                breaker_openings: get(&self.source_breaker_openings),
+                open_since_ms: Some(get(&self.source_open_since)).filter(|&ms| ms != 0),
             }),
         }
     }

@@ -81,15 +81,18 @@ fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
         human(lines as f64 / secs),
         bytes as f64 / 1e6 / secs
     );
-    if let Some(down) = unavailable_for(metrics) {
+    if let Some(down) = unavailable_for(&metrics.sink_open_since) {
         text.push_str(&format!("; sink unavailable for {} s", down.as_secs()));
+    }
+    if let Some(down) = unavailable_for(&metrics.source_open_since) {
+        text.push_str(&format!("; source unavailable for {} s", down.as_secs()));
     }
     (bytes, text)
 }
 
-/// How long the sink's circuit breaker has been open, if it is.
-fn unavailable_for(metrics: &Metrics) -> Option<Duration> {
-    let since = metrics.sink_open_since.load(Ordering::Relaxed);
+/// How long a NATS server has been unavailable (since `open_since`, Unix ms), if it is.
+fn unavailable_for(open_since: &std::sync::atomic::AtomicU64) -> Option<Duration> {
+    let since = open_since.load(Ordering::Relaxed);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?

@@ -186,16 +186,20 @@ pub enum RejectReason {
     LineTooLong,
     /// A record larger than the sink can carry (a NATS server's max_payload).
     TooLarge,
+    /// A collected message (or a line of one) that is not a record ingest published: not JSON,
+    /// or without a field.
+    NotARecord,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (used for per-reason counters).
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::NotEnoughFields,
         RejectReason::BadTimestamp,
         RejectReason::BadSeverity,
         RejectReason::LineTooLong,
         RejectReason::TooLarge,
+        RejectReason::NotARecord,
     ];
 
     /// The reason as a machine-readable key, for `--stats-json`.
@@ -206,6 +210,7 @@ impl RejectReason {
             RejectReason::BadSeverity => "bad_severity",
             RejectReason::LineTooLong => "line_too_long",
             RejectReason::TooLarge => "too_large",
+            RejectReason::NotARecord => "not_a_record",
         }
     }
 
@@ -217,6 +222,7 @@ impl RejectReason {
             RejectReason::BadSeverity => "bad severity",
             RejectReason::LineTooLong => "line too long",
             RejectReason::TooLarge => "too large",
+            RejectReason::NotARecord => "not a record",
         }
     }
 }

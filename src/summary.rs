@@ -40,6 +40,23 @@ pub struct SinkSummary {
     pub open_since_ms: Option<u64>,
 }
 
+/// What a collector's stream consumer did (`--from`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceSummary {
+    /// Messages fetched, redeliveries included.
+    pub fetched: u64,
+    /// Acks sent.
+    pub acked: u64,
+    /// Messages the server delivered again.
+    pub redelivered: u64,
+    /// Messages the consumer still held at the end: not yet delivered, or not acknowledged.
+    pub pending: u64,
+    /// Times the server was unavailable long enough to open the breaker.
+    pub breaker_openings: u64,
+    /// Since when (Unix ms) the server is unavailable; `None` while it is there.
+    pub open_since_ms: Option<u64>,
+}
+
 /// The counters of a run. For a run that read its input to the end (or drained) and wrote every
 /// record, `lines = blank + rejected + dropped + filtered + written`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,6 +101,8 @@ pub struct Summary {
     pub writer: StageSummary,
     /// The NATS sink's counters, when OUTPUT is one.
     pub sink: Option<SinkSummary>,
+    /// The stream consumer's counters, when collecting (`--from`).
+    pub source: Option<SourceSummary>,
 }
 
 impl Summary {
@@ -179,6 +198,16 @@ impl Summary {
                 "breaker_open_since_unix_ms": sink.open_since_ms,
             });
         }
+        if let Some(source) = &self.source {
+            object["source"] = json!({
+                "fetched": source.fetched,
+                "acked": source.acked,
+                "redelivered": source.redelivered,
+                "pending": source.pending,
+                "breaker_openings": source.breaker_openings,
+                "breaker_open": source.open_since_ms.is_some(),
+            });
+        }
         object
     }
 
@@ -249,6 +278,30 @@ impl Summary {
                 "gauge",
                 "1 while the circuit breaker around the NATS sink is open (the server is unavailable).",
                 &[("", f64::from(u8::from(sink.open_since_ms.is_some())))],
+            );
+        }
+        if let Some(source) = &self.source {
+            metric(
+                "ingest_source_messages_total",
+                "counter",
+                "NATS messages the last collector run fetched (redeliveries included), acknowledged, and got again.",
+                &[
+                    ("{event=\"fetched\"}", source.fetched as f64),
+                    ("{event=\"acked\"}", source.acked as f64),
+                    ("{event=\"redelivered\"}", source.redelivered as f64),
+                ],
+            );
+            metric(
+                "ingest_source_pending_messages",
+                "gauge",
+                "Messages the collector's consumer still held at the end of the last run.",
+                &[("", source.pending as f64)],
+            );
+            metric(
+                "ingest_source_unavailable",
+                "gauge",
+                "1 while the NATS server the collector reads from is unavailable.",
+                &[("", f64::from(u8::from(source.open_since_ms.is_some())))],
             );
         }
         let unix = now

@@ -16,6 +16,7 @@
 //! quietly: the stage that closed the channel reports why. A drain that outlasts
 //! `--shutdown-timeout` is cut short with a cancel.
 
+pub mod fetcher;
 pub mod parser;
 pub mod reader;
 pub mod validator;
@@ -94,6 +95,14 @@ async fn send<T>(
     sent
 }
 
+/// Where the first stage takes its input from.
+pub enum Input {
+    /// Bytes (standard input, a file, a pipe): the reader stage.
+    Read(Box<dyn Read + Send>),
+    /// A JetStream consumer (`--from`): the fetcher stage.
+    Stream(Box<crate::source::jetstream::Collector>),
+}
+
 /// How `--capacity` (records in flight) becomes batches: the batch size and the window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
@@ -121,7 +130,7 @@ impl Tuning {
 /// [`Error::DrainTimedOut`] when a drain outlasts `--shutdown-timeout`.
 pub async fn run<S, R>(
     config: &Config,
-    input: impl Read + Send + 'static,
+    input: Input,
     resume: Resume,
     output: S,
     rejects: Option<R>,
@@ -141,25 +150,50 @@ where
     let (valid_tx, valid_rx) = async_channel::bounded(tuning.window);
 
     let mut stages = Stages::new(cancel.clone());
-    let settings = reader::Settings {
-        batch_lines: tuning.batch_lines,
-        max_line_bytes: config.max_line_bytes,
-        // A growing log's last line may still be half-written: a checkpointed run leaves it.
-        hold_last_line: resume.committer.is_some(),
-        start: resume.start,
-        skip: resume.skip,
-        preread: resume.preread,
-    };
-    let reader = reader::run(
-        input,
-        lines_tx,
-        window,
-        settings,
-        metrics.clone(),
-        drain.clone(),
-        cancel.clone(),
-    );
-    stages.spawn("reader", reader);
+    let mut committer = resume.committer;
+    match input {
+        Input::Read(input) => {
+            let settings = reader::Settings {
+                batch_lines: tuning.batch_lines,
+                max_line_bytes: config.max_line_bytes,
+                // A growing log's last line may still be half-written: a checkpointed run
+                // leaves it.
+                hold_last_line: committer.is_some(),
+                start: resume.start,
+                skip: resume.skip,
+                preread: resume.preread,
+            };
+            let reader = reader::run(
+                input,
+                lines_tx,
+                window,
+                settings,
+                metrics.clone(),
+                drain.clone(),
+                cancel.clone(),
+            );
+            stages.spawn("reader", reader);
+        }
+        Input::Stream(collector) => {
+            let inner = committer.take().expect("a collector always has a checkpoint");
+            let (announce, watch) = fetcher::announce(inner, &collector, config.capacity.get());
+            committer = Some(Box::new(announce));
+            let settings = fetcher::Settings {
+                batch_lines: tuning.batch_lines,
+            };
+            let fetcher = fetcher::run(
+                *collector,
+                lines_tx,
+                window,
+                settings,
+                watch,
+                metrics.clone(),
+                drain.clone(),
+                cancel.clone(),
+            );
+            stages.spawn("fetcher", fetcher);
+        }
+    }
     let pool = Arc::new(parser::EntryPool::default());
     for worker in 0..config.workers.get() {
         let parser = parser::Worker {
@@ -192,7 +226,7 @@ where
     stages.spawn("validator", validator);
     let settings = writer::Settings {
         retry: config.retry,
-        checkpoint: resume.committer.map(|c| (c, resume.start)),
+        checkpoint: committer.map(|c| (c, resume.start)),
         // Half the window: the reader keeps slots to read ahead while acknowledgements come.
         hold: tuning.window / 2,
     };

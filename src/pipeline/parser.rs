@@ -6,6 +6,7 @@
 //! rejected line for the rejects file) right here, where batches are handled in parallel, so
 //! that the ordered stages after this one only check and copy finished bytes.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -13,13 +14,14 @@ use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use super::fetcher::Fetched;
 use super::reader::{LONG_LINE_PREFIX, RawBatch};
 use super::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
-use crate::format::{Format, write_record, write_reject};
+use crate::format::{Format, Origin, write_collected, write_record, write_reject};
 use crate::metrics::{Metrics, add};
-use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, split_lines};
+use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, parse_timestamp, split_lines};
 
 /// A line that did not follow the grammar, kept whole for the rejects file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +114,8 @@ pub struct Parsed {
     pool: Option<Arc<EntryPool>>,
     /// How the batch was rendered.
     render: Render,
+    /// The batch came from a stream: rejects are numbered by stream sequence, not line.
+    pub(crate) from_stream: bool,
 }
 
 impl Drop for Parsed {
@@ -245,6 +249,7 @@ fn parse_into(
         rejects_out: Vec::new(),
         pool: pool.cloned(),
         render,
+        from_stream: false,
     };
     // A second handle on the batch's bytes (one count per batch), so that lines can be kept
     // while `parsed` is being filled.
@@ -299,6 +304,85 @@ fn parse_into(
     parsed
 }
 
+/// A record as an ingest publisher sends it (`-f json`), its strings borrowed from the message
+/// unless they hold escapes.
+#[derive(serde::Deserialize)]
+struct Published<'a> {
+    line: u64,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    severity: Cow<'a, str>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
+/// Reads one line of a collected message as a record: its line number, instant, severity and
+/// message; or why it is not one.
+fn decode(line: &[u8]) -> Result<(u64, OffsetDateTime, Severity, Cow<'_, str>), RejectReason> {
+    let published: Published<'_> = serde_json::from_slice(line).map_err(|_| RejectReason::NotARecord)?;
+    let timestamp = match parse_timestamp(published.timestamp.as_bytes()) {
+        Some((timestamp, used)) if used == published.timestamp.len() => timestamp,
+        _ => return Err(RejectReason::BadTimestamp),
+    };
+    let severity = Severity::from_field(published.severity.as_bytes()).ok_or(RejectReason::BadSeverity)?;
+    Ok((published.line, timestamp, severity, published.message))
+}
+
+/// Parses a collector's batch: every line of every message (a record, or JSON Lines packed by
+/// `--batch-bytes`), rendered with where it came from. Rejects are numbered by the message's
+/// stream sequence.
+fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -> Parsed {
+    let mut parsed = Parsed::default();
+    parsed.entries = take(&pool.entries);
+    parsed.out = take(&pool.bytes);
+    parsed.pool = Some(pool.clone());
+    parsed.render = render;
+    parsed.from_stream = true;
+    // The messages, unescaped, one after another: what the entries point into.
+    let mut decoded = Vec::new();
+    for message in messages {
+        let origin = Origin {
+            source: message.source(),
+            subject: message.subject.as_bytes(),
+        };
+        for line in split_lines(&message.payload) {
+            parsed.lines += 1;
+            let trimmed = line.trim_ascii();
+            if trimmed.is_empty() {
+                parsed.blank += 1;
+                continue;
+            }
+            match decode(trimmed) {
+                Err(reason) => {
+                    let line = message.payload.slice_ref(line.trim_ascii_end());
+                    parsed.reject(message.seq, reason, line);
+                }
+                Ok((line_no, timestamp, severity, text)) => {
+                    let record = ParsedRecord {
+                        line_no,
+                        timestamp,
+                        severity,
+                        message: text.as_bytes(),
+                    };
+                    write_collected(&mut parsed.out, render.format, &record, origin);
+                    parsed.entries.push(Entry {
+                        line_no,
+                        timestamp,
+                        severity,
+                        message_start: decoded.len() as u32,
+                        message_len: text.len() as u32,
+                        out_end: parsed.out.len(),
+                    });
+                    decoded.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+    }
+    parsed.data = Bytes::from(decoded);
+    parsed
+}
+
 /// One parser task and what it needs.
 pub(crate) struct Worker {
     /// Which worker, from 0, for the log.
@@ -327,7 +411,9 @@ impl Worker {
         let times = &self.metrics.parser;
         let mut lines = 0;
         while let Some(batch) = recv(&lines_rx, &cancel, times).await {
-            let parsed = if batch.long_line {
+            let parsed = if !batch.messages.is_empty() {
+                parse_messages(&batch.messages, self.render, &self.pool)
+            } else if batch.long_line {
                 Parsed::long_line(batch.first_line, batch.data, self.render)
             } else {
                 parse_into(
@@ -340,9 +426,17 @@ impl Worker {
             };
             lines += parsed.lines;
             add(&self.metrics.lines_parsed, parsed.lines);
-            let end = Position {
-                offset: batch.end_offset,
-                lines: batch.first_line - 1 + parsed.lines,
+            let end = if parsed.from_stream {
+                // A stream's position is the last message's sequence, in both fields.
+                Position {
+                    offset: batch.end_offset,
+                    lines: batch.end_offset,
+                }
+            } else {
+                Position {
+                    offset: batch.end_offset,
+                    lines: batch.first_line - 1 + parsed.lines,
+                }
             };
             let out = ParsedBatch {
                 seq: batch.seq,

@@ -39,6 +39,9 @@ pub struct RawBatch {
     pub end_offset: u64,
     /// One slot of the in-flight window, released when the writer is done with the batch.
     pub(crate) permit: OwnedSemaphorePermit,
+    /// A collector's batch: the messages fetched (`data` is empty; `end_offset` is the last
+    /// one's stream sequence).
+    pub messages: Vec<super::fetcher::Fetched>,
 }
 
 impl RawBatch {
@@ -298,6 +301,7 @@ impl ReadLoop<'_> {
             long_line,
             end_offset,
             permit,
+            messages: Vec::new(),
         };
         let sent = match self.lines_tx.try_send(batch) {
             Ok(()) => true,

@@ -147,7 +147,8 @@ pub fn validate(mut batch: ParsedBatch, rules: &Rules, report: &mut ValidatorRep
             // Escaped: a bad line may hold control bytes that would garble a terminal.
             let shown = String::from_utf8_lossy(&reject.line[..reject.line.len().min(80)]);
             let shown = shown.trim_end().escape_debug();
-            tracing::warn!("line {}: {}: '{shown}'", reject.line_no, reject.reason);
+            let what = if parsed.from_stream { "message" } else { "line" };
+            tracing::warn!("{what} {}: {}: '{shown}'", reject.line_no, reject.reason);
         }
         report.rejected_by_reason[reject.reason as usize] += 1;
     }

@@ -23,13 +23,14 @@ use async_nats::jetstream::context::{GetStreamByNameErrorKind, PublishErrorKind}
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
-use async_nats::{ConnectErrorKind, HeaderMap, ServerAddr, Subject};
+use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 
 use super::breaker::{Breaker, State};
 use super::{Sink, Stop, Stored};
 use crate::config::{NatsOutput, RetryPolicy};
 use crate::error::Error;
+use crate::nats::{self, Reconnect, Trouble};
 use crate::metrics::{Metrics, add};
 use crate::pipeline::validator::ValidBatch;
 
@@ -104,12 +105,6 @@ struct Connection {
     lost: Arc<AtomicBool>,
 }
 
-/// Why an attempt failed: worth retrying, or not.
-enum Trouble {
-    Transient(String),
-    Fatal(Error),
-}
-
 /// Publishes batches to a JetStream subject; see the module documentation.
 pub struct JetStreamSink {
     target: NatsOutput,
@@ -158,7 +153,7 @@ impl JetStreamSink {
     ) -> Result<JetStreamSink, Error> {
         let mut sink = JetStreamSink {
             subject: Subject::from(target.subject.as_str()),
-            breaker: Breaker::new(target.breaker_failures, retry),
+            breaker: Breaker::new(target.server.breaker_failures, retry),
             target,
             source,
             connection: None,
@@ -201,7 +196,7 @@ impl JetStreamSink {
         }
         self.connection = None;
         let lost = Arc::new(AtomicBool::new(false));
-        let client = connect(&self.target, lost.clone(), self.denied.clone()).await?;
+        let client = nats::connect(&self.target.server, Reconnect::Never, lost.clone(), self.denied.clone()).await?;
         self.max_payload = client.server_info().max_payload;
         let js = async_nats::jetstream::ContextBuilder::new()
             .timeout(self.target.ack_timeout)
@@ -263,7 +258,7 @@ impl JetStreamSink {
                     self.skip_through = last;
                     tracing::info!(
                         "{}: lines up to {last} are in the stream already; continuing after them",
-                        self.target.shown
+                        self.target.server.shown
                     );
                 }
                 Ok(())
@@ -563,7 +558,7 @@ impl JetStreamSink {
         let now = Instant::now();
         let (delay, opened) = self.breaker.failure(now);
         let failing = self.breaker.failing_for(now);
-        if failing >= self.target.sink_timeout {
+        if failing >= self.target.server.timeout {
             return Err(Error::Unavailable {
                 target: self.describe(),
                 after: failing,
@@ -572,22 +567,22 @@ impl JetStreamSink {
         }
         if opened {
             add(&self.metrics.sink_breaker_openings, 1);
-            self.metrics.sink_open_since.store(unix_ms(), Ordering::Relaxed);
+            self.metrics.sink_open_since.store(nats::unix_ms(), Ordering::Relaxed);
             tracing::warn!(
                 "{}: {why}; {} failures in a row, the breaker is open: probing with one message at a time",
-                self.target.shown,
-                self.target.breaker_failures
+                self.target.server.shown,
+                self.target.server.breaker_failures
             );
         } else if self.breaker.state() == State::Closed {
             tracing::warn!(
                 "{}: {why}; retrying in {} ms",
-                self.target.shown,
+                self.target.server.shown,
                 delay.as_millis()
             );
         } else {
             tracing::debug!(
                 "{}: {why}; unavailable for {} s; next probe in {} ms",
-                self.target.shown,
+                self.target.server.shown,
                 failing.as_secs(),
                 delay.as_millis()
             );
@@ -598,7 +593,7 @@ impl JetStreamSink {
 
     fn breaker_closed(&self) {
         if self.metrics.sink_open_since.swap(0, Ordering::Relaxed) != 0 {
-            tracing::info!("{}: available again; the breaker is closed", self.target.shown);
+            tracing::info!("{}: available again; the breaker is closed", self.target.server.shown);
         }
     }
 
@@ -666,7 +661,7 @@ impl JetStreamSink {
 
 impl Sink for JetStreamSink {
     fn describe(&self) -> String {
-        self.target.shown.clone()
+        self.target.server.shown.clone()
     }
 
     async fn send(&mut self, batch: ValidBatch, hold: usize) -> Result<(), Stop> {
@@ -693,7 +688,7 @@ impl Sink for JetStreamSink {
         if self.reordered > 0 {
             tracing::error!(
                 "{}: {} messages had to be sent again after later ones were already stored: they are in the stream once, but out of order",
-                self.target.shown,
+                self.target.server.shown,
                 self.reordered
             );
         }
@@ -764,107 +759,6 @@ fn poll_now(ack: &mut Ack) -> Option<Result<PublishAck, async_nats::jetstream::c
     }
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis() as u64)
-        .max(1)
-}
-
-/// Connects to the first server that answers, as the target says.
-async fn connect(
-    target: &NatsOutput,
-    lost: Arc<AtomicBool>,
-    denied: Arc<Mutex<Option<String>>>,
-) -> Result<async_nats::Client, Trouble> {
-    let fatal = |what: String| {
-        Trouble::Fatal(Error::Nats {
-            target: target.shown.clone(),
-            what,
-        })
-    };
-    let scheme = if target.tls { "tls" } else { "nats" };
-    let servers: Vec<ServerAddr> = target
-        .servers
-        .iter()
-        .map(|s| format!("{scheme}://{s}").parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e| fatal(format!("bad server address: {e}")))?;
-    let established = Arc::new(AtomicBool::new(false));
-    let once_connected = established.clone();
-    let mut options = async_nats::ConnectOptions::new()
-        .name("ingest")
-        .connection_timeout(Duration::from_secs(5))
-        // A connection that drops stays down: the client would send what it still holds for
-        // the old connection over the new one, behind the messages lost with the old one. This
-        // sink connects afresh itself, once nothing of ours is in flight, and reads back first.
-        .reconnect_delay_callback(move |_| {
-            if once_connected.load(Ordering::Relaxed) {
-                Duration::from_secs(86_400)
-            } else {
-                Duration::ZERO
-            }
-        })
-        .event_callback(move |event| {
-            let (lost, denied) = (lost.clone(), denied.clone());
-            async move {
-                match event {
-                    async_nats::Event::Disconnected | async_nats::Event::Closed => {
-                        lost.store(true, Ordering::Relaxed);
-                    }
-                    async_nats::Event::ServerError(async_nats::ServerError::Other(e))
-                        if e.to_ascii_lowercase().contains("permissions violation") =>
-                    {
-                        if let Ok(mut denied) = denied.lock() {
-                            denied.get_or_insert(e);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        });
-    if let Some(path) = &target.creds {
-        options = options
-            .credentials_file(path)
-            .await
-            .map_err(|e| fatal(format!("cannot use --nats-creds '{}': {e}", path.display())))?;
-    }
-    if let Some((user, password)) = &target.user {
-        options = options.user_and_password(user.clone(), password.clone());
-    }
-    if let Some(token) = &target.token {
-        options = options.token(token.clone());
-    }
-    if target.tls {
-        options = options.require_tls(true);
-    }
-    if let Some(ca) = &target.tls_ca {
-        options = options.add_root_certificates(ca.clone());
-    }
-    match options.connect(servers).await {
-        Ok(client) => {
-            established.store(true, Ordering::Relaxed);
-            Ok(client)
-        }
-        Err(e) => match e.kind() {
-            ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
-                Err(Trouble::Fatal(Error::NotPermitted {
-                    target: target.shown.clone(),
-                    reason: e.to_string(),
-                }))
-            }
-            ConnectErrorKind::ServerParse => Err(fatal(e.to_string())),
-            // A certificate that cannot be trusted stays so: no retry. (The client reports a
-            // rejected certificate as an I/O error; its words are all there is to go by.)
-            ConnectErrorKind::Tls | ConnectErrorKind::Io if e.to_string().contains("certificate") => {
-                Err(fatal(format!(
-                    "TLS failed: {e} (a server with a private CA needs --nats-tls-ca FILE)"
-                )))
-            }
-            _ => Err(Trouble::Transient(format!("cannot connect: {e}"))),
-        },
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,335 @@
+//! The fetcher stage: a collector's first stage, in the reader's place. Pulls messages from
+//! the consumer and hands them to the parser pool in batches, in stream order.
+//!
+//! A message is acknowledged only once the checkpoint has committed it: the writer's commits
+//! reach this stage through a [`watch`] channel ([`Announce`] wraps the committer), and every
+//! message up to the committed stream sequence is acked then. A message at or before the
+//! commit that comes again (an ack lost with a connection) is acked at once and not written
+//! again. On a drain or after `--until-idle`, fetching stops, everything fetched flows out,
+//! and this stage acks what the last commit covers before it ends.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
+use async_nats::{HeaderMap, Subject};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::reader::RawBatch;
+use super::send;
+use crate::checkpoint::{Commit, Position};
+use crate::error::Error;
+use crate::metrics::{Metrics, add};
+use crate::sink::jetstream::SOURCE;
+use crate::source::jetstream::Collector;
+
+/// How long a batch waits for more messages once it has one: the latency a trickle sees.
+const LINGER: Duration = Duration::from_millis(10);
+
+/// One fetched message, on its way to a parser.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The subject it was published on.
+    pub subject: Subject,
+    /// Its headers (`Ingest-Source` among them, from an ingest publisher).
+    pub headers: Option<HeaderMap>,
+    /// Its body: one record, or JSON Lines packed by `--batch-bytes`.
+    pub payload: Bytes,
+}
+
+impl Fetched {
+    /// The publisher, from the `Ingest-Source` header.
+    pub fn source(&self) -> Option<&[u8]> {
+        let value = self.headers.as_ref()?.get(SOURCE)?;
+        Some(value.as_str().as_bytes())
+    }
+}
+
+/// The committer of a collector: commits as usual, then announces the committed stream
+/// sequence to the fetcher, which acks up to it. Also makes a commit due when the consumer's
+/// limit on unacknowledged messages comes near, since nothing more arrives past it.
+#[derive(Debug)]
+pub struct Announce {
+    inner: Box<dyn Commit>,
+    committed: watch::Sender<u64>,
+    unacked: Arc<AtomicU64>,
+    limit: u64,
+}
+
+impl Commit for Announce {
+    fn start_writing(&mut self) -> Result<(), Error> {
+        self.inner.start_writing()
+    }
+
+    fn due(&mut self, written: u64) -> bool {
+        self.inner.due(written) || self.unacked.load(Ordering::Relaxed) >= self.limit
+    }
+
+    fn commit(&mut self, input: Position, output_bytes: u64, rejects_bytes: u64, finished: bool) -> Result<(), Error> {
+        self.inner.commit(input, output_bytes, rejects_bytes, finished)?;
+        self.committed.send_replace(input.offset);
+        Ok(())
+    }
+}
+
+/// Messages fetched and not yet acknowledged, and the last committed stream sequence.
+struct Acks {
+    /// In stream order: acked once committed.
+    waiting: VecDeque<(u64, Subject)>,
+    /// Messages that came again while their first delivery was still on its way.
+    again: Vec<(u64, Subject)>,
+    committed: u64,
+    unacked: Arc<AtomicU64>,
+}
+
+impl Acks {
+    /// Acks everything up to the committed sequence `committed`.
+    async fn commit(&mut self, committed: u64, collector: &Collector) {
+        self.committed = self.committed.max(committed);
+        while let Some((seq, _)) = self.waiting.front()
+            && *seq <= self.committed
+        {
+            let (_, reply) = self.waiting.pop_front().expect("checked");
+            collector.ack(reply).await;
+            self.unacked.fetch_sub(1, Ordering::Relaxed);
+        }
+        let (done, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.again)
+            .into_iter()
+            .partition(|(seq, _)| *seq <= self.committed);
+        self.again = later;
+        for (_, reply) in done {
+            collector.ack(reply).await;
+        }
+    }
+}
+
+/// What the fetcher needs besides the collector.
+pub struct Settings {
+    /// Most messages in one batch.
+    pub batch_lines: usize,
+}
+
+/// Wraps the run's committer so that its commits reach the fetcher; returns the wrapper and
+/// the fetcher's end of the announcements.
+pub fn announce(inner: Box<dyn Commit>, collector: &Collector, window_lines: usize) -> (Announce, Watch) {
+    let (tx, rx) = watch::channel(collector.start);
+    let unacked = Arc::new(AtomicU64::new(0));
+    // Room for a full window of fetched messages before the consumer's limit stops delivery.
+    let limit = collector
+        .max_ack_pending
+        .saturating_sub(window_lines as u64)
+        .max(collector.max_ack_pending / 2)
+        .max(1);
+    let announce = Announce {
+        inner,
+        committed: tx,
+        unacked: unacked.clone(),
+        limit,
+    };
+    (announce, Watch { committed: rx, unacked })
+}
+
+/// The fetcher's end of [`announce`].
+pub struct Watch {
+    committed: watch::Receiver<u64>,
+    unacked: Arc<AtomicU64>,
+}
+
+/// How a batch being gathered ended.
+enum Gathered {
+    /// Full, or lingered long enough: send it and go on.
+    Go,
+    /// Drained, or idle past `--until-idle`: send it and stop.
+    Stop,
+}
+
+/// Runs the fetcher until a drain, `--until-idle` or a cancel; then acks what the writer's last
+/// commit covers.
+///
+/// # Errors
+/// [`Error::Unavailable`] when the server is away past `--sink-timeout`, [`Error::Collecting`]
+/// when another collector took the consumer, [`Error::Nats`] when the consumer is deleted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run(
+    mut collector: Collector,
+    lines_tx: async_channel::Sender<RawBatch>,
+    window: Arc<Semaphore>,
+    settings: Settings,
+    watch: Watch,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
+    let Watch {
+        mut committed,
+        unacked,
+    } = watch;
+    let mut acks = Acks {
+        waiting: VecDeque::new(),
+        again: Vec::new(),
+        committed: collector.start,
+        unacked,
+    };
+    let mut messages = collector.messages(settings.batch_lines).await?;
+    let mut highest = collector.start;
+    let mut last_arrival = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch_no = 0;
+    let idle = collector.until_idle();
+    let idle_for = |last: Instant| idle.is_some_and(|idle| last.elapsed() >= idle);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(()),
+            () = drain.cancelled() => break,
+            Ok(()) = committed.changed() => {
+                let c = *committed.borrow_and_update();
+                acks.commit(c, &collector).await;
+                continue;
+            }
+            _ = tick.tick() => {
+                collector.check().await?;
+                if idle_for(last_arrival) {
+                    break;
+                }
+                continue;
+            }
+            permit = window.clone().acquire_owned() => permit.expect("the window is never closed"),
+        };
+        let mut batch = Vec::new();
+        let mut linger = None;
+        let mut lines = 0;
+        let mut bytes = 0;
+        let gathered = loop {
+            if batch.len() >= settings.batch_lines {
+                break Gathered::Go;
+            }
+            let until = linger.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(()),
+                () = drain.cancelled() => break Gathered::Stop,
+                Ok(()) = committed.changed() => {
+                    let c = *committed.borrow_and_update();
+                    acks.commit(c, &collector).await;
+                }
+                _ = tick.tick() => {
+                    collector.check().await?;
+                    if batch.is_empty() && idle_for(last_arrival) {
+                        break Gathered::Stop;
+                    }
+                }
+                () = tokio::time::sleep_until(until), if linger.is_some() => break Gathered::Go,
+                next = messages.next() => match next {
+                    None => messages = collector.messages(settings.batch_lines).await?,
+                    Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
+                        return Err(Error::Nats {
+                            target: collector.describe().to_owned(),
+                            what: "the consumer was deleted while collecting".to_owned(),
+                        });
+                    }
+                    Some(Err(e)) => collector.failed(e.to_string())?,
+                    Some(Ok(message)) => {
+                        last_arrival = Instant::now();
+                        let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered)) else {
+                            continue;
+                        };
+                        let message = message.message;
+                        let Some(reply) = message.reply.clone() else { continue };
+                        add(&metrics.source_fetched, 1);
+                        if delivered > 1 {
+                            add(&metrics.source_redelivered, 1);
+                        }
+                        if seq <= acks.committed {
+                            collector.ack(reply).await;
+                            continue;
+                        }
+                        if seq <= highest {
+                            acks.again.push((seq, reply));
+                            continue;
+                        }
+                        highest = seq;
+                        acks.waiting.push_back((seq, reply));
+                        acks.unacked.fetch_add(1, Ordering::Relaxed);
+                        lines += line_count(&message.payload);
+                        bytes += message.payload.len() as u64;
+                        batch.push(Fetched {
+                            seq,
+                            subject: message.subject,
+                            headers: message.headers,
+                            payload: message.payload,
+                        });
+                        linger.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
+                    }
+                },
+            }
+        };
+        if !batch.is_empty() {
+            add(&metrics.lines_read, lines);
+            add(&metrics.bytes_in, bytes);
+            let end = batch.last().map_or(highest, |m| m.seq);
+            let raw = RawBatch {
+                seq: batch_no,
+                first_line: 1,
+                data: Bytes::new(),
+                long_line: false,
+                end_offset: end,
+                permit,
+                messages: batch,
+            };
+            batch_no += 1;
+            if !send(&lines_tx, raw, &cancel, &metrics.reader).await {
+                return Ok(());
+            }
+        }
+        if matches!(gathered, Gathered::Stop) {
+            break;
+        }
+    }
+    // Stopped fetching: what was fetched flows out; ack as the writer commits it, until the
+    // writer is done (it drops the committer, which closes the channel).
+    drop(messages);
+    drop(lines_tx);
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(()),
+            changed = committed.changed() => {
+                let c = *committed.borrow_and_update();
+                acks.commit(c, &collector).await;
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    collector.finish().await;
+    Ok(())
+}
+
+/// Lines in a message body: JSON Lines packed by `--batch-bytes`, or one record.
+fn line_count(payload: &[u8]) -> u64 {
+    let newlines = memchr::memchr_iter(b'\n', payload).count() as u64;
+    newlines + u64::from(payload.last().is_some_and(|&b| b != b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_counts_its_lines_with_or_without_a_last_newline() {
+        assert_eq!(line_count(b""), 0);
+        assert_eq!(line_count(b"{}"), 1);
+        assert_eq!(line_count(b"{}\n{}\n"), 2);
+        assert_eq!(line_count(b"{}\n{}"), 2);
+    }
+}
