@@ -8,58 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::nats::{Cluster, Server, Stored, block_on, create_stream, read_stream};
-use common::{BIN, Scratch, valid_lines, valid_lines_range, wait_until};
+use common::{BIN, Scratch, finish, run, run_in, run_with_env, spawn_in, valid_lines, valid_lines_range, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-/// `ingest ARGS` with `input` on stdin; returns the exit code and stderr. A run that has not
-/// ended after two minutes is killed and fails the test.
-fn run(args: &[&str], input: &str) -> (Option<i32>, String) {
-    run_in(&Scratch::new(), args, input, &[])
-}
-
-/// [`run`] with `env` set (and nothing else from the test's environment).
-fn run_with_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    run_in(&Scratch::new(), args, input, env)
-}
-
-/// [`run`] in `dir`, with `env`.
-fn run_in(dir: &Scratch, args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    std::fs::write(dir.path("in.log"), input).unwrap();
-    finish(dir, spawn_in(dir, args, env))
-}
-
-/// Starts `ingest ARGS` in `dir` with `dir/in.log` (a file) on stdin, stderr into `dir/stderr`,
-/// and nothing from the test's environment but `env`.
-fn spawn_in(dir: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Child {
-    Command::new(BIN)
-        .env_clear()
-        .envs(env.iter().copied())
-        .current_dir(dir.path(""))
-        .args(args)
-        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
-        .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for a run started by [`spawn_in`]; returns its exit code and stderr. After two minutes
-/// it is killed and the test fails.
-fn finish(dir: &Scratch, mut child: Child) -> (Option<i32>, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ingest still running after 120 s: {}", dir.read("stderr"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status.code(), dir.read("stderr"))
-}
 
 /// The JSON body's `line` and `message`.
 fn line_and_message(stored: &Stored) -> (u64, String) {

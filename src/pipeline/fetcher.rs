@@ -196,7 +196,10 @@ pub(crate) async fn run(
                 continue;
             }
             _ = tick.tick() => {
-                collector.check().await?;
+                // Time the server is away is not idle time.
+                if !collector.check().await? {
+                    last_arrival = Instant::now();
+                }
                 if idle_for(last_arrival) {
                     break;
                 }
@@ -222,7 +225,9 @@ pub(crate) async fn run(
                     acks.commit(c, &collector).await;
                 }
                 _ = tick.tick() => {
-                    collector.check().await?;
+                    if !collector.check().await? {
+                        last_arrival = Instant::now();
+                    }
                     if batch.is_empty() && idle_for(last_arrival) {
                         break Gathered::Stop;
                     }
@@ -236,7 +241,10 @@ pub(crate) async fn run(
                             what: "the consumer was deleted while collecting".to_owned(),
                         });
                     }
-                    Some(Err(e)) => collector.failed(e.to_string())?,
+                    Some(Err(e)) => {
+                        collector.failed(e.to_string())?;
+                        last_arrival = Instant::now();
+                    }
                     Some(Ok(message)) => {
                         last_arrival = Instant::now();
                         let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered)) else {

@@ -310,7 +310,7 @@ mod tests {
         let expected = ValidatorReport {
             lines: 6,
             blank: 1,
-            rejected_by_reason: [1, 0, 1, 0, 0],
+            rejected_by_reason: [1, 0, 1, 0, 0, 0],
             dropped: 1,
             filtered: 1,
             valid: 1,

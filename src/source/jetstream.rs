@@ -142,12 +142,13 @@ impl Collector {
     }
 
     /// Checks the connection and the lease; call about once a second. Counts an outage
-    /// through the breaker and gives up after `--sink-timeout`.
+    /// through the breaker and gives up after `--sink-timeout`. True while the server is
+    /// there.
     ///
     /// # Errors
     /// [`Error::Unavailable`] past the timeout; [`Error::Collecting`] when the lease was
     /// taken; [`Error::NotPermitted`].
-    pub async fn check(&mut self) -> Result<(), Error> {
+    pub async fn check(&mut self) -> Result<bool, Error> {
         if let Some(reason) = self.denied.lock().ok().and_then(|d| d.clone()) {
             return Err(Error::NotPermitted {
                 target: self.input.server.shown.clone(),
@@ -171,9 +172,9 @@ impl Collector {
                     self.metrics.source_open_since.store(0, Ordering::Relaxed);
                     tracing::info!("{}: available again", self.input.server.shown);
                 }
-                Ok(())
+                Ok(true)
             }
-            Some(why) => self.failed(why),
+            Some(why) => self.failed(why).map(|()| false),
         }
     }
 

@@ -148,3 +148,53 @@ pub fn unread_in(pipe: &impl std::os::fd::AsRawFd) -> usize {
     assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
     n as usize
 }
+
+/// `ingest ARGS` with `input` on stdin; returns the exit code and stderr. A run that has not
+/// ended after two minutes is killed and fails the test.
+pub fn run(args: &[&str], input: &str) -> (Option<i32>, String) {
+    run_in(&Scratch::new(), args, input, &[])
+}
+
+/// [`run`] with `env` set (and nothing else from the test's environment).
+pub fn run_with_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    run_in(&Scratch::new(), args, input, env)
+}
+
+/// [`run`] in `dir`, with `env`.
+pub fn run_in(dir: &Scratch, args: &[&str], input: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    std::fs::write(dir.path("in.log"), input).unwrap();
+    finish(dir, spawn_in(dir, args, env))
+}
+
+/// Starts `ingest ARGS` in `dir` with `dir/in.log` (a file) on stdin, stderr into `dir/stderr`,
+/// and nothing from the test's environment but `env`.
+pub fn spawn_in(dir: &Scratch, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(dir.path(""))
+        .args(args)
+        .stdin(std::fs::File::open(dir.path("in.log")).unwrap())
+        .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a run started by [`spawn_in`]; returns its exit code and stderr. After two minutes
+/// it is killed and the test fails.
+pub fn finish(dir: &Scratch, mut child: std::process::Child) -> (Option<i32>, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ingest still running after 120 s: {}", dir.read("stderr"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (status.code(), dir.read("stderr"))
+}
+

@@ -298,3 +298,29 @@ pub fn read_stream(url: &str, name: &str) -> Vec<Stored> {
         out
     })
 }
+
+/// Publishes each of `payloads` on `subject`, without headers: another producer's messages.
+pub fn publish_raw(url: &str, subject: &str, payloads: &[&[u8]]) {
+    block_on(async {
+        let client = async_nats::connect(url).await.expect("connect to publish");
+        let js = jetstream::new(client);
+        for payload in payloads {
+            js.publish(subject.to_owned(), payload.to_vec().into())
+                .await
+                .expect("publish")
+                .await
+                .expect("stored");
+        }
+    })
+}
+
+/// A consumer's messages not yet delivered, and delivered but not acknowledged.
+pub fn consumer_pending(url: &str, stream: &str, consumer: &str) -> (u64, usize) {
+    block_on(async {
+        let client = async_nats::connect(url).await.expect("connect to read a consumer");
+        let js = jetstream::new(client);
+        let stream = js.get_stream(stream).await.expect("the stream exists");
+        let info = stream.consumer_info(consumer).await.expect("the consumer exists");
+        (info.num_pending, info.num_ack_pending)
+    })
+}

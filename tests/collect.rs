@@ -1,0 +1,348 @@
+//! Collecting from NATS JetStream into files (`--from`), against real `nats-server` processes
+//! (see `common::nats`): publishers are ingest runs, as in production.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use common::nats::{Cluster, Server, consumer_pending, create_stream, publish_raw};
+use common::{Scratch, finish, run_in, spawn_in, valid_lines_range, wait_until};
+use std::process::Child;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Publishes `input` (a log) to `url/SUBJECT` with ingest and `extra` flags; panics unless it
+/// ends 0.
+fn publish(url: &str, subject: &str, input: &str, extra: &[&str]) {
+    let target = format!("{url}/{subject}");
+    let mut args = vec![target.as_str()];
+    args.extend_from_slice(extra);
+    let (code, stderr) = run_in(&Scratch::new(), &args, input, &[]);
+    assert_eq!(code, Some(0), "publishing: {stderr}");
+}
+
+/// Starts a collector `ingest ARGS` in `dir` (standard input empty: it reads the stream).
+fn start(dir: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Child {
+    if !dir.path("in.log").exists() {
+        std::fs::write(dir.path("in.log"), "").unwrap();
+    }
+    spawn_in(dir, args, env)
+}
+
+/// The collector's arguments: `--from URL/LOGS --consumer NAME --checkpoint cp OUTPUT`, then
+/// `extra`.
+fn collector_args<'a>(from: &'a str, consumer: &'a str, output: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--from", from, "--consumer", consumer, "--checkpoint", "cp", output];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `input` with a bad line after every 1000th record.
+fn with_bad_lines(range: std::ops::Range<usize>) -> String {
+    let mut input = String::new();
+    for i in range {
+        input.push_str(&valid_lines_range(i..i + 1));
+        if i % 1000 == 999 {
+            input.push_str(&format!("bad line {i}\n"));
+        }
+    }
+    input
+}
+
+/// The collected JSON lines' `(subject, message number)`, in file order.
+fn collected(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .map(|line| {
+            let value: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let message = value["message"].as_str().unwrap();
+            (
+                value["subject"].as_str().unwrap().to_owned(),
+                message.strip_prefix("Message ").unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts that `lines` holds records `range` of `subject`, each once, in input order.
+fn assert_once_in_order(lines: &[(String, u64)], subject: &str, range: std::ops::Range<u64>) {
+    let got: Vec<u64> = lines.iter().filter(|(s, _)| s == subject).map(|(_, n)| *n).collect();
+    let expected: Vec<u64> = range.collect();
+    if got != expected {
+        let first = got.iter().zip(&expected).position(|(a, b)| a != b);
+        panic!(
+            "{subject}: {} records for {}; first difference at {first:?}",
+            got.len(),
+            expected.len()
+        );
+    }
+}
+
+#[test]
+fn two_publishers_and_one_collector_give_every_record_once_in_each_inputs_order() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let n = 30_000;
+    // Published at the same time: their messages interleave in the stream.
+    let url = server.url();
+    std::thread::scope(|s| {
+        s.spawn(|| publish(&url, "logs.web", &with_bad_lines(0..n), &[]));
+        s.spawn(|| publish(&url, "logs.db", &with_bad_lines(0..n), &["--batch-bytes", "4096"]));
+    });
+    let dir = Scratch::new();
+    let from = format!("{url}/LOGS");
+    let args = collector_args(
+        &from,
+        "central",
+        "all.log",
+        &["-f", "json", "--filter", "logs.>", "--until-idle", "1", "--stats-json", "stats.json"],
+    );
+    let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines = collected(&dir.read("all.log"));
+    assert_eq!(lines.len(), 2 * n);
+    assert_once_in_order(&lines, "logs.web", 0..n as u64);
+    assert_once_in_order(&lines, "logs.db", 0..n as u64);
+    // Each line names its publisher: two of them.
+    let sources: std::collections::BTreeSet<String> = dir
+        .read("all.log")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["source"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sources.len(), 2, "{sources:?}");
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["written"], 2 * n);
+    assert_eq!(stats["source"]["pending"], 0, "{stats}");
+    assert_eq!(stats["source"]["acked"], stats["source"]["fetched"], "{stats}");
+    assert_eq!(consumer_pending(&url, "LOGS", "central"), (0, 0));
+    // A rerun finds nothing new and writes nothing.
+    let before = dir.read("all.log");
+    let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(dir.read("all.log"), before);
+}
+
+#[test]
+fn the_text_layout_adds_the_source_column() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    publish(&server.url(), "logs.app", &valid_lines_range(0..3), &[]);
+    let dir = Scratch::new();
+    let from = format!("{}/LOGS", server.url());
+    let (code, stderr) = finish(
+        &dir,
+        start(&dir, &collector_args(&from, "c", "out.log", &["--until-idle", "0.5"]), &[]),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = dir.read("out.log");
+    let first = out.lines().next().unwrap();
+    // `{line:>6} {severity:>5} {source:<24} {message}`
+    assert_eq!(&first[..13], "     1  INFO ");
+    let source = first[13..].split(' ').next().unwrap();
+    assert!(source.contains('/'), "{first}");
+    assert_eq!(&first[13 + source.len().max(24)..], " Message 0", "{first}");
+}
+
+#[test]
+fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let n = 60_000;
+    publish(&server.url(), "logs.app", &with_bad_lines(0..n), &[]);
+    publish_raw(&server.url(), "logs.app", &[b"not a record"]);
+    publish(&server.url(), "logs.app", &with_bad_lines(n..n + 20_000), &["--batch-bytes", "2048"]);
+    let from = format!("{}/LOGS", server.url());
+
+    let reference = Scratch::new();
+    let args = collector_args(&from, "reference", "out.log", &["--rejects", "bad.tsv", "--until-idle", "1"]);
+    let (code, stderr) = finish(&reference, start(&reference, &args, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let dir = Scratch::new();
+    let args = collector_args(
+        &from,
+        "killed",
+        "out.log",
+        &["--rejects", "bad.tsv", "--until-idle", "1", "--checkpoint-bytes", "50000"],
+    );
+    let full = std::fs::metadata(reference.path("out.log")).unwrap().len();
+    let mut kills = 0;
+    for round in 0..30u64 {
+        let size = || std::fs::metadata(dir.path("out.log")).map_or(0, |m| m.len());
+        let before = size();
+        let mut child = start(&dir, &args, &[]);
+        let target = before + 20_000 + (round % 5) * 70_000;
+        wait_until("the collector to make progress or end", || {
+            size() >= target.min(full) || child.try_wait().unwrap().is_some()
+        });
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills >= 5, "only {kills} kills: the runs were too quick to interrupt");
+    let started = Instant::now();
+    let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    // A killed collector's lease is taken over at once on its own host.
+    assert!(started.elapsed() < Duration::from_secs(5), "the last run waited {:?}", started.elapsed());
+    assert!(
+        dir.read("out.log") == reference.read("out.log"),
+        "after {kills} kills the output differs from one run's ({} vs {} bytes)",
+        dir.read("out.log").len(),
+        reference.read("out.log").len()
+    );
+    assert_eq!(dir.read("bad.tsv"), reference.read("bad.tsv"));
+    assert_eq!(consumer_pending(&server.url(), "LOGS", "killed"), (0, 0));
+}
+
+#[test]
+fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    publish(&server.url(), "logs.app", &valid_lines_range(0..2), &[]);
+    publish_raw(
+        &server.url(),
+        "logs.other",
+        &[
+            b"plain text from another producer",
+            br#"{"level":"info","msg":"someone else's JSON"}"#,
+            br#"{"line":9,"timestamp":"yesterday","severity":"INFO","message":"x"}"#,
+            br#"{"line":9,"timestamp":"2026-04-15T00:00:00Z","severity":"LOUD","message":"x"}"#,
+            b"\xff\xfe binary",
+        ],
+    );
+    publish(&server.url(), "logs.app", &valid_lines_range(2..4), &[]);
+    let dir = Scratch::new();
+    let from = format!("{}/LOGS", server.url());
+    let args = collector_args(&from, "c", "out.log", &["--rejects", "bad.tsv", "--until-idle", "1"]);
+    let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("4 written, 5 rejected"), "{stderr}");
+    assert_eq!(dir.read("out.log").lines().count(), 4);
+    let rejects = String::from_utf8_lossy(&std::fs::read(dir.path("bad.tsv")).unwrap()).into_owned();
+    let rejects: Vec<&str> = rejects.lines().collect();
+    assert_eq!(rejects[0], "3\tnot a record\tplain text from another producer");
+    assert_eq!(rejects[1], "4\tnot a record\t{\"level\":\"info\",\"msg\":\"someone else's JSON\"}");
+    assert!(rejects[2].starts_with("5\tbad timestamp\t"), "{rejects:?}");
+    assert!(rejects[3].starts_with("6\tbad severity\t"), "{rejects:?}");
+    assert!(rejects[4].starts_with("7\tnot a record\t"), "{rejects:?}");
+    // Acked: nothing comes again.
+    assert_eq!(consumer_pending(&server.url(), "LOGS", "c"), (0, 0));
+}
+
+#[test]
+fn until_idle_on_an_empty_stream_exits_0() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let dir = Scratch::new();
+    let from = format!("{}/LOGS", server.url());
+    let started = Instant::now();
+    let (code, stderr) = finish(
+        &dir,
+        start(&dir, &collector_args(&from, "c", "out.log", &["--until-idle", "1"]), &[]),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(dir.read("out.log"), "");
+}
+
+#[test]
+fn sigterm_drains_what_was_fetched_and_ends_by_sigterm() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let n = 200_000;
+    publish(&server.url(), "logs.app", &valid_lines_range(0..n), &["--batch-bytes", "65536"]);
+    let dir = Scratch::new();
+    let from = format!("{}/LOGS", server.url());
+    // A service: no --until-idle.
+    let args = collector_args(&from, "c", "out.log", &["-f", "json"]);
+    let mut child = start(&dir, &args, &[]);
+    wait_until("the collector to write", || {
+        std::fs::metadata(dir.path("out.log")).is_ok_and(|m| m.len() > 0)
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running 60 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}: {}", dir.read("stderr"));
+    // Whatever it wrote is whole and committed; a rerun collects the rest, once.
+    let (code, stderr) = finish(&dir, start(&dir, &collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "1"]), &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..n as u64);
+}
+
+#[test]
+fn a_second_collector_on_the_same_consumer_is_refused_with_75() {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let from = format!("{}/LOGS", server.url());
+    let first = Scratch::new();
+    let mut running = start(&first, &collector_args(&from, "shared", "out.log", &["-v"]), &[]);
+    wait_until("the first collector to start", || first.read("stderr").contains("collecting from"));
+    let second = Scratch::new();
+    let (code, stderr) = finish(&second, start(&second, &collector_args(&from, "shared", "out.log", &[]), &[]));
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(stderr.contains("consumer 'shared' is being read by another collector"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", running.id())), "{stderr}");
+    kill(Pid::from_raw(running.id() as i32), Signal::SIGTERM).unwrap();
+    running.wait().unwrap();
+    // Once the first has stopped, the consumer is free at once.
+    let (code, stderr) = finish(
+        &second,
+        start(&second, &collector_args(&from, "shared", "out.log", &["--until-idle", "0.5"]), &[]),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn the_server_killed_and_restarted_while_collecting_loses_and_repeats_nothing() {
+    let mut server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let n = 300_000;
+    publish(&server.url(), "logs.app", &valid_lines_range(0..n), &[]);
+    let dir = Scratch::new();
+    let from = format!("{}/LOGS", server.url());
+    let args = collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "3", "--stats-json", "stats.json"]);
+    let child = start(&dir, &args, &[]);
+    wait_until("the collector to write", || {
+        std::fs::metadata(dir.path("out.log")).is_ok_and(|m| m.len() > 1_000_000)
+    });
+    server.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.restart();
+    let (code, stderr) = finish(&dir, child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..n as u64);
+    assert_eq!(consumer_pending(&server.url(), "LOGS", "c"), (0, 0));
+}
+
+#[test]
+fn a_three_node_cluster_losing_a_node_while_collecting_loses_and_repeats_nothing() {
+    let mut cluster = Cluster::start();
+    let urls = cluster.urls();
+    create_stream(&cluster.nodes[0].url(), "LOGS", &["logs.>"], 3, Duration::from_secs(120));
+    let n = 200_000;
+    publish(&urls, "logs.app", &valid_lines_range(0..n), &[]);
+    let dir = Scratch::new();
+    let from = format!("{urls}/LOGS");
+    let args = collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "3"]);
+    let child = start(&dir, &args, &[]);
+    wait_until("the collector to write", || {
+        std::fs::metadata(dir.path("out.log")).is_ok_and(|m| m.len() > 1_000_000)
+    });
+    let leader = cluster.stream_leader(&cluster.nodes[0], "LOGS");
+    let index: usize = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+    cluster.nodes[index].kill();
+    let (code, stderr) = finish(&dir, child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..n as u64);
+}
