@@ -9,6 +9,10 @@
 //! cargo bench --bench nats_loop -- --create-stream nats://127.0.0.1:4222 BENCH 'bench.>'
 //! cargo bench --bench nats_loop -- nats://127.0.0.1:4222 bench.loop BODIES.jsonl 512
 //! ```
+//!
+//! And the floor for `ingest --from …` (`benches/collect.py`): `--consume URL STREAM CONSUMER
+//! FILTER BATCH IDLE_SECS` pulls through a durable consumer with explicit acks, as ingest does,
+//! acking each message, until none came for IDLE_SECS.
 
 use std::collections::VecDeque;
 use std::future::IntoFuture;
@@ -33,6 +37,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
         return Ok(());
+    }
+    if let [consume, url, stream, consumer, filter, batch, idle] = args.as_slice()
+        && consume == "--consume"
+    {
+        return consume_loop(url, stream, consumer, filter, batch.parse()?, idle.parse()?).await;
     }
     let [url, subject, bodies, window] = args.as_slice() else {
         // `cargo bench` runs every bench target with `--bench`: nothing to do without a server.
@@ -74,5 +83,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ack.await?;
     }
     eprintln!("nats_loop: {line} messages acknowledged");
+    Ok(())
+}
+
+/// Pulls every message of `filter` through a new durable consumer, acking each, until none came
+/// for `idle` seconds.
+async fn consume_loop(
+    url: &str,
+    stream: &str,
+    consumer: &str,
+    filter: &str,
+    batch: usize,
+    idle: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    use futures_util::StreamExt;
+    let js = async_nats::jetstream::new(async_nats::connect(url).await?);
+    let stream = js.get_stream(stream).await?;
+    let consumer: pull::Stream = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(consumer.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            filter_subject: filter.to_owned(),
+            max_ack_pending: 131_072,
+            ..Default::default()
+        })
+        .await?
+        .stream()
+        .max_messages_per_batch(batch)
+        .messages()
+        .await?;
+    let mut messages = consumer;
+    let idle = std::time::Duration::from_secs_f64(idle);
+    let mut count = 0u64;
+    while let Ok(Some(message)) = tokio::time::timeout(idle, messages.next()).await {
+        message?.ack().await.map_err(|e| e.to_string())?;
+        count += 1;
+    }
+    eprintln!("nats_loop: {count} messages consumed and acked");
     Ok(())
 }

@@ -747,7 +747,9 @@ pub fn resume_stream(
     {
         return Err(refuse(
             path,
-            format!("it was made for another input, not {stream}: give each run its own checkpoint, or remove this one to start over"),
+            format!(
+                "it was made for another input, not {stream}: give each run its own checkpoint, or remove this one to start over"
+            ),
         ));
     }
     let (output, rejects) = square_files(path, state.as_ref(), output, rejects)?;

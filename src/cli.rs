@@ -25,6 +25,7 @@ Records:
 Examples:
   ingest --rejects bad.tsv --checkpoint app.cp out.log < app.log
   ingest --checkpoint app.cp nats://nats1:4222,nats2:4222/logs.app < app.log
+  ingest --from nats://nats1:4222/LOGS --consumer central --checkpoint central.cp all.log
 
 Output formats:
   text   `     1  INFO started` (line number, severity, message)
@@ -33,8 +34,9 @@ Output formats:
 Exit codes:
   0 ok   2 usage   65 more rejects than --max-rejects   69 NATS server unavailable past --sink-timeout
   70 internal error   71 out of file descriptors, memory or threads   73 cannot open output
-  74 read/write error, drain timeout or unusable checkpoint   75 output or rejects file in use by another run
-  77 NATS refused the credentials   78 no JetStream stream takes the subject
+  74 read/write error, drain timeout or unusable checkpoint
+  75 output or rejects file in use by another run, or (--from) the consumer by another collector
+  77 NATS refused the credentials   78 no JetStream stream takes the subject (--from: no such stream)
   130/143 drained after SIGINT/SIGTERM";
 
 /// Most parser tasks: past the cores of any machine, and each costs a runtime thread.
@@ -129,7 +131,12 @@ pub struct Args {
     /// Collect records from a JetStream stream instead of reading stdin:
     /// `nats://HOST[:PORT][,HOST[:PORT]...]/STREAM` (or `tls://...`); needs --consumer and
     /// --checkpoint
-    #[arg(long, value_name = "URL", requires = "consumer", help_heading = "NATS COLLECTOR")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "consumer",
+        help_heading = "NATS COLLECTOR"
+    )]
     pub from: Option<PathBuf>,
 
     /// Collector: the durable pull consumer to read through (created when missing)
@@ -137,7 +144,12 @@ pub struct Args {
     pub consumer: Option<String>,
 
     /// Collector: only messages on subjects matching SUBJECT (`logs.web.>`); for a new consumer
-    #[arg(long, value_name = "SUBJECT", requires = "from", help_heading = "NATS COLLECTOR")]
+    #[arg(
+        long,
+        value_name = "SUBJECT",
+        requires = "from",
+        help_heading = "NATS COLLECTOR"
+    )]
     pub filter: Option<String>,
 
     /// Collector: exit 0 once no new message arrived for SECS (for cron); default: run until
@@ -221,7 +233,9 @@ impl Args {
         };
         let timeout = secs(self.sink_timeout, "--sink-timeout")?;
         let nats = match nats_address(&self.output, Role::Subject) {
-            Some(address) => Some(self.nats_output(address?, timeout, secs(self.ack_timeout, "--ack-timeout")?)?),
+            Some(address) => {
+                Some(self.nats_output(address?, timeout, secs(self.ack_timeout, "--ack-timeout")?)?)
+            }
             None => None,
         };
         let from = match &self.from {
@@ -239,7 +253,10 @@ impl Args {
         };
         if from.is_some() {
             if nats.is_some() {
-                return Err("--from collects into a file (or `-`); OUTPUT cannot be a NATS address as well".to_owned());
+                return Err(
+                    "--from collects into a file (or `-`); OUTPUT cannot be a NATS address as well"
+                        .to_owned(),
+                );
             }
             if self.checkpoint.is_none() {
                 return Err("--from needs --checkpoint PATH: the checkpoint holds what is written, so that acks go out only after it and a rerun writes nothing twice".to_owned());
@@ -338,7 +355,12 @@ impl Args {
 
 impl Args {
     /// The NATS side of the configuration, for an OUTPUT that is a NATS address.
-    fn nats_output(&self, address: NatsAddress, timeout: Duration, ack_timeout: Duration) -> Result<NatsOutput, String> {
+    fn nats_output(
+        &self,
+        address: NatsAddress,
+        timeout: Duration,
+        ack_timeout: Duration,
+    ) -> Result<NatsOutput, String> {
         Ok(NatsOutput {
             subject: address.path.clone(),
             server: self.nats_server(address, timeout)?,

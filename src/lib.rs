@@ -102,14 +102,34 @@ pub async fn run(
             });
             let (input, resume) = open_input(config, input, Some(target), rejects.as_mut(), &drain).await?;
             let output = sink::file::FileSink::new(output, config.retry);
-            run_pipeline(config, pipeline::Input::Read(input), resume, size, output, rejects, metrics, drain).await
+            run_pipeline(
+                config,
+                pipeline::Input::Read(input),
+                resume,
+                size,
+                output,
+                rejects,
+                metrics,
+                drain,
+            )
+            .await
         }
         Output::Stdout => {
             let output = AppendFile::stdout()?;
             let mut rejects = open_rejects()?;
             let (input, resume) = open_input(config, input, None, rejects.as_mut(), &drain).await?;
             let output = sink::file::FileSink::new(output, config.retry);
-            run_pipeline(config, pipeline::Input::Read(input), resume, size, output, rejects, metrics, drain).await
+            run_pipeline(
+                config,
+                pipeline::Input::Read(input),
+                resume,
+                size,
+                output,
+                rejects,
+                metrics,
+                drain,
+            )
+            .await
         }
         Output::Nats(target) => {
             let mut rejects = open_rejects()?;
@@ -136,7 +156,17 @@ pub async fn run(
                 metrics.clone(),
             )
             .await?;
-            run_pipeline(config, pipeline::Input::Read(input), resume, size, output, rejects, metrics, drain).await
+            run_pipeline(
+                config,
+                pipeline::Input::Read(input),
+                resume,
+                size,
+                output,
+                rejects,
+                metrics,
+                drain,
+            )
+            .await
         }
     }
 }
@@ -176,8 +206,14 @@ async fn collect(
     let what = format!("stream {} consumer {}", from.stream, from.consumer);
     let (resume, committed) =
         checkpoint::resume_stream(checkpoint, &what, target, rejects_target, config.checkpoint_bytes)?;
-    let collector = source::jetstream::Collector::start((*from).clone(), committed, config.retry, metrics.clone()).await?;
-    tracing::debug!("collecting from {} after stream sequence {}", collector.describe(), collector.start);
+    let collector =
+        source::jetstream::Collector::start((*from).clone(), committed, config.retry, metrics.clone())
+            .await?;
+    tracing::debug!(
+        "collecting from {} after stream sequence {}",
+        collector.describe(),
+        collector.start
+    );
     let input = pipeline::Input::Stream(Box::new(collector));
     let output = sink::file::FileSink::new(output, config.retry);
     run_pipeline(config, input, resume, None, output, rejects, metrics, drain).await

@@ -124,7 +124,6 @@ pub(crate) async fn connect(
     }
 }
 
-
 /// Now, in milliseconds since the Unix epoch (at least 1, so that 0 can mean "never").
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()

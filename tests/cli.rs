@@ -348,3 +348,35 @@ fn reading_the_output_or_the_rejects_file_from_stdin_is_refused_and_writes_nothi
     }
     assert!(!dir.path("out.log").exists());
 }
+
+#[test]
+fn a_collector_needs_a_consumer_and_a_checkpoint_and_says_so() {
+    let from = "nats://127.0.0.1:1/LOGS";
+    ingest()
+        .args(["--from", from, "--consumer", "c", "out.log"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--from needs --checkpoint PATH"));
+    ingest()
+        .args(["--from", from, "--checkpoint", "cp", "out.log"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--consumer"));
+    for (flag, value, says) in [
+        ("--from", "nats://127.0.0.1:1/LOGS.X", "not a stream name"),
+        ("--filter", "logs.>.x", "not a subject"),
+        ("--consumer", "a.b", "not a consumer name"),
+    ] {
+        let mut args = vec!["--from", from, "--consumer", "c", "--checkpoint", "cp", "out.log"];
+        let at = args.iter().position(|a| *a == flag).map(|i| i + 1);
+        match at {
+            Some(i) => args[i] = value,
+            None => args.extend([flag, value]),
+        }
+        ingest()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(says));
+    }
+}

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use common::nats::{Cluster, Server, consumer_pending, create_stream, publish_raw};
 use common::{Scratch, finish, run_in, spawn_in, valid_lines_range, wait_until};
-use std::process::Child;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use std::process::Child;
 
 /// Publishes `input` (a log) to `url/SUBJECT` with ingest and `extra` flags; panics unless it
 /// ends 0.
@@ -33,7 +33,15 @@ fn start(dir: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Child {
 /// The collector's arguments: `--from URL/LOGS --consumer NAME --checkpoint cp OUTPUT`, then
 /// `extra`.
 fn collector_args<'a>(from: &'a str, consumer: &'a str, output: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["--from", from, "--consumer", consumer, "--checkpoint", "cp", output];
+    let mut args = vec![
+        "--from",
+        from,
+        "--consumer",
+        consumer,
+        "--checkpoint",
+        "cp",
+        output,
+    ];
     args.extend_from_slice(extra);
     args
 }
@@ -67,7 +75,11 @@ fn collected(text: &str) -> Vec<(String, u64)> {
 
 /// Asserts that `lines` holds records `range` of `subject`, each once, in input order.
 fn assert_once_in_order(lines: &[(String, u64)], subject: &str, range: std::ops::Range<u64>) {
-    let got: Vec<u64> = lines.iter().filter(|(s, _)| s == subject).map(|(_, n)| *n).collect();
+    let got: Vec<u64> = lines
+        .iter()
+        .filter(|(s, _)| s == subject)
+        .map(|(_, n)| *n)
+        .collect();
     let expected: Vec<u64> = range.collect();
     if got != expected {
         let first = got.iter().zip(&expected).position(|(a, b)| a != b);
@@ -96,7 +108,16 @@ fn two_publishers_and_one_collector_give_every_record_once_in_each_inputs_order(
         &from,
         "central",
         "all.log",
-        &["-f", "json", "--filter", "logs.>", "--until-idle", "1", "--stats-json", "stats.json"],
+        &[
+            "-f",
+            "json",
+            "--filter",
+            "logs.>",
+            "--until-idle",
+            "1",
+            "--stats-json",
+            "stats.json",
+        ],
     );
     let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
     assert_eq!(code, Some(0), "{stderr}");
@@ -108,7 +129,12 @@ fn two_publishers_and_one_collector_give_every_record_once_in_each_inputs_order(
     let sources: std::collections::BTreeSet<String> = dir
         .read("all.log")
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["source"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["source"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(sources.len(), 2, "{sources:?}");
     let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
@@ -132,7 +158,11 @@ fn the_text_layout_adds_the_source_column() {
     let from = format!("{}/LOGS", server.url());
     let (code, stderr) = finish(
         &dir,
-        start(&dir, &collector_args(&from, "c", "out.log", &["--until-idle", "0.5"]), &[]),
+        start(
+            &dir,
+            &collector_args(&from, "c", "out.log", &["--until-idle", "0.5"]),
+            &[],
+        ),
     );
     assert_eq!(code, Some(0), "{stderr}");
     let out = dir.read("out.log");
@@ -151,11 +181,21 @@ fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
     let n = 60_000;
     publish(&server.url(), "logs.app", &with_bad_lines(0..n), &[]);
     publish_raw(&server.url(), "logs.app", &[b"not a record"]);
-    publish(&server.url(), "logs.app", &with_bad_lines(n..n + 20_000), &["--batch-bytes", "2048"]);
+    publish(
+        &server.url(),
+        "logs.app",
+        &with_bad_lines(n..n + 20_000),
+        &["--batch-bytes", "2048"],
+    );
     let from = format!("{}/LOGS", server.url());
 
     let reference = Scratch::new();
-    let args = collector_args(&from, "reference", "out.log", &["--rejects", "bad.tsv", "--until-idle", "1"]);
+    let args = collector_args(
+        &from,
+        "reference",
+        "out.log",
+        &["--rejects", "bad.tsv", "--until-idle", "1"],
+    );
     let (code, stderr) = finish(&reference, start(&reference, &args, &[]));
     assert_eq!(code, Some(0), "{stderr}");
 
@@ -164,7 +204,14 @@ fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
         &from,
         "killed",
         "out.log",
-        &["--rejects", "bad.tsv", "--until-idle", "1", "--checkpoint-bytes", "50000"],
+        &[
+            "--rejects",
+            "bad.tsv",
+            "--until-idle",
+            "1",
+            "--checkpoint-bytes",
+            "50000",
+        ],
     );
     let full = std::fs::metadata(reference.path("out.log")).unwrap().len();
     let mut kills = 0;
@@ -183,12 +230,19 @@ fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
         child.wait().unwrap();
         kills += 1;
     }
-    assert!(kills >= 5, "only {kills} kills: the runs were too quick to interrupt");
+    assert!(
+        kills >= 5,
+        "only {kills} kills: the runs were too quick to interrupt"
+    );
     let started = Instant::now();
     let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
     assert_eq!(code, Some(0), "{stderr}");
     // A killed collector's lease is taken over at once on its own host.
-    assert!(started.elapsed() < Duration::from_secs(5), "the last run waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the last run waited {:?}",
+        started.elapsed()
+    );
     assert!(
         dir.read("out.log") == reference.read("out.log"),
         "after {kills} kills the output differs from one run's ({} vs {} bytes)",
@@ -218,7 +272,12 @@ fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
     publish(&server.url(), "logs.app", &valid_lines_range(2..4), &[]);
     let dir = Scratch::new();
     let from = format!("{}/LOGS", server.url());
-    let args = collector_args(&from, "c", "out.log", &["--rejects", "bad.tsv", "--until-idle", "1"]);
+    let args = collector_args(
+        &from,
+        "c",
+        "out.log",
+        &["--rejects", "bad.tsv", "--until-idle", "1"],
+    );
     let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("4 written, 5 rejected"), "{stderr}");
@@ -226,7 +285,10 @@ fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
     let rejects = String::from_utf8_lossy(&std::fs::read(dir.path("bad.tsv")).unwrap()).into_owned();
     let rejects: Vec<&str> = rejects.lines().collect();
     assert_eq!(rejects[0], "3\tnot a record\tplain text from another producer");
-    assert_eq!(rejects[1], "4\tnot a record\t{\"level\":\"info\",\"msg\":\"someone else's JSON\"}");
+    assert_eq!(
+        rejects[1],
+        "4\tnot a record\t{\"level\":\"info\",\"msg\":\"someone else's JSON\"}"
+    );
     assert!(rejects[2].starts_with("5\tbad timestamp\t"), "{rejects:?}");
     assert!(rejects[3].starts_with("6\tbad severity\t"), "{rejects:?}");
     assert!(rejects[4].starts_with("7\tnot a record\t"), "{rejects:?}");
@@ -243,7 +305,11 @@ fn until_idle_on_an_empty_stream_exits_0() {
     let started = Instant::now();
     let (code, stderr) = finish(
         &dir,
-        start(&dir, &collector_args(&from, "c", "out.log", &["--until-idle", "1"]), &[]),
+        start(
+            &dir,
+            &collector_args(&from, "c", "out.log", &["--until-idle", "1"]),
+            &[],
+        ),
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(started.elapsed() >= Duration::from_secs(1));
@@ -255,7 +321,12 @@ fn sigterm_drains_what_was_fetched_and_ends_by_sigterm() {
     let server = Server::start("");
     create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
     let n = 200_000;
-    publish(&server.url(), "logs.app", &valid_lines_range(0..n), &["--batch-bytes", "65536"]);
+    publish(
+        &server.url(),
+        "logs.app",
+        &valid_lines_range(0..n),
+        &["--batch-bytes", "65536"],
+    );
     let dir = Scratch::new();
     let from = format!("{}/LOGS", server.url());
     // A service: no --until-idle.
@@ -273,9 +344,21 @@ fn sigterm_drains_what_was_fetched_and_ends_by_sigterm() {
         assert!(Instant::now() < deadline, "still running 60 s after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}: {}", dir.read("stderr"));
+    assert_eq!(
+        status.signal(),
+        Some(Signal::SIGTERM as i32),
+        "{status:?}: {}",
+        dir.read("stderr")
+    );
     // Whatever it wrote is whole and committed; a rerun collects the rest, once.
-    let (code, stderr) = finish(&dir, start(&dir, &collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "1"]), &[]));
+    let (code, stderr) = finish(
+        &dir,
+        start(
+            &dir,
+            &collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "1"]),
+            &[],
+        ),
+    );
     assert_eq!(code, Some(0), "{stderr}");
     assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..n as u64);
 }
@@ -287,18 +370,30 @@ fn a_second_collector_on_the_same_consumer_is_refused_with_75() {
     let from = format!("{}/LOGS", server.url());
     let first = Scratch::new();
     let mut running = start(&first, &collector_args(&from, "shared", "out.log", &["-v"]), &[]);
-    wait_until("the first collector to start", || first.read("stderr").contains("collecting from"));
+    wait_until("the first collector to start", || {
+        first.read("stderr").contains("collecting from")
+    });
     let second = Scratch::new();
-    let (code, stderr) = finish(&second, start(&second, &collector_args(&from, "shared", "out.log", &[]), &[]));
+    let (code, stderr) = finish(
+        &second,
+        start(&second, &collector_args(&from, "shared", "out.log", &[]), &[]),
+    );
     assert_eq!(code, Some(75), "{stderr}");
-    assert!(stderr.contains("consumer 'shared' is being read by another collector"), "{stderr}");
+    assert!(
+        stderr.contains("consumer 'shared' is being read by another collector"),
+        "{stderr}"
+    );
     assert!(stderr.contains(&format!("pid {}", running.id())), "{stderr}");
     kill(Pid::from_raw(running.id() as i32), Signal::SIGTERM).unwrap();
     running.wait().unwrap();
     // Once the first has stopped, the consumer is free at once.
     let (code, stderr) = finish(
         &second,
-        start(&second, &collector_args(&from, "shared", "out.log", &["--until-idle", "0.5"]), &[]),
+        start(
+            &second,
+            &collector_args(&from, "shared", "out.log", &["--until-idle", "0.5"]),
+            &[],
+        ),
     );
     assert_eq!(code, Some(0), "{stderr}");
 }
@@ -311,7 +406,12 @@ fn the_server_killed_and_restarted_while_collecting_loses_and_repeats_nothing() 
     publish(&server.url(), "logs.app", &valid_lines_range(0..n), &[]);
     let dir = Scratch::new();
     let from = format!("{}/LOGS", server.url());
-    let args = collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "3", "--stats-json", "stats.json"]);
+    let args = collector_args(
+        &from,
+        "c",
+        "out.log",
+        &["-f", "json", "--until-idle", "3", "--stats-json", "stats.json"],
+    );
     let child = start(&dir, &args, &[]);
     wait_until("the collector to write", || {
         std::fs::metadata(dir.path("out.log")).is_ok_and(|m| m.len() > 1_000_000)
@@ -329,7 +429,13 @@ fn the_server_killed_and_restarted_while_collecting_loses_and_repeats_nothing() 
 fn a_three_node_cluster_losing_a_node_while_collecting_loses_and_repeats_nothing() {
     let mut cluster = Cluster::start();
     let urls = cluster.urls();
-    create_stream(&cluster.nodes[0].url(), "LOGS", &["logs.>"], 3, Duration::from_secs(120));
+    create_stream(
+        &cluster.nodes[0].url(),
+        "LOGS",
+        &["logs.>"],
+        3,
+        Duration::from_secs(120),
+    );
     let n = 200_000;
     publish(&urls, "logs.app", &valid_lines_range(0..n), &[]);
     let dir = Scratch::new();

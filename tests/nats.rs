@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::nats::{Cluster, Server, Stored, block_on, create_stream, read_stream};
-use common::{BIN, Scratch, finish, run, run_in, run_with_env, spawn_in, valid_lines, valid_lines_range, wait_until};
+use common::{
+    BIN, Scratch, finish, run, run_in, run_with_env, spawn_in, valid_lines, valid_lines_range, wait_until,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

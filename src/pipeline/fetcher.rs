@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use async_nats::Subject;
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
-use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -38,8 +38,8 @@ pub struct Fetched {
     pub seq: u64,
     /// The subject it was published on.
     pub subject: Subject,
-    /// Its headers (`Ingest-Source` among them, from an ingest publisher).
-    pub headers: Option<HeaderMap>,
+    /// Its publisher, the `Ingest-Source` header.
+    pub source: Option<Arc<str>>,
     /// Its body: one record, or JSON Lines packed by `--batch-bytes`.
     pub payload: Bytes,
 }
@@ -47,8 +47,7 @@ pub struct Fetched {
 impl Fetched {
     /// The publisher, from the `Ingest-Source` header.
     pub fn source(&self) -> Option<&[u8]> {
-        let value = self.headers.as_ref()?.get(SOURCE)?;
-        Some(value.as_str().as_bytes())
+        self.source.as_deref().map(str::as_bytes)
     }
 }
 
@@ -72,7 +71,13 @@ impl Commit for Announce {
         self.inner.due(written) || self.unacked.load(Ordering::Relaxed) >= self.limit
     }
 
-    fn commit(&mut self, input: Position, output_bytes: u64, rejects_bytes: u64, finished: bool) -> Result<(), Error> {
+    fn commit(
+        &mut self,
+        input: Position,
+        output_bytes: u64,
+        rejects_bytes: u64,
+        finished: bool,
+    ) -> Result<(), Error> {
         self.inner.commit(input, output_bytes, rejects_bytes, finished)?;
         self.committed.send_replace(input.offset);
         Ok(())
@@ -133,7 +138,13 @@ pub fn announce(inner: Box<dyn Commit>, collector: &Collector, window_lines: usi
         unacked: unacked.clone(),
         limit,
     };
-    (announce, Watch { committed: rx, unacked })
+    (
+        announce,
+        Watch {
+            committed: rx,
+            unacked,
+        },
+    )
 }
 
 /// The fetcher's end of [`announce`].
@@ -179,12 +190,16 @@ pub(crate) async fn run(
     };
     let mut messages = collector.messages(settings.batch_lines).await?;
     let mut highest = collector.start;
-    let mut last_arrival = Instant::now();
+    let mut last_arrival;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch_no = 0;
+    let mut last_source = None;
     let idle = collector.until_idle();
     let idle_for = |last: Instant| idle.is_some_and(|idle| last.elapsed() >= idle);
+    // When `--until-idle` runs out, unless a message comes first.
+    let idle_end =
+        |last: Instant| tokio::time::Instant::from_std(last + idle.unwrap_or(Duration::from_secs(3600)));
     loop {
         let permit = tokio::select! {
             biased;
@@ -196,17 +211,14 @@ pub(crate) async fn run(
                 continue;
             }
             _ = tick.tick() => {
-                // Time the server is away is not idle time.
-                if !collector.check().await? {
-                    last_arrival = Instant::now();
-                }
-                if idle_for(last_arrival) {
-                    break;
-                }
+                collector.check().await?;
                 continue;
             }
             permit = window.clone().acquire_owned() => permit.expect("the window is never closed"),
         };
+        // Idle time is time with room for messages and none coming: not time held back by a
+        // full window.
+        last_arrival = Instant::now();
         let mut batch = Vec::new();
         let mut linger = None;
         let mut lines = 0;
@@ -233,6 +245,7 @@ pub(crate) async fn run(
                     }
                 }
                 () = tokio::time::sleep_until(until), if linger.is_some() => break Gathered::Go,
+                () = tokio::time::sleep_until(idle_end(last_arrival)), if idle.is_some() && batch.is_empty() => break Gathered::Stop,
                 next = messages.next() => match next {
                     None => messages = collector.messages(settings.batch_lines).await?,
                     Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
@@ -247,35 +260,27 @@ pub(crate) async fn run(
                     }
                     Some(Ok(message)) => {
                         last_arrival = Instant::now();
-                        let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered)) else {
-                            continue;
-                        };
-                        let message = message.message;
-                        let Some(reply) = message.reply.clone() else { continue };
-                        add(&metrics.source_fetched, 1);
-                        if delivered > 1 {
-                            add(&metrics.source_redelivered, 1);
+                        let mut next = Some(message);
+                        // Then whatever else has arrived, without a select per message.
+                        while let Some(message) = next.take() {
+                            match judge(message, &mut acks, &mut highest, &mut last_source, &metrics) {
+                                Verdict::Take(fetched) => {
+                                    lines += line_count(&fetched.payload);
+                                    bytes += fetched.payload.len() as u64;
+                                    batch.push(fetched);
+                                }
+                                Verdict::AckNow(reply) => collector.ack(reply).await,
+                                Verdict::Skip => {}
+                            }
+                            if batch.len() < settings.batch_lines
+                                && let Some(Some(Ok(message))) = messages.next().now_or_never()
+                            {
+                                next = Some(message);
+                            }
                         }
-                        if seq <= acks.committed {
-                            collector.ack(reply).await;
-                            continue;
+                        if !batch.is_empty() {
+                            linger.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
                         }
-                        if seq <= highest {
-                            acks.again.push((seq, reply));
-                            continue;
-                        }
-                        highest = seq;
-                        acks.waiting.push_back((seq, reply));
-                        acks.unacked.fetch_add(1, Ordering::Relaxed);
-                        lines += line_count(&message.payload);
-                        bytes += message.payload.len() as u64;
-                        batch.push(Fetched {
-                            seq,
-                            subject: message.subject,
-                            headers: message.headers,
-                            payload: message.payload,
-                        });
-                        linger.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
                     }
                 },
             }
@@ -321,6 +326,68 @@ pub(crate) async fn run(
     }
     collector.finish().await;
     Ok(())
+}
+
+/// What becomes of a fetched message.
+enum Verdict {
+    /// New: into the batch.
+    Take(Fetched),
+    /// Committed already (an ack was lost): ack it again, write nothing.
+    AckNow(Subject),
+    /// In flight already, or not a JetStream message: nothing now.
+    Skip,
+}
+
+/// Sorts a fetched message by its stream sequence: new, committed, or on its way already.
+fn judge(
+    message: async_nats::jetstream::Message,
+    acks: &mut Acks,
+    highest: &mut u64,
+    last_source: &mut Option<Arc<str>>,
+    metrics: &Metrics,
+) -> Verdict {
+    let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered)) else {
+        return Verdict::Skip;
+    };
+    let message = message.message;
+    let Some(reply) = message.reply else {
+        return Verdict::Skip;
+    };
+    add(&metrics.source_fetched, 1);
+    if delivered > 1 {
+        add(&metrics.source_redelivered, 1);
+    }
+    if seq <= acks.committed {
+        return Verdict::AckNow(reply);
+    }
+    if seq <= *highest {
+        acks.again.push((seq, reply));
+        return Verdict::Skip;
+    }
+    *highest = seq;
+    acks.waiting.push_back((seq, reply));
+    acks.unacked.fetch_add(1, Ordering::Relaxed);
+    // One allocation per publisher, not per message: consecutive messages share it.
+    let source = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(SOURCE))
+        .map(|v| v.as_str());
+    let source = match (source, last_source.as_ref()) {
+        (Some(now), Some(last)) if **last == *now => Some(last.clone()),
+        (Some(now), _) => {
+            let now: Arc<str> = Arc::from(now);
+            *last_source = Some(now.clone());
+            Some(now)
+        }
+        (None, _) => None,
+    };
+    Verdict::Take(Fetched {
+        seq,
+        subject: message.subject,
+        source,
+        payload: message.payload,
+    })
 }
 
 /// Lines in a message body: JSON Lines packed by `--batch-bytes`, or one record.

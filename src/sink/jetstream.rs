@@ -30,8 +30,8 @@ use super::breaker::{Breaker, State};
 use super::{Sink, Stop, Stored};
 use crate::config::{NatsOutput, RetryPolicy};
 use crate::error::Error;
-use crate::nats::{self, Reconnect, Trouble};
 use crate::metrics::{Metrics, add};
+use crate::nats::{self, Reconnect, Trouble};
 use crate::pipeline::validator::ValidBatch;
 
 /// Header: who published the record (host and input fingerprint).
@@ -196,7 +196,13 @@ impl JetStreamSink {
         }
         self.connection = None;
         let lost = Arc::new(AtomicBool::new(false));
-        let client = nats::connect(&self.target.server, Reconnect::Never, lost.clone(), self.denied.clone()).await?;
+        let client = nats::connect(
+            &self.target.server,
+            Reconnect::Never,
+            lost.clone(),
+            self.denied.clone(),
+        )
+        .await?;
         self.max_payload = client.server_info().max_payload;
         let js = async_nats::jetstream::ContextBuilder::new()
             .timeout(self.target.ack_timeout)
@@ -567,7 +573,9 @@ impl JetStreamSink {
         }
         if opened {
             add(&self.metrics.sink_breaker_openings, 1);
-            self.metrics.sink_open_since.store(nats::unix_ms(), Ordering::Relaxed);
+            self.metrics
+                .sink_open_since
+                .store(nats::unix_ms(), Ordering::Relaxed);
             tracing::warn!(
                 "{}: {why}; {} failures in a row, the breaker is open: probing with one message at a time",
                 self.target.server.shown,
@@ -593,7 +601,10 @@ impl JetStreamSink {
 
     fn breaker_closed(&self) {
         if self.metrics.sink_open_since.swap(0, Ordering::Relaxed) != 0 {
-            tracing::info!("{}: available again; the breaker is closed", self.target.server.shown);
+            tracing::info!(
+                "{}: available again; the breaker is closed",
+                self.target.server.shown
+            );
         }
     }
 
@@ -758,7 +769,6 @@ fn poll_now(ack: &mut Ack) -> Option<Result<PublishAck, async_nats::jetstream::c
         Poll::Pending => None,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

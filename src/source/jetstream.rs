@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::Subject;
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::context::GetStreamErrorKind;
-use async_nats::jetstream::ErrorCode;
 use bytes::Bytes;
 
 use super::lease::Lease;
@@ -27,6 +27,9 @@ use crate::sink::breaker::{Breaker, State};
 /// Unacknowledged messages a consumer made by ingest allows: room for the in-flight window and
 /// for what waits for the next commit.
 const MAX_ACK_PENDING: i64 = 131_072;
+
+/// Most bytes one pull asks for.
+const PULL_BYTES: usize = 8 << 20;
 
 /// How long the server waits for an ack before delivering a message again. Acks go out at
 /// commits, which come every few seconds at most; a redelivery only costs a skipped message.
@@ -102,7 +105,11 @@ impl Collector {
                     last_error: why,
                 });
             }
-            tracing::warn!("{}: {why}; retrying in {} ms", input.server.shown, delay.as_millis());
+            tracing::warn!(
+                "{}: {why}; retrying in {} ms",
+                input.server.shown,
+                delay.as_millis()
+            );
             tokio::time::sleep(delay).await;
         }
     }
@@ -126,17 +133,30 @@ impl Collector {
         self.consumer
             .stream()
             .max_messages_per_batch(batch.max(1))
+            // Packed messages are up to a MiB each: a pull for thousands of them would outgrow
+            // what the server lets a client have pending, and it would drop the connection.
+            .max_bytes_per_batch(PULL_BYTES)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
             .await
-            .map_err(|e| self.error(format!("cannot pull from consumer '{}': {e}", self.input.consumer)))
+            .map_err(|e| {
+                self.error(format!(
+                    "cannot pull from consumer '{}': {e}",
+                    self.input.consumer
+                ))
+            })
     }
 
     /// Acknowledges one message by its reply subject.
     pub async fn ack(&self, reply: Subject) {
         // An ack lost on the way only means a redelivery, which the fetcher skips and acks.
-        if self.client.publish(reply, Bytes::from_static(b"+ACK")).await.is_ok() {
+        if self
+            .client
+            .publish(reply, Bytes::from_static(b"+ACK"))
+            .await
+            .is_ok()
+        {
             add(&self.metrics.source_acked, 1);
         }
     }
@@ -216,7 +236,10 @@ impl Collector {
             .await
             .is_err()
         {
-            tracing::warn!("{}: the last acks may not have arrived (they come again, and are skipped)", self.describe());
+            tracing::warn!(
+                "{}: the last acks may not have arrived (they come again, and are skipped)",
+                self.describe()
+            );
         }
         if let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(5), self.consumer.info()).await {
             self.metrics
@@ -254,15 +277,19 @@ async fn open(
         .build(client.clone());
     let mut stream = match js.get_stream(&input.stream).await {
         Ok(stream) => stream,
-        Err(e)
-            if matches!(e.kind(), GetStreamErrorKind::JetStream(ref j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
         {
             return Err(Trouble::Fatal(Error::NoSuchStream {
                 target: input.server.shown.clone(),
                 stream: input.stream.clone(),
             }));
         }
-        Err(e) => return Err(Trouble::Transient(format!("cannot read stream {}: {e}", input.stream))),
+        Err(e) => {
+            return Err(Trouble::Transient(format!(
+                "cannot read stream {}: {e}",
+                input.stream
+            )));
+        }
     };
     let replicas = stream
         .info()
@@ -291,7 +318,13 @@ async fn open(
         .clone();
     let wanted = input.filter.clone().unwrap_or_default();
     if info.config.filter_subject != wanted {
-        let shown = |f: &str| if f.is_empty() { "no subject filter".to_owned() } else { format!("filter '{f}'") };
+        let shown = |f: &str| {
+            if f.is_empty() {
+                "no subject filter".to_owned()
+            } else {
+                format!("filter '{f}'")
+            }
+        };
         return Err(fatal(format!(
             "consumer '{}' has {}, not {}: give this collector a new --consumer name, or remove the old one (`nats consumer rm {} {}`)",
             input.consumer,

@@ -38,7 +38,8 @@ pub struct Lease {
 /// Who holds a lease: the value's `HOST pid PID` part.
 fn holder(value: &[u8]) -> String {
     let text = String::from_utf8_lossy(value);
-    text.rsplit_once(' ').map_or(text.to_string(), |(who, _nonce)| who.to_owned())
+    text.rsplit_once(' ')
+        .map_or(text.to_string(), |(who, _nonce)| who.to_owned())
 }
 
 /// True when `value` names a process on this host that no longer runs.
@@ -98,7 +99,9 @@ impl Lease {
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| Trouble::Transient(format!("cannot create the key-value bucket {BUCKET}: {e}")))?,
+                .map_err(|e| {
+                    Trouble::Transient(format!("cannot create the key-value bucket {BUCKET}: {e}"))
+                })?,
         };
         let key = key(stream, consumer);
         let nonce = crate::checkpoint::new_source();
@@ -122,7 +125,11 @@ impl Lease {
                     });
                 }
                 Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Trouble::Transient(format!("cannot take the consumer's lease: {e}"))),
+                Err(e) => {
+                    return Err(Trouble::Transient(format!(
+                        "cannot take the consumer's lease: {e}"
+                    )));
+                }
             }
             let entry = store
                 .entry(key.as_str())
@@ -179,14 +186,22 @@ impl Lease {
     /// [`Error::Collecting`] when another collector took it; transient trouble when the
     /// server does not answer.
     pub(crate) async fn renew(&mut self) -> Result<(), Trouble> {
-        match self.store.update(&self.key, self.value.clone(), self.revision).await {
+        match self
+            .store
+            .update(&self.key, self.value.clone(), self.revision)
+            .await
+        {
             Ok(revision) => {
                 self.revision = revision;
                 self.renewed = Instant::now();
                 return Ok(());
             }
             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
-            Err(e) => return Err(Trouble::Transient(format!("cannot renew the consumer's lease: {e}"))),
+            Err(e) => {
+                return Err(Trouble::Transient(format!(
+                    "cannot renew the consumer's lease: {e}"
+                )));
+            }
         }
         match self.store.create(&self.key, self.value.clone()).await {
             Ok(revision) => {
@@ -204,7 +219,9 @@ impl Lease {
                     holder,
                 }))
             }
-            Err(e) => Err(Trouble::Transient(format!("cannot renew the consumer's lease: {e}"))),
+            Err(e) => Err(Trouble::Transient(format!(
+                "cannot renew the consumer's lease: {e}"
+            ))),
         }
     }
 

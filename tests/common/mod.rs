@@ -197,4 +197,3 @@ pub fn finish(dir: &Scratch, mut child: std::process::Child) -> (Option<i32>, St
     };
     (status.code(), dir.read("stderr"))
 }
-

@@ -317,7 +317,9 @@ pub fn publish_raw(url: &str, subject: &str, payloads: &[&[u8]]) {
 /// A consumer's messages not yet delivered, and delivered but not acknowledged.
 pub fn consumer_pending(url: &str, stream: &str, consumer: &str) -> (u64, usize) {
     block_on(async {
-        let client = async_nats::connect(url).await.expect("connect to read a consumer");
+        let client = async_nats::connect(url)
+            .await
+            .expect("connect to read a consumer");
         let js = jetstream::new(client);
         let stream = js.get_stream(stream).await.expect("the stream exists");
         let info = stream.consumer_info(consumer).await.expect("the consumer exists");
