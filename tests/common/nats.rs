@@ -235,7 +235,8 @@ pub fn create_stream(url: &str, name: &str, subjects: &[&str], replicas: usize, 
             .await
             .expect("connect to create a stream");
         let js = jetstream::new(client);
-        // A fresh cluster may still be electing its meta leader: retried, within bounds.
+        // A fresh cluster may still be electing its meta leader (slowly on a loaded 2-core
+        // machine): retried, within bounds.
         let config = jetstream::stream::Config {
             name: name.to_owned(),
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
@@ -244,7 +245,7 @@ pub fn create_stream(url: &str, name: &str, subjects: &[&str], replicas: usize, 
             duplicate_window,
             ..Default::default()
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
             match js.create_stream(config.clone()).await {
                 Ok(_) => return,
