@@ -56,8 +56,7 @@ pub fn write_collected(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<
             buf.push(b'\n');
         }
         Format::Json => {
-            write_json(buf, record);
-            buf.truncate(buf.len() - 2);
+            write_json_fields(buf, record);
             buf.extend_from_slice(b",\"source\":");
             match origin.source {
                 Some(source) => {
@@ -144,6 +143,12 @@ fn write_text_head(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
 }
 
 fn write_json(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
+    write_json_fields(buf, record);
+    buf.extend_from_slice(b"}\n");
+}
+
+/// The four keys of a JSON record, the object left open for more (or its `}`).
+fn write_json_fields(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
     let mut head = Head::new();
     head.push(b"{\"line\":");
     head.push(itoa::Buffer::new().format(record.line_no).as_bytes());
@@ -155,7 +160,7 @@ fn write_json(buf: &mut Vec<u8>, record: &ParsedRecord<'_>) {
     buf.reserve(head.len + record.message.len() + 3);
     buf.extend_from_slice(head.as_slice());
     write_json_string_body(buf, record.message);
-    buf.extend_from_slice(b"\"}\n");
+    buf.push(b'"');
 }
 
 /// The instant in UTC as RFC 3339, `2026-04-15T00:00:07.25Z`, exactly as `time`'s `Rfc3339`

@@ -82,57 +82,21 @@ pub async fn run(
         Input::File(file) => file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()),
         Input::Reader(_) => None,
     };
-    let open_rejects = || {
-        config
-            .rejects
-            .as_deref()
-            .map(AppendFile::append_locked)
-            .transpose()
-    };
     if let Some(from) = &config.from {
         return collect(config, from, metrics, drain).await;
     }
     match &config.output {
-        Output::File(path) => {
-            let mut output = AppendFile::append_locked(path)?;
-            let mut rejects = open_rejects()?;
-            let target = checkpoint::Output::File(checkpoint::Target {
-                sink: &mut output,
-                path,
-            });
-            let (input, resume) = open_input(config, input, Some(target), rejects.as_mut(), &drain).await?;
+        Output::File(_) | Output::Stdout => {
+            let mut output = open_bytes(&config.output)?;
+            let mut rejects = open_rejects(config)?;
+            let target = file_target(&config.output, &mut output);
+            let (input, resume) = open_input(config, input, target, rejects.as_mut(), &drain).await?;
             let output = sink::file::FileSink::new(output, config.retry);
-            run_pipeline(
-                config,
-                pipeline::Input::Read(input),
-                resume,
-                size,
-                output,
-                rejects,
-                metrics,
-                drain,
-            )
-            .await
-        }
-        Output::Stdout => {
-            let output = AppendFile::stdout()?;
-            let mut rejects = open_rejects()?;
-            let (input, resume) = open_input(config, input, None, rejects.as_mut(), &drain).await?;
-            let output = sink::file::FileSink::new(output, config.retry);
-            run_pipeline(
-                config,
-                pipeline::Input::Read(input),
-                resume,
-                size,
-                output,
-                rejects,
-                metrics,
-                drain,
-            )
-            .await
+            let input = pipeline::Input::Read(input);
+            run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
         }
         Output::Nats(target) => {
-            let mut rejects = open_rejects()?;
+            let mut rejects = open_rejects(config)?;
             let subject = checkpoint::Output::Nats {
                 subject: &target.subject,
             };
@@ -183,26 +147,11 @@ async fn collect(
         .checkpoint
         .as_deref()
         .expect("the command line asks for --checkpoint with --from");
-    let mut output = match &config.output {
-        Output::File(path) => AppendFile::append_locked(path)?,
-        _ => AppendFile::stdout()?,
-    };
-    let mut rejects = config
-        .rejects
-        .as_deref()
-        .map(AppendFile::append_locked)
-        .transpose()?;
-    let target = match &config.output {
-        Output::File(path) => checkpoint::Output::File(checkpoint::Target {
-            sink: &mut output,
-            path,
-        }),
-        _ => checkpoint::Output::Pipe,
-    };
-    let rejects_target = rejects
-        .as_mut()
-        .zip(config.rejects.as_deref())
-        .map(|(sink, path)| checkpoint::Target { sink, path });
+    let mut output = open_bytes(&config.output)?;
+    let mut rejects = open_rejects(config)?;
+    // Standard output cannot be cut back; the checkpoint still says what is written.
+    let target = file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe);
+    let rejects_target = rejects_target(config, rejects.as_mut());
     let what = format!("stream {} consumer {}", from.stream, from.consumer);
     let (resume, committed) =
         checkpoint::resume_stream(checkpoint, &what, target, rejects_target, config.checkpoint_bytes)?;
@@ -219,6 +168,41 @@ async fn collect(
     run_pipeline(config, input, resume, None, output, rejects, metrics, drain).await
 }
 
+/// OUTPUT when it takes bytes (a file, or `-`), opened and locked.
+fn open_bytes(output: &Output) -> Result<AppendFile, Error> {
+    match output {
+        Output::File(path) => AppendFile::append_locked(path),
+        _ => AppendFile::stdout(),
+    }
+}
+
+/// The rejects file, opened and locked, if there is one.
+fn open_rejects(config: &Config) -> Result<Option<AppendFile>, Error> {
+    config
+        .rejects
+        .as_deref()
+        .map(AppendFile::append_locked)
+        .transpose()
+}
+
+/// OUTPUT as the checkpoint squares it, when it is a file (which a rerun can cut back).
+fn file_target<'a>(output: &'a Output, sink: &'a mut AppendFile) -> Option<checkpoint::Output<'a>> {
+    match output {
+        Output::File(path) => Some(checkpoint::Output::File(checkpoint::Target { sink, path })),
+        _ => None,
+    }
+}
+
+/// The rejects file as the checkpoint squares it, if there is one.
+fn rejects_target<'a>(
+    config: &'a Config,
+    rejects: Option<&'a mut AppendFile>,
+) -> Option<checkpoint::Target<'a>> {
+    rejects
+        .zip(config.rejects.as_deref())
+        .map(|(sink, path)| checkpoint::Target { sink, path })
+}
+
 /// With `--checkpoint`, squares `output` (where records go) and the rejects file with it and
 /// positions the input; without, the input as it is.
 async fn open_input(
@@ -230,9 +214,7 @@ async fn open_input(
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     match (&config.checkpoint, input, output) {
         (Some(path), Input::File(file), Some(output)) => {
-            let rejects = rejects
-                .zip(config.rejects.as_deref())
-                .map(|(sink, path)| checkpoint::Target { sink, path });
+            let rejects = rejects_target(config, rejects);
             let options = checkpoint::Options {
                 every_bytes: config.checkpoint_bytes,
                 continue_only: config.continue_only,

@@ -51,7 +51,7 @@ impl StageTimes {
 /// Every counter of a run.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Lines the reader has handed out.
+    /// Lines the reader has handed out (a collector's: as the parsers split its messages).
     pub lines_read: AtomicU64,
     /// Input bytes the reader has handed out.
     pub bytes_in: AtomicU64,

@@ -17,6 +17,30 @@ pub(crate) enum Trouble {
     Fatal(Error),
 }
 
+/// A permission error the server reported (in an asynchronous event, after the request that
+/// caused it), which no retry fixes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Denied(Arc<Mutex<Option<String>>>);
+
+impl Denied {
+    fn record(&self, reason: String) {
+        if let Ok(mut denied) = self.0.lock() {
+            denied.get_or_insert(reason);
+        }
+    }
+
+    /// [`Error::NotPermitted`] once the server has denied something.
+    pub(crate) fn check(&self, target: &str) -> Result<(), Error> {
+        match self.0.lock().ok().and_then(|d| d.clone()) {
+            Some(reason) => Err(Error::NotPermitted {
+                target: target.to_owned(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What the client does when an established connection drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reconnect {
@@ -34,7 +58,7 @@ pub(crate) async fn connect(
     target: &NatsServer,
     reconnect: Reconnect,
     lost: Arc<AtomicBool>,
-    denied: Arc<Mutex<Option<String>>>,
+    denied: Denied,
 ) -> Result<async_nats::Client, Trouble> {
     let fatal = |what: String| {
         Trouble::Fatal(Error::Nats {
@@ -73,9 +97,7 @@ pub(crate) async fn connect(
                     async_nats::Event::ServerError(async_nats::ServerError::Other(e))
                         if e.to_ascii_lowercase().contains("permissions violation") =>
                     {
-                        if let Ok(mut denied) = denied.lock() {
-                            denied.get_or_insert(e);
-                        }
+                        denied.record(e);
                     }
                     _ => {}
                 }

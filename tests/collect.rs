@@ -23,11 +23,24 @@ fn publish(url: &str, subject: &str, input: &str, extra: &[&str]) {
 }
 
 /// Starts a collector `ingest ARGS` in `dir` (standard input empty: it reads the stream).
-fn start(dir: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Child {
+fn start(dir: &Scratch, args: &[&str]) -> Child {
     if !dir.path("in.log").exists() {
         std::fs::write(dir.path("in.log"), "").unwrap();
     }
-    spawn_in(dir, args, env)
+    spawn_in(dir, args, &[])
+}
+
+/// Runs a collector in `dir` to its end (see [`collector_args`]); its exit code and stderr.
+fn collect(dir: &Scratch, from: &str, consumer: &str, output: &str, extra: &[&str]) -> (Option<i32>, String) {
+    finish(dir, start(dir, &collector_args(from, consumer, output, extra)))
+}
+
+/// A server with stream LOGS taking `logs.>`, and the `--from` address of that stream.
+fn server_with_logs() -> (Server, String) {
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let from = format!("{}/LOGS", server.url());
+    (server, from)
 }
 
 /// The collector's arguments: `--from URL/LOGS --consumer NAME --checkpoint cp OUTPUT`, then
@@ -93,8 +106,7 @@ fn assert_once_in_order(lines: &[(String, u64)], subject: &str, range: std::ops:
 
 #[test]
 fn two_publishers_and_one_collector_give_every_record_once_in_each_inputs_order() {
-    let server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let (server, from) = server_with_logs();
     let n = 30_000;
     // Published at the same time: their messages interleave in the stream.
     let url = server.url();
@@ -103,7 +115,6 @@ fn two_publishers_and_one_collector_give_every_record_once_in_each_inputs_order(
         s.spawn(|| publish(&url, "logs.db", &with_bad_lines(0..n), &["--batch-bytes", "4096"]));
     });
     let dir = Scratch::new();
-    let from = format!("{url}/LOGS");
     let args = collector_args(
         &from,
         "central",
@@ -119,7 +130,7 @@ fn two_publishers_and_one_collector_give_every_record_once_in_each_inputs_order(
             "stats.json",
         ],
     );
-    let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
+    let (code, stderr) = finish(&dir, start(&dir, &args));
     assert_eq!(code, Some(0), "{stderr}");
     let lines = collected(&dir.read("all.log"));
     assert_eq!(lines.len(), 2 * n);
@@ -144,26 +155,17 @@ fn two_publishers_and_one_collector_give_every_record_once_in_each_inputs_order(
     assert_eq!(consumer_pending(&url, "LOGS", "central"), (0, 0));
     // A rerun finds nothing new and writes nothing.
     let before = dir.read("all.log");
-    let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
+    let (code, stderr) = finish(&dir, start(&dir, &args));
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(dir.read("all.log"), before);
 }
 
 #[test]
 fn the_text_layout_adds_the_source_column() {
-    let server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let (server, from) = server_with_logs();
     publish(&server.url(), "logs.app", &valid_lines_range(0..3), &[]);
     let dir = Scratch::new();
-    let from = format!("{}/LOGS", server.url());
-    let (code, stderr) = finish(
-        &dir,
-        start(
-            &dir,
-            &collector_args(&from, "c", "out.log", &["--until-idle", "0.5"]),
-            &[],
-        ),
-    );
+    let (code, stderr) = collect(&dir, &from, "c", "out.log", &["--until-idle", "0.5"]);
     assert_eq!(code, Some(0), "{stderr}");
     let out = dir.read("out.log");
     let first = out.lines().next().unwrap();
@@ -176,8 +178,7 @@ fn the_text_layout_adds_the_source_column() {
 
 #[test]
 fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
-    let server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let (server, from) = server_with_logs();
     let n = 60_000;
     publish(&server.url(), "logs.app", &with_bad_lines(0..n), &[]);
     publish_raw(&server.url(), "logs.app", &[b"not a record"]);
@@ -187,7 +188,6 @@ fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
         &with_bad_lines(n..n + 20_000),
         &["--batch-bytes", "2048"],
     );
-    let from = format!("{}/LOGS", server.url());
 
     let reference = Scratch::new();
     let args = collector_args(
@@ -196,7 +196,7 @@ fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
         "out.log",
         &["--rejects", "bad.tsv", "--until-idle", "1"],
     );
-    let (code, stderr) = finish(&reference, start(&reference, &args, &[]));
+    let (code, stderr) = finish(&reference, start(&reference, &args));
     assert_eq!(code, Some(0), "{stderr}");
 
     let dir = Scratch::new();
@@ -218,7 +218,7 @@ fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
     for round in 0..30u64 {
         let size = || std::fs::metadata(dir.path("out.log")).map_or(0, |m| m.len());
         let before = size();
-        let mut child = start(&dir, &args, &[]);
+        let mut child = start(&dir, &args);
         let target = before + 20_000 + (round % 5) * 70_000;
         wait_until("the collector to make progress or end", || {
             size() >= target.min(full) || child.try_wait().unwrap().is_some()
@@ -235,7 +235,7 @@ fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
         "only {kills} kills: the runs were too quick to interrupt"
     );
     let started = Instant::now();
-    let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
+    let (code, stderr) = finish(&dir, start(&dir, &args));
     assert_eq!(code, Some(0), "{stderr}");
     // A killed collector's lease is taken over at once on its own host.
     assert!(
@@ -255,8 +255,7 @@ fn a_collector_killed_again_and_again_leaves_the_same_file_as_one_run() {
 
 #[test]
 fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
-    let server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let (server, from) = server_with_logs();
     publish(&server.url(), "logs.app", &valid_lines_range(0..2), &[]);
     publish_raw(
         &server.url(),
@@ -271,14 +270,13 @@ fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
     );
     publish(&server.url(), "logs.app", &valid_lines_range(2..4), &[]);
     let dir = Scratch::new();
-    let from = format!("{}/LOGS", server.url());
     let args = collector_args(
         &from,
         "c",
         "out.log",
         &["--rejects", "bad.tsv", "--until-idle", "1"],
     );
-    let (code, stderr) = finish(&dir, start(&dir, &args, &[]));
+    let (code, stderr) = finish(&dir, start(&dir, &args));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("4 written, 5 rejected"), "{stderr}");
     assert_eq!(dir.read("out.log").lines().count(), 4);
@@ -298,19 +296,10 @@ fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
 
 #[test]
 fn until_idle_on_an_empty_stream_exits_0() {
-    let server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let (_server, from) = server_with_logs();
     let dir = Scratch::new();
-    let from = format!("{}/LOGS", server.url());
     let started = Instant::now();
-    let (code, stderr) = finish(
-        &dir,
-        start(
-            &dir,
-            &collector_args(&from, "c", "out.log", &["--until-idle", "1"]),
-            &[],
-        ),
-    );
+    let (code, stderr) = collect(&dir, &from, "c", "out.log", &["--until-idle", "1"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(dir.read("out.log"), "");
@@ -318,8 +307,7 @@ fn until_idle_on_an_empty_stream_exits_0() {
 
 #[test]
 fn sigterm_drains_what_was_fetched_and_ends_by_sigterm() {
-    let server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let (server, from) = server_with_logs();
     let n = 200_000;
     publish(
         &server.url(),
@@ -328,10 +316,9 @@ fn sigterm_drains_what_was_fetched_and_ends_by_sigterm() {
         &["--batch-bytes", "65536"],
     );
     let dir = Scratch::new();
-    let from = format!("{}/LOGS", server.url());
     // A service: no --until-idle.
     let args = collector_args(&from, "c", "out.log", &["-f", "json"]);
-    let mut child = start(&dir, &args, &[]);
+    let mut child = start(&dir, &args);
     wait_until("the collector to write", || {
         std::fs::metadata(dir.path("out.log")).is_ok_and(|m| m.len() > 0)
     });
@@ -351,33 +338,21 @@ fn sigterm_drains_what_was_fetched_and_ends_by_sigterm() {
         dir.read("stderr")
     );
     // Whatever it wrote is whole and committed; a rerun collects the rest, once.
-    let (code, stderr) = finish(
-        &dir,
-        start(
-            &dir,
-            &collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "1"]),
-            &[],
-        ),
-    );
+    let (code, stderr) = collect(&dir, &from, "c", "out.log", &["-f", "json", "--until-idle", "1"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..n as u64);
 }
 
 #[test]
 fn a_second_collector_on_the_same_consumer_is_refused_with_75() {
-    let server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
-    let from = format!("{}/LOGS", server.url());
+    let (_server, from) = server_with_logs();
     let first = Scratch::new();
-    let mut running = start(&first, &collector_args(&from, "shared", "out.log", &["-v"]), &[]);
+    let mut running = start(&first, &collector_args(&from, "shared", "out.log", &["-v"]));
     wait_until("the first collector to start", || {
         first.read("stderr").contains("collecting from")
     });
     let second = Scratch::new();
-    let (code, stderr) = finish(
-        &second,
-        start(&second, &collector_args(&from, "shared", "out.log", &[]), &[]),
-    );
+    let (code, stderr) = collect(&second, &from, "shared", "out.log", &[]);
     assert_eq!(code, Some(75), "{stderr}");
     assert!(
         stderr.contains("consumer 'shared' is being read by another collector"),
@@ -387,32 +362,23 @@ fn a_second_collector_on_the_same_consumer_is_refused_with_75() {
     kill(Pid::from_raw(running.id() as i32), Signal::SIGTERM).unwrap();
     running.wait().unwrap();
     // Once the first has stopped, the consumer is free at once.
-    let (code, stderr) = finish(
-        &second,
-        start(
-            &second,
-            &collector_args(&from, "shared", "out.log", &["--until-idle", "0.5"]),
-            &[],
-        ),
-    );
+    let (code, stderr) = collect(&second, &from, "shared", "out.log", &["--until-idle", "0.5"]);
     assert_eq!(code, Some(0), "{stderr}");
 }
 
 #[test]
 fn the_server_killed_and_restarted_while_collecting_loses_and_repeats_nothing() {
-    let mut server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let (mut server, from) = server_with_logs();
     let n = 300_000;
     publish(&server.url(), "logs.app", &valid_lines_range(0..n), &[]);
     let dir = Scratch::new();
-    let from = format!("{}/LOGS", server.url());
     let args = collector_args(
         &from,
         "c",
         "out.log",
         &["-f", "json", "--until-idle", "3", "--stats-json", "stats.json"],
     );
-    let child = start(&dir, &args, &[]);
+    let child = start(&dir, &args);
     wait_until("the collector to write", || {
         std::fs::metadata(dir.path("out.log")).is_ok_and(|m| m.len() > 1_000_000)
     });
@@ -441,7 +407,7 @@ fn a_three_node_cluster_losing_a_node_while_collecting_loses_and_repeats_nothing
     let dir = Scratch::new();
     let from = format!("{urls}/LOGS");
     let args = collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "3"]);
-    let child = start(&dir, &args, &[]);
+    let child = start(&dir, &args);
     wait_until("the collector to write", || {
         std::fs::metadata(dir.path("out.log")).is_ok_and(|m| m.len() > 1_000_000)
     });

@@ -196,7 +196,6 @@ pub(crate) async fn run(
     let mut batch_no = 0;
     let mut last_source = None;
     let idle = collector.until_idle();
-    let idle_for = |last: Instant| idle.is_some_and(|idle| last.elapsed() >= idle);
     // When `--until-idle` runs out, unless a message comes first.
     let idle_end =
         |last: Instant| tokio::time::Instant::from_std(last + idle.unwrap_or(Duration::from_secs(3600)));
@@ -221,7 +220,6 @@ pub(crate) async fn run(
         last_arrival = Instant::now();
         let mut batch = Vec::new();
         let mut linger = None;
-        let mut lines = 0;
         let mut bytes = 0;
         let gathered = loop {
             if batch.len() >= settings.batch_lines {
@@ -237,11 +235,9 @@ pub(crate) async fn run(
                     acks.commit(c, &collector).await;
                 }
                 _ = tick.tick() => {
+                    // Time the server is away is not idle time.
                     if !collector.check().await? {
                         last_arrival = Instant::now();
-                    }
-                    if batch.is_empty() && idle_for(last_arrival) {
-                        break Gathered::Stop;
                     }
                 }
                 () = tokio::time::sleep_until(until), if linger.is_some() => break Gathered::Go,
@@ -265,7 +261,6 @@ pub(crate) async fn run(
                         while let Some(message) = next.take() {
                             match judge(message, &mut acks, &mut highest, &mut last_source, &metrics) {
                                 Verdict::Take(fetched) => {
-                                    lines += line_count(&fetched.payload);
                                     bytes += fetched.payload.len() as u64;
                                     batch.push(fetched);
                                 }
@@ -286,7 +281,7 @@ pub(crate) async fn run(
             }
         };
         if !batch.is_empty() {
-            add(&metrics.lines_read, lines);
+            // Lines are counted by the parsers, which split the messages anyway.
             add(&metrics.bytes_in, bytes);
             let end = batch.last().map_or(highest, |m| m.seq);
             let raw = RawBatch {
@@ -388,23 +383,4 @@ fn judge(
         source,
         payload: message.payload,
     })
-}
-
-/// Lines in a message body: JSON Lines packed by `--batch-bytes`, or one record.
-fn line_count(payload: &[u8]) -> u64 {
-    let newlines = memchr::memchr_iter(b'\n', payload).count() as u64;
-    newlines + u64::from(payload.last().is_some_and(|&b| b != b'\n'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_body_counts_its_lines_with_or_without_a_last_newline() {
-        assert_eq!(line_count(b""), 0);
-        assert_eq!(line_count(b"{}"), 1);
-        assert_eq!(line_count(b"{}\n{}\n"), 2);
-        assert_eq!(line_count(b"{}\n{}"), 2);
-    }
 }

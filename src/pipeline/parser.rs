@@ -129,11 +129,40 @@ impl Drop for Parsed {
 }
 
 impl Parsed {
+    /// An empty outcome for `data`, its entry list and buffers taken from `pool` (and given back
+    /// to it when dropped).
+    fn new(data: Bytes, render: Render, pool: Option<&Arc<EntryPool>>) -> Parsed {
+        Parsed {
+            data,
+            lines: 0,
+            blank: 0,
+            entries: pool.map(|p| take(&p.entries)).unwrap_or_default(),
+            rejects: Vec::new(),
+            out: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
+            rejects_out: Vec::new(),
+            pool: pool.cloned(),
+            render,
+            from_stream: false,
+        }
+    }
+
+    /// Keeps a parsed record whose rendering was just appended to `out`; its message is
+    /// `data[message_start..]`, `record.message.len()` bytes long.
+    fn keep(&mut self, record: &ParsedRecord<'_>, message_start: usize) {
+        self.entries.push(Entry {
+            line_no: record.line_no,
+            timestamp: record.timestamp,
+            severity: record.severity,
+            message_start: message_start as u32,
+            message_len: record.message.len() as u32,
+            out_end: self.out.len(),
+        });
+    }
+
     /// One line too long to hold, of which `prefix` is the start: rejected.
     fn long_line(line_no: u64, prefix: Bytes, render: Render) -> Parsed {
-        let mut parsed = Parsed::default();
+        let mut parsed = Parsed::new(Bytes::new(), render, None);
         parsed.lines = 1;
-        parsed.render = render;
         parsed.reject(line_no, RejectReason::LineTooLong, prefix);
         parsed
     }
@@ -239,18 +268,7 @@ fn parse_into(
         data.len() <= u32::MAX as usize,
         "a batch is far smaller than 4 GiB"
     );
-    let mut parsed = Parsed {
-        data,
-        lines: 0,
-        blank: 0,
-        entries: pool.map(|p| take(&p.entries)).unwrap_or_default(),
-        rejects: Vec::new(),
-        out: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
-        rejects_out: Vec::new(),
-        pool: pool.cloned(),
-        render,
-        from_stream: false,
-    };
+    let mut parsed = Parsed::new(data, render, pool);
     // A second handle on the batch's bytes (one count per batch), so that lines can be kept
     // while `parsed` is being filled.
     let data = parsed.data.clone();
@@ -284,14 +302,7 @@ fn parse_into(
                         message,
                     };
                     write_record(&mut parsed.out, render.format, &record);
-                    parsed.entries.push(Entry {
-                        line_no,
-                        timestamp,
-                        severity,
-                        message_start: (message.as_ptr() as usize - data.as_ptr() as usize) as u32,
-                        message_len: message.len() as u32,
-                        out_end: parsed.out.len(),
-                    });
+                    parsed.keep(&record, message.as_ptr() as usize - data.as_ptr() as usize);
                     None
                 }
             }
@@ -333,11 +344,7 @@ fn decode(line: &[u8]) -> Result<(u64, OffsetDateTime, Severity, Cow<'_, str>), 
 /// `--batch-bytes`), rendered with where it came from. Rejects are numbered by the message's
 /// stream sequence.
 fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -> Parsed {
-    let mut parsed = Parsed::default();
-    parsed.entries = take(&pool.entries);
-    parsed.out = take(&pool.bytes);
-    parsed.pool = Some(pool.clone());
-    parsed.render = render;
+    let mut parsed = Parsed::new(Bytes::new(), render, Some(pool));
     parsed.from_stream = true;
     // The messages, unescaped, one after another: what the entries point into.
     let mut decoded = Vec::new();
@@ -366,14 +373,7 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
                         message: text.as_bytes(),
                     };
                     write_collected(&mut parsed.out, render.format, &record, origin);
-                    parsed.entries.push(Entry {
-                        line_no,
-                        timestamp,
-                        severity,
-                        message_start: decoded.len() as u32,
-                        message_len: text.len() as u32,
-                        out_end: parsed.out.len(),
-                    });
+                    parsed.keep(&record, decoded.len());
                     decoded.extend_from_slice(text.as_bytes());
                 }
             }
@@ -411,33 +411,36 @@ impl Worker {
         let times = &self.metrics.parser;
         let mut lines = 0;
         while let Some(batch) = recv(&lines_rx, &cancel, times).await {
-            let parsed = if !batch.messages.is_empty() {
-                parse_messages(&batch.messages, self.render, &self.pool)
-            } else if batch.long_line {
-                Parsed::long_line(batch.first_line, batch.data, self.render)
+            let (parsed, end) = if batch.messages.is_empty() {
+                let parsed = if batch.long_line {
+                    Parsed::long_line(batch.first_line, batch.data, self.render)
+                } else {
+                    parse_into(
+                        batch.first_line,
+                        batch.data,
+                        self.max_line_bytes,
+                        self.render,
+                        Some(&self.pool),
+                    )
+                };
+                let end = Position {
+                    offset: batch.end_offset,
+                    lines: batch.first_line - 1 + parsed.lines,
+                };
+                (parsed, end)
             } else {
-                parse_into(
-                    batch.first_line,
-                    batch.data,
-                    self.max_line_bytes,
-                    self.render,
-                    Some(&self.pool),
-                )
+                let parsed = parse_messages(&batch.messages, self.render, &self.pool);
+                // The fetcher hands over messages; their lines are known once split here.
+                add(&self.metrics.lines_read, parsed.lines);
+                // A stream's position is the last message's sequence, in both fields.
+                let end = Position {
+                    offset: batch.end_offset,
+                    lines: batch.end_offset,
+                };
+                (parsed, end)
             };
             lines += parsed.lines;
             add(&self.metrics.lines_parsed, parsed.lines);
-            let end = if parsed.from_stream {
-                // A stream's position is the last message's sequence, in both fields.
-                Position {
-                    offset: batch.end_offset,
-                    lines: batch.end_offset,
-                }
-            } else {
-                Position {
-                    offset: batch.end_offset,
-                    lines: batch.first_line - 1 + parsed.lines,
-                }
-            };
             let out = ParsedBatch {
                 seq: batch.seq,
                 end,

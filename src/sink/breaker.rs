@@ -69,6 +69,18 @@ impl Breaker {
         (self.delays.next().unwrap_or(self.policy.max), opened)
     }
 
+    /// Counts a failure as [`Breaker::failure`] does, unless the sink has been failing for
+    /// `timeout` by then: `Err` with how long it has.
+    pub fn failure_within(&mut self, now: Instant, timeout: Duration) -> Result<(Duration, bool), Duration> {
+        let counted = self.failure(now);
+        let failing = self.failing_for(now);
+        if failing >= timeout {
+            Err(failing)
+        } else {
+            Ok(counted)
+        }
+    }
+
     /// Counts a success: the breaker closes and the failures are forgotten. Returns true when
     /// it was open.
     pub fn success(&mut self) -> bool {
@@ -158,6 +170,29 @@ mod tests {
         assert_eq!(
             breaker.failing_for(first + Duration::from_secs(10)),
             Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn a_failure_past_the_timeout_says_for_how_long_instead_of_when_to_retry() {
+        let mut breaker = Breaker::new(5, POLICY);
+        let first = Instant::now();
+        let timeout = Duration::from_secs(5);
+        assert!(breaker.failure_within(first, timeout).is_ok());
+        assert!(
+            breaker
+                .failure_within(first + Duration::from_secs(4), timeout)
+                .is_ok()
+        );
+        assert_eq!(
+            breaker.failure_within(first + Duration::from_secs(6), timeout),
+            Err(Duration::from_secs(6))
+        );
+        breaker.success();
+        assert!(
+            breaker
+                .failure_within(first + Duration::from_secs(7), timeout)
+                .is_ok()
         );
     }
 }

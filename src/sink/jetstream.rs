@@ -14,8 +14,8 @@ use std::collections::{HashSet, VecDeque};
 use std::future::{Future, IntoFuture};
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use super::{Sink, Stop, Stored};
 use crate::config::{NatsOutput, RetryPolicy};
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
-use crate::nats::{self, Reconnect, Trouble};
+use crate::nats::{self, Denied, Reconnect, Trouble};
 use crate::pipeline::validator::ValidBatch;
 
 /// Header: who published the record (host and input fingerprint).
@@ -132,7 +132,7 @@ pub struct JetStreamSink {
     resend: u64,
     breaker: Breaker,
     /// A permission error the server reported, which no retry fixes.
-    denied: Arc<Mutex<Option<String>>>,
+    denied: Denied,
     stored: Stored,
     metrics: Arc<Metrics>,
 }
@@ -167,7 +167,7 @@ impl JetStreamSink {
             found: HashSet::new(),
             reordered: 0,
             resend: 0,
-            denied: Arc::new(Mutex::new(None)),
+            denied: Denied::default(),
             stored: Stored::default(),
             metrics,
         };
@@ -555,22 +555,16 @@ impl JetStreamSink {
     /// Counts a failure and sleeps as the breaker says; gives up once the server has been
     /// unavailable for `--sink-timeout`, or at once when it refused our credentials.
     async fn wait_after_failure(&mut self, why: &str) -> Result<(), Error> {
-        if let Some(reason) = self.denied.lock().ok().and_then(|d| d.clone()) {
-            return Err(Error::NotPermitted {
-                target: self.describe(),
-                reason,
-            });
-        }
+        self.denied.check(&self.target.server.shown)?;
         let now = Instant::now();
-        let (delay, opened) = self.breaker.failure(now);
-        let failing = self.breaker.failing_for(now);
-        if failing >= self.target.server.timeout {
-            return Err(Error::Unavailable {
+        let (delay, opened) = self
+            .breaker
+            .failure_within(now, self.target.server.timeout)
+            .map_err(|after| Error::Unavailable {
                 target: self.describe(),
-                after: failing,
+                after,
                 last_error: why.to_owned(),
-            });
-        }
+            })?;
         if opened {
             add(&self.metrics.sink_breaker_openings, 1);
             self.metrics
@@ -591,7 +585,7 @@ impl JetStreamSink {
             tracing::debug!(
                 "{}: {why}; unavailable for {} s; next probe in {} ms",
                 self.target.server.shown,
-                failing.as_secs(),
+                self.breaker.failing_for(now).as_secs(),
                 delay.as_millis()
             );
         }

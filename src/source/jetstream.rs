@@ -7,8 +7,8 @@
 //! fetcher stage ([`crate::pipeline::fetcher`]) then pulls from it and acknowledges only
 //! what the checkpoint has committed.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::Subject;
@@ -21,7 +21,7 @@ use super::lease::Lease;
 use crate::config::{NatsInput, RetryPolicy};
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
-use crate::nats::{self, Reconnect, Trouble};
+use crate::nats::{self, Denied, Reconnect, Trouble};
 use crate::sink::breaker::{Breaker, State};
 
 /// Unacknowledged messages a consumer made by ingest allows: room for the in-flight window and
@@ -47,7 +47,7 @@ pub struct Collector {
     pub max_ack_pending: u64,
     /// Set by the client while its connection is down.
     lost: Arc<AtomicBool>,
-    denied: Arc<Mutex<Option<String>>>,
+    denied: Denied,
     breaker: Breaker,
     metrics: Arc<Metrics>,
 }
@@ -68,18 +68,18 @@ impl Collector {
     ) -> Result<Collector, Error> {
         metrics.source_active.store(true, Ordering::Relaxed);
         let mut breaker = Breaker::new(input.server.breaker_failures, retry);
-        let denied = Arc::new(Mutex::new(None));
+        let denied = Denied::default();
         loop {
             let lost = Arc::new(AtomicBool::new(false));
             let why = match open(&input, committed, lost.clone(), denied.clone()).await {
-                Ok((client, consumer, lease, start, max_ack_pending)) => {
+                Ok(opened) => {
                     return Ok(Collector {
                         input,
-                        client,
-                        consumer,
-                        lease,
-                        start,
-                        max_ack_pending,
+                        client: opened.client,
+                        consumer: opened.consumer,
+                        lease: opened.lease,
+                        start: opened.start,
+                        max_ack_pending: opened.max_ack_pending,
                         lost,
                         denied,
                         breaker,
@@ -89,22 +89,14 @@ impl Collector {
                 Err(Trouble::Fatal(error)) => return Err(error),
                 Err(Trouble::Transient(why)) => why,
             };
-            if let Some(reason) = denied.lock().ok().and_then(|d| d.clone()) {
-                return Err(Error::NotPermitted {
+            denied.check(&input.server.shown)?;
+            let (delay, _) = breaker
+                .failure_within(Instant::now(), input.server.timeout)
+                .map_err(|after| Error::Unavailable {
                     target: input.server.shown.clone(),
-                    reason,
-                });
-            }
-            let now = Instant::now();
-            let (delay, _) = breaker.failure(now);
-            let failing = breaker.failing_for(now);
-            if failing >= input.server.timeout {
-                return Err(Error::Unavailable {
-                    target: input.server.shown.clone(),
-                    after: failing,
-                    last_error: why,
-                });
-            }
+                    after,
+                    last_error: why.clone(),
+                })?;
             tracing::warn!(
                 "{}: {why}; retrying in {} ms",
                 input.server.shown,
@@ -169,12 +161,7 @@ impl Collector {
     /// [`Error::Unavailable`] past the timeout; [`Error::Collecting`] when the lease was
     /// taken; [`Error::NotPermitted`].
     pub async fn check(&mut self) -> Result<bool, Error> {
-        if let Some(reason) = self.denied.lock().ok().and_then(|d| d.clone()) {
-            return Err(Error::NotPermitted {
-                target: self.input.server.shown.clone(),
-                reason,
-            });
-        }
+        self.denied.check(&self.input.server.shown)?;
         let trouble = if self.lost.load(Ordering::Relaxed) {
             Some("the connection was lost".to_owned())
         } else if self.lease.due() {
@@ -203,16 +190,14 @@ impl Collector {
     /// # Errors
     /// [`Error::Unavailable`] once the server has been unavailable for `--sink-timeout`.
     pub fn failed(&mut self, why: String) -> Result<(), Error> {
-        let now = Instant::now();
-        let (_, opened) = self.breaker.failure(now);
-        let failing = self.breaker.failing_for(now);
-        if failing >= self.input.server.timeout {
-            return Err(Error::Unavailable {
+        let (_, opened) = self
+            .breaker
+            .failure_within(Instant::now(), self.input.server.timeout)
+            .map_err(|after| Error::Unavailable {
                 target: self.input.server.shown.clone(),
-                after: failing,
-                last_error: why,
-            });
-        }
+                after,
+                last_error: why.clone(),
+            })?;
         if opened {
             add(&self.metrics.source_breaker_openings, 1);
             self.metrics
@@ -257,14 +242,22 @@ impl Collector {
     }
 }
 
-/// One attempt at [`Collector::start`]: the client, the consumer, the lease, the starting
-/// sequence and the consumer's ack limit.
+/// What one attempt at [`Collector::start`] sets up.
+struct Opened {
+    client: async_nats::Client,
+    consumer: PullConsumer,
+    lease: Lease,
+    start: u64,
+    max_ack_pending: u64,
+}
+
+/// One attempt at [`Collector::start`].
 async fn open(
     input: &NatsInput,
     committed: Option<u64>,
     lost: Arc<AtomicBool>,
-    denied: Arc<Mutex<Option<String>>>,
-) -> Result<(async_nats::Client, PullConsumer, Lease, u64, u64), Trouble> {
+    denied: Denied,
+) -> Result<Opened, Trouble> {
     let fatal = |what: String| {
         Trouble::Fatal(Error::Nats {
             target: input.server.shown.clone(),
@@ -366,5 +359,11 @@ async fn open(
             ))
         })?;
     }
-    Ok((client, consumer, lease, start, max_ack_pending))
+    Ok(Opened {
+        client,
+        consumer,
+        lease,
+        start,
+        max_ack_pending,
+    })
 }

@@ -112,18 +112,9 @@ impl Lease {
         ));
         let deadline = Instant::now() + TTL + Duration::from_secs(1);
         let mut waited = false;
-        loop {
+        let revision = loop {
             match store.create(&key, value.clone()).await {
-                Ok(revision) => {
-                    return Ok(Lease {
-                        store,
-                        key,
-                        value,
-                        revision,
-                        consumer: consumer.to_owned(),
-                        renewed: Instant::now(),
-                    });
-                }
+                Ok(revision) => break revision,
                 Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
                 Err(e) => {
                     return Err(Trouble::Transient(format!(
@@ -136,43 +127,46 @@ impl Lease {
                 .await
                 .map_err(|e| Trouble::Transient(format!("cannot read the consumer's lease: {e}")))?;
             let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+                // Released or lapsed between the two requests: try again.
                 continue;
             };
+            let holder = holder(&entry.value);
             if holder_is_gone(&entry.value) {
-                tracing::info!(
-                    "consumer '{consumer}' was held by {}, which is gone: taking it over",
-                    holder(&entry.value)
-                );
+                tracing::info!("consumer '{consumer}' was held by {holder}, which is gone: taking it over");
                 match store.update(&key, value.clone(), entry.revision).await {
-                    Ok(revision) => {
-                        return Ok(Lease {
-                            store,
-                            key,
-                            value,
-                            revision,
-                            consumer: consumer.to_owned(),
-                            renewed: Instant::now(),
-                        });
+                    Ok(revision) => break revision,
+                    // Someone else was quicker: look again.
+                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
+                    Err(e) => {
+                        return Err(Trouble::Transient(format!(
+                            "cannot take the consumer's lease: {e}"
+                        )));
                     }
-                    Err(_) => continue,
                 }
             }
             if Instant::now() >= deadline {
                 return Err(Trouble::Fatal(Error::Collecting {
                     consumer: consumer.to_owned(),
-                    holder: holder(&entry.value),
+                    holder,
                 }));
             }
             if !waited {
                 tracing::info!(
-                    "consumer '{consumer}' is held by {}; waiting up to {} s for it to be released",
-                    holder(&entry.value),
+                    "consumer '{consumer}' is held by {holder}; waiting up to {} s for it to be released",
                     TTL.as_secs() + 1
                 );
                 waited = true;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        };
+        Ok(Lease {
+            store,
+            key,
+            value,
+            revision,
+            consumer: consumer.to_owned(),
+            renewed: Instant::now(),
+        })
     }
 
     /// True when a renewal is due.
@@ -186,43 +180,35 @@ impl Lease {
     /// [`Error::Collecting`] when another collector took it; transient trouble when the
     /// server does not answer.
     pub(crate) async fn renew(&mut self) -> Result<(), Trouble> {
-        match self
+        let transient =
+            |e: &dyn std::fmt::Display| Trouble::Transient(format!("cannot renew the consumer's lease: {e}"));
+        let revision = match self
             .store
             .update(&self.key, self.value.clone(), self.revision)
             .await
         {
-            Ok(revision) => {
-                self.revision = revision;
-                self.renewed = Instant::now();
-                return Ok(());
+            Ok(revision) => revision,
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+                match self.store.create(&self.key, self.value.clone()).await {
+                    Ok(revision) => revision,
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+                        let holder = match self.store.entry(self.key.as_str()).await {
+                            Ok(Some(entry)) => holder(&entry.value),
+                            _ => "another collector".to_owned(),
+                        };
+                        return Err(Trouble::Fatal(Error::Collecting {
+                            consumer: self.consumer.clone(),
+                            holder,
+                        }));
+                    }
+                    Err(e) => return Err(transient(&e)),
+                }
             }
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
-            Err(e) => {
-                return Err(Trouble::Transient(format!(
-                    "cannot renew the consumer's lease: {e}"
-                )));
-            }
-        }
-        match self.store.create(&self.key, self.value.clone()).await {
-            Ok(revision) => {
-                self.revision = revision;
-                self.renewed = Instant::now();
-                Ok(())
-            }
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
-                let holder = match self.store.entry(self.key.as_str()).await {
-                    Ok(Some(entry)) => holder(&entry.value),
-                    _ => "another collector".to_owned(),
-                };
-                Err(Trouble::Fatal(Error::Collecting {
-                    consumer: self.consumer.clone(),
-                    holder,
-                }))
-            }
-            Err(e) => Err(Trouble::Transient(format!(
-                "cannot renew the consumer's lease: {e}"
-            ))),
-        }
+            Err(e) => return Err(transient(&e)),
+        };
+        self.revision = revision;
+        self.renewed = Instant::now();
+        Ok(())
     }
 
     /// Gives the lease up, so that the next collector need not wait.
