@@ -82,8 +82,11 @@ pub(crate) async fn connect(
             match reconnect {
                 Reconnect::Never if once_connected.load(Ordering::Relaxed) => Duration::from_secs(86_400),
                 Reconnect::Never => Duration::ZERO,
-                // The client's own schedule: at once, then up to 4 s apart.
-                Reconnect::Always => Duration::from_millis((attempts as u64).saturating_mul(250).min(4_000)),
+                // At once (this is also the first connection's delay), then 250 ms more each time
+                // up to 4 s apart.
+                Reconnect::Always => {
+                    Duration::from_millis((attempts as u64).saturating_sub(1).saturating_mul(250).min(4_000))
+                }
             }
         })
         .event_callback(move |event| {

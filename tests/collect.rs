@@ -418,3 +418,49 @@ fn a_three_node_cluster_losing_a_node_while_collecting_loses_and_repeats_nothing
     assert_eq!(code, Some(0), "{stderr}");
     assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..n as u64);
 }
+
+/// The collector's peak resident memory (VmHWM) in MiB, read while it runs until it ends; its
+/// exit code and stderr.
+fn peak_rss_mib(dir: &Scratch, mut child: Child) -> (f64, Option<i32>, String) {
+    let status = format!("/proc/{}/status", child.id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut peak_kib = 0u64;
+    loop {
+        // The high-water mark only grows: the last reading before the exit is the peak.
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            peak_kib = peak_kib.max(kib);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running after 120 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (code, stderr) = finish(dir, child);
+    (peak_kib as f64 / 1024.0, code, stderr)
+}
+
+#[test]
+fn packed_messages_keep_the_collectors_memory_bounded() {
+    let (server, from) = server_with_logs();
+    // About 60 MB of records in 64 KiB messages: far more than the in-flight window may hold.
+    let n = 500_000;
+    publish(
+        &server.url(),
+        "logs.app",
+        &valid_lines_range(0..n),
+        &["--batch-bytes", "65536"],
+    );
+    let dir = Scratch::new();
+    let child = start(
+        &dir,
+        &collector_args(&from, "c", "out.log", &["--until-idle", "1"]),
+    );
+    let (peak, code, stderr) = peak_rss_mib(&dir, child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(dir.read("out.log").lines().count(), n);
+    assert!(peak < 64.0, "peak RSS {peak:.1} MiB for {n} packed records");
+}

@@ -28,8 +28,13 @@ use crate::metrics::{Metrics, add};
 use crate::sink::jetstream::SOURCE;
 use crate::source::jetstream::Collector;
 
-/// How long a batch waits for more messages once it has one: the latency a trickle sees.
-const LINGER: Duration = Duration::from_millis(10);
+/// How long a batch waits for more messages once it has one and nothing more has arrived: the
+/// latency a trickle sees. Longer only adds waits: a busy stream fills batches without it.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// Most message bytes in one batch, as the reader's chunks: packed messages hold hundreds of
+/// records each, and a window of batches must stay within the memory bound.
+const BATCH_BYTES: u64 = super::reader::CHUNK_BYTES as u64;
 
 /// One fetched message, on its way to a parser.
 #[derive(Debug)]
@@ -222,7 +227,7 @@ pub(crate) async fn run(
         let mut linger = None;
         let mut bytes = 0;
         let gathered = loop {
-            if batch.len() >= settings.batch_lines {
+            if batch.len() >= settings.batch_lines || bytes >= BATCH_BYTES {
                 break Gathered::Go;
             }
             let until = linger.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -268,6 +273,7 @@ pub(crate) async fn run(
                                 Verdict::Skip => {}
                             }
                             if batch.len() < settings.batch_lines
+                                && bytes < BATCH_BYTES
                                 && let Some(Some(Ok(message))) = messages.next().now_or_never()
                             {
                                 next = Some(message);

@@ -22,7 +22,7 @@ use crate::metrics::{Metrics, add};
 use crate::record::{RawRecord, split_lines};
 
 /// How much the reader thread asks for per `read(2)`.
-const CHUNK_BYTES: usize = 256 * 1024;
+pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Consecutive whole lines of input, a zero-copy slice of one read chunk.
 #[derive(Debug)]

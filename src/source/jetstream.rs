@@ -226,10 +226,20 @@ impl Collector {
                 self.describe()
             );
         }
-        if let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(5), self.consumer.info()).await {
-            self.metrics
-                .source_pending
-                .store(info.num_pending + info.num_ack_pending as u64, Ordering::Relaxed);
+        // The server applies acks in the background: until it has, the consumer still counts
+        // those messages as pending. Asked again for a moment, not longer: messages fetched and
+        // never written (a drain) stay pending for good, and come again next run.
+        for _ in 0..25 {
+            let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(5), self.consumer.info()).await
+            else {
+                break;
+            };
+            let pending = info.num_pending + info.num_ack_pending as u64;
+            self.metrics.source_pending.store(pending, Ordering::Relaxed);
+            if info.num_ack_pending == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.lease.release().await;
     }
