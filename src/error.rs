@@ -151,7 +151,7 @@ pub enum Error {
     /// A stage's task panicked; the message is in the panic output above.
     #[error("internal error: the {stage} stage panicked")]
     Panic {
-        /// Which stage: reader, parser, validator or writer.
+        /// Which stage: reader (or fetcher and acker), parser, validator or writer.
         stage: &'static str,
     },
 }

@@ -101,6 +101,8 @@ pub struct Metrics {
     pub source_acked: AtomicU64,
     /// Messages the server delivered again.
     pub source_redelivered: AtomicU64,
+    /// Times deliveries went missing and were asked for again.
+    pub source_gaps: AtomicU64,
     /// Messages the consumer still held at the end (not yet delivered or acknowledged).
     pub source_pending: AtomicU64,
     /// Times the server became unavailable long enough to open the breaker.
@@ -158,6 +160,7 @@ impl Metrics {
                 fetched: get(&self.source_fetched),
                 acked: get(&self.source_acked),
                 redelivered: get(&self.source_redelivered),
+                gaps: get(&self.source_gaps),
                 pending: get(&self.source_pending),
                 breaker_openings: get(&self.source_breaker_openings),
                 open_since_ms: Some(get(&self.source_open_since)).filter(|&ms| ms != 0),

@@ -49,6 +49,8 @@ pub struct SourceSummary {
     pub acked: u64,
     /// Messages the server delivered again.
     pub redelivered: u64,
+    /// Times deliveries went missing (a server or consumer leader lost) and were asked for again.
+    pub gaps: u64,
     /// Messages the consumer still held at the end: not yet delivered, or not acknowledged.
     pub pending: u64,
     /// Times the server was unavailable long enough to open the breaker.
@@ -203,6 +205,7 @@ impl Summary {
                 "fetched": source.fetched,
                 "acked": source.acked,
                 "redelivered": source.redelivered,
+                "gaps": source.gaps,
                 "pending": source.pending,
                 "breaker_openings": source.breaker_openings,
                 "breaker_open": source.open_since_ms.is_some(),

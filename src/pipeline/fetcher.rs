@@ -2,22 +2,24 @@
 //! the consumer and hands them to the parser pool in batches, in stream order.
 //!
 //! A message is acknowledged only once the checkpoint has committed it: the writer's commits
-//! reach this stage through a [`watch`] channel ([`Announce`] wraps the committer), and every
-//! message up to the committed stream sequence is acked then. A message at or before the
-//! commit that comes again (an ack lost with a connection) is acked at once and not written
-//! again. On a drain or after `--until-idle`, fetching stops, everything fetched flows out,
-//! and this stage acks what the last commit covers before it ends.
+//! reach this stage through a [`watch`] channel ([`Announce`] wraps the committer), and a task
+//! of the stage's own acks every message up to the committed stream sequence then, while
+//! fetching goes on. A message at or before the commit that comes again (an ack lost with a
+//! connection) is acked at once and not written again. On a drain or after `--until-idle`,
+//! fetching stops, everything fetched flows out, and the stage acks what the last commit
+//! covers before it ends.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::Subject;
-use async_nats::jetstream::consumer::pull::MessagesErrorKind;
+use async_nats::jetstream::consumer::pull::{self, MessagesErrorKind};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::reader::RawBatch;
@@ -26,7 +28,7 @@ use crate::checkpoint::{Commit, Position};
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
 use crate::sink::jetstream::SOURCE;
-use crate::source::jetstream::Collector;
+use crate::source::jetstream::{Acker, Collector, Standing};
 
 /// How long a batch waits for more messages once it has one and nothing more has arrived: the
 /// latency a trickle sees. Longer only adds waits: a busy stream fills batches without it.
@@ -57,7 +59,7 @@ impl Fetched {
 }
 
 /// The committer of a collector: commits as usual, then announces the committed stream
-/// sequence to the fetcher, which acks up to it. Also makes a commit due when the consumer's
+/// sequence to the acker, which acks up to it. Also makes a commit due when the consumer's
 /// limit on unacknowledged messages comes near, since nothing more arrives past it.
 #[derive(Debug)]
 pub struct Announce {
@@ -89,6 +91,17 @@ impl Commit for Announce {
     }
 }
 
+/// What the fetcher hands the acker, once per burst of messages: their stream sequences and
+/// reply subjects.
+#[derive(Default)]
+struct ToAck {
+    /// New messages, acked once a commit covers them.
+    wait: Vec<(u64, Subject)>,
+    /// Messages that came again while their first delivery was still on its way (or after it
+    /// was committed): acked with it.
+    again: Vec<(u64, Subject)>,
+}
+
 /// Messages fetched and not yet acknowledged, and the last committed stream sequence.
 struct Acks {
     /// In stream order: acked once committed.
@@ -97,17 +110,27 @@ struct Acks {
     again: Vec<(u64, Subject)>,
     committed: u64,
     unacked: Arc<AtomicU64>,
+    acker: Acker,
 }
 
 impl Acks {
+    /// Takes what the fetcher handed over; acks at once what a commit covers already (the
+    /// announcement can overtake it).
+    async fn take(&mut self, handed: ToAck) {
+        self.waiting.extend(handed.wait);
+        self.again.extend(handed.again);
+        let committed = self.committed;
+        self.commit(committed).await;
+    }
+
     /// Acks everything up to the committed sequence `committed`.
-    async fn commit(&mut self, committed: u64, collector: &Collector) {
+    async fn commit(&mut self, committed: u64) {
         self.committed = self.committed.max(committed);
         while let Some((seq, _)) = self.waiting.front()
             && *seq <= self.committed
         {
             let (_, reply) = self.waiting.pop_front().expect("checked");
-            collector.ack(reply).await;
+            self.acker.ack(reply).await;
             self.unacked.fetch_sub(1, Ordering::Relaxed);
         }
         let (done, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.again)
@@ -115,47 +138,116 @@ impl Acks {
             .partition(|(seq, _)| *seq <= self.committed);
         self.again = later;
         for (_, reply) in done {
-            collector.ack(reply).await;
+            self.acker.ack(reply).await;
+        }
+    }
+
+    /// Acks as commits come, until the writer is done (it drops the committer, closing the
+    /// announcements) and the fetcher has handed over everything.
+    async fn run(
+        mut self,
+        mut messages: mpsc::UnboundedReceiver<ToAck>,
+        mut committed: watch::Receiver<u64>,
+    ) {
+        let (mut announcing, mut fetching) = (true, true);
+        while announcing || fetching {
+            tokio::select! {
+                changed = committed.changed(), if announcing => {
+                    announcing = changed.is_ok();
+                    let c = *committed.borrow_and_update();
+                    self.commit(c).await;
+                }
+                message = messages.recv(), if fetching => match message {
+                    Some(message) => self.take(message).await,
+                    None => fetching = false,
+                },
+            }
         }
     }
 }
 
-/// What the fetcher needs besides the collector.
+/// How the collector's stages batch and commit.
 pub struct Settings {
     /// Most messages in one batch.
     pub batch_lines: usize,
+    /// Records in flight (`--capacity`): room a commit must leave under the consumer's limit
+    /// on unacknowledged messages.
+    pub window_lines: usize,
 }
 
-/// Wraps the run's committer so that its commits reach the fetcher; returns the wrapper and
-/// the fetcher's end of the announcements.
-pub fn announce(inner: Box<dyn Commit>, collector: &Collector, window_lines: usize) -> (Announce, Watch) {
-    let (tx, rx) = watch::channel(collector.start);
+/// The collector's stages: the fetcher (pulls and batches) and the acker (acks what commits
+/// cover), and the committer that announces commits to the acker, wrapping `inner`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start(
+    collector: Collector,
+    inner: Box<dyn Commit>,
+    settings: Settings,
+    lines_tx: async_channel::Sender<RawBatch>,
+    window: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+    cancel: CancellationToken,
+) -> (
+    Announce,
+    impl Future<Output = Result<(), Error>> + use<>,
+    impl Future<Output = Result<(), Error>> + use<>,
+) {
+    let (committed_tx, committed) = watch::channel(collector.start);
     let unacked = Arc::new(AtomicU64::new(0));
     // Room for a full window of fetched messages before the consumer's limit stops delivery.
-    let limit = collector
-        .max_ack_pending
-        .saturating_sub(window_lines as u64)
-        .max(collector.max_ack_pending / 2)
+    let max = collector.max_ack_pending;
+    let limit = max
+        .saturating_sub(settings.window_lines as u64)
+        .max(max / 2)
         .max(1);
     let announce = Announce {
         inner,
-        committed: tx,
+        committed: committed_tx,
         unacked: unacked.clone(),
         limit,
     };
-    (
-        announce,
-        Watch {
-            committed: rx,
-            unacked,
-        },
-    )
-}
-
-/// The fetcher's end of [`announce`].
-pub struct Watch {
-    committed: watch::Receiver<u64>,
-    unacked: Arc<AtomicU64>,
+    let (to_ack, handed) = mpsc::unbounded_channel();
+    let (done_tx, done) = oneshot::channel();
+    let acks = Acks {
+        waiting: VecDeque::new(),
+        again: Vec::new(),
+        committed: collector.start,
+        unacked: unacked.clone(),
+        acker: collector.acker(),
+    };
+    let fetching = Fetching {
+        to_ack,
+        handing: ToAck::default(),
+        unacked,
+        highest: collector.start,
+        last_delivery: None,
+        last_source: None,
+        metrics,
+    };
+    let fetcher = run(
+        collector,
+        fetching,
+        settings,
+        lines_tx,
+        window,
+        done_tx,
+        drain,
+        cancel.clone(),
+    );
+    let acker = async move {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {}
+            () = acks.run(handed, committed) => {
+                // The fetcher hands the collector over when it stopped without a cancel.
+                if let Ok(collector) = done.await {
+                    collector.finish().await;
+                }
+            }
+        }
+        Ok(())
+    };
+    (announce, fetcher, acker)
 }
 
 /// How a batch being gathered ended.
@@ -166,40 +258,74 @@ enum Gathered {
     Stop,
 }
 
-/// Runs the fetcher until a drain, `--until-idle` or a cancel; then acks what the writer's last
-/// commit covers.
+/// What the fetcher keeps while it sorts messages (see [`judge`]).
+struct Fetching {
+    to_ack: mpsc::UnboundedSender<ToAck>,
+    /// The current burst's messages, for the acker.
+    handing: ToAck,
+    /// Messages handed to the acker and not yet acked.
+    unacked: Arc<AtomicU64>,
+    /// The highest stream sequence fetched (or committed before this run).
+    highest: u64,
+    /// The consumer's number of the last delivery (since the last pull began).
+    last_delivery: Option<u64>,
+    /// The last publisher seen: consecutive messages share one allocation of it.
+    last_source: Option<Arc<str>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Fetching {
+    /// Puts the consumer right after the last message taken and pulls afresh, after a gap in
+    /// the deliveries.
+    async fn deliver_again(
+        &mut self,
+        collector: &mut Collector,
+        batch: usize,
+    ) -> Result<pull::Stream, Error> {
+        tracing::warn!(
+            "{}: deliveries went missing after stream sequence {}; asking for them again",
+            collector.describe(),
+            self.highest
+        );
+        add(&self.metrics.source_gaps, 1);
+        collector.reposition(self.highest).await?;
+        self.last_delivery = None;
+        collector.messages(batch).await
+    }
+
+    /// Hands the burst's messages to the acker: one send per burst, not per message.
+    fn hand_over(&mut self) {
+        let handing = std::mem::take(&mut self.handing);
+        if !(handing.wait.is_empty() && handing.again.is_empty()) {
+            // The acker outlives the fetcher: a send fails only on a cancel.
+            let _ = self.to_ack.send(handing);
+        }
+    }
+}
+
+/// Runs the fetcher until a drain, `--until-idle` or a cancel; then hands the collector to the
+/// acker, which finishes it once the last commit is acked.
 ///
 /// # Errors
 /// [`Error::Unavailable`] when the server is away past `--sink-timeout`, [`Error::Collecting`]
 /// when another collector took the consumer, [`Error::Nats`] when the consumer is deleted.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn run(
+async fn run(
     mut collector: Collector,
+    mut fetching: Fetching,
+    settings: Settings,
     lines_tx: async_channel::Sender<RawBatch>,
     window: Arc<Semaphore>,
-    settings: Settings,
-    watch: Watch,
-    metrics: Arc<Metrics>,
+    done: oneshot::Sender<Collector>,
     drain: CancellationToken,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let Watch {
-        mut committed,
-        unacked,
-    } = watch;
-    let mut acks = Acks {
-        waiting: VecDeque::new(),
-        again: Vec::new(),
-        committed: collector.start,
-        unacked,
-    };
     let mut messages = collector.messages(settings.batch_lines).await?;
-    let mut highest = collector.start;
+    let metrics = fetching.metrics.clone();
     let mut last_arrival;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch_no = 0;
-    let mut last_source = None;
     let idle = collector.until_idle();
     // When `--until-idle` runs out, unless a message comes first.
     let idle_end =
@@ -209,11 +335,6 @@ pub(crate) async fn run(
             biased;
             () = cancel.cancelled() => return Ok(()),
             () = drain.cancelled() => break,
-            Ok(()) = committed.changed() => {
-                let c = *committed.borrow_and_update();
-                acks.commit(c, &collector).await;
-                continue;
-            }
             _ = tick.tick() => {
                 collector.check().await?;
                 continue;
@@ -235,10 +356,6 @@ pub(crate) async fn run(
                 biased;
                 () = cancel.cancelled() => return Ok(()),
                 () = drain.cancelled() => break Gathered::Stop,
-                Ok(()) = committed.changed() => {
-                    let c = *committed.borrow_and_update();
-                    acks.commit(c, &collector).await;
-                }
                 _ = tick.tick() => {
                     // Time the server is away is not idle time.
                     if !collector.check().await? {
@@ -246,7 +363,16 @@ pub(crate) async fn run(
                     }
                 }
                 () = tokio::time::sleep_until(until), if linger.is_some() => break Gathered::Go,
-                () = tokio::time::sleep_until(idle_end(last_arrival)), if idle.is_some() && batch.is_empty() => break Gathered::Stop,
+                () = tokio::time::sleep_until(idle_end(last_arrival)), if idle.is_some() && batch.is_empty() => {
+                    messages = match collector.standing(fetching.highest).await {
+                        Standing::CaughtUp => break Gathered::Stop,
+                        Standing::Lost => fetching.deliver_again(&mut collector, settings.batch_lines).await?,
+                        // Messages wait and none come: the pull was lost with a consumer
+                        // leader that moved (the heartbeats would say so later). Pull afresh.
+                        Standing::Behind => collector.messages(settings.batch_lines).await?,
+                    };
+                    last_arrival = Instant::now();
+                }
                 next = messages.next() => match next {
                     None => messages = collector.messages(settings.batch_lines).await?,
                     Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
@@ -264,13 +390,17 @@ pub(crate) async fn run(
                         let mut next = Some(message);
                         // Then whatever else has arrived, without a select per message.
                         while let Some(message) = next.take() {
-                            match judge(message, &mut acks, &mut highest, &mut last_source, &metrics) {
-                                Verdict::Take(fetched) => {
+                            match judge(message, &mut fetching) {
+                                Judged::Take(fetched) => {
                                     bytes += fetched.payload.len() as u64;
                                     batch.push(fetched);
                                 }
-                                Verdict::AckNow(reply) => collector.ack(reply).await,
-                                Verdict::Skip => {}
+                                Judged::Nothing => {}
+                                Judged::Gap => {
+                                    // What came after the gap is dropped with the pull.
+                                    messages = fetching.deliver_again(&mut collector, settings.batch_lines).await?;
+                                    break;
+                                }
                             }
                             if batch.len() < settings.batch_lines
                                 && bytes < BATCH_BYTES
@@ -279,6 +409,7 @@ pub(crate) async fn run(
                                 next = Some(message);
                             }
                         }
+                        fetching.hand_over();
                         if !batch.is_empty() {
                             linger.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
                         }
@@ -289,7 +420,7 @@ pub(crate) async fn run(
         if !batch.is_empty() {
             // Lines are counted by the parsers, which split the messages anyway.
             add(&metrics.bytes_in, bytes);
-            let end = batch.last().map_or(highest, |m| m.seq);
+            let end = batch.last().map_or(fetching.highest, |m| m.seq);
             let raw = RawBatch {
                 seq: batch_no,
                 first_line: 1,
@@ -308,66 +439,57 @@ pub(crate) async fn run(
             break;
         }
     }
-    // Stopped fetching: what was fetched flows out; ack as the writer commits it, until the
-    // writer is done (it drops the committer, which closes the channel).
+    // Stopped fetching: what was fetched flows out, and the acker acks it as the writer
+    // commits it; then it finishes the collector.
     drop(messages);
     drop(lines_tx);
-    loop {
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Ok(()),
-            changed = committed.changed() => {
-                let c = *committed.borrow_and_update();
-                acks.commit(c, &collector).await;
-                if changed.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    collector.finish().await;
+    let _ = done.send(collector);
     Ok(())
 }
 
-/// What becomes of a fetched message.
-enum Verdict {
+/// What [`judge`] makes of a message.
+enum Judged {
     /// New: into the batch.
     Take(Fetched),
-    /// Committed already (an ack was lost): ack it again, write nothing.
-    AckNow(Subject),
-    /// In flight already, or not a JetStream message: nothing now.
-    Skip,
+    /// On its way or committed already (only acked: never written twice), or not a
+    /// JetStream message.
+    Nothing,
+    /// Deliveries before it went missing: not taken; the consumer must deliver again from the
+    /// first message not taken.
+    Gap,
 }
 
-/// Sorts a fetched message by its stream sequence: new, committed, or on its way already.
-fn judge(
-    message: async_nats::jetstream::Message,
-    acks: &mut Acks,
-    highest: &mut u64,
-    last_source: &mut Option<Arc<str>>,
-    metrics: &Metrics,
-) -> Verdict {
-    let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered)) else {
-        return Verdict::Skip;
+/// Sorts a fetched message by its stream sequence: new, or on its way or committed already;
+/// or after a gap in the deliveries.
+fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Judged {
+    let Ok((seq, delivery, delivered)) = message
+        .info()
+        .map(|i| (i.stream_sequence, i.consumer_sequence, i.delivered))
+    else {
+        return Judged::Nothing;
     };
+    // Deliveries are numbered one by one: a jump means some never arrived (lost with a
+    // server or a consumer leader). Taking this one would leave them behind for good.
+    if fetching.last_delivery.is_some_and(|last| delivery > last + 1) {
+        return Judged::Gap;
+    }
+    fetching.last_delivery = Some(delivery);
     let message = message.message;
     let Some(reply) = message.reply else {
-        return Verdict::Skip;
+        return Judged::Nothing;
     };
-    add(&metrics.source_fetched, 1);
+    add(&fetching.metrics.source_fetched, 1);
     if delivered > 1 {
-        add(&metrics.source_redelivered, 1);
+        add(&fetching.metrics.source_redelivered, 1);
     }
-    if seq <= acks.committed {
-        return Verdict::AckNow(reply);
+    if seq <= fetching.highest {
+        fetching.handing.again.push((seq, reply));
+        return Judged::Nothing;
     }
-    if seq <= *highest {
-        acks.again.push((seq, reply));
-        return Verdict::Skip;
-    }
-    *highest = seq;
-    acks.waiting.push_back((seq, reply));
-    acks.unacked.fetch_add(1, Ordering::Relaxed);
+    fetching.highest = seq;
+    fetching.unacked.fetch_add(1, Ordering::Relaxed);
+    fetching.handing.wait.push((seq, reply));
+    let last_source = &mut fetching.last_source;
     // One allocation per publisher, not per message: consecutive messages share it.
     let source = message
         .headers
@@ -383,7 +505,7 @@ fn judge(
         }
         (None, _) => None,
     };
-    Verdict::Take(Fetched {
+    Judged::Take(Fetched {
         seq,
         subject: message.subject,
         source,

@@ -176,22 +176,23 @@ where
         }
         Input::Stream(collector) => {
             let inner = committer.take().expect("a collector always has a checkpoint");
-            let (announce, watch) = fetcher::announce(inner, &collector, config.capacity.get());
-            committer = Some(Box::new(announce));
             let settings = fetcher::Settings {
                 batch_lines: tuning.batch_lines,
+                window_lines: config.capacity.get(),
             };
-            let fetcher = fetcher::run(
+            let (announce, fetcher, acker) = fetcher::start(
                 *collector,
+                inner,
+                settings,
                 lines_tx,
                 window,
-                settings,
-                watch,
                 metrics.clone(),
                 drain.clone(),
                 cancel.clone(),
             );
+            committer = Some(Box::new(announce));
             stages.spawn("fetcher", fetcher);
+            stages.spawn("acker", acker);
         }
     }
     let pool = Arc::new(parser::EntryPool::default());

@@ -140,16 +140,36 @@ impl Collector {
             })
     }
 
-    /// Acknowledges one message by its reply subject.
-    pub async fn ack(&self, reply: Subject) {
-        // An ack lost on the way only means a redelivery, which the fetcher skips and acks.
-        if self
-            .client
-            .publish(reply, Bytes::from_static(b"+ACK"))
-            .await
-            .is_ok()
-        {
-            add(&self.metrics.source_acked, 1);
+    /// Where the consumer stands against `taken`, the last stream sequence this run took:
+    /// asked when no message came for `--until-idle`.
+    pub async fn standing(&mut self, taken: u64) -> Standing {
+        match tokio::time::timeout(Duration::from_secs(2), self.consumer.info()).await {
+            Ok(Ok(info)) if info.delivered.stream_sequence > taken => Standing::Lost,
+            Ok(Ok(info)) if info.num_pending == 0 => Standing::CaughtUp,
+            _ => Standing::Behind,
+        }
+    }
+
+    /// Puts the consumer's delivery right after stream sequence `taken`: what it delivered
+    /// since and never arrived comes again, in order.
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when the server refuses.
+    pub async fn reposition(&mut self, taken: u64) -> Result<(), Error> {
+        self.consumer.reset(Some(taken + 1)).await.map(drop).map_err(|e| {
+            self.error(format!(
+                "cannot put consumer '{}' back to stream sequence {}: {e}",
+                self.input.consumer,
+                taken + 1
+            ))
+        })
+    }
+
+    /// What acknowledges messages, for a task of its own.
+    pub fn acker(&self) -> Acker {
+        Acker {
+            client: self.client.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -248,6 +268,38 @@ impl Collector {
         Error::Nats {
             target: self.input.server.shown.clone(),
             what,
+        }
+    }
+}
+
+/// Where a consumer stands when no message comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Nothing left to deliver: idle indeed.
+    CaughtUp,
+    /// Messages wait, or the server cannot say (a consumer leader being elected).
+    Behind,
+    /// It delivered past what arrived: those deliveries were lost.
+    Lost,
+}
+
+/// Acknowledges messages by their reply subjects.
+pub struct Acker {
+    client: async_nats::Client,
+    metrics: Arc<Metrics>,
+}
+
+impl Acker {
+    /// Acknowledges one message.
+    pub async fn ack(&self, reply: Subject) {
+        // An ack lost on the way only means a redelivery, which the fetcher skips and acks.
+        if self
+            .client
+            .publish(reply, Bytes::from_static(b"+ACK"))
+            .await
+            .is_ok()
+        {
+            add(&self.metrics.source_acked, 1);
         }
     }
 }
