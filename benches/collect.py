@@ -23,13 +23,12 @@ whose publisher may pause that long); that idle time is subtracted from their ti
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from nats import Server, build, corpus, timed
+from nats import Server, build, corpus, table, timed
 
 IDLE = 0.5
 # The publisher may pause longer than IDLE (a slow ack holds its window): the path's collector
@@ -82,14 +81,7 @@ def main():
         print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
 
     print(f"corpus: clean, {args.lines} lines; {args.runs} runs each, median wall time ({IDLE} s idle subtracted)")
-    print(f"{'command':10s} {'wall s':>8s} {'msgs/s':>12s} {'peak RSS':>10s}")
-    median = {}
-    for name, rows in results.items():
-        wall = statistics.median(r[0] for r in rows)
-        rss = statistics.median(r[1] for r in rows)
-        median[name] = wall
-        shown = f"{rss / 1024:7.1f} MiB" if rss else "         -"
-        print(f"{name:10s} {wall:8.2f} {args.lines / wall:12,.0f} {shown}")
+    median = table(results, args.lines)
     print(f"collect / loop:  {median['collect'] / median['loop']:.2f}x  (target: at most 1.25x)")
     print(f"path / local:    {median['path'] / median['local']:.2f}x  (target: at most 4x)")
 

@@ -105,6 +105,20 @@ def timed(command, stdin_path=None):
     return float(wall), int(rss)
 
 
+def table(results, lines):
+    """Prints each command's median wall time, rate and peak RSS (`-` when not measured);
+    returns the medians by command."""
+    print(f"{'command':12s} {'wall s':>8s} {'msgs/s':>12s} {'peak RSS':>10s}")
+    median = {}
+    for name, rows in results.items():
+        wall = statistics.median(r[0] for r in rows)
+        rss = statistics.median(r[1] for r in rows)
+        median[name] = wall
+        shown = f"{rss / 1024:7.1f} MiB" if rss else "         -"
+        print(f"{name:12s} {wall:8.2f} {lines / wall:12,.0f} {shown}")
+    return median
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -140,13 +154,7 @@ def main():
     shutil.rmtree(out_dir, ignore_errors=True)
 
     print(f"corpus: clean, {args.lines} lines; {args.runs} runs each, median wall time; window {args.window}")
-    print(f"{'command':12s} {'wall s':>8s} {'msgs/s':>12s} {'peak RSS':>10s}")
-    median = {}
-    for name, rows in results.items():
-        wall = statistics.median(r[0] for r in rows)
-        rss = statistics.median(r[1] for r in rows)
-        median[name] = wall
-        print(f"{name:12s} {wall:8.2f} {args.lines / wall:12,.0f} {rss / 1024:7.1f} MiB")
+    median = table(results, args.lines)
     print(f"ingest / loop:           {median['ingest'] / median['loop']:.2f}x  (target: at most 1.25x)")
     print(f"ingest-64k / file-json:  {median['ingest-64k'] / median['file-json']:.2f}x  (target: at most 3x)")
     print(f"ingest-64k / file-text:  {median['ingest-64k'] / median['file-text']:.2f}x")
