@@ -94,7 +94,7 @@ fn main() -> io::Result<()> {
             match rng.below(5) {
                 0 => write!(
                     out,
-                    "2026-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z NOTICE bad severity"
+                    "2026-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z NOTE bad severity"
                 )?,
                 1 => write!(
                     out,

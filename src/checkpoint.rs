@@ -61,6 +61,10 @@ pub trait Commit: Send + std::fmt::Debug {
         rejects_bytes: u64,
         finished: bool,
     ) -> Result<(), Error>;
+
+    /// Keeps the layout `--input auto` picked, written with the next commit, so that reruns on
+    /// the same input read it the same way.
+    fn keep_layout(&mut self, _name: &str) {}
 }
 
 /// Where a run starts, and how it commits: what [`resume`] found.
@@ -79,6 +83,8 @@ pub struct Resume {
     pub rotated_unread_bytes: u64,
     /// Who publishes this input (see [`crate::sink::jetstream::Source`]); 0 without a checkpoint.
     pub source: u64,
+    /// The layout `--input auto` picked for this input in an earlier run, kept for reruns.
+    pub layout: Option<String>,
 }
 
 /// A hash of the input's first bytes, and how many bytes it covers.
@@ -183,6 +189,9 @@ struct State {
     /// Who publishes this input, for a NATS OUTPUT: the same for every rerun on the same
     /// input, so that a rerun recognises its own messages. 0 in older checkpoints.
     source: u64,
+    /// The layout `--input auto` picked for this input; empty when none was (older
+    /// checkpoints, or a layout given by name).
+    layout: String,
 }
 
 const HEADER: &str = "ingest checkpoint 2";
@@ -199,7 +208,7 @@ impl State {
             None => ("-".to_owned(), "-".to_owned()),
         };
         format!(
-            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n",
+            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n{}",
             self.fingerprint.len,
             self.fingerprint.hash,
             self.input.offset,
@@ -208,6 +217,11 @@ impl State {
             id(&self.output.id),
             u8::from(self.finished),
             self.source,
+            if self.layout.is_empty() {
+                String::new()
+            } else {
+                format!("layout {}\n", self.layout)
+            },
         )
     }
 
@@ -258,6 +272,8 @@ impl State {
             Some(hex) => u64::from_str_radix(hex, 16).ok()?,
             None => 0,
         };
+        // Added with --input: absent from older checkpoints.
+        let layout = field("layout").unwrap_or_default().to_owned();
         let state = State {
             fingerprint: Fingerprint {
                 len: fingerprint_len,
@@ -278,6 +294,7 @@ impl State {
             }),
             finished,
             source,
+            layout,
         };
         state.is_sane().then_some(state)
     }
@@ -371,6 +388,10 @@ impl Committer {
 }
 
 impl Commit for Committer {
+    fn keep_layout(&mut self, name: &str) {
+        name.clone_into(&mut self.state.layout);
+    }
+
     fn start_writing(&mut self) -> Result<(), Error> {
         if !self.state.finished {
             return Ok(());
@@ -686,6 +707,7 @@ fn read_nothing(
         start,
         committer,
         source: state.map_or(0, |s| s.source),
+        layout: state.map(|s| s.layout.clone()).filter(|l| !l.is_empty()),
         ..Resume::default()
     };
     (Box::new(io::empty()), resume)
@@ -762,6 +784,7 @@ pub fn resume_stream(
         rejects,
         finished: true,
         source: 0,
+        layout: String::new(),
     };
     let committed = (state.input.offset > 0).then_some(state.input.offset);
     let resume = Resume {
@@ -863,7 +886,9 @@ pub async fn resume(
         rejects: rejects_now,
         finished: true,
         source,
+        layout: same_input.map(|s| s.layout.clone()).unwrap_or_default(),
     };
+    let layout = Some(state.layout.clone()).filter(|l| !l.is_empty());
     let committer = Committer::new(path, state, options.every_bytes);
 
     let prefix_len = prefix.bytes.len() as u64;
@@ -894,6 +919,7 @@ pub async fn resume(
         committer: Some(Box::new(committer)),
         rotated_unread_bytes,
         source,
+        layout,
     };
     Ok((input, resume))
 }
@@ -928,6 +954,7 @@ mod tests {
             }),
             finished: true,
             source: 0x1234_5678_9abc_def0,
+            layout: "python".to_owned(),
         }
     }
 

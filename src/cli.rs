@@ -12,15 +12,33 @@ use clap::Parser;
 
 use crate::config::{self, Config, NatsInput, NatsOutput, NatsServer, Output, RetryPolicy};
 use crate::format::Format;
+use crate::layout::{Clock, Layout};
 use crate::progress;
 use crate::record::Severity;
 
 const AFTER_HELP: &str = "\
-Records:
+Records (--input plain):
   TIMESTAMP SEVERITY MESSAGE, one per line, fields separated by spaces or tabs.
-  TIMESTAMP  2026-04-15T00:00:01Z, 2026-04-15 00:00:05,250, ...T02:00:07+0200 (no offset: UTC)
-  SEVERITY   trace debug info warn[ing] err[or] fatal crit[ical], any case, [brackets] allowed
+  TIMESTAMP  2026-04-15T00:00:01Z, 2026-04-15 00:00:05,250, ...T02:00:07+0200, 2026/04/15 10:00:00,
+             ... 10:00:00.123 UTC (no offset: --tz, default UTC)
+  SEVERITY   trace debug[1-5] info notice log warn[ing] err[or] fatal crit[ical] panic emerg[ency]
+             alert, any case, [brackets] allowed
   A record with an empty message is dropped; a line that does not parse is rejected.
+
+Input layouts (--input, default auto: the one that reads most of the first 64 lines):
+  plain        the records above
+  json         one object a line: timestamp|time|ts|@timestamp|t|date, level|severity|lvl|
+               log.level|levelname|loglevel, msg|message|event|log|fields.message; the rest: fields
+  logfmt       key=value pairs (values quoted with \\\" escapes), the same keys
+  syslog       RFC 5424 and RFC 3164 (with or without <PRI>); host, app, pid become fields
+  python       {timestamp} - {_} - {severity} - {message}
+  loguru       {timestamp} | {severity} | {_} - {message}
+  structlog    {timestamp} [{severity}] {message}
+  env_logger   [{timestamp} {severity} {_}] {message}
+  postgres     {timestamp} [{_}] {severity}: {message}
+  nginx-error  {timestamp} [{severity}] {_}: {message}
+  --pattern TEMPLATE: literal text, {timestamp}, {severity}, {_} (skip to the next literal),
+  {message} (the rest); a space matches any run of spaces and tabs.
 
 Examples:
   ingest --rejects bad.tsv --checkpoint app.cp out.log < app.log
@@ -58,6 +76,28 @@ pub struct Args {
     /// `nats://HOST[:PORT][,HOST[:PORT]...]/SUBJECT` (or `tls://...`) publishes to JetStream
     #[arg(value_name = "OUTPUT", default_value = "ingest.log")]
     pub output: PathBuf,
+
+    /// How lines are written: auto, plain, json, logfmt, syslog, or a named pattern (below)
+    #[arg(
+        long,
+        value_name = "LAYOUT",
+        default_value = "auto",
+        conflicts_with = "pattern"
+    )]
+    pub input: String,
+
+    /// Read lines laid out as TEMPLATE (see Input layouts below)
+    #[arg(long, value_name = "TEMPLATE")]
+    pub pattern: Option<String>,
+
+    /// Time zone of timestamps written without an offset: an IANA name or `local` [default: UTC]
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+
+    /// Read timestamps with a strftime-like FORMAT (`%d/%b/%Y:%H:%M:%S %z`) instead of the
+    /// built-in spellings
+    #[arg(long, value_name = "FORMAT")]
+    pub time_format: Option<String>,
 
     /// Parser tasks working in parallel (1-256)
     #[arg(short, long, value_name = "N", default_value_t = config::DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
@@ -278,6 +318,7 @@ impl Args {
             }
         }
         self.refuse_shared_files(nats.is_some())?;
+        let input = self.input_layout()?;
         let format = self.format.unwrap_or(if nats.is_some() {
             Format::Json
         } else {
@@ -291,6 +332,7 @@ impl Args {
         Ok(Config {
             output,
             from,
+            input,
             workers: NonZeroUsize::new(usize::from(self.workers)).expect("clap's range starts at 1"),
             capacity: self.capacity,
             format,
@@ -354,6 +396,20 @@ impl Args {
 }
 
 impl Args {
+    /// The input layout the flags ask for.
+    fn input_layout(&self) -> Result<config::InputLayout, String> {
+        let clock = Clock::new(self.tz.as_deref(), self.time_format.as_deref()).map_err(|e| e.to_string())?;
+        Ok(match (&self.pattern, self.input.as_str()) {
+            (Some(template), _) => {
+                config::InputLayout::Fixed(Layout::pattern(template, clock).map_err(|e| e.to_string())?)
+            }
+            (None, "auto") => config::InputLayout::Auto(clock),
+            (None, name) => {
+                config::InputLayout::Fixed(Layout::named(name, clock).map_err(|e| e.to_string())?)
+            }
+        })
+    }
+
     /// The NATS side of the configuration, for an OUTPUT that is a NATS address.
     fn nats_output(
         &self,

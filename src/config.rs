@@ -10,6 +10,7 @@ use std::time::Duration;
 use backon::ExponentialBuilder;
 
 use crate::format::Format;
+use crate::layout::{Clock, Layout};
 use crate::progress;
 use crate::record::Severity;
 
@@ -98,6 +99,21 @@ pub struct NatsInput {
     pub until_idle: Option<Duration>,
 }
 
+/// How input lines are read (`--input`, `--pattern`, `--tz`, `--time-format`).
+#[derive(Clone, Debug)]
+pub enum InputLayout {
+    /// `auto`: the layout that reads most of the first lines, with this clock.
+    Auto(Clock),
+    /// A layout given by name or template.
+    Fixed(Layout),
+}
+
+impl Default for InputLayout {
+    fn default() -> InputLayout {
+        InputLayout::Auto(Clock::utc())
+    }
+}
+
 /// A checked run configuration; what the library needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -105,6 +121,8 @@ pub struct Config {
     pub output: Output,
     /// `--from`: collect from a JetStream stream instead of reading stdin.
     pub from: Option<Box<NatsInput>>,
+    /// How input lines are read.
+    pub input: InputLayout,
     /// Number of parser tasks.
     pub workers: NonZeroUsize,
     /// Records in flight between reader and writer.
@@ -143,6 +161,7 @@ impl Config {
         Config {
             output,
             from: None,
+            input: InputLayout::default(),
             workers: NonZeroUsize::from(
                 std::num::NonZeroU16::new(DEFAULT_WORKERS).expect("the default is not zero"),
             ),

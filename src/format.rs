@@ -5,6 +5,7 @@
 
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::layout::{Fields, Value};
 use crate::record::{ParsedRecord, RejectReason, Severity};
 
 /// The output format chosen with `--format`.
@@ -26,6 +27,93 @@ pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>
         Format::Text => write_text(buf, record),
         Format::Json => write_json(buf, record),
     }
+}
+
+/// Appends one record read by a structured layout, its other fields after the message: in text
+/// as logfmt ` key=value` pairs, in JSON as a `"fields"` object (left out when there are none).
+pub fn write_record_with_fields(
+    buf: &mut Vec<u8>,
+    format: Format,
+    record: &ParsedRecord<'_>,
+    fields: &Fields,
+) {
+    if fields.is_empty() {
+        return write_record(buf, format, record);
+    }
+    match format {
+        Format::Text => {
+            write_text_head(buf, record);
+            buf.extend_from_slice(record.message);
+            for (key, value, kind) in fields.iter() {
+                buf.push(b' ');
+                buf.extend_from_slice(key);
+                buf.push(b'=');
+                match kind {
+                    Value::Json if value.first() == Some(&b'"') => match crate::layout::json::string(value) {
+                        Some(text) => write_logfmt_value(buf, text.as_bytes()),
+                        None => write_logfmt_value(buf, value),
+                    },
+                    Value::Json | Value::Text => write_logfmt_value(buf, value),
+                }
+            }
+            buf.push(b'\n');
+        }
+        Format::Json => {
+            write_json_fields(buf, record);
+            buf.extend_from_slice(b",\"fields\":");
+            write_json_fields_object(buf, fields);
+            buf.extend_from_slice(b"}\n");
+        }
+    }
+}
+
+/// A record's fields as one JSON object: JSON values as written, strings quoted.
+pub fn write_json_fields_object(buf: &mut Vec<u8>, fields: &Fields) {
+    buf.push(b'{');
+    for (n, (key, value, kind)) in fields.iter().enumerate() {
+        if n > 0 {
+            buf.push(b',');
+        }
+        write_json_string(buf, key);
+        buf.push(b':');
+        match kind {
+            Value::Json => buf.extend_from_slice(value),
+            Value::Text => write_json_string(buf, value),
+        }
+    }
+    buf.push(b'}');
+}
+
+/// `bytes` as a JSON string, quotes included.
+pub fn write_json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.push(b'"');
+    write_json_string_body(buf, bytes);
+    buf.push(b'"');
+}
+
+/// A logfmt value: as it is when it has no space, `=`, quote or control byte, else quoted with
+/// `\"`, `\\`, `\n`, `\r` and `\t` escaped.
+fn write_logfmt_value(buf: &mut Vec<u8>, value: &[u8]) {
+    let plain = !value.is_empty()
+        && value
+            .iter()
+            .all(|&b| b > b' ' && b != b'=' && b != b'"' && b != 0x7f);
+    if plain {
+        buf.extend_from_slice(value);
+        return;
+    }
+    buf.push(b'"');
+    for &b in value {
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            _ => buf.push(b),
+        }
+    }
+    buf.push(b'"');
 }
 
 /// Where a collected record came from: the publisher (`Ingest-Source`) and the subject.
@@ -435,8 +523,8 @@ mod tests {
             &mut buf,
             12,
             RejectReason::BadSeverity,
-            b"2026-04-15T00:00:20Z NOTICE x",
+            b"2026-04-15T00:00:20Z NOTE x",
         );
-        assert_eq!(buf, b"12\tbad severity\t2026-04-15T00:00:20Z NOTICE x\n");
+        assert_eq!(buf, b"12\tbad severity\t2026-04-15T00:00:20Z NOTE x\n");
     }
 }

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod format;
+pub mod layout;
 pub mod logging;
 pub mod metrics;
 pub mod nats;
@@ -85,12 +86,18 @@ pub async fn run(
     if let Some(from) = &config.from {
         return collect(config, from, metrics, drain).await;
     }
+    // Kept to wait on while telling the layout: a quiet live pipe must not hold the run.
+    let fd = match &input {
+        Input::File(file) => Some(std::os::fd::AsRawFd::as_raw_fd(file)),
+        Input::Reader(_) => None,
+    };
     match &config.output {
         Output::File(_) | Output::Stdout => {
             let mut output = open_bytes(&config.output)?;
             let mut rejects = open_rejects(config)?;
             let target = file_target(&config.output, &mut output);
-            let (input, resume) = open_input(config, input, target, rejects.as_mut(), &drain).await?;
+            let (mut input, mut resume) = open_input(config, input, target, rejects.as_mut(), &drain).await?;
+            let config = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
             let input = pipeline::Input::Read(input);
             run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
@@ -100,7 +107,9 @@ pub async fn run(
             let subject = checkpoint::Output::Nats {
                 subject: &target.subject,
             };
-            let (input, resume) = open_input(config, input, Some(subject), rejects.as_mut(), &drain).await?;
+            let (mut input, mut resume) =
+                open_input(config, input, Some(subject), rejects.as_mut(), &drain).await?;
+            let config = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             // With a checkpoint, the publisher is the same across reruns on the same input, and
             // continues after what the stream holds of it; without, every run is a new publisher
             // (a rerun publishes its input again, as a file run appends it again).
@@ -166,6 +175,82 @@ async fn collect(
     let input = pipeline::Input::Stream(Box::new(collector));
     let output = sink::file::FileSink::new(output, config.retry);
     run_pipeline(config, input, resume, None, output, rejects, metrics, drain).await
+}
+
+/// Settles `--input auto`: the layout a checkpoint kept for this input, or the one that reads
+/// the most of its first lines (read ahead into `resume.preread`, which the reader hands out
+/// first). Returns the configuration with the layout fixed; any other is returned as it is.
+fn settle_layout(
+    config: &Config,
+    input: &mut Box<dyn Read + Send>,
+    resume: &mut Resume,
+    fd: Option<std::os::fd::RawFd>,
+    drain: &CancellationToken,
+) -> Result<Config, Error> {
+    let config::InputLayout::Auto(clock) = &config.input else {
+        return Ok(config.clone());
+    };
+    let kept = resume
+        .layout
+        .as_deref()
+        .and_then(|name| layout::Layout::named(name, clock.clone()).ok());
+    let chosen = match kept {
+        Some(layout) => {
+            tracing::debug!("input layout: {} (kept by the checkpoint)", layout.name);
+            layout
+        }
+        None => {
+            // Past the committed part of a pipe only: what is read here is handed out as read.
+            if resume.skip == 0 {
+                read_ahead(input, resume, fd, drain)?;
+            }
+            let lines = record::split_lines(&resume.preread);
+            let layout = layout::detect(lines, clock);
+            tracing::debug!("input layout: {} (picked from the first lines)", layout.name);
+            layout
+        }
+    };
+    if let Some(committer) = resume.committer.as_mut() {
+        committer.keep_layout(&chosen.name);
+    }
+    let mut settled = config.clone();
+    settled.input = config::InputLayout::Fixed(chosen);
+    Ok(settled)
+}
+
+/// Reads ahead until `resume.preread` holds the lines `auto` looks at, the input ends, or (a
+/// live pipe) nothing more arrives for a moment.
+fn read_ahead(
+    input: &mut Box<dyn Read + Send>,
+    resume: &mut Resume,
+    fd: Option<std::os::fd::RawFd>,
+    drain: &CancellationToken,
+) -> Result<(), Error> {
+    const MOST: usize = 1 << 20;
+    const QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+    let mut held = resume.preread.to_vec();
+    let mut chunk = vec![0; 64 * 1024];
+    let enough = |held: &[u8]| {
+        let complete = memchr::memrchr(b'\n', held).map_or(&held[..0], |i| &held[..i]);
+        record::split_lines(complete)
+            .filter(|l| !record::trim_line(l).is_empty())
+            .take(layout::DETECT_LINES)
+            .count()
+            >= layout::DETECT_LINES
+    };
+    while held.len() < MOST && !enough(&held) && !drain.is_cancelled() {
+        if fd.is_some_and(|fd| !os::wait_readable(fd, QUIET)) {
+            break;
+        }
+        match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => held.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Read(e)),
+        }
+    }
+    resume.preread = bytes::Bytes::from(held);
+    Ok(())
 }
 
 /// OUTPUT when it takes bytes (a file, or `-`), opened and locked.

@@ -166,6 +166,20 @@ pub fn host_name() -> String {
     }
 }
 
+/// Waits up to `timeout` for `fd` to have something to read (or its end, or an error): false
+/// when it stayed quiet. A regular file is always ready.
+pub fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd, for the length given; the fd is only polled, never closed here.
+    let ready = unsafe { libc::poll(&raw mut poll, 1, ms) };
+    ready != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

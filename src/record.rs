@@ -13,15 +13,15 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 pub enum Severity {
     /// `TRACE`
     Trace,
-    /// `DEBUG`
+    /// `DEBUG`, or `DEBUG1` to `DEBUG5` (PostgreSQL)
     Debug,
-    /// `INFO`
+    /// `INFO`, `NOTICE` or `LOG`
     Info,
     /// `WARN` or `WARNING`
     Warn,
     /// `ERROR` or `ERR`
     Error,
-    /// `FATAL`, `CRITICAL` or `CRIT`
+    /// `FATAL`, `CRITICAL`, `CRIT`, `PANIC`, `EMERG`, `EMERGENCY` or `ALERT`
     Fatal,
 }
 
@@ -54,24 +54,37 @@ impl Severity {
             [b'[', inner @ .., b']'] => inner,
             _ => field,
         };
-        if name.is_empty() || name.len() > 8 {
-            return None;
+        match name.len() {
+            1..=8 => {}
+            // The one name longer than a word.
+            9 if name.eq_ignore_ascii_case(b"emergency") => return Some(Severity::Fatal),
+            _ => return None,
         }
-        // Every name is letters only, and for a letter `b | 0x20` is its lower case while no
-        // other byte maps onto a lower-case letter: one OR and one compare per name, any case.
-        let mut word = [0u8; 8];
-        word[..name.len()].copy_from_slice(name);
-        let folded = u64::from_le_bytes(word) | fold_mask(name.len());
-        Some(match folded {
+        // PostgreSQL's DEBUG1 to DEBUG5: checked apart, as folding would turn 0x11 into `1`.
+        if let [head @ .., b'1'..=b'5'] = name
+            && head.len() == 5
+        {
+            return (fold(head) == DEBUG).then_some(Severity::Debug);
+        }
+        Some(match fold(name) {
             TRACE => Severity::Trace,
             DEBUG => Severity::Debug,
-            INFO => Severity::Info,
+            INFO | NOTICE | LOG => Severity::Info,
             WARN | WARNING => Severity::Warn,
             ERROR | ERR => Severity::Error,
-            FATAL | CRITICAL | CRIT => Severity::Fatal,
+            FATAL | CRITICAL | CRIT | PANIC | EMERG | ALERT => Severity::Fatal,
             _ => return None,
         })
     }
+}
+
+/// A name of 1 to 8 bytes as one word, lower-cased if it is letters: every name is letters
+/// only, and for a letter `b | 0x20` is its lower case while no other byte maps onto a lower-case
+/// letter: one OR and one compare per name, any case.
+fn fold(name: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..name.len()].copy_from_slice(name);
+    u64::from_le_bytes(word) | fold_mask(name.len())
 }
 
 /// Sets bit 5 of the first `len` (1 to 8) bytes of a little-endian word: lower-cases ASCII
@@ -95,6 +108,8 @@ const fn folded(name: &[u8]) -> u64 {
 const TRACE: u64 = folded(b"trace");
 const DEBUG: u64 = folded(b"debug");
 const INFO: u64 = folded(b"info");
+const NOTICE: u64 = folded(b"notice");
+const LOG: u64 = folded(b"log");
 const WARN: u64 = folded(b"warn");
 const WARNING: u64 = folded(b"warning");
 const ERROR: u64 = folded(b"error");
@@ -102,6 +117,9 @@ const ERR: u64 = folded(b"err");
 const FATAL: u64 = folded(b"fatal");
 const CRITICAL: u64 = folded(b"critical");
 const CRIT: u64 = folded(b"crit");
+const PANIC: u64 = folded(b"panic");
+const EMERG: u64 = folded(b"emerg");
+const ALERT: u64 = folded(b"alert");
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -189,17 +207,21 @@ pub enum RejectReason {
     /// A collected message (or a line of one) that is not a record ingest published: not JSON,
     /// or without a field.
     NotARecord,
+    /// Does not follow the `--input` layout: not a JSON object, not `key=value` pairs, not
+    /// syslog, or off the pattern's literal text.
+    NotInLayout,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (used for per-reason counters).
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 7] = [
         RejectReason::NotEnoughFields,
         RejectReason::BadTimestamp,
         RejectReason::BadSeverity,
         RejectReason::LineTooLong,
         RejectReason::TooLarge,
         RejectReason::NotARecord,
+        RejectReason::NotInLayout,
     ];
 
     /// The reason as a machine-readable key, for `--stats-json`.
@@ -211,6 +233,7 @@ impl RejectReason {
             RejectReason::LineTooLong => "line_too_long",
             RejectReason::TooLarge => "too_large",
             RejectReason::NotARecord => "not_a_record",
+            RejectReason::NotInLayout => "not_in_layout",
         }
     }
 
@@ -223,6 +246,7 @@ impl RejectReason {
             RejectReason::LineTooLong => "line too long",
             RejectReason::TooLarge => "too large",
             RejectReason::NotARecord => "not a record",
+            RejectReason::NotInLayout => "not in the layout",
         }
     }
 }
@@ -282,18 +306,32 @@ fn next_field(s: &[u8]) -> (&[u8], &[u8]) {
     (&s[..end], trim_start_blanks(&s[end..]))
 }
 
-/// Parses one line (without its `\n`) by the record contract in the README.
-pub fn parse_line(line: &[u8]) -> Line<'_> {
+/// The line without leading spaces and tabs and without trailing spaces, tabs and `\r`.
+pub fn trim_line(line: &[u8]) -> &[u8] {
     let end = line
         .iter()
         .rposition(|&b| !(is_blank(b) || b == b'\r'))
         .map_or(0, |i| i + 1);
-    let line = trim_start_blanks(&line[..end]);
+    trim_start_blanks(&line[..end])
+}
+
+/// Parses one line (without its `\n`) by the record contract in the README.
+pub fn parse_line(line: &[u8]) -> Line<'_> {
+    parse_line_with(line, parse_timestamp)
+}
+
+/// [`parse_line`] with another way to read the timestamp (`--tz`, `--time-format`).
+#[inline(always)]
+pub fn parse_line_with(
+    line: &[u8],
+    timestamp: impl Fn(&[u8]) -> Option<(OffsetDateTime, usize)>,
+) -> Line<'_> {
+    let line = trim_line(line);
     if line.is_empty() {
         return Line::Blank;
     }
     // The timestamp first: on the happy path, nothing needs scanning for fields before it.
-    let rest = match parse_timestamp(line) {
+    let rest = match timestamp(line) {
         Some((timestamp, used)) if line.get(used).is_none_or(|&b| is_blank(b)) => {
             (timestamp, trim_start_blanks(&line[used..]))
         }
@@ -329,12 +367,27 @@ fn two_digits(s: &[u8], at: usize) -> Option<u8> {
 ///
 /// Hand-written for speed; the calendar check is `time`'s own constructors, so it is exact.
 pub fn parse_timestamp(s: &[u8]) -> Option<(OffsetDateTime, usize)> {
+    let (civil, offset, used) = parse_timestamp_parts(s)?;
+    let offset = offset.unwrap_or(UtcOffset::UTC);
+    let timestamp = civil.assume_offset(offset);
+    // Only at the calendar's two ends can an offset push the instant out of years 0000-9999,
+    // which RFC 3339 (the JSON output) cannot write: such a timestamp does not exist for us.
+    if matches!(civil.year(), 0 | 9999) && !offset.is_utc() && !in_rfc3339_range(timestamp) {
+        return None;
+    }
+    Some((timestamp, used))
+}
+
+/// [`parse_timestamp`]'s pieces: the date and time as written, the offset when one was written
+/// (a zone word is UTC), and how many bytes it used. For `--tz`, which places the rest.
+#[inline(always)]
+pub fn parse_timestamp_parts(s: &[u8]) -> Option<(PrimitiveDateTime, Option<UtcOffset>, usize)> {
     // YYYY-MM-DD?HH:MM:SS: check the fixed shape in one go, then read the digits unchecked.
     let head: &[u8; 19] = s.get(..19)?.try_into().ok()?;
     let digit = |i: usize| head[i].wrapping_sub(b'0');
     const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    let shape_ok = head[4] == b'-'
-        && head[7] == b'-'
+    // `-` between the date's parts, or `/` as nginx and Go write it; never one of each.
+    let shape_ok = matches!((head[4], head[7]), (b'-', b'-') | (b'/', b'/'))
         && matches!(head[10], b'T' | b't' | b' ')
         && head[13] == b':'
         && head[16] == b':'
@@ -365,7 +418,7 @@ pub fn parse_timestamp(s: &[u8]) -> Option<(OffsetDateTime, usize)> {
     let offset = match s.get(at) {
         Some(b'Z' | b'z') => {
             at += 1;
-            UtcOffset::UTC
+            Some(UtcOffset::UTC)
         }
         Some(&sign @ (b'+' | b'-')) => {
             let hours = two_digits(s, at + 1)?;
@@ -385,24 +438,28 @@ pub fn parse_timestamp(s: &[u8]) -> Option<(OffsetDateTime, usize)> {
             }
             let (h, m) = (hours as i8, minutes as i8);
             let (h, m) = if sign == b'-' { (-h, -m) } else { (h, m) };
-            UtcOffset::from_hms(h, m, 0).ok()?
+            Some(UtcOffset::from_hms(h, m, 0).ok()?)
         }
-        _ => UtcOffset::UTC,
+        // A zone word after the time, as PostgreSQL writes it (`... 10:00:00.123 UTC`).
+        Some(b' ') if zone_word(&s[at + 1..]) => {
+            at += 4;
+            Some(UtcOffset::UTC)
+        }
+        _ => None,
     };
 
     let date = Date::from_calendar_date(i32::from(year), Month::try_from(month).ok()?, day).ok()?;
     let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
-    let timestamp = PrimitiveDateTime::new(date, time).assume_offset(offset);
-    // Only at the calendar's two ends can an offset push the instant out of years 0000-9999,
-    // which RFC 3339 (the JSON output) cannot write: such a timestamp does not exist for us.
-    if matches!(year, 0 | 9999) && !offset.is_utc() && !in_rfc3339_range(timestamp) {
-        return None;
-    }
-    Some((timestamp, at))
+    Some((PrimitiveDateTime::new(date, time), offset, at))
+}
+
+/// True when `s` starts with `UTC` or `GMT` as a word of its own.
+fn zone_word(s: &[u8]) -> bool {
+    matches!(s.get(..3), Some(b"UTC" | b"GMT")) && s.get(3).is_none_or(|&b| is_blank(b))
 }
 
 /// True when the instant, in UTC, lies in years 0000-9999.
-fn in_rfc3339_range(timestamp: OffsetDateTime) -> bool {
+pub(crate) fn in_rfc3339_range(timestamp: OffsetDateTime) -> bool {
     timestamp
         .checked_to_offset(UtcOffset::UTC)
         .is_some_and(|utc| (0..=9999).contains(&utc.year()))
@@ -474,10 +531,7 @@ mod tests {
             rejected("2026-02-29T00:00:12Z INFO x"),
             RejectReason::BadTimestamp
         );
-        assert_eq!(
-            rejected("2026-04-15T00:00:20Z NOTICE x"),
-            RejectReason::BadSeverity
-        );
+        assert_eq!(rejected("2026-04-15T00:00:20Z NOTE x"), RejectReason::BadSeverity);
         assert_eq!(
             rejected("Traceback (most recent call last):"),
             RejectReason::BadTimestamp
@@ -540,6 +594,25 @@ mod tests {
         );
         assert_eq!(rejected("2026-04-15_00:00:01 INFO x"), RejectReason::BadTimestamp);
         assert_eq!(rejected("2026-04-15 INFO x"), RejectReason::BadTimestamp);
+    }
+
+    #[test]
+    fn dates_take_slashes_and_times_a_utc_or_gmt_zone_word() {
+        assert_eq!(
+            parsed("2026/04/15 10:00:00 INFO x").0,
+            datetime!(2026-04-15 10:00:00 UTC)
+        );
+        for zone in ["UTC", "GMT"] {
+            let line = format!("2026-04-15 10:00:00.123 {zone} LOG x");
+            let (ts, sev, msg) = parsed(&line);
+            assert_eq!(
+                (ts, sev, msg),
+                (datetime!(2026-04-15 10:00:00.123 UTC), Severity::Info, &b"x"[..])
+            );
+        }
+        // Only a word of its own: `UTCX` is a bad severity, a lone zone leaves no severity.
+        assert_eq!(rejected("2026-04-15 10:00:00 UTCX x"), RejectReason::BadSeverity);
+        assert_eq!(rejected("2026-04-15 10:00:00 UTC"), RejectReason::NotEnoughFields);
     }
 
     #[test]
@@ -612,7 +685,8 @@ mod tests {
             "2026-01-01T00:00:60Z",
             "2026-1-01T00:00:00Z",
             "26-01-01T00:00:00Z",
-            "2026/01/01T00:00:00Z",
+            "2026/01-01T00:00:00Z",
+            "2026-01/01T00:00:00Z",
             "2026-01-01T0:00:00Z",
         ] {
             let line = format!("{bad} INFO x");
@@ -635,13 +709,27 @@ mod tests {
             ("CRIT", Severity::Fatal),
             ("[WARN]", Severity::Warn),
             ("[crit]", Severity::Fatal),
+            ("NOTICE", Severity::Info),
+            ("log", Severity::Info),
+            ("Panic", Severity::Fatal),
+            ("EMERG", Severity::Fatal),
+            ("emergency", Severity::Fatal),
+            ("[EMERGENCY]", Severity::Fatal),
+            ("ALERT", Severity::Fatal),
+            ("DEBUG1", Severity::Debug),
+            ("debug5", Severity::Debug),
         ];
         for (field, expected) in cases {
             let line = format!("2026-04-15T00:00:01Z {field} x");
             assert_eq!(parsed(&line).1, expected, "line {line:?}");
         }
         for bad in [
-            "NOTICE",
+            "NOTE",
+            "DEBUG0",
+            "DEBUG6",
+            "DEBUG\x11",
+            "EMERGENCE",
+            "LOGS",
             "[WARN",
             "WARN]",
             "[]",

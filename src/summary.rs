@@ -401,7 +401,7 @@ mod tests {
     #[test]
     fn signals_win_over_too_many_rejects() {
         let summary = Summary {
-            rejected_by_reason: [0, 3, 0, 0, 0, 0],
+            rejected_by_reason: [0, 3, 0, 0, 0, 0, 0],
             ..Summary::default()
         };
         assert_eq!(summary.exit(Some(2), None), Exit::TooManyRejects);
@@ -415,7 +415,7 @@ mod tests {
         let summary = Summary {
             lines: 10000,
             written: 9998,
-            rejected_by_reason: [0, 2, 0, 0, 0, 0],
+            rejected_by_reason: [0, 2, 0, 0, 0, 0, 0],
             elapsed: Duration::from_millis(840),
             ..Summary::default()
         };

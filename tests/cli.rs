@@ -12,7 +12,7 @@ const SAMPLE: &str = "\
 
 2026-04-15T00:00:27Z INFO
 2026-02-29T00:00:12Z INFO x
-2026-04-15T00:00:20Z NOTICE x
+2026-04-15T00:00:20Z NOTE x
 Traceback (most recent call last):
 2026-04-15T00:00:30Z debug cache warm\r
 ";
@@ -80,7 +80,7 @@ fn rejected_lines_go_to_the_rejects_file_with_number_and_reason() {
     assert_eq!(
         dir.read("bad.tsv"),
         "6\tbad timestamp\t2026-02-29T00:00:12Z INFO x\n\
-         7\tbad severity\t2026-04-15T00:00:20Z NOTICE x\n\
+         7\tbad severity\t2026-04-15T00:00:20Z NOTE x\n\
          8\tbad timestamp\tTraceback (most recent call last):\n"
     );
 }

@@ -11,7 +11,7 @@ const SAMPLE: &str = "\
 Traceback (most recent call last):
 
 2026-04-15T00:00:03Z ERROR
-2026-04-15T00:00:04Z NOTICE x
+2026-04-15T00:00:04Z NOTE x
 2026-04-15T00:00:05Z WARN disk
 ";
 

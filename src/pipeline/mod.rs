@@ -196,6 +196,12 @@ where
         }
     }
     let pool = Arc::new(parser::EntryPool::default());
+    // `auto` is settled before the pipeline starts (see `crate::run`); a collector reads
+    // ingest's own JSON and no layout.
+    let layout = Arc::new(match &config.input {
+        crate::config::InputLayout::Fixed(layout) => layout.clone(),
+        crate::config::InputLayout::Auto(_) => crate::layout::Layout::default(),
+    });
     for worker in 0..config.workers.get() {
         let parser = parser::Worker {
             id: worker,
@@ -206,6 +212,7 @@ where
                 rejects: config.rejects.is_some(),
             },
             metrics: metrics.clone(),
+            layout: layout.clone(),
         };
         stages.spawn(
             "parser",

@@ -19,7 +19,8 @@ use super::reader::{LONG_LINE_PREFIX, RawBatch};
 use super::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
-use crate::format::{Format, Origin, write_collected, write_record, write_reject};
+use crate::format::{Format, Origin, write_collected, write_record, write_record_with_fields, write_reject};
+use crate::layout::{Layout, Outcome, Scratch};
 use crate::metrics::{Metrics, add};
 use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, parse_timestamp, split_lines};
 
@@ -116,6 +117,9 @@ pub struct Parsed {
     render: Render,
     /// The batch came from a stream: rejects are numbered by stream sequence, not line.
     pub(crate) from_stream: bool,
+    /// When `data` holds decoded messages (a layout other than `plain`), the batch's lines as
+    /// read and the first one's number: where a record's original line is found again.
+    raw: Option<(Bytes, u64)>,
 }
 
 impl Drop for Parsed {
@@ -143,6 +147,7 @@ impl Parsed {
             pool: pool.cloned(),
             render,
             from_stream: false,
+            raw: None,
         }
     }
 
@@ -182,11 +187,21 @@ impl Parsed {
     /// Rejects a parsed record as too large for the sink (see
     /// [`crate::pipeline::validator::Rules`]); the rejects stay in line order.
     pub(crate) fn reject_too_large(&mut self, entry: &Entry) {
-        let start = entry.message_start as usize;
-        let end = start + entry.message_len as usize;
-        let line_start = memchr::memrchr(b'\n', &self.data[..start]).map_or(0, |i| i + 1);
-        let line_end = memchr::memchr(b'\n', &self.data[end..]).map_or(self.data.len(), |i| end + i);
-        let line = self.data.slice(line_start..line_end);
+        let line = match &self.raw {
+            Some((raw, first_line)) => {
+                let text = split_lines(raw)
+                    .nth((entry.line_no - first_line) as usize)
+                    .expect("a record's line is in its batch");
+                raw.slice_ref(text)
+            }
+            None => {
+                let start = entry.message_start as usize;
+                let end = start + entry.message_len as usize;
+                let line_start = memchr::memrchr(b'\n', &self.data[..start]).map_or(0, |i| i + 1);
+                let line_end = memchr::memchr(b'\n', &self.data[end..]).map_or(self.data.len(), |i| end + i);
+                self.data.slice(line_start..line_end)
+            }
+        };
         let line = match line.strip_suffix(b"\r") {
             Some(trimmed) => line.slice_ref(trimmed),
             None => line,
@@ -312,6 +327,59 @@ fn parse_into(
             parsed.reject(line_no, reason, line);
         }
     }
+    parsed
+}
+
+/// [`parse_into`] for a layout other than fast `plain`: each line read by `layout`, messages
+/// (unescaped, for JSON and logfmt) copied one after another into the batch's `data`, structured
+/// fields rendered after them.
+fn parse_layout(
+    first_line: u64,
+    raw: Bytes,
+    max_line_bytes: usize,
+    render: Render,
+    pool: Option<&Arc<EntryPool>>,
+    layout: &Layout,
+    scratch: &mut Scratch,
+) -> Parsed {
+    let mut parsed = Parsed::new(Bytes::new(), render, pool);
+    parsed.entries.reserve(raw.len() / 64 + 1);
+    parsed.out.reserve(raw.len() + raw.len() / 2);
+    let mut decoded = Vec::with_capacity(raw.len());
+    for (text, line_no) in split_lines(&raw).zip(first_line..) {
+        parsed.lines += 1;
+        let reason = if text.len() - usize::from(text.last() == Some(&b'\r')) > max_line_bytes {
+            Some((
+                RejectReason::LineTooLong,
+                &text[..LONG_LINE_PREFIX.min(text.len())],
+            ))
+        } else {
+            match layout.parse(text, scratch) {
+                Outcome::Blank => {
+                    parsed.blank += 1;
+                    None
+                }
+                Outcome::Rejected(reason) => Some((reason, text)),
+                Outcome::Record(read) => {
+                    let record = ParsedRecord {
+                        line_no,
+                        timestamp: read.timestamp,
+                        severity: read.severity,
+                        message: read.message,
+                    };
+                    write_record_with_fields(&mut parsed.out, render.format, &record, read.fields);
+                    parsed.keep(&record, decoded.len());
+                    decoded.extend_from_slice(read.message);
+                    None
+                }
+            }
+        };
+        if let Some((reason, line)) = reason {
+            parsed.reject(line_no, reason, raw.slice_ref(line));
+        }
+    }
+    parsed.data = Bytes::from(decoded);
+    parsed.raw = Some((raw, first_line));
     parsed
 }
 
@@ -448,6 +516,8 @@ pub(crate) struct Worker {
     pub render: Render,
     /// Where the counts go.
     pub metrics: Arc<Metrics>,
+    /// How lines are read.
+    pub layout: Arc<Layout>,
 }
 
 impl Worker {
@@ -463,17 +533,28 @@ impl Worker {
     ) -> Result<(), Error> {
         let times = &self.metrics.parser;
         let mut lines = 0;
+        let mut scratch = Scratch::default();
         while let Some(batch) = recv(&lines_rx, &cancel, times).await {
             let (parsed, end) = if batch.messages.is_empty() {
                 let parsed = if batch.long_line {
                     Parsed::long_line(batch.first_line, batch.data, self.render)
-                } else {
+                } else if self.layout.is_fast_plain() {
                     parse_into(
                         batch.first_line,
                         batch.data,
                         self.max_line_bytes,
                         self.render,
                         Some(&self.pool),
+                    )
+                } else {
+                    parse_layout(
+                        batch.first_line,
+                        batch.data,
+                        self.max_line_bytes,
+                        self.render,
+                        Some(&self.pool),
+                        &self.layout,
+                        &mut scratch,
                     )
                 };
                 let end = Position {

@@ -293,7 +293,7 @@ mod tests {
               2026-04-15T00:00:03Z ERROR\n\
               \n\
               nope\n\
-              2026-04-15T00:00:04Z NOTICE x\n",
+              2026-04-15T00:00:04Z NOTE x\n",
         );
         let mut report = ValidatorReport::default();
         let valid = validate(batch, &info_and_above(), &mut report);
@@ -305,12 +305,12 @@ mod tests {
         assert_eq!(valid.rendered(), b"     1  INFO kept\n");
         assert_eq!(
             valid.rendered_rejects(),
-            b"5\tnot enough fields\tnope\n6\tbad severity\t2026-04-15T00:00:04Z NOTICE x\n"
+            b"5\tnot enough fields\tnope\n6\tbad severity\t2026-04-15T00:00:04Z NOTE x\n"
         );
         let expected = ValidatorReport {
             lines: 6,
             blank: 1,
-            rejected_by_reason: [1, 0, 1, 0, 0, 0],
+            rejected_by_reason: [1, 0, 1, 0, 0, 0, 0],
             dropped: 1,
             filtered: 1,
             valid: 1,

@@ -1,0 +1,172 @@
+//! `logfmt`: `key=value` pairs, values quoted with `"` and `\` escapes where they need it (Go
+//! slog's text handler, logrus, Heroku, Grafana). The same keys as `json` give the timestamp,
+//! severity and message; the other pairs are kept as fields, their values as strings.
+
+use super::{
+    Fields, Head, MESSAGE_KEYS, SEVERITY_KEYS, TIMESTAMP_KEYS, Text, Value, epoch, numeric_severity,
+};
+use crate::layout::clock::Clock;
+use crate::record::{RejectReason, Severity};
+
+/// A line starts a record when it begins with a `key=` pair.
+pub(super) fn starts_record(line: &[u8]) -> bool {
+    let key = line.iter().take_while(|&&b| is_key_byte(b)).count();
+    key > 0 && line.get(key) == Some(&b'=')
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b > b' ' && b != b'=' && b != b'"' && b != 0x7f
+}
+
+/// Reads the pairs of `line` into `fields`, unquoting values.
+fn pairs(line: &[u8], fields: &mut Fields) -> Result<(), RejectReason> {
+    let mut rest = line;
+    let mut any_pair = false;
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.is_empty() {
+            break;
+        }
+        let key_len = rest.iter().take_while(|&&b| is_key_byte(b)).count();
+        if key_len == 0 {
+            return Err(RejectReason::NotInLayout);
+        }
+        let key = &rest[..key_len];
+        rest = &rest[key_len..];
+        let key_range = fields.append(key);
+        let value = if let Some(after) = rest.strip_prefix(b"=") {
+            any_pair = true;
+            if let Some(quoted) = after.strip_prefix(b"\"") {
+                let start = fields.bytes.len();
+                let used = unquote(quoted, &mut fields.bytes).ok_or(RejectReason::NotInLayout)?;
+                rest = &quoted[used..];
+                start..fields.bytes.len()
+            } else {
+                let len = after.iter().take_while(|&&b| !b.is_ascii_whitespace()).count();
+                rest = &after[len..];
+                fields.append(&after[..len])
+            }
+        } else {
+            // A key alone: a flag, kept with an empty value.
+            fields.bytes.len()..fields.bytes.len()
+        };
+        fields.list.push(super::Field {
+            key: key_range,
+            value,
+            kind: Value::Text,
+            taken: false,
+        });
+    }
+    if any_pair {
+        Ok(())
+    } else {
+        Err(RejectReason::NotInLayout)
+    }
+}
+
+/// Appends the contents of a quoted value (after its opening `"`) unescaped; returns the bytes
+/// used, closing quote included, or `None` when it never closes.
+fn unquote(s: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let stop = at + memchr::memchr2(b'"', b'\\', &s[at..])?;
+        out.extend_from_slice(&s[at..stop]);
+        if s[stop] == b'"' {
+            return Some(stop + 1);
+        }
+        let escaped = *s.get(stop + 1)?;
+        match escaped {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'"' | b'\\' => out.push(escaped),
+            other => out.extend_from_slice(&[b'\\', other]),
+        }
+        at = stop + 2;
+    }
+}
+
+/// Parses one (trimmed, non-blank) line.
+pub(super) fn parse<'a>(
+    line: &'a [u8],
+    clock: &Clock,
+    text: &mut Vec<u8>,
+    fields: &mut Fields,
+) -> Result<Head<'a>, RejectReason> {
+    pairs(line, fields)?;
+    let i = fields.find(&TIMESTAMP_KEYS).ok_or(RejectReason::BadTimestamp)?;
+    fields.list[i].taken = true;
+    let value = fields.value(i);
+    let timestamp = clock
+        .whole(value)
+        .or_else(|| epoch(value))
+        .ok_or(RejectReason::BadTimestamp)?;
+    let severity = match fields.find(&SEVERITY_KEYS) {
+        None => Severity::Info,
+        Some(i) => {
+            fields.list[i].taken = true;
+            let value = fields.value(i);
+            Severity::from_field(value)
+                .or_else(|| {
+                    std::str::from_utf8(value)
+                        .ok()?
+                        .parse()
+                        .ok()
+                        .and_then(numeric_severity)
+                })
+                .ok_or(RejectReason::BadSeverity)?
+        }
+    };
+    let start = text.len();
+    if let Some(i) = fields.find(&MESSAGE_KEYS) {
+        fields.list[i].taken = true;
+        text.extend_from_slice(fields.value(i));
+    }
+    Ok(Head {
+        timestamp,
+        severity,
+        message: Text::Scratch(start..text.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Layout, Outcome, Scratch};
+    use super::*;
+
+    #[test]
+    fn quoted_values_unescape_and_the_rest_are_fields() {
+        let layout = Layout::named("logfmt", Clock::utc()).unwrap();
+        let mut scratch = Scratch::default();
+        let line =
+            br#"time=2026-03-02T09:30:01.662793Z level=error msg="a \"b\" \\ c\nd" id=r-1 flag up="x=y""#;
+        let Outcome::Record(record) = layout.parse(line, &mut scratch) else {
+            panic!("a record")
+        };
+        assert_eq!(record.severity, Severity::Error);
+        assert_eq!(record.message, b"a \"b\" \\ c\nd");
+        let fields: Vec<(&[u8], &[u8])> = record.fields.iter().map(|(k, v, _)| (k, v)).collect();
+        assert_eq!(
+            fields,
+            [(&b"id"[..], &b"r-1"[..]), (b"flag", b""), (b"up", b"x=y")]
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_pairs_are_not_in_the_layout() {
+        let layout = Layout::named("logfmt", Clock::utc()).unwrap();
+        for line in ["just words", "time=1 msg=\"never closed", "=x"] {
+            assert!(
+                matches!(
+                    layout.parse(line.as_bytes(), &mut Scratch::default()),
+                    Outcome::Rejected(RejectReason::NotInLayout)
+                ),
+                "{line}"
+            );
+        }
+        assert!(matches!(
+            layout.parse(b"level=info msg=x", &mut Scratch::default()),
+            Outcome::Rejected(RejectReason::BadTimestamp)
+        ));
+    }
+}

@@ -1,0 +1,285 @@
+//! `syslog`: RFC 5424 (`<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`) and RFC 3164
+//! (`<PRI>Mmm dd hh:mm:ss HOST TAG: MSG`), the latter also without `<PRI>` and with an RFC 3339
+//! timestamp, as rsyslog writes files. The severity comes from PRI; host, app and pid become
+//! fields.
+
+use time::Time;
+
+use super::{Fields, Head, Text, Value};
+use crate::layout::clock::Clock;
+use crate::record::{RejectReason, Severity};
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// A record starts with `<PRI>`, a month name, or (rsyslog's files) a date.
+pub(super) fn starts_record(line: &[u8]) -> bool {
+    line.first() == Some(&b'<') || month(line).is_some() || super::starts_with_date(line)
+}
+
+/// The month (1-12) whose name `s` starts with, followed by a space.
+fn month(s: &[u8]) -> Option<u8> {
+    let name = s.get(..3)?;
+    if s.get(3) != Some(&b' ') {
+        return None;
+    }
+    MONTHS.iter().position(|m| &m[..] == name).map(|i| i as u8 + 1)
+}
+
+/// `<PRI>`'s severity: 0-2 FATAL, 3 ERROR, 4 WARN, 5-6 INFO, 7 DEBUG.
+fn severity(pri: u8) -> Severity {
+    match pri & 7 {
+        0..=2 => Severity::Fatal,
+        3 => Severity::Error,
+        4 => Severity::Warn,
+        5 | 6 => Severity::Info,
+        _ => Severity::Debug,
+    }
+}
+
+/// Splits off one space-separated word and the rest after its single space.
+fn word(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = memchr::memchr(b' ', s).unwrap_or(s.len());
+    let w = &s[..end];
+    (!w.is_empty()).then(|| (w, s.get(end + 1..).unwrap_or_default()))
+}
+
+/// Parses one (trimmed, non-blank) line.
+pub(super) fn parse<'a>(
+    line: &'a [u8],
+    clock: &Clock,
+    fields: &mut Fields,
+) -> Result<Head<'a>, RejectReason> {
+    let (pri, rest) = match line.strip_prefix(b"<") {
+        Some(after) => {
+            let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+            let pri: u8 = std::str::from_utf8(&after[..digits])
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .filter(|&p| (1..=3).contains(&digits) && p <= 191)
+                .ok_or(RejectReason::NotInLayout)?;
+            let rest = after[digits..]
+                .strip_prefix(b">")
+                .ok_or(RejectReason::NotInLayout)?;
+            (Some(pri), rest)
+        }
+        None => (None, line),
+    };
+    let severity = pri.map_or(Severity::Info, severity);
+    if pri.is_some()
+        && let Some(rest) = rest.strip_prefix(b"1 ")
+    {
+        return rfc5424(rest, severity, clock, fields);
+    }
+    rfc3164(rest, severity, pri.is_some(), clock, fields)
+}
+
+/// After `<PRI>1 `: `TIMESTAMP HOST APP PROCID MSGID SD MSG`, `-` for a value not given.
+fn rfc5424<'a>(
+    s: &'a [u8],
+    severity: Severity,
+    clock: &Clock,
+    fields: &mut Fields,
+) -> Result<Head<'a>, RejectReason> {
+    let (stamp, rest) = word(s).ok_or(RejectReason::NotEnoughFields)?;
+    let timestamp = clock.whole(stamp).ok_or(RejectReason::BadTimestamp)?;
+    let mut rest = rest;
+    for key in [&b"host"[..], b"app", b"pid", b"msgid"] {
+        let (value, after) = word(rest).ok_or(RejectReason::NotEnoughFields)?;
+        if value != b"-" {
+            fields.push(key, value, Value::Text);
+        }
+        rest = after;
+    }
+    let sd_len = structured_data(rest).ok_or(RejectReason::NotInLayout)?;
+    if &rest[..sd_len] != b"-" {
+        fields.push(b"sd", &rest[..sd_len], Value::Text);
+    }
+    let message = rest.get(sd_len + 1..).unwrap_or_default();
+    let message = message.strip_prefix("\u{feff}".as_bytes()).unwrap_or(message);
+    Ok(Head {
+        timestamp,
+        severity,
+        message: Text::Line(message),
+    })
+}
+
+/// The length of the structured data at the start of `s`: `-`, or `[...]` elements (values
+/// quoted, `\]` and `\"` escaped inside them).
+fn structured_data(s: &[u8]) -> Option<usize> {
+    if s.first() == Some(&b'-') {
+        return Some(1);
+    }
+    let mut at = 0;
+    while s.get(at) == Some(&b'[') {
+        let (mut quoted, mut escaped) = (false, false);
+        at += 1;
+        loop {
+            let b = *s.get(at)?;
+            at += 1;
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                quoted = !quoted;
+            } else if b == b']' && !quoted {
+                break;
+            }
+        }
+    }
+    (at > 0).then_some(at)
+}
+
+/// `Mmm dd hh:mm:ss HOST TAG: MSG` (or an RFC 3339 timestamp first). Without `<PRI>` the tag
+/// is required: `TIMESTAMP WORD MESSAGE` alone is any log's shape, not syslog's.
+fn rfc3164<'a>(
+    s: &'a [u8],
+    severity: Severity,
+    with_pri: bool,
+    clock: &Clock,
+    fields: &mut Fields,
+) -> Result<Head<'a>, RejectReason> {
+    let (timestamp, rest) = if let Some(month) = month(s) {
+        // `Mar  5` or `Mar 15`, then `hh:mm:ss`.
+        let day_at = if s.get(4) == Some(&b' ') { 5 } else { 4 };
+        let digits = |at: usize, n: usize| -> Option<u32> {
+            let d = s.get(at..at + n)?;
+            d.iter()
+                .all(u8::is_ascii_digit)
+                .then(|| d.iter().fold(0, |v, &b| v * 10 + u32::from(b - b'0')))
+        };
+        let end = 7 + 9;
+        let day = digits(day_at, 6 - day_at).ok_or(RejectReason::BadTimestamp)?;
+        let clock_ok = s.get(6) == Some(&b' ') && s.get(9) == Some(&b':') && s.get(12) == Some(&b':');
+        let (h, m, sec) = (digits(7, 2), digits(10, 2), digits(13, 2));
+        let (Some(h), Some(m), Some(sec), true) = (h, m, sec, clock_ok) else {
+            return Err(RejectReason::BadTimestamp);
+        };
+        let time = Time::from_hms(h as u8, m as u8, sec as u8).map_err(|_| RejectReason::BadTimestamp)?;
+        let timestamp = clock
+            .without_year(month, day as u8, time)
+            .ok_or(RejectReason::BadTimestamp)?;
+        if s.get(end - 1).is_some_and(|&b| b != b' ') {
+            return Err(RejectReason::BadTimestamp);
+        }
+        (timestamp, s.get(end..).unwrap_or_default())
+    } else {
+        let (stamp, rest) = word(s).ok_or(RejectReason::NotEnoughFields)?;
+        (clock.whole(stamp).ok_or(RejectReason::BadTimestamp)?, rest)
+    };
+    let (host, rest) = word(rest).ok_or(RejectReason::NotEnoughFields)?;
+    fields.push(b"host", host, Value::Text);
+    // `tag:` or `tag[pid]:`; without one, the message starts right after the host.
+    let message = match word(rest) {
+        Some((tag, after)) if tag.ends_with(b":") => {
+            let tag = &tag[..tag.len() - 1];
+            match tag.strip_suffix(b"]").and_then(|t| {
+                let open = memchr::memrchr(b'[', t)?;
+                Some((&t[..open], &t[open + 1..]))
+            }) {
+                Some((app, pid)) => {
+                    fields.push(b"app", app, Value::Text);
+                    fields.push(b"pid", pid, Value::Text);
+                }
+                None => fields.push(b"app", tag, Value::Text),
+            }
+            after
+        }
+        _ if with_pri => rest,
+        _ => return Err(RejectReason::NotInLayout),
+    };
+    Ok(Head {
+        timestamp,
+        severity,
+        message: Text::Line(message),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Layout, Outcome, Scratch};
+    use super::*;
+    use time::macros::datetime;
+
+    fn read(line: &str) -> (time::OffsetDateTime, Severity, String, Vec<(String, String)>) {
+        let clock = Clock::utc().at(datetime!(2026-12-03 00:00 UTC));
+        let layout = Layout::named("syslog", clock).unwrap();
+        let mut scratch = Scratch::default();
+        match layout.parse(line.as_bytes(), &mut scratch) {
+            Outcome::Record(r) => (
+                r.timestamp,
+                r.severity,
+                String::from_utf8_lossy(r.message).into_owned(),
+                r.fields
+                    .iter()
+                    .map(|(k, v, _)| {
+                        (
+                            String::from_utf8_lossy(k).into_owned(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        )
+                    })
+                    .collect(),
+            ),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rfc5424_gives_its_parts_and_skips_structured_data() {
+        let (ts, sev, msg, fields) = read(
+            r#"<34>1 2026-03-05T09:30:04.312500+00:00 build-7 svc 23956 - [timeQuality tzKnown="1" x="a\]b"] config reloaded"#,
+        );
+        assert_eq!(
+            (ts, sev, msg.as_str()),
+            (
+                datetime!(2026-03-05 09:30:04.3125 UTC),
+                Severity::Fatal,
+                "config reloaded"
+            )
+        );
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["host", "app", "pid", "sd"]);
+    }
+
+    #[test]
+    fn rfc3164_with_and_without_pri_infers_the_year() {
+        let (ts, sev, msg, fields) = read("<187>Mar  5 09:30:02 build-7 job[183]: said 'hello'");
+        assert_eq!(
+            (ts, sev, msg.as_str()),
+            (
+                datetime!(2026-03-05 09:30:02 UTC),
+                Severity::Error,
+                "said 'hello'"
+            )
+        );
+        assert_eq!(
+            fields,
+            [
+                ("host".into(), "build-7".into()),
+                ("app".into(), "job".into()),
+                ("pid".into(), "183".into())
+            ]
+        );
+        let (ts, sev, msg, _) = read("Dec 24 10:00:00 host su: x");
+        assert_eq!(
+            (ts, sev, msg.as_str()),
+            (datetime!(2025-12-24 10:00:00 UTC), Severity::Info, "x")
+        );
+        let (ts, _, msg, _) = read("2026-03-05T09:30:02.123+01:00 host kernel: y");
+        assert_eq!((ts, msg.as_str()), (datetime!(2026-03-05 08:30:02.123 UTC), "y"));
+        let (_, _, msg, _) = read("<13>Dec 24 10:00:00 host no tag here");
+        assert_eq!(msg, "no tag here");
+    }
+
+    #[test]
+    fn without_pri_a_tag_is_required_so_plain_lines_are_not_syslog() {
+        let layout = Layout::named("syslog", Clock::utc()).unwrap();
+        let line = b"2026-04-15T00:00:01Z INFO started";
+        assert!(matches!(
+            layout.parse(line, &mut Scratch::default()),
+            Outcome::Rejected(RejectReason::NotInLayout)
+        ));
+    }
+}
