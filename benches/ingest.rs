@@ -104,7 +104,7 @@ fn pipeline(c: &mut Criterion) {
             |input| {
                 let run = ingest::pipeline::run(
                     &config,
-                    ingest::pipeline::Input::Read(Box::new(input)),
+                    ingest::pipeline::Input::Read(Box::new(input), None),
                     Resume::default(),
                     FileSink::new(tokio::io::sink(), config.retry),
                     None::<AppendFile>,

@@ -99,6 +99,20 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT")]
     pub time_format: Option<String>,
 
+    /// Join lines that do not start a record (stack traces, DETAIL lines) to the record before
+    /// them (see README, Multiline records)
+    #[arg(long)]
+    pub multiline: bool,
+
+    /// With --multiline: the most lines one record keeps; later ones are rejected as
+    /// `record too long`
+    #[arg(long, value_name = "N", default_value_t = config::DEFAULT_MAX_RECORD_LINES, requires = "multiline", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_record_lines: u32,
+
+    /// With --multiline: finish the last record once the input was quiet for MS milliseconds
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_MULTILINE_TIMEOUT_MS, requires = "multiline")]
+    pub multiline_timeout: u64,
+
     /// Parser tasks working in parallel (1-256)
     #[arg(short, long, value_name = "N", default_value_t = config::DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
     pub workers: u16,
@@ -333,6 +347,10 @@ impl Args {
             output,
             from,
             input,
+            multiline: self.multiline.then(|| config::Multiline {
+                max_record_lines: self.max_record_lines as usize,
+                timeout: Duration::from_millis(self.multiline_timeout),
+            }),
             workers: NonZeroUsize::new(usize::from(self.workers)).expect("clap's range starts at 1"),
             capacity: self.capacity,
             format,

@@ -114,6 +114,21 @@ impl Default for InputLayout {
     }
 }
 
+/// `--multiline`: records that span lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Multiline {
+    /// `--max-record-lines`: the most lines one record keeps.
+    pub max_record_lines: usize,
+    /// `--multiline-timeout`: how long a live input may be quiet before its last record is
+    /// finished.
+    pub timeout: Duration,
+}
+
+/// `--max-record-lines` when not given.
+pub const DEFAULT_MAX_RECORD_LINES: u32 = 1000;
+/// `--multiline-timeout` when not given, in milliseconds.
+pub const DEFAULT_MULTILINE_TIMEOUT_MS: u64 = 1000;
+
 /// A checked run configuration; what the library needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -123,6 +138,8 @@ pub struct Config {
     pub from: Option<Box<NatsInput>>,
     /// How input lines are read.
     pub input: InputLayout,
+    /// `--multiline`: join continuation lines to the record before them.
+    pub multiline: Option<Multiline>,
     /// Number of parser tasks.
     pub workers: NonZeroUsize,
     /// Records in flight between reader and writer.
@@ -162,6 +179,7 @@ impl Config {
             output,
             from: None,
             input: InputLayout::default(),
+            multiline: None,
             workers: NonZeroUsize::from(
                 std::num::NonZeroU16::new(DEFAULT_WORKERS).expect("the default is not zero"),
             ),

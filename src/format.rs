@@ -29,21 +29,18 @@ pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>
     }
 }
 
-/// Appends one record read by a structured layout, its other fields after the message: in text
-/// as logfmt ` key=value` pairs, in JSON as a `"fields"` object (left out when there are none).
-pub fn write_record_with_fields(
-    buf: &mut Vec<u8>,
-    format: Format,
-    record: &ParsedRecord<'_>,
-    fields: &Fields,
-) {
+/// Columns before the message in the text layout: the line number, the severity and a space
+/// each; continuation lines of a multiline message are indented by as much.
+pub const TEXT_INDENT: usize = 13;
+
+/// Appends what follows the message of a record read by a structured layout: its fields, in
+/// text as logfmt ` key=value` pairs, in JSON as `,"fields":{...}`; nothing when there are none.
+pub fn write_fields(buf: &mut Vec<u8>, format: Format, fields: &Fields) {
     if fields.is_empty() {
-        return write_record(buf, format, record);
+        return;
     }
     match format {
         Format::Text => {
-            write_text_head(buf, record);
-            buf.extend_from_slice(record.message);
             for (key, value, kind) in fields.iter() {
                 buf.push(b' ');
                 buf.extend_from_slice(key);
@@ -56,14 +53,42 @@ pub fn write_record_with_fields(
                     Value::Json | Value::Text => write_logfmt_value(buf, value),
                 }
             }
+        }
+        Format::Json => {
+            buf.extend_from_slice(b",\"fields\":");
+            write_json_fields_object(buf, fields);
+        }
+    }
+}
+
+/// Appends one record whose message may span lines (`\n` inside), then `suffix` (see
+/// [`write_fields`]): in text, each line after the first indented by [`TEXT_INDENT`] spaces so
+/// that every output line starting with a digit starts a record; in JSON, `\n` escaped.
+pub fn write_record_with(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>, suffix: &[u8]) {
+    match format {
+        Format::Text => {
+            write_text_head(buf, record);
+            write_indented(buf, record.message, TEXT_INDENT);
+            buf.extend_from_slice(suffix);
             buf.push(b'\n');
         }
         Format::Json => {
             write_json_fields(buf, record);
-            buf.extend_from_slice(b",\"fields\":");
-            write_json_fields_object(buf, fields);
+            buf.extend_from_slice(suffix);
             buf.extend_from_slice(b"}\n");
         }
+    }
+}
+
+/// `message` with `indent` spaces after each `\n` in it.
+fn write_indented(buf: &mut Vec<u8>, message: &[u8], indent: usize) {
+    const SPACES: &[u8; 64] = &[b' '; 64];
+    let mut lines = message.split(|&b| b == b'\n');
+    buf.extend_from_slice(lines.next().unwrap_or_default());
+    for line in lines {
+        buf.push(b'\n');
+        buf.extend_from_slice(&SPACES[..indent.min(SPACES.len())]);
+        buf.extend_from_slice(line);
     }
 }
 
@@ -140,7 +165,7 @@ pub fn write_collected(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<
             const SPACES: &[u8; SOURCE_WIDTH] = &[b' '; SOURCE_WIDTH];
             buf.extend_from_slice(&SPACES[..SOURCE_WIDTH.saturating_sub(source.len())]);
             buf.push(b' ');
-            buf.extend_from_slice(record.message);
+            write_indented(buf, record.message, TEXT_INDENT + SOURCE_WIDTH + 1);
             buf.push(b'\n');
         }
         Format::Json => {

@@ -99,7 +99,7 @@ pub async fn run(
             let (mut input, mut resume) = open_input(config, input, target, rejects.as_mut(), &drain).await?;
             let config = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
-            let input = pipeline::Input::Read(input);
+            let input = pipeline::Input::Read(input, fd);
             run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
         }
         Output::Nats(target) => {
@@ -131,7 +131,7 @@ pub async fn run(
             .await?;
             run_pipeline(
                 config,
-                pipeline::Input::Read(input),
+                pipeline::Input::Read(input, fd),
                 resume,
                 size,
                 output,

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub lines_parsed: AtomicU64,
     /// Lines empty after trimming.
     pub blank: AtomicU64,
+    /// Lines joined to the record before them (`--multiline`).
+    pub continued: AtomicU64,
     /// Rejected lines, indexed like [`RejectReason::ALL`].
     pub rejected: [AtomicU64; RejectReason::ALL.len()],
     /// Records with an empty message.
@@ -131,6 +133,7 @@ impl Metrics {
         Summary {
             lines: get(&self.lines_read),
             blank: get(&self.blank),
+            continued: get(&self.continued),
             rejected_by_reason: std::array::from_fn(|i| get(&self.rejected[i])),
             dropped: get(&self.dropped),
             filtered: get(&self.filtered),

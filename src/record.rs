@@ -207,6 +207,8 @@ pub enum RejectReason {
     /// A collected message (or a line of one) that is not a record ingest published: not JSON,
     /// or without a field.
     NotARecord,
+    /// A continuation line past `--max-record-lines` (`--multiline`).
+    RecordTooLong,
     /// Does not follow the `--input` layout: not a JSON object, not `key=value` pairs, not
     /// syslog, or off the pattern's literal text.
     NotInLayout,
@@ -214,13 +216,14 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in a stable order (used for per-reason counters).
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::NotEnoughFields,
         RejectReason::BadTimestamp,
         RejectReason::BadSeverity,
         RejectReason::LineTooLong,
         RejectReason::TooLarge,
         RejectReason::NotARecord,
+        RejectReason::RecordTooLong,
         RejectReason::NotInLayout,
     ];
 
@@ -233,6 +236,7 @@ impl RejectReason {
             RejectReason::LineTooLong => "line_too_long",
             RejectReason::TooLarge => "too_large",
             RejectReason::NotARecord => "not_a_record",
+            RejectReason::RecordTooLong => "record_too_long",
             RejectReason::NotInLayout => "not_in_layout",
         }
     }
@@ -246,6 +250,7 @@ impl RejectReason {
             RejectReason::LineTooLong => "line too long",
             RejectReason::TooLarge => "too large",
             RejectReason::NotARecord => "not a record",
+            RejectReason::RecordTooLong => "record too long",
             RejectReason::NotInLayout => "not in the layout",
         }
     }

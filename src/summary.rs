@@ -60,13 +60,15 @@ pub struct SourceSummary {
 }
 
 /// The counters of a run. For a run that read its input to the end (or drained) and wrote every
-/// record, `lines = blank + rejected + dropped + filtered + written`.
+/// record, `lines = blank + rejected + dropped + filtered + written + continued`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Lines read.
     pub lines: u64,
     /// Lines empty after trimming.
     pub blank: u64,
+    /// Lines joined to the record before them (`--multiline`).
+    pub continued: u64,
     /// Rejected lines, indexed like [`RejectReason::ALL`].
     pub rejected_by_reason: [u64; RejectReason::ALL.len()],
     /// Records with an empty message.
@@ -164,6 +166,7 @@ impl Summary {
             "elapsed_seconds": self.elapsed.as_secs_f64(),
             "lines": self.lines,
             "blank": self.blank,
+            "continued": self.continued,
             "rejected": self.rejected(),
             "dropped": self.dropped,
             "filtered": self.filtered,
@@ -177,7 +180,7 @@ impl Summary {
                 "reader": stage(&self.reader, json!({"lines_out": self.lines, "bytes_in": self.bytes_in})),
                 "parser": stage(&self.parser, json!({"lines_in": self.lines_parsed})),
                 "validator": stage(&self.validator, json!({
-                    "lines_in": self.blank + self.rejected() + self.dropped + self.filtered + self.valid,
+                    "lines_in": self.blank + self.rejected() + self.dropped + self.filtered + self.valid + self.continued,
                     "records_out": self.valid,
                 })),
                 "writer": stage(&self.writer, json!({
@@ -235,6 +238,7 @@ impl Summary {
                 ("{outcome=\"dropped\"}", self.dropped as f64),
                 ("{outcome=\"filtered\"}", self.filtered as f64),
                 ("{outcome=\"blank\"}", self.blank as f64),
+                ("{outcome=\"continued\"}", self.continued as f64),
             ],
         );
         metric(
@@ -381,7 +385,11 @@ impl fmt::Display for Summary {
             self.dropped,
             self.filtered,
             self.blank
-        )
+        )?;
+        if self.continued > 0 {
+            write!(f, ", {} continued", self.continued)?;
+        }
+        Ok(())
     }
 }
 
@@ -401,7 +409,7 @@ mod tests {
     #[test]
     fn signals_win_over_too_many_rejects() {
         let summary = Summary {
-            rejected_by_reason: [0, 3, 0, 0, 0, 0, 0],
+            rejected_by_reason: [0, 3, 0, 0, 0, 0, 0, 0],
             ..Summary::default()
         };
         assert_eq!(summary.exit(Some(2), None), Exit::TooManyRejects);
@@ -415,7 +423,7 @@ mod tests {
         let summary = Summary {
             lines: 10000,
             written: 9998,
-            rejected_by_reason: [0, 2, 0, 0, 0, 0, 0],
+            rejected_by_reason: [0, 2, 0, 0, 0, 0, 0, 0],
             elapsed: Duration::from_millis(840),
             ..Summary::default()
         };

@@ -426,6 +426,8 @@ async fn run(
                 first_line: 1,
                 data: Bytes::new(),
                 long_line: false,
+                tail_too_long: false,
+                head_continues: false,
                 end_offset: end,
                 permit,
                 messages: batch,

@@ -97,8 +97,9 @@ async fn send<T>(
 
 /// Where the first stage takes its input from.
 pub enum Input {
-    /// Bytes (standard input, a file, a pipe): the reader stage.
-    Read(Box<dyn Read + Send>),
+    /// Bytes (standard input, a file, a pipe): the reader stage; the file descriptor, when
+    /// there is one, for waiting on a live input with a timeout.
+    Read(Box<dyn Read + Send>, Option<std::os::fd::RawFd>),
     /// A JetStream consumer (`--from`): the fetcher stage.
     Stream(Box<crate::source::jetstream::Collector>),
 }
@@ -150,9 +151,15 @@ where
     let (valid_tx, valid_rx) = async_channel::bounded(tuning.window);
 
     let mut stages = Stages::new(cancel.clone());
+    // `auto` is settled before the pipeline starts (see `crate::run`); a collector reads
+    // ingest's own JSON and no layout.
+    let layout = Arc::new(match &config.input {
+        crate::config::InputLayout::Fixed(layout) => layout.clone(),
+        crate::config::InputLayout::Auto(_) => crate::layout::Layout::default(),
+    });
     let mut committer = resume.committer;
     match input {
-        Input::Read(input) => {
+        Input::Read(input, fd) => {
             let settings = reader::Settings {
                 batch_lines: tuning.batch_lines,
                 max_line_bytes: config.max_line_bytes,
@@ -162,6 +169,11 @@ where
                 start: resume.start,
                 skip: resume.skip,
                 preread: resume.preread,
+                multiline: config.multiline.map(|m| reader::Records {
+                    layout: layout.clone(),
+                    timeout: m.timeout,
+                }),
+                fd,
             };
             let reader = reader::run(
                 input,
@@ -196,12 +208,6 @@ where
         }
     }
     let pool = Arc::new(parser::EntryPool::default());
-    // `auto` is settled before the pipeline starts (see `crate::run`); a collector reads
-    // ingest's own JSON and no layout.
-    let layout = Arc::new(match &config.input {
-        crate::config::InputLayout::Fixed(layout) => layout.clone(),
-        crate::config::InputLayout::Auto(_) => crate::layout::Layout::default(),
-    });
     for worker in 0..config.workers.get() {
         let parser = parser::Worker {
             id: worker,
@@ -212,7 +218,8 @@ where
                 rejects: config.rejects.is_some(),
             },
             metrics: metrics.clone(),
-            layout: layout.clone(),
+            reading: (!layout.is_fast_plain() || config.multiline.is_some())
+                .then(|| parser::Reading::new(layout.clone(), config.multiline.map(|m| m.max_record_lines))),
         };
         stages.spawn(
             "parser",

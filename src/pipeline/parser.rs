@@ -19,10 +19,14 @@ use super::reader::{LONG_LINE_PREFIX, RawBatch};
 use super::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
-use crate::format::{Format, Origin, write_collected, write_record, write_record_with_fields, write_reject};
+use crate::format::{
+    Format, Origin, write_collected, write_fields, write_record, write_record_with, write_reject,
+};
 use crate::layout::{Layout, Outcome, Scratch};
 use crate::metrics::{Metrics, add};
-use crate::record::{Line, ParsedRecord, RejectReason, Severity, parse_line, parse_timestamp, split_lines};
+use crate::record::{
+    Line, ParsedRecord, RejectReason, Severity, parse_line, parse_timestamp, split_lines, trim_line,
+};
 
 /// A line that did not follow the grammar, kept whole for the rejects file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +107,8 @@ pub struct Parsed {
     pub lines: u64,
     /// Lines that were empty after trimming.
     pub blank: u64,
+    /// Lines joined to the record before them (`--multiline`).
+    pub continued: u64,
     /// Lines that parsed, in input order.
     pub(crate) entries: Vec<Entry>,
     /// Lines that did not, in input order.
@@ -140,6 +146,7 @@ impl Parsed {
             data,
             lines: 0,
             blank: 0,
+            continued: 0,
             entries: pool.map(|p| take(&p.entries)).unwrap_or_default(),
             rejects: Vec::new(),
             out: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
@@ -330,56 +337,211 @@ fn parse_into(
     parsed
 }
 
-/// [`parse_into`] for a layout other than fast `plain`: each line read by `layout`, messages
-/// (unescaped, for JSON and logfmt) copied one after another into the batch's `data`, structured
-/// fields rendered after them.
-fn parse_layout(
-    first_line: u64,
+/// How a parser reads lines with a layout other than fast `plain`, and its buffers.
+pub(crate) struct Reading {
+    /// The layout.
+    pub layout: Arc<Layout>,
+    /// `--multiline`: the most lines a record keeps; `None` without it.
+    pub max_record_lines: Option<usize>,
+    scratch: Scratch,
+    /// The rendering of the open record's fields, written after its message.
+    suffix: Vec<u8>,
+}
+
+impl Reading {
+    /// A parser's reading of `layout`, joining continuation lines when `max_record_lines` is set.
+    pub(crate) fn new(layout: Arc<Layout>, max_record_lines: Option<usize>) -> Reading {
+        Reading {
+            layout,
+            max_record_lines,
+            scratch: Scratch::default(),
+            suffix: Vec::new(),
+        }
+    }
+}
+
+/// The record a batch is building (`--multiline`): the lines after it that do not start a
+/// record join it.
+enum Open {
+    /// No record yet: lines are read alone (the input's first lines, before any record).
+    None,
+    /// A record, its message at `message_start..` of the decoded bytes, its lines at
+    /// `raw_start..raw_end` of the batch.
+    Record {
+        line_no: u64,
+        timestamp: time::OffsetDateTime,
+        severity: Severity,
+        message_start: usize,
+        lines: usize,
+        raw_start: usize,
+        raw_end: usize,
+    },
+    /// A rejected record: its continuation lines are rejected for the same reason.
+    Rejected(RejectReason),
+}
+
+/// What a batch parsed with a [`Reading`] is building.
+struct Building<'r> {
+    parsed: Parsed,
     raw: Bytes,
+    /// The messages, one after another: what the entries point into.
+    decoded: Vec<u8>,
+    max_line_bytes: usize,
+    render: Render,
+    suffix: &'r mut Vec<u8>,
+}
+
+impl Building<'_> {
+    /// Writes out the open record, or rejects it whole when its lines outgrew
+    /// `--max-line-bytes` (or `too_long`: it goes on past the batch, and did).
+    fn finish(&mut self, open: Open, too_long: bool) {
+        let Open::Record {
+            line_no,
+            timestamp,
+            severity,
+            message_start,
+            lines,
+            raw_start,
+            raw_end,
+        } = open
+        else {
+            return;
+        };
+        if too_long || raw_end - raw_start > self.max_line_bytes {
+            self.decoded.truncate(message_start);
+            self.parsed.continued -= lines as u64 - 1;
+            let raw = self.raw.clone();
+            for (number, text) in (line_no..).zip(split_lines(&raw[raw_start..raw_end])) {
+                if !trim_line(text).is_empty() {
+                    let shown = &text[..LONG_LINE_PREFIX.min(text.len())];
+                    self.parsed
+                        .reject(number, RejectReason::LineTooLong, raw.slice_ref(shown));
+                }
+            }
+            return;
+        }
+        let record = ParsedRecord {
+            line_no,
+            timestamp,
+            severity,
+            message: &self.decoded[message_start..],
+        };
+        write_record_with(&mut self.parsed.out, self.render.format, &record, self.suffix);
+        self.parsed.keep(&record, message_start);
+    }
+}
+
+/// [`parse_into`] for a layout other than fast `plain`: each line read by the layout (with
+/// `--multiline`, continuation lines joined to the record before them), messages copied one
+/// after another into the batch's `data`, structured fields rendered after them.
+fn parse_layout(
+    batch: &RawBatch,
     max_line_bytes: usize,
     render: Render,
     pool: Option<&Arc<EntryPool>>,
-    layout: &Layout,
-    scratch: &mut Scratch,
+    reading: &mut Reading,
 ) -> Parsed {
-    let mut parsed = Parsed::new(Bytes::new(), render, pool);
-    parsed.entries.reserve(raw.len() / 64 + 1);
-    parsed.out.reserve(raw.len() + raw.len() / 2);
-    let mut decoded = Vec::with_capacity(raw.len());
-    for (text, line_no) in split_lines(&raw).zip(first_line..) {
+    let raw = batch.data.clone();
+    let Reading {
+        layout,
+        max_record_lines,
+        scratch,
+        suffix,
+    } = reading;
+    let mut building = Building {
+        parsed: Parsed::new(Bytes::new(), render, pool),
+        decoded: Vec::with_capacity(raw.len()),
+        raw: raw.clone(),
+        max_line_bytes,
+        render,
+        suffix,
+    };
+    building.parsed.entries.reserve(raw.len() / 64 + 1);
+    building.parsed.out.reserve(raw.len() + raw.len() / 2);
+    let mut open = if batch.head_continues {
+        Open::Rejected(RejectReason::LineTooLong)
+    } else {
+        Open::None
+    };
+    for (text, line_no) in split_lines(&raw).zip(batch.first_line..) {
+        let parsed = &mut building.parsed;
         parsed.lines += 1;
-        let reason = if text.len() - usize::from(text.last() == Some(&b'\r')) > max_line_bytes {
-            Some((
-                RejectReason::LineTooLong,
-                &text[..LONG_LINE_PREFIX.min(text.len())],
-            ))
-        } else {
-            match layout.parse(text, scratch) {
-                Outcome::Blank => {
-                    parsed.blank += 1;
-                    None
+        if trim_line(text).is_empty() {
+            // Counted, and no end to a record.
+            parsed.blank += 1;
+            continue;
+        }
+        let offset = text.as_ptr() as usize - raw.as_ptr() as usize;
+        let starts = max_record_lines.is_none() || layout.starts_record(text);
+        if !starts {
+            match &mut open {
+                Open::Record { lines, raw_end, .. } if *lines < max_record_lines.unwrap_or(usize::MAX) => {
+                    building.decoded.push(b'\n');
+                    building.decoded.extend_from_slice(text.trim_ascii_end());
+                    *lines += 1;
+                    *raw_end = offset + text.len();
+                    parsed.continued += 1;
                 }
-                Outcome::Rejected(reason) => Some((reason, text)),
-                Outcome::Record(read) => {
-                    let record = ParsedRecord {
-                        line_no,
-                        timestamp: read.timestamp,
-                        severity: read.severity,
-                        message: read.message,
-                    };
-                    write_record_with_fields(&mut parsed.out, render.format, &record, read.fields);
-                    parsed.keep(&record, decoded.len());
-                    decoded.extend_from_slice(read.message);
-                    None
+                Open::Record { .. } => {
+                    parsed.reject(line_no, RejectReason::RecordTooLong, raw.slice_ref(text))
+                }
+                Open::Rejected(reason) => parsed.reject(line_no, *reason, raw.slice_ref(text)),
+                // Before any record: read alone, as without --multiline.
+                Open::None => match layout.parse(text, scratch) {
+                    Outcome::Record(read) => {
+                        let record = ParsedRecord {
+                            line_no,
+                            timestamp: read.timestamp,
+                            severity: read.severity,
+                            message: read.message,
+                        };
+                        building.suffix.clear();
+                        write_fields(building.suffix, render.format, read.fields);
+                        write_record_with(&mut parsed.out, render.format, &record, building.suffix);
+                        parsed.keep(&record, building.decoded.len());
+                        building.decoded.extend_from_slice(read.message);
+                    }
+                    Outcome::Rejected(reason) => parsed.reject(line_no, reason, raw.slice_ref(text)),
+                    Outcome::Blank => unreachable!("blank lines are counted above"),
+                },
+            }
+            continue;
+        }
+        building.finish(std::mem::replace(&mut open, Open::None), false);
+        let parsed = &mut building.parsed;
+        if text.len() - usize::from(text.last() == Some(&b'\r')) > max_line_bytes {
+            let shown = &text[..LONG_LINE_PREFIX.min(text.len())];
+            parsed.reject(line_no, RejectReason::LineTooLong, raw.slice_ref(shown));
+            open = Open::Rejected(RejectReason::LineTooLong);
+            continue;
+        }
+        open = match layout.parse(text, scratch) {
+            Outcome::Record(read) => {
+                building.suffix.clear();
+                write_fields(building.suffix, render.format, read.fields);
+                let message_start = building.decoded.len();
+                building.decoded.extend_from_slice(read.message);
+                Open::Record {
+                    line_no,
+                    timestamp: read.timestamp,
+                    severity: read.severity,
+                    message_start,
+                    lines: 1,
+                    raw_start: offset,
+                    raw_end: offset + text.len(),
                 }
             }
+            Outcome::Rejected(reason) => {
+                parsed.reject(line_no, reason, raw.slice_ref(text));
+                Open::Rejected(reason)
+            }
+            Outcome::Blank => unreachable!("blank lines are counted above"),
         };
-        if let Some((reason, line)) = reason {
-            parsed.reject(line_no, reason, raw.slice_ref(line));
-        }
     }
-    parsed.data = Bytes::from(decoded);
-    parsed.raw = Some((raw, first_line));
+    building.finish(open, batch.tail_too_long);
+    let mut parsed = building.parsed;
+    parsed.data = Bytes::from(building.decoded);
+    parsed.raw = Some((raw, batch.first_line));
     parsed
 }
 
@@ -516,8 +678,8 @@ pub(crate) struct Worker {
     pub render: Render,
     /// Where the counts go.
     pub metrics: Arc<Metrics>,
-    /// How lines are read.
-    pub layout: Arc<Layout>,
+    /// How lines are read, when not with fast `plain`.
+    pub reading: Option<Reading>,
 }
 
 impl Worker {
@@ -526,35 +688,32 @@ impl Worker {
     /// # Errors
     /// None today; the signature matches the other stages so the pipeline treats them alike.
     pub(crate) async fn run(
-        self,
+        mut self,
         lines_rx: async_channel::Receiver<RawBatch>,
         parsed_tx: async_channel::Sender<ParsedBatch>,
         cancel: CancellationToken,
     ) -> Result<(), Error> {
         let times = &self.metrics.parser;
         let mut lines = 0;
-        let mut scratch = Scratch::default();
         while let Some(batch) = recv(&lines_rx, &cancel, times).await {
             let (parsed, end) = if batch.messages.is_empty() {
                 let parsed = if batch.long_line {
                     Parsed::long_line(batch.first_line, batch.data, self.render)
-                } else if self.layout.is_fast_plain() {
+                } else if let Some(reading) = self.reading.as_mut() {
+                    parse_layout(
+                        &batch,
+                        self.max_line_bytes,
+                        self.render,
+                        Some(&self.pool),
+                        reading,
+                    )
+                } else {
                     parse_into(
                         batch.first_line,
                         batch.data,
                         self.max_line_bytes,
                         self.render,
                         Some(&self.pool),
-                    )
-                } else {
-                    parse_layout(
-                        batch.first_line,
-                        batch.data,
-                        self.max_line_bytes,
-                        self.render,
-                        Some(&self.pool),
-                        &self.layout,
-                        &mut scratch,
                     )
                 };
                 let end = Position {

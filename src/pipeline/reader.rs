@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Position;
 use crate::error::Error;
+use crate::layout::Layout;
 use crate::metrics::{Metrics, add};
 use crate::record::{RawRecord, split_lines};
 
@@ -35,6 +36,12 @@ pub struct RawBatch {
     pub data: Bytes,
     /// `data` is the first bytes of one line longer than `--max-line-bytes`.
     pub long_line: bool,
+    /// `--multiline`: the batch's last record goes on in the next batch and is longer than
+    /// `--max-line-bytes`: rejected whole.
+    pub tail_too_long: bool,
+    /// `--multiline`: the batch starts with continuation lines of a record rejected as too long
+    /// (in an earlier batch): rejected with it.
+    pub head_continues: bool,
     /// Input bytes consumed through the end of this batch, from where the run started reading.
     pub end_offset: u64,
     /// One slot of the in-flight window, released when the writer is done with the batch.
@@ -106,6 +113,15 @@ struct ReadLoop<'a> {
     line_no: u64,
     /// Input bytes handed out so far, counted from where this run started.
     offset: u64,
+    /// `--multiline`: bytes of whole lines at the front of the current buffer held back as the
+    /// record still open (more lines may join it), and how many lines they are.
+    held: usize,
+    held_lines: usize,
+    /// `--multiline`: the next batch begins with continuation lines of a record rejected as
+    /// too long.
+    head_continues: bool,
+    /// `--multiline`: where the held bytes are cut into batches (reused).
+    cuts: Vec<usize>,
 }
 
 /// How the reader cuts its input, and where it starts.
@@ -124,6 +140,31 @@ pub struct Settings {
     pub skip: u64,
     /// Input already read (while recognising it): handed out first, even during a drain.
     pub preread: Bytes,
+    /// `--multiline`: batches end only where a record starts.
+    pub multiline: Option<Records>,
+    /// The input's file descriptor, to wait on with a timeout (`--multiline-timeout`).
+    pub fd: Option<std::os::fd::RawFd>,
+}
+
+/// How `--multiline` cuts the input: where records start, and how long the last one may wait
+/// for more lines on a live input.
+#[derive(Clone, Debug)]
+pub struct Records {
+    /// The layout, whose record-start shape ends a record.
+    pub layout: Arc<Layout>,
+    /// After this long without input, the record held at the end is handed out.
+    pub timeout: std::time::Duration,
+}
+
+/// What kind of batch is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Piece {
+    /// Whole lines.
+    Lines,
+    /// The prefix of one line too long to hold.
+    LongLine,
+    /// Whole lines whose last record is too long to hold (`--multiline`).
+    RecordTooLong,
 }
 
 impl ReadLoop<'_> {
@@ -131,6 +172,10 @@ impl ReadLoop<'_> {
     /// or until the parsers are gone; leaves the work done in `progress` for the stage's report.
     fn run(mut self, input: impl Read) {
         self.read_all(input);
+        // Stopped by a drain: the record held back was read, and goes out whole.
+        if self.held > 0 && !self.cancel.is_cancelled() {
+            self.hand_out_held(Piece::Lines);
+        }
         let mut progress = lock(self.progress);
         (progress.searched, progress.carried) = (self.searched, self.buffers.carried);
     }
@@ -139,11 +184,14 @@ impl ReadLoop<'_> {
         let preread = std::mem::take(&mut self.limits.preread);
         if !preread.is_empty() {
             self.buffers.make_room().extend_from_slice(&preread);
-            if !self.take_lines() {
+            if !self.take() {
                 return;
             }
         }
         loop {
+            if !self.wait_for_more() {
+                return;
+            }
             {
                 // Checked under the same lock that marks the read, so a drain either sees the
                 // read and closes the channel, or stops the thread here.
@@ -179,9 +227,9 @@ impl ReadLoop<'_> {
                     let skipped = self.limits.skip.min(n as u64);
                     self.buffers.current.advance(skipped as usize);
                     self.limits.skip -= skipped;
-                    self.take_lines()
+                    self.take()
                 }
-                Ok(_) => self.take_lines(),
+                Ok(_) => self.take(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
                 Err(e) => {
                     lock(self.progress).error = Some(e);
@@ -192,6 +240,164 @@ impl ReadLoop<'_> {
             if !handed_out || lock(self.progress).stop {
                 return;
             }
+        }
+    }
+
+    /// Hands out what the buffer holds, by lines or (`--multiline`) by records.
+    fn take(&mut self) -> bool {
+        match self.limits.multiline.clone() {
+            None => self.take_lines(),
+            Some(records) => self.take_records(&records.layout),
+        }
+    }
+
+    /// `--multiline` on a live input: while a record is held back, waits up to the timeout for
+    /// more input, and hands the record out when none came. False when the pipeline stopped.
+    fn wait_for_more(&mut self) -> bool {
+        let (Some(records), Some(fd)) = (&self.limits.multiline, self.limits.fd) else {
+            return true;
+        };
+        if self.held == 0 {
+            return true;
+        }
+        let deadline = Instant::now() + records.timeout;
+        let waiting = Instant::now();
+        let quiet = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break true;
+            }
+            // In slices, so that a drain is seen while waiting.
+            if crate::os::wait_readable(fd, left.min(std::time::Duration::from_millis(100))) {
+                break false;
+            }
+            if lock(self.progress).stop {
+                break false;
+            }
+        };
+        self.metrics.reader.idle(waiting.elapsed());
+        !quiet || self.hand_out_held(Piece::Lines)
+    }
+
+    /// Sends the record held back (`--multiline`), whole lines only.
+    fn hand_out_held(&mut self, piece: Piece) -> bool {
+        let held = std::mem::take(&mut self.held);
+        let lines = std::mem::take(&mut self.held_lines) as u64;
+        let data = self.buffers.current.split_to(held).freeze();
+        self.scanned = self.scanned.saturating_sub(held);
+        self.send(data, lines, piece, held as u64)
+    }
+
+    /// Skips on through a line too long to hold; sends its prefix once its end is found.
+    /// False when the pipeline stopped.
+    fn skip_long_line(&mut self) -> bool {
+        if let Some(mut long) = self.long_line.take() {
+            let buf = &mut self.buffers.current;
+            let Some(newline) = memchr::memchr(b'\n', buf) else {
+                long.bytes += buf.len() as u64;
+                buf.clear();
+                self.long_line = Some(long);
+                return true;
+            };
+            long.bytes += newline as u64 + 1;
+            buf.advance(newline + 1);
+            if !self.send(long.prefix, 1, Piece::LongLine, long.bytes) {
+                return false;
+            }
+            // Its continuation lines, if it started a record, are rejected with it.
+            self.head_continues = self.limits.multiline.is_some();
+        }
+        true
+    }
+
+    /// `--multiline`: hands out whole records, in batches of about `batch_lines` lines that
+    /// start where a record starts; holds back the last record, which more lines may join.
+    fn take_records(&mut self, layout: &Layout) -> bool {
+        if !self.skip_long_line() {
+            return false;
+        }
+        if self.long_line.is_some() {
+            return true;
+        }
+        let buf = &self.buffers.current;
+        let from = self.scanned.clamp(self.held, buf.len());
+        self.searched += (buf.len() - from) as u64;
+        if let Some(newline) = memchr::memrchr(b'\n', &buf[from..]) {
+            let complete = from + newline + 1;
+            self.cuts.clear();
+            let (mut since_cut, mut since_start) = (self.held_lines, self.held_lines);
+            let mut last_start = 0;
+            let mut at = self.held;
+            while at < complete {
+                let end = at + memchr::memchr(b'\n', &buf[at..complete]).expect("whole lines") + 1;
+                if at > 0 && layout.starts_record(&buf[at..end - 1]) {
+                    if since_cut >= self.limits.batch_lines {
+                        self.cuts.push(at);
+                        since_cut = 0;
+                    }
+                    last_start = at;
+                    since_start = 0;
+                }
+                since_cut += 1;
+                since_start += 1;
+                at = end;
+            }
+            if last_start > 0 {
+                let data = self.buffers.current.split_to(last_start).freeze();
+                let cuts = std::mem::take(&mut self.cuts);
+                let mut from = 0;
+                for cut in cuts
+                    .iter()
+                    .copied()
+                    .filter(|&c| c < last_start)
+                    .chain([last_start])
+                {
+                    let piece = data.slice(from..cut);
+                    let lines = count_newlines(&piece) as u64;
+                    if !self.send(piece, lines, Piece::Lines, (cut - from) as u64) {
+                        return false;
+                    }
+                    from = cut;
+                }
+                self.cuts = cuts;
+                self.held = complete - last_start;
+                self.held_lines = since_start;
+            } else {
+                self.held = complete;
+                self.held_lines = since_start;
+            }
+        }
+        self.scanned = self.buffers.current.len();
+        if self.buffers.current.len() > self.limits.max_line_bytes.saturating_add(1) && self.held > 0 {
+            // The line being read starts a record: the one held is whole. Otherwise the record
+            // outgrew --max-line-bytes: what is whole of it goes out to be rejected, and its
+            // further lines with it.
+            let reading = &self.buffers.current[self.held..];
+            let ended = !reading.is_empty() && layout.starts_record(reading);
+            let piece = if ended { Piece::Lines } else { Piece::RecordTooLong };
+            if !self.hand_out_held(piece) {
+                return false;
+            }
+            self.head_continues = !ended;
+        }
+        self.hold_long_line();
+        true
+    }
+
+    /// Starts skipping the line being read once it outgrew --max-line-bytes.
+    fn hold_long_line(&mut self) {
+        let buf = &mut self.buffers.current;
+        // One byte of slack: a `\r` there may be the start of a `\r\n`, which the limit does not
+        // count (the parser checks the whole line once its end is known).
+        if buf.len() - self.held > self.limits.max_line_bytes.saturating_add(1) {
+            let line = &buf[self.held..];
+            let prefix = Bytes::copy_from_slice(&line[..LONG_LINE_PREFIX.min(line.len())]);
+            self.long_line = Some(LongLine {
+                prefix,
+                bytes: line.len() as u64,
+            });
+            buf.truncate(self.held);
+            self.scanned = self.held;
         }
     }
 
@@ -207,7 +413,7 @@ impl ReadLoop<'_> {
             };
             long.bytes += newline as u64 + 1;
             buf.advance(newline + 1);
-            if !self.send(long.prefix, 1, true, long.bytes) {
+            if !self.send(long.prefix, 1, Piece::LongLine, long.bytes) {
                 return false;
             }
         }
@@ -246,6 +452,10 @@ impl ReadLoop<'_> {
                 self.limits.skip
             );
         }
+        // A record held back is whole at the end of the input.
+        if self.held > 0 && !self.hand_out_held(Piece::Lines) {
+            return;
+        }
         let unfinished = self.long_line.is_some() || !self.buffers.current.is_empty();
         if unfinished && self.limits.hold_last_line {
             tracing::warn!(
@@ -255,7 +465,7 @@ impl ReadLoop<'_> {
             return;
         }
         if let Some(long) = self.long_line.take() {
-            self.send(long.prefix, 1, true, long.bytes);
+            self.send(long.prefix, 1, Piece::LongLine, long.bytes);
         } else if !self.buffers.current.is_empty() {
             let last = self.buffers.current.split().freeze();
             self.hand_out(&last);
@@ -268,14 +478,14 @@ impl ReadLoop<'_> {
         let mut pieces = std::mem::take(&mut self.pieces);
         let sent = pieces.drain(..).all(|(data, n)| {
             let bytes = data.len() as u64;
-            self.send(data, n, false, bytes)
+            self.send(data, n, Piece::Lines, bytes)
         });
         self.pieces = pieces;
         sent
     }
 
     /// Sends one batch of `lines` lines that took `bytes` bytes of input.
-    fn send(&mut self, data: Bytes, lines: u64, long_line: bool, bytes: u64) -> bool {
+    fn send(&mut self, data: Bytes, lines: u64, piece: Piece, bytes: u64) -> bool {
         // Time waiting for the window or the parsers is the reader's blocked time.
         let permit = match Arc::clone(self.window).try_acquire_owned() {
             Ok(permit) => Some(permit),
@@ -298,7 +508,9 @@ impl ReadLoop<'_> {
             seq: self.seq,
             first_line: self.line_no,
             data,
-            long_line,
+            long_line: piece == Piece::LongLine,
+            tail_too_long: piece == Piece::RecordTooLong,
+            head_continues: std::mem::take(&mut self.head_continues),
             end_offset,
             permit,
             messages: Vec::new(),
@@ -449,6 +661,10 @@ pub async fn run(
                 scanned: 0,
                 searched: 0,
                 seq: 0,
+                held: 0,
+                held_lines: 0,
+                head_continues: false,
+                cuts: Vec::new(),
             };
             read_loop.run(input);
             drop(lines_tx); // closes the channel for the parsers

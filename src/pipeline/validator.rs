@@ -96,6 +96,8 @@ pub struct ValidatorReport {
     pub lines: u64,
     /// Lines empty after trimming.
     pub blank: u64,
+    /// Lines joined to the record before them (`--multiline`).
+    pub continued: u64,
     /// Rejected lines, indexed like [`RejectReason::ALL`].
     pub rejected_by_reason: [u64; RejectReason::ALL.len()],
     /// Parsed records with an empty message.
@@ -115,6 +117,7 @@ impl ValidatorReport {
     /// Adds what changed since `before` to the shared counters: once per batch.
     fn publish_since(&self, before: &ValidatorReport, metrics: &Metrics) {
         add(&metrics.blank, self.blank - before.blank);
+        add(&metrics.continued, self.continued - before.continued);
         for (i, counter) in metrics.rejected.iter().enumerate() {
             add(counter, self.rejected_by_reason[i] - before.rejected_by_reason[i]);
         }
@@ -142,6 +145,7 @@ pub fn validate(mut batch: ParsedBatch, rules: &Rules, report: &mut ValidatorRep
     let parsed = &mut batch.parsed;
     report.lines += parsed.lines;
     report.blank += parsed.blank;
+    report.continued += parsed.continued;
     for reject in &parsed.rejects {
         if report.rejected() < REJECTS_SHOWN {
             // Escaped: a bad line may hold control bytes that would garble a terminal.
@@ -310,7 +314,8 @@ mod tests {
         let expected = ValidatorReport {
             lines: 6,
             blank: 1,
-            rejected_by_reason: [1, 0, 1, 0, 0, 0, 0],
+            continued: 0,
+            rejected_by_reason: [1, 0, 1, 0, 0, 0, 0, 0],
             dropped: 1,
             filtered: 1,
             valid: 1,
