@@ -36,8 +36,14 @@ fn corpus(n: usize) -> Vec<u8> {
 
 /// Runs ingest on `input` (a regular file on stdin) with a checkpoint and a rejects file.
 fn checkpointed(dir: &Scratch, input: &Path, name: &str) -> Command {
+    checkpointed_with(dir, input, name, &[])
+}
+
+/// [`checkpointed`] with more flags.
+fn checkpointed_with(dir: &Scratch, input: &Path, name: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
+        .args(extra)
         .args(["-q", "--checkpoint-bytes", "65536", "--checkpoint"])
         .arg(dir.path(&format!("{name}.cp")))
         .arg("--rejects")
@@ -95,9 +101,42 @@ fn checkpoint_field(dir: &Scratch, name: &str, key: &str) -> u64 {
 
 #[test]
 fn runs_killed_at_random_moments_and_rerun_write_every_record_exactly_once() {
+    killed_and_rerun(corpus(300_000), &[]);
+}
+
+/// `records` records of 1 to 12 lines (a stack trace after most), every 23rd rejected with its
+/// continuation lines.
+fn multiline_corpus(records: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..records {
+        let (h, m, s) = (i / 3600 % 24, i / 60 % 60, i % 60);
+        let severity = if i % 23 == 22 { "LOUD" } else { "ERROR" };
+        out.extend_from_slice(
+            format!("2026-04-15T{h:02}:{m:02}:{s:02}Z {severity} request {i} failed\n").as_bytes(),
+        );
+        for frame in 0..i % 12 {
+            out.extend_from_slice(
+                format!("\tat com.example.Handler.step{frame}(Handler.java:{i})\n").as_bytes(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn multiline_runs_killed_mid_record_and_rerun_write_every_record_whole_exactly_once() {
+    // Commits land only between records: a rerun never starts inside one, where its
+    // continuation lines would be read as records of their own (and rejected).
+    killed_and_rerun(multiline_corpus(60_000), &["--multiline"]);
+}
+
+/// Kills runs on `corpus` at random moments and reruns them until one finishes: the output and
+/// the rejects file end up byte-identical to one uninterrupted run's.
+fn killed_and_rerun(corpus: Vec<u8>, extra: &[&str]) {
+    let checkpointed = |dir: &Scratch, input: &Path, name: &str| checkpointed_with(dir, input, name, extra);
     let dir = Scratch::new();
     let input = dir.path("input.log");
-    std::fs::write(&input, corpus(300_000)).unwrap();
+    std::fs::write(&input, corpus).unwrap();
     let status = checkpointed(&dir, &input, "reference").status().unwrap();
     assert!(status.success());
     let reference = |ext: &str| std::fs::read(dir.path(&format!("reference.{ext}"))).unwrap();

@@ -43,7 +43,8 @@ impl<'de> Visitor<'de> for Members<'_> {
             let value: &'de RawValue = map.next_value()?;
             let fields = &mut *self.0;
             let key = fields.append(key.as_bytes());
-            let value = compact(value.get().as_bytes(), &mut fields.bytes);
+            let value = compact(value.get().as_bytes(), &mut fields.bytes)
+                .ok_or_else(|| de::Error::custom("nested deeper than 128 levels"))?;
             fields.list.push(super::Field {
                 key,
                 value,
@@ -55,27 +56,43 @@ impl<'de> Visitor<'de> for Members<'_> {
     }
 }
 
-/// Appends a JSON value without the whitespace between its tokens; returns where it went.
-fn compact(raw: &[u8], out: &mut Vec<u8>) -> std::ops::Range<usize> {
+/// Deepest nesting of a field's value: as deep as `serde_json` (and so most readers of the
+/// output) reads by default. Deeper lines are not in the layout.
+const MAX_DEPTH: usize = 128;
+
+/// Appends a JSON value without the whitespace between its tokens; returns where it went, or
+/// `None` when it nests deeper than [`MAX_DEPTH`].
+fn compact(raw: &[u8], out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
     let start = out.len();
     // Only objects and arrays can hold whitespace between tokens.
     if !matches!(raw.first(), Some(b'{' | b'[')) {
         out.extend_from_slice(raw);
-        return start..out.len();
+        return Some(start..out.len());
     }
-    let (mut in_string, mut escaped) = (false, false);
+    let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
     for &b in raw {
         if in_string {
             in_string = escaped || b != b'"';
             escaped = !escaped && b == b'\\';
-        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            continue;
         } else {
-            in_string = b == b'"';
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' => continue,
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    // The record's own object and `fields` wrap this value: two levels more.
+                    if depth + 2 > MAX_DEPTH {
+                        out.truncate(start);
+                        return None;
+                    }
+                }
+                b'}' | b']' => depth -= 1,
+                _ => {}
+            }
         }
         out.push(b);
     }
-    start..out.len()
+    Some(start..out.len())
 }
 
 /// Reads `line` as one JSON object into `fields`.
@@ -269,11 +286,14 @@ mod tests {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
-        // Kept as written (serde_json skips a raw value without recursing): no stack overflow.
-        assert!(
-            read(&deep).is_ok_and(|r| r.3.len() > 200_000),
-            "a deep value is kept"
+        // Rejected: too deep for the readers of the output (serde_json reads 128 levels).
+        assert_eq!(read(&deep).unwrap_err(), RejectReason::NotInLayout);
+        let fine = format!(
+            "{{\"time\":1,\"msg\":\"x\",\"a\":{}1{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
         );
+        assert!(read(&fine).is_ok_and(|r| r.3.len() > 200), "100 levels are kept");
         let huge = format!(r#"{{"time":1,"msg":"x","n":1{}}}"#, "0".repeat(5000));
         assert!(
             read(&huge).unwrap().3.len() > 5000,
