@@ -83,6 +83,10 @@ pub fn write_record_with(buf: &mut Vec<u8>, format: Format, record: &ParsedRecor
 /// `message` with `indent` spaces after each `\n` in it.
 fn write_indented(buf: &mut Vec<u8>, message: &[u8], indent: usize) {
     const SPACES: &[u8; 64] = &[b' '; 64];
+    if memchr::memchr(b'\n', message).is_none() {
+        buf.extend_from_slice(message);
+        return;
+    }
     let mut lines = message.split(|&b| b == b'\n');
     buf.extend_from_slice(lines.next().unwrap_or_default());
     for line in lines {

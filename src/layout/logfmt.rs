@@ -2,9 +2,7 @@
 //! slog's text handler, logrus, Heroku, Grafana). The same keys as `json` give the timestamp,
 //! severity and message; the other pairs are kept as fields, their values as strings.
 
-use super::{
-    Fields, Head, MESSAGE_KEYS, SEVERITY_KEYS, TIMESTAMP_KEYS, Text, Value, epoch, numeric_severity,
-};
+use super::{Fields, Head, Part, Text, Value, epoch, numeric_severity};
 use crate::layout::clock::Clock;
 use crate::record::{RejectReason, Severity};
 
@@ -50,11 +48,13 @@ fn pairs(line: &[u8], fields: &mut Fields) -> Result<(), RejectReason> {
             // A key alone: a flag, kept with an empty value.
             fields.bytes.len()..fields.bytes.len()
         };
+        let role = super::role(key);
         fields.list.push(super::Field {
             key: key_range,
             value,
             kind: Value::Text,
             taken: false,
+            role,
         });
     }
     if any_pair {
@@ -94,14 +94,17 @@ pub(super) fn parse<'a>(
     fields: &mut Fields,
 ) -> Result<Head<'a>, RejectReason> {
     pairs(line, fields)?;
-    let i = fields.find(&TIMESTAMP_KEYS).ok_or(RejectReason::BadTimestamp)?;
+    let i = fields
+        .best(Part::Timestamp, |_| true)
+        .map(|(_, i)| i)
+        .ok_or(RejectReason::BadTimestamp)?;
     fields.list[i].taken = true;
     let value = fields.value(i);
     let timestamp = clock
         .whole(value)
         .or_else(|| epoch(value))
         .ok_or(RejectReason::BadTimestamp)?;
-    let severity = match fields.find(&SEVERITY_KEYS) {
+    let severity = match fields.best(Part::Severity, |_| true).map(|(_, i)| i) {
         None => Severity::Info,
         Some(i) => {
             fields.list[i].taken = true;
@@ -118,7 +121,7 @@ pub(super) fn parse<'a>(
         }
     };
     let start = text.len();
-    if let Some(i) = fields.find(&MESSAGE_KEYS) {
+    if let Some(i) = fields.best(Part::Message, |_| true).map(|(_, i)| i) {
         fields.list[i].taken = true;
         text.extend_from_slice(fields.value(i));
     }

@@ -270,6 +270,8 @@ struct Field {
     kind: Value,
     /// Taken as the record's timestamp, severity or message: not a field any more.
     taken: bool,
+    /// Which part of the record its key names, if any (see [`role`]).
+    role: Option<(Part, u8)>,
 }
 
 /// A record's other fields, in the order written: keys and values in one buffer.
@@ -289,11 +291,13 @@ impl Fields {
     fn push(&mut self, key: &[u8], value: &[u8], kind: Value) {
         let key = self.append(key);
         let value = self.append(value);
+        let role = role(&self.bytes[key.clone()]);
         self.list.push(Field {
             key,
             value,
             kind,
             taken: false,
+            role,
         });
     }
 
@@ -330,14 +334,57 @@ impl Fields {
             (0..self.list.len()).find(|&i| !self.list[i].taken && self.key(i) == name.as_bytes())
         })
     }
+
+    /// The field that gives `part` (the most preferred of its names present, whose value
+    /// `fits`): its preference and index.
+    fn best(&self, part: Part, fits: impl Fn(&[u8]) -> bool) -> Option<(u8, usize)> {
+        self.list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| match f.role {
+                Some((p, rank)) if p == part && !f.taken && fits(&self.bytes[f.value.clone()]) => {
+                    Some((rank, i))
+                }
+                _ => None,
+            })
+            .min()
+    }
 }
 
-/// Keys structured layouts read the timestamp from, first present wins.
-const TIMESTAMP_KEYS: [&str; 6] = ["timestamp", "time", "ts", "@timestamp", "t", "date"];
-/// Keys they read the severity from.
-const SEVERITY_KEYS: [&str; 6] = ["level", "severity", "lvl", "log.level", "levelname", "loglevel"];
-/// Keys they read the message from (`fields.message` is tracing's).
-const MESSAGE_KEYS: [&str; 5] = ["msg", "message", "event", "log", "fields.message"];
+/// The parts of a record structured layouts read from named keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Timestamp,
+    Severity,
+    Message,
+}
+
+/// Which part a key names, and how preferred it is (0 first): the timestamp from the first
+/// present of `timestamp`, `time`, `ts`, `@timestamp`, `t`, `date`; the severity from `level`,
+/// `severity`, `lvl`, `log.level`, `levelname`, `loglevel`; the message from `msg`, `message`,
+/// `event`, `log` (and `fields.message`, tracing's, nested: see the json layout).
+fn role(key: &[u8]) -> Option<(Part, u8)> {
+    Some(match key {
+        b"timestamp" => (Part::Timestamp, 0),
+        b"time" => (Part::Timestamp, 1),
+        b"ts" => (Part::Timestamp, 2),
+        b"@timestamp" => (Part::Timestamp, 3),
+        b"t" => (Part::Timestamp, 4),
+        b"date" => (Part::Timestamp, 5),
+        b"level" => (Part::Severity, 0),
+        b"severity" => (Part::Severity, 1),
+        b"lvl" => (Part::Severity, 2),
+        b"log.level" => (Part::Severity, 3),
+        b"levelname" => (Part::Severity, 4),
+        b"loglevel" => (Part::Severity, 5),
+        b"msg" => (Part::Message, 0),
+        b"message" => (Part::Message, 1),
+        b"event" => (Part::Message, 2),
+        b"log" => (Part::Message, 3),
+        b"fields.message" => (Part::Message, 4),
+        _ => return None,
+    })
+}
 
 /// A severity written as a number, as pino and bunyan do (10 trace ... 60 fatal); numbers
 /// between take the level below them.
@@ -361,24 +408,34 @@ fn epoch(text: &[u8]) -> Option<OffsetDateTime> {
         Some(dot) => (&text[..dot], &text[dot + 1..]),
         None => (text, &b""[..]),
     };
-    if int.is_empty() || int.len() > 18 || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    if int.is_empty() || int.len() > 18 || !digits(int) || !digits(frac) {
         // Exponents and signs are not what loggers write; read them the approximate way.
         let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
         let nanos = if value > 1e11 { value * 1e6 } else { value * 1e9 };
         return OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).ok();
     }
-    let whole: i128 = std::str::from_utf8(int).ok()?.parse().ok()?;
-    let (scale, digits) = if whole > 100_000_000_000 {
-        (1_000_000, 6)
-    } else {
-        (1_000_000_000, 9)
+    let whole = int.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+    // Nanoseconds from the fraction's first nine digits (milliseconds: six, after the
+    // whole part's last three).
+    let fraction = |wanted: usize| {
+        (0..wanted).fold(0u32, |n, i| {
+            n * 10 + frac.get(i).map_or(0, |d| u32::from(d - b'0'))
+        })
     };
-    let mut fraction: i128 = 0;
-    for i in 0..digits {
-        fraction = fraction * 10 + frac.get(i).map_or(0, |d| i128::from(d - b'0'));
+    let (seconds, nanos) = if whole > 100_000_000_000 {
+        (whole / 1000, (whole % 1000) as u32 * 1_000_000 + fraction(6))
+    } else {
+        (whole, fraction(9))
+    };
+    // Up to 9999-12-31T23:59:59Z: as far as RFC 3339 (the JSON output) writes.
+    if seconds > 253_402_300_799 {
+        return None;
     }
-    let timestamp = OffsetDateTime::from_unix_timestamp_nanos(whole * scale + fraction).ok()?;
-    crate::record::in_rfc3339_range(timestamp).then_some(timestamp)
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()?
+        .replace_nanosecond(nanos)
+        .ok()
 }
 
 /// Picks the layout that reads the most of `lines` (ties go to the earlier in

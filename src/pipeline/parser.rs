@@ -231,6 +231,11 @@ impl Parsed {
         }
     }
 
+    /// Every record rendered in the output format, one after the other.
+    pub fn rendered(&self) -> &[u8] {
+        &self.out
+    }
+
     /// The parsed records, in input order.
     pub fn records(&self) -> impl Iterator<Item = ParsedRecord<'_>> {
         self.entries.iter().map(|e| self.record(e))
@@ -275,6 +280,40 @@ pub fn parse_batch(first_line: u64, data: Bytes) -> Parsed {
         rejects: true,
     };
     parse_into(first_line, data, usize::MAX, render, None)
+}
+
+/// [`parse_batch`] with another layout (and `--multiline`'s record-line limit), rendering
+/// records as `format`: the general path, for tests and the fuzzer.
+pub fn parse_batch_with(
+    first_line: u64,
+    data: Bytes,
+    layout: Arc<Layout>,
+    max_record_lines: Option<usize>,
+    format: Format,
+) -> Parsed {
+    let window = Arc::new(tokio::sync::Semaphore::new(1));
+    let batch = RawBatch {
+        seq: 0,
+        first_line,
+        data,
+        long_line: false,
+        tail_too_long: false,
+        head_continues: false,
+        end_offset: 0,
+        permit: window.try_acquire_owned().expect("a new window has a slot"),
+        messages: Vec::new(),
+    };
+    let render = Render {
+        format,
+        rejects: true,
+    };
+    parse_layout(
+        &batch,
+        usize::MAX,
+        render,
+        None,
+        &mut Reading::new(layout, max_record_lines),
+    )
 }
 
 /// [`parse_batch`], rejecting lines over `max_line_bytes`, rendering as `render` says, with the
@@ -442,6 +481,8 @@ fn parse_layout(
     reading: &mut Reading,
 ) -> Parsed {
     let raw = batch.data.clone();
+    let (first_line, head_continues, tail_too_long) =
+        (batch.first_line, batch.head_continues, batch.tail_too_long);
     let Reading {
         layout,
         max_record_lines,
@@ -458,12 +499,12 @@ fn parse_layout(
     };
     building.parsed.entries.reserve(raw.len() / 64 + 1);
     building.parsed.out.reserve(raw.len() + raw.len() / 2);
-    let mut open = if batch.head_continues {
+    let mut open = if head_continues {
         Open::Rejected(RejectReason::LineTooLong)
     } else {
         Open::None
     };
-    for (text, line_no) in split_lines(&raw).zip(batch.first_line..) {
+    for (text, line_no) in split_lines(&raw).zip(first_line..) {
         let parsed = &mut building.parsed;
         parsed.lines += 1;
         if trim_line(text).is_empty() {
@@ -538,10 +579,10 @@ fn parse_layout(
             Outcome::Blank => unreachable!("blank lines are counted above"),
         };
     }
-    building.finish(open, batch.tail_too_long);
+    building.finish(open, tail_too_long);
     let mut parsed = building.parsed;
     parsed.data = Bytes::from(building.decoded);
-    parsed.raw = Some((raw, batch.first_line));
+    parsed.raw = Some((raw, first_line));
     parsed
 }
 
@@ -810,6 +851,82 @@ mod tests {
             if let Some(own) = Published::own(&line) {
                 let general: Result<Published<'_>, _> = serde_json::from_slice(&line);
                 prop_assert_eq!(Some(own), general.ok(), "{}", String::from_utf8_lossy(&line));
+            }
+        }
+    }
+
+    /// Lines in the neighbourhood of every layout: pieces of each, shuffled and spoiled.
+    fn layout_soup() -> impl Strategy<Value = Vec<u8>> {
+        let piece = proptest::sample::select(vec![
+            "2026-04-15T00:00:01Z INFO started",
+            "2026-04-15 10:00:00,123 - app - ERROR - boom",
+            "2026-04-15 10:00:00.123 | WARNING  | m:f:1 - w",
+            "2026-04-15T10:00:00.1Z [info     ] e k=v",
+            "[2026-04-15T10:00:00Z WARN  app] x",
+            "2026-04-15 10:00:00.123 UTC [1] LOG:  y",
+            "2026-04-15 10:00:00.123 UTC [1] DETAIL:  z",
+            "2026/04/15 10:00:00 [error] 1#0: *1 q",
+            "{\"time\":1776247200123,\"level\":30,\"msg\":\"j\",\"a\":[1,{\"b\":null}]}",
+            "{\"ts\":\"2026-04-15T00:00:01Z\",\"msg\":\"a\\nb\",\"msg\":1}",
+            "time=2026-04-15T00:00:01Z level=info msg=\"a \\\"q\\\"\" k=v flag",
+            "<34>1 2026-04-15T10:00:00Z h a 1 - [x y=\"]\"] m",
+            "<13>Apr 15 10:00:00 host tag[1]: m",
+            "Traceback (most recent call last):",
+            "\tat com.example.A.b(A.java:1)",
+            "  File \"x.py\", line 1",
+            "",
+            "   ",
+            "{",
+            "caf\u{e9} \u{1}",
+        ]);
+        let spoil = proptest::collection::vec(
+            proptest::sample::select(vec![
+                b'"', b'\\', b'{', b'=', b' ', b'\t', b'\r', b'0', b':', 0xff, 0x00,
+            ]),
+            0..3,
+        );
+        proptest::collection::vec((piece, spoil, any::<bool>()), 0..30).prop_map(|lines| {
+            let mut out = Vec::new();
+            for (line, spoil, spoiled) in lines {
+                out.extend_from_slice(line.as_bytes());
+                if spoiled {
+                    let at = out.len() - line.len().min(out.len()) / 2;
+                    for (i, b) in spoil.into_iter().enumerate() {
+                        out.insert((at + i).min(out.len()), b);
+                    }
+                }
+                out.push(b'\n');
+            }
+            out
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Every layout, with and without --multiline: every line gets exactly one outcome, and
+        /// every record is one JSON line (or one text record) with its line number.
+        #[test]
+        fn every_layout_gives_every_line_one_outcome(data in layout_soup(), multiline in any::<bool>()) {
+            let names = ["plain", "json", "logfmt", "syslog"].into_iter().chain(crate::layout::NAMED.iter().map(|(n, _)| *n));
+            for name in names {
+                let layout = Arc::new(Layout::named(name, crate::layout::Clock::utc()).unwrap());
+                let max_lines = multiline.then_some(3);
+                let parsed = parse_batch_with(1, Bytes::from(data.clone()), layout.clone(), max_lines, Format::Json);
+                let records: Vec<_> = parsed.records().collect();
+                prop_assert_eq!(parsed.lines, split_lines(&data).count() as u64);
+                prop_assert_eq!(parsed.blank + parsed.rejects.len() as u64 + records.len() as u64 + parsed.continued, parsed.lines, "{}", name);
+                let rendered: Vec<&[u8]> = split_lines(parsed.rendered()).collect();
+                prop_assert_eq!(rendered.len(), records.len());
+                for (line, record) in rendered.iter().zip(&records) {
+                    let value: serde_json::Value = serde_json::from_slice(line).expect("a JSON line");
+                    prop_assert_eq!(&value["line"], &serde_json::Value::from(record.line_no));
+                }
+                let text = parse_batch_with(1, Bytes::from(data.clone()), layout, max_lines, Format::Text);
+                // A record's line has its number in the first six columns; a continuation is
+                // indented past them.
+                let starts = split_lines(text.rendered()).filter(|l| l.get(5).is_some_and(u8::is_ascii_digit)).count();
+                prop_assert_eq!(starts, records.len(), "{}: one numbered text line per record", name);
             }
         }
     }
