@@ -15,6 +15,43 @@ use crate::record::{RejectReason, Severity};
 #[derive(serde::Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
+/// Bytes that end a run of plain string bytes: the closing quote, a backslash, control bytes.
+const STOPS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// How many bytes at the start of `s` may stand in a string as they are: up to the first
+/// quote, backslash or control byte. Eight bytes at a time (SWAR; the lowest byte each test
+/// flags is exact), the tail by table.
+fn plain_run(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let (words, _) = s.as_chunks::<8>();
+    for (i, word) in words.iter().enumerate() {
+        let w = u64::from_le_bytes(*word);
+        let hit = (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+            | zero_byte(w ^ (ONES * u64::from(b'"')))
+            | zero_byte(w ^ (ONES * u64::from(b'\\')));
+        if hit != 0 {
+            return 8 * i + (hit.trailing_zeros() / 8) as usize;
+        }
+    }
+    let tail = 8 * words.len();
+    tail + s[tail..]
+        .iter()
+        .position(|&b| STOPS[usize::from(b)])
+        .unwrap_or(s.len() - tail)
+}
+
 /// A strict JSON reader for one line's top-level object: the members in order, each value's
 /// extent. Hand-written because loggers write flat objects and a general parser spends most of
 /// its time on them validating and allocating; nested containers are still checked by
@@ -42,18 +79,13 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         let mut escaped = false;
         loop {
-            let rest = &self.bytes[self.at..];
-            let stop = memchr::memchr2(b'"', b'\\', rest)?;
-            // Folded without a branch per byte, so that the loop vectorizes.
-            if rest[..stop]
-                .iter()
-                .fold(false, |control, &b| control | (b < 0x20))
-            {
-                return None;
-            }
-            self.at += stop + 1;
-            if rest[stop] == b'"' {
-                return Some((start..self.at, escaped));
+            self.at += plain_run(&self.bytes[self.at..]);
+            let stop = *self.bytes.get(self.at)?;
+            self.at += 1;
+            match stop {
+                b'"' => return Some((start..self.at, escaped)),
+                b'\\' => {}
+                _ => return None, // a control byte
             }
             escaped = true;
             match *self.bytes.get(self.at)? {
@@ -248,7 +280,14 @@ pub(crate) fn string(raw: &[u8]) -> Option<Cow<'_, str>> {
         return None;
     }
     let body = raw.get(1..raw.len().checked_sub(1)?)?;
-    if memchr::memchr(b'\\', body).is_none() {
+    let (backslash, high) = body.iter().fold((false, 0), |(backslash, high), &b| {
+        (backslash | (b == b'\\'), high | b)
+    });
+    if !backslash {
+        if high < 0x80 {
+            // SAFETY: every byte is below 0x80: ASCII, which is valid UTF-8.
+            return Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(body) }));
+        }
         return std::str::from_utf8(body).ok().map(Cow::Borrowed);
     }
     serde_json::from_slice::<Key<'_>>(raw).ok().map(|Key(s)| s)
