@@ -49,6 +49,7 @@ impl Severity {
     }
 
     /// Parses a severity field: a name or alias, any case, optionally in brackets (`[warn]`).
+    #[inline(always)]
     pub fn from_field(field: &[u8]) -> Option<Severity> {
         let name = match field {
             [b'[', inner @ .., b']'] => inner,
@@ -81,6 +82,7 @@ impl Severity {
 /// A name of 1 to 8 bytes as one word, lower-cased if it is letters: every name is letters
 /// only, and for a letter `b | 0x20` is its lower case while no other byte maps onto a lower-case
 /// letter: one OR and one compare per name, any case.
+#[inline(always)]
 fn fold(name: &[u8]) -> u64 {
     let mut word = [0u8; 8];
     word[..name.len()].copy_from_slice(name);
@@ -377,7 +379,7 @@ pub fn parse_timestamp(s: &[u8]) -> Option<(OffsetDateTime, usize)> {
     let timestamp = civil.assume_offset(offset);
     // Only at the calendar's two ends can an offset push the instant out of years 0000-9999,
     // which RFC 3339 (the JSON output) cannot write: such a timestamp does not exist for us.
-    if matches!(civil.year(), 0 | 9999) && !offset.is_utc() && !in_rfc3339_range(timestamp) {
+    if !offset.is_utc() && matches!(&s[..4], b"0000" | b"9999") && !in_rfc3339_range(timestamp) {
         return None;
     }
     Some((timestamp, used))
@@ -446,7 +448,8 @@ pub fn parse_timestamp_parts(s: &[u8]) -> Option<(PrimitiveDateTime, Option<UtcO
             Some(UtcOffset::from_hms(h, m, 0).ok()?)
         }
         // A zone word after the time, as PostgreSQL writes it (`... 10:00:00.123 UTC`).
-        Some(b' ') if zone_word(&s[at + 1..]) => {
+        // (The first letter first: after most timestamps comes a space and the severity.)
+        Some(b' ') if matches!(s.get(at + 1), Some(b'U' | b'G')) && zone_word(&s[at + 1..]) => {
             at += 4;
             Some(UtcOffset::UTC)
         }
