@@ -6,6 +6,8 @@
 //! - [`pipeline`]: the stages ([`pipeline::reader`], [`pipeline::parser`],
 //!   [`pipeline::validator`], [`pipeline::writer`]) and how they start, stop and push back;
 //! - [`record`]: the line grammar and the record types, pure;
+//! - [`layout`]: the other input layouts (`--input`, `--pattern`, `--tz`), one module each,
+//!   and where a record starts for `--multiline`, pure;
 //! - [`mod@format`]: text and JSON rendering, pure;
 //! - [`sink`]: where the writer puts records, one interface: a file or standard output
 //!   ([`sink::file`], on [`output`]'s locked files), a JetStream subject ([`sink::jetstream`],
