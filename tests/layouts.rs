@@ -527,3 +527,94 @@ fn the_checkpoint_keeps_the_layout_auto_picked_for_the_input() {
     assert!(stderr.contains("line 3: not in the layout"), "{stderr}");
     assert_eq!(dir.read("out.log"), "     1 ERROR one\n     2  INFO two\n");
 }
+
+#[test]
+fn tracing_fmt_and_python_logging_files_read_as_plain_with_their_tracebacks_kept() {
+    let read = |name: &str, args: &[&str]| {
+        let input = std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+        )
+        .unwrap();
+        json_records(args, &input)
+    };
+    // The tracing crates' fmt layer: `TIMESTAMP  LEVEL target: message`, every line a record.
+    let (records, stderr) = read("rust-tracing-fmt.log", &["-v"]);
+    assert_eq!(records.len(), 300, "{stderr}");
+    assert!(stderr.contains("input layout: plain"), "{stderr}");
+    assert_eq!(
+        records[2]["message"],
+        "rc_tracing: request served in 2 ms user=\"ana\""
+    );
+    // Python's logging with its tracebacks: each stays with its record, nothing is rejected.
+    let (records, stderr) = read("python-logging-default.log", &["--multiline"]);
+    assert!(
+        stderr.contains("0 rejected") && stderr.contains("16 continued"),
+        "{stderr}"
+    );
+    let traces: Vec<&Value> = records
+        .iter()
+        .filter(|r| {
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("Traceback (most recent call last):")
+        })
+        .collect();
+    assert_eq!(traces.len(), 4);
+    assert!(traces.iter().all(|r| {
+        r["message"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("ValueError: ")
+    }));
+}
+
+#[test]
+fn go_panics_and_rust_backtraces_stay_with_their_record() {
+    let input = "2026-04-15T10:00:00Z ERROR worker crashed\n\
+                 panic: runtime error: index out of range [5] with length 3\n\
+                 \n\
+                 goroutine 1 [running]:\n\
+                 main.main()\n\
+                 \t/app/main.go:8 +0x1d\n\
+                 exit status 2\n\
+                 2026-04-15T10:00:01Z ERROR thread panicked\n\
+                 thread 'main' panicked at src/main.rs:4:5:\n\
+                 boom\n\
+                 stack backtrace:\n   \
+                 0: rust_begin_unwind\n             \
+                 at /rustc/library/std/src/panicking.rs:652:5\n\
+                 note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.\n\
+                 2026-04-15T10:00:02Z INFO recovered\n";
+    let (records, stderr) = json_records(&["--multiline"], input.as_bytes());
+    let messages: Vec<&str> = records.iter().map(|r| r["message"].as_str().unwrap()).collect();
+    assert_eq!(
+        messages,
+        [
+            "worker crashed\npanic: runtime error: index out of range [5] with length 3\ngoroutine 1 [running]:\nmain.main()\n\t/app/main.go:8 +0x1d\nexit status 2",
+            "thread panicked\nthread 'main' panicked at src/main.rs:4:5:\nboom\nstack backtrace:\n   0: rust_begin_unwind\n             at /rustc/library/std/src/panicking.rs:652:5\nnote: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+            "recovered"
+        ]
+    );
+    assert!(stderr.contains("1 blank, 11 continued"), "{stderr}");
+}
+
+#[test]
+fn the_sample_logs_traceback_stays_in_its_record_with_multiline() {
+    let input = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/sample.log")).unwrap();
+    let (records, _) = json_records(&["--multiline"], &input);
+    let record = records
+        .iter()
+        .find(|r| r["line"] == 6)
+        .expect("the record before the traceback");
+    assert_eq!(record["severity"], "FATAL", "written as CRITICAL");
+    assert_eq!(
+        record["message"],
+        "\nTraceback (most recent call last):\n  File \"app.py\", line 30, in <module>\n    raise ValueError(\"boom %d\" % i)\nValueError: boom 5"
+    );
+}
