@@ -159,8 +159,15 @@ pub const SOURCE_WIDTH: usize = 24;
 
 /// Appends one collected record in `format`, ending with `\n`: text is
 /// `{line_no:>6} {severity:>5} {source:<24} {message}` (`-` for no source), JSON gains
-/// `"source"` and `"subject"` after the four usual keys.
-pub fn write_collected(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>, origin: Origin<'_>) {
+/// `"source"` and `"subject"` after the four usual keys; `suffix` (the record's fields, see
+/// [`write_fields`]) follows the message.
+pub fn write_collected(
+    buf: &mut Vec<u8>,
+    format: Format,
+    record: &ParsedRecord<'_>,
+    origin: Origin<'_>,
+    suffix: &[u8],
+) {
     match format {
         Format::Text => {
             let source = origin.source.unwrap_or(b"-");
@@ -170,10 +177,12 @@ pub fn write_collected(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<
             buf.extend_from_slice(&SPACES[..SOURCE_WIDTH.saturating_sub(source.len())]);
             buf.push(b' ');
             write_indented(buf, record.message, TEXT_INDENT + SOURCE_WIDTH + 1);
+            buf.extend_from_slice(suffix);
             buf.push(b'\n');
         }
         Format::Json => {
             write_json_fields(buf, record);
+            buf.extend_from_slice(suffix);
             buf.extend_from_slice(b",\"source\":");
             match origin.source {
                 Some(source) => {

@@ -464,3 +464,44 @@ fn packed_messages_keep_the_collectors_memory_bounded() {
     assert_eq!(dir.read("out.log").lines().count(), n);
     assert!(peak < 64.0, "peak RSS {peak:.1} MiB for {n} packed records");
 }
+
+#[test]
+fn structured_fields_travel_from_the_publisher_to_the_collected_file() {
+    let (server, from) = server_with_logs();
+    // A publisher reading JSON logs (pino): its records carry their other keys as fields.
+    let pino = "{\"level\":50,\"time\":1776247200123,\"pid\":4242,\"user\":\"ann lee\",\"msg\":\"order failed\",\"err\":{\"code\":7}}\n\
+                {\"level\":30,\"time\":1776247201000,\"msg\":\"no fields\"}\n";
+    publish(
+        &server.url(),
+        "logs.app",
+        pino,
+        &["--input", "json", "--batch-bytes", "65536"],
+    );
+    let dir = Scratch::new();
+    let (code, stderr) = collect(&dir, &from, "c", "out.json", &["-f", "json", "--until-idle", "1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<serde_json::Value> = dir
+        .read("out.json")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["message"], "order failed");
+    assert_eq!(
+        lines[0]["fields"],
+        serde_json::json!({"pid": 4242, "user": "ann lee", "err": {"code": 7}})
+    );
+    assert_eq!(lines[0]["subject"], "logs.app");
+    assert!(lines[1].get("fields").is_none(), "{}", lines[1]);
+    // The text layout appends them as logfmt pairs, after the source column.
+    let dir = Scratch::new();
+    let (code, stderr) = collect(&dir, &from, "t", "out.log", &["--until-idle", "1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let text = dir.read("out.log");
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("     1 ERROR "), "{text}");
+    assert!(
+        first.ends_with(r#" order failed pid=4242 user="ann lee" err="{\"code\":7}""#),
+        "{text}"
+    );
+}

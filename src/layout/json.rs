@@ -186,7 +186,7 @@ impl<'a> Scanner<'a> {
 
 /// Reads `line`, one JSON object, into `fields`: each member's key (unescaped) and its value as
 /// written (objects and arrays compacted), in order.
-fn members(line: &[u8], fields: &mut Fields) -> Result<(), RejectReason> {
+pub(crate) fn members(line: &[u8], fields: &mut Fields) -> Result<(), RejectReason> {
     scan(line, fields).ok_or(RejectReason::NotInLayout)
 }
 

@@ -282,7 +282,7 @@ pub struct Fields {
 }
 
 impl Fields {
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.list.clear();
     }

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::format::{
     Format, Origin, write_collected, write_fields, write_record, write_record_with, write_reject,
 };
-use crate::layout::{Layout, Outcome, Scratch};
+use crate::layout::{Fields, Layout, Outcome, Scratch};
 use crate::metrics::{Metrics, add};
 use crate::record::{
     Line, ParsedRecord, RejectReason, Severity, parse_line, parse_timestamp, split_lines, trim_line,
@@ -649,19 +649,40 @@ fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
     Some((text, &s[end + 1..]))
 }
 
-/// Reads one line of a collected message as a record: its line number, instant, severity and
-/// message; or why it is not one.
-fn decode(line: &[u8]) -> Result<(u64, OffsetDateTime, Severity, Cow<'_, str>), RejectReason> {
-    let published = match Published::own(line) {
-        Some(published) => published,
-        None => serde_json::from_slice(line).map_err(|_| RejectReason::NotARecord)?,
+/// The `"fields"` a publisher reading a structured layout added to a record.
+#[derive(serde::Deserialize)]
+struct PublishedFields<'a> {
+    #[serde(borrow)]
+    fields: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A collected record: its line number, instant, severity, message, and its fields as a raw
+/// JSON object when it has any.
+type Decoded<'a> = (u64, OffsetDateTime, Severity, Cow<'a, str>, Option<&'a [u8]>);
+
+/// Reads one line of a collected message as a record; or why it is not one.
+fn decode(line: &[u8]) -> Result<Decoded<'_>, RejectReason> {
+    let (published, fields) = match Published::own(line) {
+        Some(published) => (published, None),
+        None => {
+            let published = serde_json::from_slice(line).map_err(|_| RejectReason::NotARecord)?;
+            // Only records from a structured layout have them: no second look at the others.
+            let fields = match memchr::memmem::find(line, b"\"fields\"") {
+                Some(_) => serde_json::from_slice::<PublishedFields<'_>>(line)
+                    .map_err(|_| RejectReason::NotARecord)?
+                    .fields
+                    .map(|raw| raw.get().as_bytes()),
+                None => None,
+            };
+            (published, fields)
+        }
     };
     let timestamp = match parse_timestamp(published.timestamp.as_bytes()) {
         Some((timestamp, used)) if used == published.timestamp.len() => timestamp,
         _ => return Err(RejectReason::BadTimestamp),
     };
     let severity = Severity::from_field(published.severity.as_bytes()).ok_or(RejectReason::BadSeverity)?;
-    Ok((published.line, timestamp, severity, published.message))
+    Ok((published.line, timestamp, severity, published.message, fields))
 }
 
 /// Parses a collector's batch: every line of every message (a record, or JSON Lines packed by
@@ -672,6 +693,7 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
     parsed.from_stream = true;
     // The messages, unescaped, one after another: what the entries point into.
     let mut decoded = Vec::new();
+    let (mut fields, mut suffix) = (Fields::default(), Vec::new());
     for message in messages {
         let origin = Origin {
             source: message.source(),
@@ -689,14 +711,24 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
                     let line = message.payload.slice_ref(line.trim_ascii_end());
                     parsed.reject(message.seq, reason, line);
                 }
-                Ok((line_no, timestamp, severity, text)) => {
+                Ok((line_no, timestamp, severity, text, raw_fields)) => {
                     let record = ParsedRecord {
                         line_no,
                         timestamp,
                         severity,
                         message: text.as_bytes(),
                     };
-                    write_collected(&mut parsed.out, render.format, &record, origin);
+                    suffix.clear();
+                    if let Some(raw) = raw_fields {
+                        fields.clear();
+                        if crate::layout::json::members(raw, &mut fields).is_err() {
+                            let line = message.payload.slice_ref(line.trim_ascii_end());
+                            parsed.reject(message.seq, RejectReason::NotARecord, line);
+                            continue;
+                        }
+                        write_fields(&mut suffix, render.format, &fields);
+                    }
+                    write_collected(&mut parsed.out, render.format, &record, origin, &suffix);
                     parsed.keep(&record, decoded.len());
                     decoded.extend_from_slice(text.as_bytes());
                 }
