@@ -312,6 +312,14 @@ impl Args {
                         .to_owned(),
                 );
             }
+            if self.input != "auto"
+                || self.pattern.is_some()
+                || self.multiline
+                || self.tz.is_some()
+                || self.time_format.is_some()
+            {
+                return Err("--from reads records ingest published, whatever their layout was: --input, --pattern, --multiline, --tz and --time-format belong to the publishers".to_owned());
+            }
             if self.checkpoint.is_none() {
                 return Err("--from needs --checkpoint PATH: the checkpoint holds what is written, so that acks go out only after it and a rerun writes nothing twice".to_owned());
             }

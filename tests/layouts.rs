@@ -165,6 +165,18 @@ fn help_lists_every_layout_and_named_pattern_with_its_template() {
         ),
         (&["--tz", "Mars/Olympus"][..], "--tz Mars/Olympus"),
         (&["--max-record-lines", "5"][..], "--multiline"),
+        (
+            &[
+                "--from",
+                "nats://127.0.0.1:1/LOGS",
+                "--consumer",
+                "c",
+                "--checkpoint",
+                "cp",
+                "--multiline",
+            ][..],
+            "belong to the publishers",
+        ),
     ] {
         ingest()
             .args(args)
