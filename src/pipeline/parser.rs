@@ -123,9 +123,11 @@ pub struct Parsed {
     render: Render,
     /// The batch came from a stream: rejects are numbered by stream sequence, not line.
     pub(crate) from_stream: bool,
-    /// When `data` holds decoded messages (a layout other than `plain`), the batch's lines as
-    /// read and the first one's number: where a record's original line is found again.
+    /// When the messages were decoded (a layout other than `plain`, a collector's batch), the
+    /// batch's lines as read and the first one's number: where a record's line is found again.
     raw: Option<(Bytes, u64)>,
+    /// Decoded messages, one after another (`data` is then empty): pooled like `out`.
+    decoded: Vec<u8>,
 }
 
 impl Drop for Parsed {
@@ -134,6 +136,7 @@ impl Drop for Parsed {
             give(&pool.entries, std::mem::take(&mut self.entries));
             give(&pool.bytes, std::mem::take(&mut self.out));
             give(&pool.bytes, std::mem::take(&mut self.rejects_out));
+            give(&pool.bytes, std::mem::take(&mut self.decoded));
         }
     }
 }
@@ -155,7 +158,28 @@ impl Parsed {
             render,
             from_stream: false,
             raw: None,
+            decoded: Vec::new(),
         }
+    }
+
+    /// The bytes the entries' messages point into: the batch's, or the decoded messages.
+    fn messages(&self) -> &[u8] {
+        if self.data.is_empty() {
+            &self.decoded
+        } else {
+            &self.data
+        }
+    }
+
+    /// [`Parsed::messages`] beside the entries and the rendering, to drop entries and move
+    /// renderings while reading records.
+    pub(crate) fn split_for_validation(&mut self) -> (&[u8], &mut Vec<Entry>, &mut Vec<u8>) {
+        let messages = if self.data.is_empty() {
+            &self.decoded[..]
+        } else {
+            &self.data[..]
+        };
+        (messages, &mut self.entries, &mut self.out)
     }
 
     /// Keeps a parsed record whose rendering was just appended to `out`; its message is
@@ -242,7 +266,7 @@ impl Parsed {
     }
 
     pub(crate) fn record(&self, entry: &Entry) -> ParsedRecord<'_> {
-        record_of(&self.data, entry)
+        record_of(self.messages(), entry)
     }
 }
 
@@ -491,12 +515,13 @@ fn parse_layout(
     } = reading;
     let mut building = Building {
         parsed: Parsed::new(Bytes::new(), render, pool),
-        decoded: Vec::with_capacity(raw.len()),
+        decoded: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
         raw: raw.clone(),
         max_line_bytes,
         render,
         suffix,
     };
+    building.decoded.reserve(raw.len());
     building.parsed.entries.reserve(raw.len() / 64 + 1);
     building.parsed.out.reserve(raw.len() + raw.len() / 2);
     let mut open = if head_continues {
@@ -581,7 +606,7 @@ fn parse_layout(
     }
     building.finish(open, tail_too_long);
     let mut parsed = building.parsed;
-    parsed.data = Bytes::from(building.decoded);
+    parsed.decoded = building.decoded;
     parsed.raw = Some((raw, first_line));
     parsed
 }
@@ -692,7 +717,7 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
     let mut parsed = Parsed::new(Bytes::new(), render, Some(pool));
     parsed.from_stream = true;
     // The messages, unescaped, one after another: what the entries point into.
-    let mut decoded = Vec::new();
+    let mut decoded = take(&pool.bytes);
     let (mut fields, mut suffix) = (Fields::default(), Vec::new());
     for message in messages {
         let origin = Origin {
@@ -735,7 +760,7 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
             }
         }
     }
-    parsed.data = Bytes::from(decoded);
+    parsed.decoded = decoded;
     parsed
 }
 

@@ -161,8 +161,8 @@ pub fn validate(mut batch: ParsedBatch, rules: &Rules, report: &mut ValidatorRep
     // The rendering of each kept record moves down over those of dropped ones: in place, and
     // only once something was dropped (usually nothing is, and nothing moves).
     let (mut read, mut write) = (0, 0);
-    let (data, out) = (&parsed.data, &mut parsed.out);
-    parsed.entries.retain_mut(|entry| {
+    let (data, entries, out) = parsed.split_for_validation();
+    entries.retain_mut(|entry| {
         let record = record_of(data, entry);
         let (start, end) = (read, entry.out_end);
         read = end;
