@@ -254,6 +254,10 @@ pub struct Args {
     )]
     pub ack_timeout: f64,
 
+    /// Print the man page or a shell's completions to stdout, and exit
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub generate: Option<crate::generate::Kind>,
+
     /// Print only errors (RUST_LOG overrides)
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,

@@ -38,6 +38,56 @@ pub enum Exit {
     Terminated = 143,
 }
 
+impl Exit {
+    /// Every exit code, lowest first.
+    pub const ALL: [Exit; 13] = [
+        Exit::Ok,
+        Exit::Usage,
+        Exit::TooManyRejects,
+        Exit::Unavailable,
+        Exit::Internal,
+        Exit::OsError,
+        Exit::CannotCreate,
+        Exit::Io,
+        Exit::Busy,
+        Exit::NoPermission,
+        Exit::Config,
+        Exit::Interrupted,
+        Exit::Terminated,
+    ];
+
+    /// What the code tells a script, in one sentence (the man page's EXIT STATUS).
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => {
+                "every line was read and every valid record written (rejected lines included, within --max-rejects)"
+            }
+            Exit::Usage => {
+                "bad command line: an unknown flag, a bad value, or flags that contradict each other"
+            }
+            Exit::TooManyRejects => {
+                "more lines were rejected than --max-rejects allows (the valid records are still written)"
+            }
+            Exit::Unavailable => "the NATS server stayed unavailable for longer than --sink-timeout",
+            Exit::Internal => "internal error: a stage panicked (a bug; please report it)",
+            Exit::OsError => "out of file descriptors, memory or threads",
+            Exit::CannotCreate => "OUTPUT or the rejects file cannot be opened for appending",
+            Exit::Io => {
+                "reading the input or writing the output failed, a drain outlasted --shutdown-timeout, or the checkpoint is unusable"
+            }
+            Exit::Busy => {
+                "OUTPUT or the rejects file is in use by another run, or (--from) the consumer by another collector: try again later"
+            }
+            Exit::NoPermission => {
+                "the NATS server refused the credentials, or they may not publish or consume there"
+            }
+            Exit::Config => "no JetStream stream takes the subject (--from: no such stream)",
+            Exit::Interrupted => "drained after SIGINT: everything read was written",
+            Exit::Terminated => "drained after SIGTERM: everything read was written",
+        }
+    }
+}
+
 impl From<Exit> for std::process::ExitCode {
     fn from(exit: Exit) -> Self {
         std::process::ExitCode::from(exit as u8)

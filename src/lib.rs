@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod format;
+pub mod generate;
 pub mod layout;
 pub mod logging;
 pub mod metrics;

@@ -21,6 +21,12 @@ static ALLOCATOR: ingest::os::ExitOnOutOfMemory = ingest::os::ExitOnOutOfMemory;
 fn main() -> ExitCode {
     let started = Instant::now();
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        return match ingest::generate::write(kind, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("cannot write to standard output: {e}"), Exit::Io),
+        };
+    }
     ingest::logging::init(args.log_filter());
     let config = match args.into_config() {
         Ok(config) => config,
