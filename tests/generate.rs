@@ -139,3 +139,20 @@ fn an_unknown_kind_is_a_usage_error() {
             "possible values: man, complete-bash, complete-zsh, complete-fish",
         ));
 }
+
+#[test]
+fn the_packaged_man_page_and_completions_are_what_generate_prints() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for (kind, file) in [
+        ("man", "assets/ingest.1"),
+        ("complete-bash", "assets/completions/ingest.bash"),
+        ("complete-zsh", "assets/completions/_ingest"),
+        ("complete-fish", "assets/completions/ingest.fish"),
+    ] {
+        let packaged = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            packaged == generate(kind),
+            "{file} is not what `ingest --generate {kind}` prints: regenerate it with `cargo run -- --generate {kind} > {file}`"
+        );
+    }
+}
