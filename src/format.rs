@@ -341,7 +341,7 @@ fn push_rfc3339_utc(head: &mut Head, timestamp: OffsetDateTime) {
 }
 
 /// Bytes that JSON strings escape: control characters, `"` and `\`.
-const ESCAPED: [bool; 256] = {
+pub(crate) const ESCAPED: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 0x20 {

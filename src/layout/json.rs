@@ -8,25 +8,13 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use super::{Fields, Head, Part, Text, Value, epoch, numeric_severity};
+use crate::format::ESCAPED;
 use crate::layout::clock::Clock;
 use crate::record::{RejectReason, Severity};
 
 /// A key or string value with escapes, unescaped by `serde_json` (the rare case).
 #[derive(serde::Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-
-/// Bytes that end a run of plain string bytes: the closing quote, a backslash, control bytes.
-const STOPS: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
 
 /// How many bytes at the start of `s` may stand in a string as they are: up to the first
 /// quote, backslash or control byte. Eight bytes at a time (SWAR; the lowest byte each test
@@ -48,7 +36,7 @@ fn plain_run(s: &[u8]) -> usize {
     let tail = 8 * words.len();
     tail + s[tail..]
         .iter()
-        .position(|&b| STOPS[usize::from(b)])
+        .position(|&b| ESCAPED[usize::from(b)])
         .unwrap_or(s.len() - tail)
 }
 
@@ -321,10 +309,7 @@ pub(super) fn parse<'a>(
             let raw = &fields.bytes[at];
             match string(raw) {
                 Some(word) => Severity::from_field(word.trim().as_bytes()),
-                None => std::str::from_utf8(raw)
-                    .ok()
-                    .and_then(|n| n.parse().ok())
-                    .and_then(numeric_severity),
+                None => numeric_severity(raw),
             }
             .ok_or(RejectReason::BadSeverity)?
         }

@@ -110,13 +110,7 @@ pub(super) fn parse<'a>(
             fields.list[i].taken = true;
             let value = fields.value(i);
             Severity::from_field(value)
-                .or_else(|| {
-                    std::str::from_utf8(value)
-                        .ok()?
-                        .parse()
-                        .ok()
-                        .and_then(numeric_severity)
-                })
+                .or_else(|| numeric_severity(value))
                 .ok_or(RejectReason::BadSeverity)?
         }
     };

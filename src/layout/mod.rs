@@ -388,7 +388,8 @@ fn role(key: &[u8]) -> Option<(Part, u8)> {
 
 /// A severity written as a number, as pino and bunyan do (10 trace ... 60 fatal); numbers
 /// between take the level below them.
-fn numeric_severity(n: f64) -> Option<Severity> {
+fn numeric_severity(text: &[u8]) -> Option<Severity> {
+    let n: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
     Some(match n {
         n if !n.is_finite() => return None,
         n if n < 20.0 => Severity::Trace,

@@ -147,7 +147,7 @@ impl Pattern {
         })
     }
 
-    /// Matches the pieces against `line`; with `shape_only`, stops after the timestamp's date.
+    /// Matches the pieces against `line`: what it gave, before the severity word is read.
     fn matches<'a>(&self, line: &'a [u8], clock: &Clock) -> Result<Matched<'a>, RejectReason> {
         let mut at = 0;
         let mut matched = Matched {

@@ -455,6 +455,40 @@ struct Building<'r> {
 }
 
 impl Building<'_> {
+    /// Reads the line that starts a record (`text`, a slice of the batch): the record it opens,
+    /// its message copied out and its fields rendered; or why it is rejected, the line kept.
+    fn start(&mut self, layout: &Layout, scratch: &mut Scratch, text: &[u8], line_no: u64) -> Open {
+        let line = self.raw.slice_ref(text);
+        if text.len() - usize::from(text.last() == Some(&b'\r')) > self.max_line_bytes {
+            let shown = line.slice(..LONG_LINE_PREFIX.min(text.len()));
+            self.parsed.reject(line_no, RejectReason::LineTooLong, shown);
+            return Open::Rejected(RejectReason::LineTooLong);
+        }
+        match layout.parse(text, scratch) {
+            Outcome::Record(read) => {
+                self.suffix.clear();
+                write_fields(self.suffix, self.render.format, read.fields);
+                let message_start = self.decoded.len();
+                self.decoded.extend_from_slice(read.message);
+                let raw_start = text.as_ptr() as usize - self.raw.as_ptr() as usize;
+                Open::Record {
+                    line_no,
+                    timestamp: read.timestamp,
+                    severity: read.severity,
+                    message_start,
+                    lines: 1,
+                    raw_start,
+                    raw_end: raw_start + text.len(),
+                }
+            }
+            Outcome::Rejected(reason) => {
+                self.parsed.reject(line_no, reason, line);
+                Open::Rejected(reason)
+            }
+            Outcome::Blank => unreachable!("blank lines are counted before"),
+        }
+    }
+
     /// Writes out the open record, or rejects it whole when its lines outgrew
     /// `--max-line-bytes` (or `too_long`: it goes on past the batch, and did).
     fn finish(&mut self, open: Open, too_long: bool) {
@@ -553,56 +587,15 @@ fn parse_layout(
                 }
                 Open::Rejected(reason) => parsed.reject(line_no, *reason, raw.slice_ref(text)),
                 // Before any record: read alone, as without --multiline.
-                Open::None => match layout.parse(text, scratch) {
-                    Outcome::Record(read) => {
-                        let record = ParsedRecord {
-                            line_no,
-                            timestamp: read.timestamp,
-                            severity: read.severity,
-                            message: read.message,
-                        };
-                        building.suffix.clear();
-                        write_fields(building.suffix, render.format, read.fields);
-                        write_record_with(&mut parsed.out, render.format, &record, building.suffix);
-                        parsed.keep(&record, building.decoded.len());
-                        building.decoded.extend_from_slice(read.message);
-                    }
-                    Outcome::Rejected(reason) => parsed.reject(line_no, reason, raw.slice_ref(text)),
-                    Outcome::Blank => unreachable!("blank lines are counted above"),
-                },
+                Open::None => {
+                    let alone = building.start(layout, scratch, text, line_no);
+                    building.finish(alone, false);
+                }
             }
             continue;
         }
         building.finish(std::mem::replace(&mut open, Open::None), false);
-        let parsed = &mut building.parsed;
-        if text.len() - usize::from(text.last() == Some(&b'\r')) > max_line_bytes {
-            let shown = &text[..LONG_LINE_PREFIX.min(text.len())];
-            parsed.reject(line_no, RejectReason::LineTooLong, raw.slice_ref(shown));
-            open = Open::Rejected(RejectReason::LineTooLong);
-            continue;
-        }
-        open = match layout.parse(text, scratch) {
-            Outcome::Record(read) => {
-                building.suffix.clear();
-                write_fields(building.suffix, render.format, read.fields);
-                let message_start = building.decoded.len();
-                building.decoded.extend_from_slice(read.message);
-                Open::Record {
-                    line_no,
-                    timestamp: read.timestamp,
-                    severity: read.severity,
-                    message_start,
-                    lines: 1,
-                    raw_start: offset,
-                    raw_end: offset + text.len(),
-                }
-            }
-            Outcome::Rejected(reason) => {
-                parsed.reject(line_no, reason, raw.slice_ref(text));
-                Open::Rejected(reason)
-            }
-            Outcome::Blank => unreachable!("blank lines are counted above"),
-        };
+        open = building.start(layout, scratch, text, line_no);
     }
     building.finish(open, tail_too_long);
     let mut parsed = building.parsed;

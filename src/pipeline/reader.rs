@@ -403,19 +403,11 @@ impl ReadLoop<'_> {
 
     /// Hands out every whole line in the buffer; starts or continues skipping a too-long one.
     fn take_lines(&mut self) -> bool {
-        if let Some(mut long) = self.long_line.take() {
-            let buf = &mut self.buffers.current;
-            let Some(newline) = memchr::memchr(b'\n', buf) else {
-                long.bytes += buf.len() as u64;
-                buf.clear();
-                self.long_line = Some(long);
-                return true;
-            };
-            long.bytes += newline as u64 + 1;
-            buf.advance(newline + 1);
-            if !self.send(long.prefix, 1, Piece::LongLine, long.bytes) {
-                return false;
-            }
+        if !self.skip_long_line() {
+            return false;
+        }
+        if self.long_line.is_some() {
+            return true;
         }
         let buf = &mut self.buffers.current;
         // Only the new bytes: searching the carried line again on every read would make one
@@ -428,19 +420,8 @@ impl ReadLoop<'_> {
                 return false;
             }
         }
-        let buf = &mut self.buffers.current;
-        self.scanned = buf.len();
-        // One byte of slack: a `\r` there may be the start of a `\r\n`, which the limit does not
-        // count (the parser checks the whole line once its end is known).
-        if buf.len() > self.limits.max_line_bytes.saturating_add(1) {
-            let prefix = Bytes::copy_from_slice(&buf[..LONG_LINE_PREFIX.min(buf.len())]);
-            self.long_line = Some(LongLine {
-                prefix,
-                bytes: buf.len() as u64,
-            });
-            buf.clear();
-            self.scanned = 0;
-        }
+        self.scanned = self.buffers.current.len();
+        self.hold_long_line();
         true
     }
 
