@@ -39,13 +39,19 @@ def corpus(generator, lines, kind):
     return path
 
 
+def measure(shell_command):
+    """Runs one command under /usr/bin/time; returns (wall s, user+sys CPU s, peak RSS KiB)."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%e %U %S %M", "sh", "-c", shell_command],
+                       check=True, stderr=subprocess.DEVNULL)
+        wall, user, system, rss = report.read().split()
+    return float(wall), float(user) + float(system), int(rss)
+
+
 def timed(shell_command):
     """Runs one command under /usr/bin/time; returns (wall seconds, peak RSS in KiB)."""
-    with tempfile.NamedTemporaryFile("r") as report:
-        subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%e %M", "sh", "-c", shell_command],
-                       check=True, stderr=subprocess.DEVNULL)
-        wall, rss = report.read().split()
-    return float(wall), int(rss)
+    wall, _, rss = measure(shell_command)
+    return wall, rss
 
 
 def main():

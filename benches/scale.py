@@ -17,18 +17,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 
-from compare import TARGET, build, corpus, empty_input
-
-
-def timed(shell_command):
-    """Runs one command under /usr/bin/time; returns (wall s, user+sys s, peak RSS KiB)."""
-    with tempfile.NamedTemporaryFile("r") as report:
-        subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%e %U %S %M", "sh", "-c", shell_command],
-                       check=True, stderr=subprocess.DEVNULL)
-        wall, user, system, rss = report.read().split()
-    return float(wall), float(user) + float(system), int(rss)
+from compare import TARGET, build, corpus, empty_input, measure
 
 
 def main():
@@ -67,7 +57,7 @@ def main():
                 if os.path.exists(out):
                     os.remove(out)  # ingest appends: every run starts from an empty file
                 subprocess.run(["sync"], check=True)
-                results[name].append(timed(command))
+                results[name].append(measure(command))
     finally:
         for out in (shm, disk):
             if os.path.exists(out):
