@@ -534,10 +534,10 @@ struct Buffers {
 }
 
 impl Buffers {
-    /// Four reads, and room for the partial line carried over from the last buffer.
-    const SIZE: usize = 4 * CHUNK_BYTES + 64 * 1024;
-    /// Enough to cover the in-flight window (10 batches by default: 3 buffers) twice over.
-    const MAX_SPENT: usize = 8;
+    /// Two reads, and room for the partial line carried over from the last buffer.
+    const SIZE: usize = 2 * CHUNK_BYTES + 64 * 1024;
+    /// Enough to cover the in-flight window (10 batches by default: 5 buffers) twice over.
+    const MAX_SPENT: usize = 10;
 
     /// Returns the current buffer with room for one more read after what it holds.
     fn make_room(&mut self) -> &mut BytesMut {
