@@ -4,7 +4,8 @@
 //! token of their own instead, so the pipeline never touches signals itself.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -64,7 +65,8 @@ impl fmt::Display for Signal {
 /// Listens for SIGINT and SIGTERM for the rest of the process.
 #[derive(Debug)]
 pub struct Watcher {
-    received: Arc<OnceLock<Signal>>,
+    /// The first signal's number, 0 before any: set in the signal handler itself.
+    received: Arc<AtomicI32>,
 }
 
 impl Watcher {
@@ -78,11 +80,22 @@ impl Watcher {
     pub fn start(drain: CancellationToken) -> std::io::Result<Watcher> {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
-        let received = Arc::new(OnceLock::new());
-        let first = Arc::clone(&received);
+        // The task below learns of a signal only once the runtime polls it; a run whose input
+        // closes right after a signal can end before that. Recording the signal in the handler
+        // itself means such a run still reports it (130/143, not 0).
+        let received = Arc::new(AtomicI32::new(0));
+        for number in [libc::SIGINT, libc::SIGTERM] {
+            let first = Arc::clone(&received);
+            // SAFETY: the action only does an atomic compare-and-swap, which is
+            // async-signal-safe: no allocation, no lock, no I/O.
+            unsafe {
+                signal_hook_registry::register(number, move || {
+                    let _ = first.compare_exchange(0, number, Ordering::SeqCst, Ordering::SeqCst);
+                })
+            }?;
+        }
         tokio::spawn(async move {
             let signal = next(&mut interrupt, &mut terminate).await;
-            let _ = first.set(signal);
             tracing::warn!("{signal}: finishing the lines already read (send it again to stop at once)");
             drain.cancel();
             let again = next(&mut interrupt, &mut terminate).await;
@@ -96,7 +109,11 @@ impl Watcher {
 
     /// The first signal received, if any.
     pub fn received(&self) -> Option<Signal> {
-        self.received.get().copied()
+        match self.received.load(Ordering::SeqCst) {
+            libc::SIGINT => Some(Signal::Interrupt),
+            libc::SIGTERM => Some(Signal::Terminate),
+            _ => None,
+        }
     }
 }
 
@@ -107,5 +124,29 @@ async fn next(
     tokio::select! {
         _ = interrupt.recv() => Signal::Interrupt,
         _ = terminate.recv() => Signal::Terminate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_is_known_from_its_delivery_on_not_only_once_the_watching_task_runs() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let drain = CancellationToken::new();
+            let watcher = Watcher::start(drain.clone()).unwrap();
+            assert_eq!(watcher.received(), None);
+            // SAFETY: raising a signal whose handler is installed just above; it runs on this
+            // thread before `raise` returns. The watching task cannot have run: nothing has
+            // yielded to the runtime since (a run that ends now must still see the signal).
+            unsafe { libc::raise(libc::SIGTERM) };
+            assert_eq!(watcher.received(), Some(Signal::Terminate));
+            assert!(!drain.is_cancelled());
+        });
     }
 }
