@@ -201,15 +201,8 @@ fn scan(line: &[u8], fields: &mut Fields) -> Option<()> {
             } else {
                 fields.append(&line[key.start + 1..key.end - 1])
             };
-            let role = super::role(&fields.bytes[key.clone()]);
             let value = compact(&line[value], &mut fields.bytes)?;
-            fields.list.push(super::Field {
-                key,
-                value,
-                kind: Value::Json,
-                taken: false,
-                role,
-            });
+            fields.add(key, value, Value::Json);
             s.blanks();
             if s.eat(b',').is_some() {
                 s.blanks();
@@ -356,12 +349,10 @@ fn take_nested(
     inner: &str,
     fits: &impl Fn(&[u8]) -> bool,
 ) -> Option<Range<usize>> {
-    let i = (0..fields.list.len()).find(|&i| {
-        !fields.list[i].taken && fields.key(i) == outer.as_bytes() && fields.value(i).starts_with(b"{")
-    })?;
+    let i = fields.find(outer, |value| value.starts_with(b"{"))?;
     let mut nested = Fields::default();
     members(fields.value(i), &mut nested).ok()?;
-    let j = nested.find(&[inner]).filter(|&j| fits(nested.value(j)))?;
+    let j = nested.find(inner, |_| true).filter(|&j| fits(nested.value(j)))?;
     nested.list[j].taken = true;
     let found = fields.append(nested.value(j));
     if nested.is_empty() {

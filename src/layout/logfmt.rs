@@ -48,14 +48,7 @@ fn pairs(line: &[u8], fields: &mut Fields) -> Result<(), RejectReason> {
             // A key alone: a flag, kept with an empty value.
             fields.bytes.len()..fields.bytes.len()
         };
-        let role = super::role(key);
-        fields.list.push(super::Field {
-            key: key_range,
-            value,
-            kind: Value::Text,
-            taken: false,
-            role,
-        });
+        fields.add(key_range, value, Value::Text);
     }
     if any_pair {
         Ok(())
@@ -95,19 +88,16 @@ pub(super) fn parse<'a>(
 ) -> Result<Head<'a>, RejectReason> {
     pairs(line, fields)?;
     let i = fields
-        .best(Part::Timestamp, |_| true)
-        .map(|(_, i)| i)
+        .take_best(Part::Timestamp)
         .ok_or(RejectReason::BadTimestamp)?;
-    fields.list[i].taken = true;
     let value = fields.value(i);
     let timestamp = clock
         .whole(value)
         .or_else(|| epoch(value))
         .ok_or(RejectReason::BadTimestamp)?;
-    let severity = match fields.best(Part::Severity, |_| true).map(|(_, i)| i) {
+    let severity = match fields.take_best(Part::Severity) {
         None => Severity::Info,
         Some(i) => {
-            fields.list[i].taken = true;
             let value = fields.value(i);
             Severity::from_field(value)
                 .or_else(|| numeric_severity(value))
@@ -115,8 +105,7 @@ pub(super) fn parse<'a>(
         }
     };
     let start = text.len();
-    if let Some(i) = fields.best(Part::Message, |_| true).map(|(_, i)| i) {
-        fields.list[i].taken = true;
+    if let Some(i) = fields.take_best(Part::Message) {
         text.extend_from_slice(fields.value(i));
     }
     Ok(Head {

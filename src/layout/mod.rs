@@ -291,6 +291,12 @@ impl Fields {
     fn push(&mut self, key: &[u8], value: &[u8], kind: Value) {
         let key = self.append(key);
         let value = self.append(value);
+        self.add(key, value, kind);
+    }
+
+    /// Adds a field whose key and value are already in `bytes`.
+    #[inline(always)]
+    fn add(&mut self, key: Range<usize>, value: Range<usize>, kind: Value) {
         let role = role(&self.bytes[key.clone()]);
         self.list.push(Field {
             key,
@@ -328,15 +334,17 @@ impl Fields {
         &self.bytes[self.list[i].value.clone()]
     }
 
-    /// The first field (in `names`' order of preference) whose key is one of `names`.
-    fn find(&self, names: &[&str]) -> Option<usize> {
-        names.iter().find_map(|name| {
-            (0..self.list.len()).find(|&i| !self.list[i].taken && self.key(i) == name.as_bytes())
-        })
+    /// The first field not taken whose key is `name` and whose value `fits`.
+    fn find(&self, name: &str, fits: impl Fn(&[u8]) -> bool) -> Option<usize> {
+        (0..self.list.len())
+            .find(|&i| !self.list[i].taken && self.key(i) == name.as_bytes() && fits(self.value(i)))
     }
 
     /// The field that gives `part` (the most preferred of its names present, whose value
     /// `fits`): its preference and index.
+    // These three run for every field of every json and logfmt line: inlined, their closures
+    // and bounds checks fold away (callgrind: 4% more instructions on logfmt lines without).
+    #[inline(always)]
     fn best(&self, part: Part, fits: impl Fn(&[u8]) -> bool) -> Option<(u8, usize)> {
         self.list
             .iter()
@@ -348,6 +356,14 @@ impl Fields {
                 _ => None,
             })
             .min()
+    }
+
+    /// Takes the most preferred field that gives `part` out of the fields: its index.
+    #[inline(always)]
+    fn take_best(&mut self, part: Part) -> Option<usize> {
+        let (_, i) = self.best(part, |_| true)?;
+        self.list[i].taken = true;
+        Some(i)
     }
 }
 

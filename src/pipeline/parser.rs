@@ -130,6 +130,12 @@ pub struct Parsed {
     decoded: Vec<u8>,
 }
 
+/// See [`Parsed::messages`]: a function of the two fields, so that the other fields can be
+/// borrowed beside it.
+fn messages_of<'a>(data: &'a Bytes, decoded: &'a [u8]) -> &'a [u8] {
+    if data.is_empty() { decoded } else { data }
+}
+
 impl Drop for Parsed {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
@@ -164,22 +170,17 @@ impl Parsed {
 
     /// The bytes the entries' messages point into: the batch's, or the decoded messages.
     fn messages(&self) -> &[u8] {
-        if self.data.is_empty() {
-            &self.decoded
-        } else {
-            &self.data
-        }
+        messages_of(&self.data, &self.decoded)
     }
 
     /// [`Parsed::messages`] beside the entries and the rendering, to drop entries and move
     /// renderings while reading records.
     pub(crate) fn split_for_validation(&mut self) -> (&[u8], &mut Vec<Entry>, &mut Vec<u8>) {
-        let messages = if self.data.is_empty() {
-            &self.decoded[..]
-        } else {
-            &self.data[..]
-        };
-        (messages, &mut self.entries, &mut self.out)
+        (
+            messages_of(&self.data, &self.decoded),
+            &mut self.entries,
+            &mut self.out,
+        )
     }
 
     /// Keeps a parsed record whose rendering was just appended to `out`; its message is
