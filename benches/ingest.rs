@@ -7,12 +7,12 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ingest::checkpoint::Resume;
 use ingest::format::{Format, write_record};
 use ingest::metrics::Metrics;
 use ingest::output::AppendFile;
 use ingest::record::parse_line;
 use ingest::sink::file::FileSink;
+use ingest::source::file::{FileSource, Settings};
 use ingest::{Config, Output};
 use tokio_util::sync::CancellationToken;
 
@@ -104,8 +104,8 @@ fn pipeline(c: &mut Criterion) {
             |input| {
                 let run = ingest::pipeline::run(
                     &config,
-                    ingest::pipeline::Input::Read(Box::new(input), None),
-                    Resume::default(),
+                    Box::new(FileSource::new(Box::new(input), Settings::default())),
+                    None,
                     FileSink::new(tokio::io::sink(), config.retry),
                     None::<AppendFile>,
                     Arc::new(Metrics::default()),

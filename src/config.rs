@@ -199,6 +199,15 @@ impl Config {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
+
+    /// The layout records are read with: `auto` is settled before a run starts (see
+    /// `crate::run`); a collector reads ingest's own JSON and no layout.
+    pub fn layout(&self) -> Layout {
+        match &self.input {
+            InputLayout::Fixed(layout) => layout.clone(),
+            InputLayout::Auto(_) => Layout::default(),
+        }
+    }
 }
 
 /// The retry schedule for a failing write.

@@ -3,10 +3,11 @@
 //! Pure functions that append to a caller-owned buffer: the writer reuses one buffer for a whole
 //! run, so formatting allocates nothing per record.
 
+use std::borrow::Cow;
+
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::layout::{Fields, Value};
-use crate::record::{ParsedRecord, RejectReason, Severity};
+use crate::record::{Fields, ParsedRecord, RejectReason, Severity, Value};
 
 /// The output format chosen with `--format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -46,7 +47,7 @@ pub fn write_fields(buf: &mut Vec<u8>, format: Format, fields: &Fields) {
                 buf.extend_from_slice(key);
                 buf.push(b'=');
                 match kind {
-                    Value::Json if value.first() == Some(&b'"') => match crate::layout::json::string(value) {
+                    Value::Json if value.first() == Some(&b'"') => match string(value) {
                         Some(text) => write_logfmt_value(buf, text.as_bytes()),
                         None => write_logfmt_value(buf, value),
                     },
@@ -425,6 +426,29 @@ fn write_escaped(buf: &mut Vec<u8>, text: &[u8]) {
         }
     }
     buf.extend_from_slice(&text[start..]);
+}
+
+/// A key or string value with escapes, unescaped by `serde_json` (the rare case).
+#[derive(serde::Deserialize)]
+pub(crate) struct Key<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
+
+/// A JSON string's contents, unescaped; `None` for any other value.
+pub fn string(raw: &[u8]) -> Option<Cow<'_, str>> {
+    if raw.first() != Some(&b'"') {
+        return None;
+    }
+    let body = raw.get(1..raw.len().checked_sub(1)?)?;
+    let (backslash, high) = body.iter().fold((false, 0), |(backslash, high), &b| {
+        (backslash | (b == b'\\'), high | b)
+    });
+    if !backslash {
+        if high < 0x80 {
+            // SAFETY: every byte is below 0x80: ASCII, which is valid UTF-8.
+            return Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(body) }));
+        }
+        return std::str::from_utf8(body).ok().map(Cow::Borrowed);
+    }
+    serde_json::from_slice::<Key<'_>>(raw).ok().map(|Key(s)| s)
 }
 
 /// Appends one rejects-file line: `line_no<TAB>reason<TAB>original line`.

@@ -1,12 +1,12 @@
 //! `ingest --generate KIND`: the man page and the shell completions, made from the same clap
-//! definition as `--help` (clap_mangen, clap_complete), so that they never drift from it.
+//! definition as `--help` (clap_mangen, clap_complete), so that they never drift from it. The
+//! definition comes in as clap's `Command` (`crate::cli::Args::command()`).
 
 use std::io::{self, Write};
 
-use clap::CommandFactory;
+use clap::Command;
 use clap_complete::Shell;
 
-use crate::cli::Args;
 use crate::error::Exit;
 
 /// What `--generate` prints.
@@ -22,26 +22,26 @@ pub enum Kind {
     CompleteFish,
 }
 
-/// Writes `kind` to `out`.
+/// Writes `kind` for the command line `command` to `out`.
 ///
 /// # Errors
 /// When `out` cannot be written.
-pub fn write(kind: Kind, out: &mut impl Write) -> io::Result<()> {
+pub fn write(kind: Kind, mut command: Command, out: &mut impl Write) -> io::Result<()> {
     let shell = match kind {
-        Kind::Man => return man(out),
+        Kind::Man => return man(command, out),
         Kind::CompleteBash => Shell::Bash,
         Kind::CompleteZsh => Shell::Zsh,
         Kind::CompleteFish => Shell::Fish,
     };
-    clap_complete::generate(shell, &mut Args::command(), "ingest", out);
+    clap_complete::generate(shell, &mut command, "ingest", out);
     Ok(())
 }
 
 /// The man page: clap's sections (name, synopsis, description, options), then what `--help`
 /// cannot hold: the record format and layouts, the guarantees, exit status, files, environment,
 /// examples.
-fn man(out: &mut impl Write) -> io::Result<()> {
-    let page = clap_mangen::Man::new(Args::command()).section("1");
+fn man(command: Command, out: &mut impl Write) -> io::Result<()> {
+    let page = clap_mangen::Man::new(command).section("1");
     page.render_title(out)?;
     page.render_name_section(out)?;
     page.render_synopsis_section(out)?;

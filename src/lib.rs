@@ -23,6 +23,9 @@
 //! already read flows out; the first error cancels every stage instead (see [`pipeline`]).
 
 pub mod atomic;
+pub mod batch;
+pub mod breaker;
+pub mod channel;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
@@ -102,8 +105,8 @@ pub async fn run(
             let (mut input, mut resume) = open_input(config, input, target, rejects.as_mut(), &drain).await?;
             let config = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
-            let input = pipeline::Input::Read(input, fd);
-            run_pipeline(config, input, resume, size, output, rejects, metrics, drain).await
+            let source = file_source(config, input, fd, &mut resume);
+            run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await
         }
         Output::Nats(target) => {
             let mut rejects = open_rejects(config)?;
@@ -122,27 +125,18 @@ pub async fn run(
             } else {
                 checkpoint::new_source()
             };
-            let source = sink::jetstream::Source::new(&os::host_name(), id);
+            let publisher = nats::message::Publisher::new(&os::host_name(), id);
             let target = (**target).clone();
             let output = sink::jetstream::JetStreamSink::start(
                 target,
-                source,
+                publisher,
                 config.retry,
                 resuming,
                 metrics.clone(),
             )
             .await?;
-            run_pipeline(
-                config,
-                pipeline::Input::Read(input, fd),
-                resume,
-                size,
-                output,
-                rejects,
-                metrics,
-                drain,
-            )
-            .await
+            let source = file_source(config, input, fd, &mut resume);
+            run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await
         }
     }
 }
@@ -168,16 +162,49 @@ async fn collect(
     let (resume, committed) =
         checkpoint::resume_stream(checkpoint, &what, target, rejects_target, config.checkpoint_bytes)?;
     let collector =
-        source::jetstream::Collector::start((*from).clone(), committed, config.retry, metrics.clone())
-            .await?;
+        source::consumer::Collector::start((*from).clone(), committed, config.retry, metrics.clone()).await?;
     tracing::debug!(
         "collecting from {} after stream sequence {}",
         collector.describe(),
         collector.start
     );
-    let input = pipeline::Input::Stream(Box::new(collector));
     let output = sink::file::FileSink::new(output, config.retry);
-    run_pipeline(config, input, resume, None, output, rejects, metrics, drain).await
+    run_pipeline(
+        config,
+        Box::new(collector),
+        resume,
+        None,
+        output,
+        rejects,
+        metrics,
+        drain,
+    )
+    .await
+}
+
+/// The bytes of `input` as a source, read from where `resume` says (its read-ahead handed out
+/// first).
+fn file_source(
+    config: &Config,
+    input: Box<dyn Read + Send>,
+    fd: Option<std::os::fd::RawFd>,
+    resume: &mut Resume,
+) -> Box<dyn source::Source> {
+    let settings = source::file::Settings {
+        batch_lines: 0,
+        max_line_bytes: config.max_line_bytes,
+        // A growing log's last line may still be half-written: a checkpointed run leaves it.
+        hold_last_line: resume.committer.is_some(),
+        start: resume.start,
+        skip: resume.skip,
+        preread: std::mem::take(&mut resume.preread),
+        multiline: config.multiline.map(|m| source::file::Records {
+            layout: Arc::new(config.layout()),
+            timeout: m.timeout,
+        }),
+        fd,
+    };
+    Box::new(source::file::FileSource::new(input, settings))
 }
 
 /// Settles `--input auto`: the layout a checkpoint kept for this input, or the one that reads
@@ -328,7 +355,7 @@ async fn open_input(
 #[allow(clippy::too_many_arguments)]
 async fn run_pipeline<S: sink::Sink + 'static>(
     config: &Config,
-    input: pipeline::Input,
+    source: Box<dyn source::Source>,
     resume: Resume,
     size: Option<u64>,
     output: S,
@@ -346,7 +373,8 @@ async fn run_pipeline<S: sink::Sink + 'static>(
             std::time::Instant::now(),
         ))
     });
-    let result = pipeline::run(config, input, resume, output, rejects, metrics, drain).await;
+    let checkpoint = resume.committer.map(|committer| (committer, resume.start));
+    let result = pipeline::run(config, source, checkpoint, output, rejects, metrics, drain).await;
     if let Some(textfile) = textfile {
         // Waited for, so that a refresh still being written cannot land after the final file.
         textfile.abort();

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let args = Args::parse();
     if let Some(kind) = args.generate {
-        return match ingest::generate::write(kind, &mut std::io::stdout().lock()) {
+        return match ingest::generate::write(kind, Args::command(), &mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("cannot write to standard output: {e}"), Exit::Io),
         };

@@ -12,10 +12,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use common::{Scratch, expected_text, valid_lines};
-use ingest::checkpoint::Resume;
 use ingest::metrics::Metrics;
 use ingest::output::{AppendFile, Writable};
 use ingest::sink::file::FileSink;
+use ingest::source::file::{FileSource, Settings};
 use ingest::{Config, Input, Output};
 use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
@@ -155,8 +155,8 @@ async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary)
         let output = FileSink::new(tokio::io::sink(), config.retry);
         ingest::pipeline::run(
             &config,
-            ingest::pipeline::Input::Read(Box::new(input), None),
-            Resume::default(),
+            Box::new(FileSource::new(Box::new(input), Settings::default())),
+            None,
             output,
             Some(stalled),
             metrics,
@@ -166,8 +166,8 @@ async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary)
     } else {
         ingest::pipeline::run(
             &config,
-            ingest::pipeline::Input::Read(Box::new(input), None),
-            Resume::default(),
+            Box::new(FileSource::new(Box::new(input), Settings::default())),
+            None,
             FileSink::new(stalled, config.retry),
             None::<AppendFile>,
             metrics,

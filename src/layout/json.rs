@@ -4,17 +4,13 @@
 //! the timestamp, severity and message taken by their usual names, and every other member kept
 //! as a field with its original JSON value.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
-use super::{Fields, Head, Part, Text, Value, epoch, numeric_severity};
-use crate::format::ESCAPED;
+use super::head::{Head, Text, epoch, numeric_severity};
+use crate::format::{ESCAPED, Key, string};
 use crate::layout::clock::Clock;
+use crate::record::fields::{Fields, Part, Value};
 use crate::record::{RejectReason, Severity};
-
-/// A key or string value with escapes, unescaped by `serde_json` (the rare case).
-#[derive(serde::Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// How many bytes at the start of `s` may stand in a string as they are: up to the first
 /// quote, backslash or control byte. Eight bytes at a time (SWAR; the lowest byte each test
@@ -255,25 +251,6 @@ fn compact(raw: &[u8], out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
     Some(start..out.len())
 }
 
-/// A JSON string's contents, unescaped; `None` for any other value.
-pub(crate) fn string(raw: &[u8]) -> Option<Cow<'_, str>> {
-    if raw.first() != Some(&b'"') {
-        return None;
-    }
-    let body = raw.get(1..raw.len().checked_sub(1)?)?;
-    let (backslash, high) = body.iter().fold((false, 0), |(backslash, high), &b| {
-        (backslash | (b == b'\\'), high | b)
-    });
-    if !backslash {
-        if high < 0x80 {
-            // SAFETY: every byte is below 0x80: ASCII, which is valid UTF-8.
-            return Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(body) }));
-        }
-        return std::str::from_utf8(body).ok().map(Cow::Borrowed);
-    }
-    serde_json::from_slice::<Key<'_>>(raw).ok().map(|Key(s)| s)
-}
-
 /// Parses one (trimmed, non-blank) line.
 pub(super) fn parse<'a>(
     line: &'a [u8],
@@ -375,197 +352,89 @@ fn take_nested(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::{Layout, Outcome, Scratch};
-    use crate::record::{RejectReason, Severity};
-    use time::macros::datetime;
+mod strict {
+    use super::{Fields, scan};
+    use proptest::prelude::*;
 
-    fn read(line: &str) -> Result<(time::OffsetDateTime, Severity, String, String), RejectReason> {
-        let layout = Layout::named("json", super::Clock::utc()).unwrap();
-        let mut scratch = Scratch::default();
-        match layout.parse(line.as_bytes(), &mut scratch) {
-            Outcome::Record(r) => {
-                let mut fields = Vec::new();
-                crate::format::write_json_fields_object(&mut fields, r.fields);
-                Ok((
-                    r.timestamp,
-                    r.severity,
-                    String::from_utf8(r.message.to_vec()).unwrap(),
-                    String::from_utf8(fields).unwrap(),
-                ))
-            }
-            Outcome::Rejected(reason) => Err(reason),
-            Outcome::Blank => panic!("blank"),
-        }
-    }
-
-    #[test]
-    fn the_usual_keys_give_timestamp_severity_and_message_and_the_rest_stay_fields() {
-        let (ts, sev, msg, fields) =
-            read(r#"{"level":30,"time":1772535601377,"pid":42,"msg":"hi \"you\"","err":{"a": [1, 2]}}"#)
-                .unwrap();
-        assert_eq!(
-            (ts, sev, msg.as_str()),
-            (
-                datetime!(2026-03-03 11:00:01.377 UTC),
-                Severity::Info,
-                "hi \"you\""
-            )
+    /// Lines near a JSON object: members of good and bad keys and values, between good
+    /// (mostly) or bad separators, with odd bytes now and then.
+    fn near_object() -> impl Strategy<Value = Vec<u8>> {
+        let key = proptest::sample::select(vec![
+            "\"k\"",
+            "\"time\"",
+            "\"a\\\"b\"",
+            "\"\\u00e9\"",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "k",
+        ]);
+        let value = proptest::sample::select(vec![
+            "0",
+            "-1",
+            "01",
+            "1.5",
+            "1.",
+            "2e9",
+            "1E+2",
+            "1e400",
+            "-",
+            "true",
+            "tru",
+            "null",
+            "false",
+            "\"caf\u{e9}\"",
+            "\"\t\"",
+            "\"a\\/b\"",
+            "[1,{\"a\":[]}]",
+            "[1,]",
+            "{\"x\":1}",
+            "{\"x\" 1}",
+            "[\"]\"]",
+            "\"",
+            "\"b\\xc\"",
+            "\"\\ud83d\\ude00\"",
+        ]);
+        let colon = prop_oneof![8 => Just(":"), 1 => Just(""), 1 => Just("::")];
+        let comma = prop_oneof![8 => Just(","), 1 => Just(""), 1 => Just(",,")];
+        let blank = prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just("\t\r\n")];
+        let member = (key, colon, value, comma, blank);
+        let odd = proptest::collection::vec(
+            proptest::sample::select(vec![0x00u8, 0x1f, 0xff, 0xc3, b'x']),
+            0..2,
         );
-        assert_eq!(fields, r#"{"pid":42,"err":{"a":[1,2]}}"#);
-    }
-
-    #[test]
-    fn ecs_dotted_keys_are_read_flat_and_nested() {
-        let (_, sev, msg, fields) = read(
-            r#"{"@timestamp":"2026-04-15T10:00:00Z","log":{"level":"warn","logger":"x"},"message":"m"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            (sev, msg.as_str(), fields.as_str()),
-            (Severity::Warn, "m", r#"{"log":{"logger":"x"}}"#)
-        );
-        let (_, sev, _, fields) =
-            read(r#"{"@timestamp":"2026-04-15T10:00:00Z","log.level":"error","message":"m"}"#).unwrap();
-        assert_eq!((sev, fields.as_str()), (Severity::Error, "{}"));
-        // tracing's json layer: the message inside `fields`.
-        let (_, _, msg, fields) =
-            read(r#"{"timestamp":"2026-04-15T10:00:00.5Z","level":"INFO","fields":{"message":"hello","n":1},"target":"app"}"#)
-                .unwrap();
-        assert_eq!(
-            (msg.as_str(), fields.as_str()),
-            ("hello", r#"{"fields":{"n":1},"target":"app"}"#)
-        );
-    }
-
-    #[test]
-    fn hostile_json_is_rejected_or_read_never_a_crash() {
-        let deep = format!(
-            "{{\"time\":1,\"msg\":\"x\",\"a\":{}1{}}}",
-            "[".repeat(100_000),
-            "]".repeat(100_000)
-        );
-        // Rejected: too deep for the readers of the output (serde_json reads 128 levels).
-        assert_eq!(read(&deep).unwrap_err(), RejectReason::NotInLayout);
-        let fine = format!(
-            "{{\"time\":1,\"msg\":\"x\",\"a\":{}1{}}}",
-            "[".repeat(100),
-            "]".repeat(100)
-        );
-        assert!(read(&fine).is_ok_and(|r| r.3.len() > 200), "100 levels are kept");
-        let huge = format!(r#"{{"time":1,"msg":"x","n":1{}}}"#, "0".repeat(5000));
-        assert!(
-            read(&huge).unwrap().3.len() > 5000,
-            "a huge number is kept as written"
-        );
-        assert_eq!(
-            read("{\"time\":1,\"msg\":\"caf\u{e9}\"").unwrap_err(),
-            RejectReason::NotInLayout
-        );
-        let layout = Layout::named("json", super::Clock::utc()).unwrap();
-        let bad_utf8 = b"{\"time\":1,\"msg\":\"caf\xe9\"}";
-        assert!(matches!(
-            layout.parse(bad_utf8, &mut Scratch::default()),
-            Outcome::Rejected(RejectReason::NotInLayout)
-        ));
-        // Duplicate keys: the first is the message, the second stays a field.
-        let (_, _, msg, fields) = read(r#"{"time":1,"msg":"a","msg":"b"}"#).unwrap();
-        assert_eq!((msg.as_str(), fields.as_str()), ("a", r#"{"msg":"b"}"#));
-        assert_eq!(
-            read(r#"{"msg":"no time"}"#).unwrap_err(),
-            RejectReason::BadTimestamp
-        );
-        assert_eq!(
-            read(r#"{"time":1,"level":"loud","msg":"x"}"#).unwrap_err(),
-            RejectReason::BadSeverity
-        );
-        assert_eq!(read("[1,2]").unwrap_err(), RejectReason::NotInLayout);
-    }
-
-    mod strict {
-        use super::super::{Fields, scan};
-        use proptest::prelude::*;
-
-        /// Lines near a JSON object: members of good and bad keys and values, between good
-        /// (mostly) or bad separators, with odd bytes now and then.
-        fn near_object() -> impl Strategy<Value = Vec<u8>> {
-            let key = proptest::sample::select(vec![
-                "\"k\"",
-                "\"time\"",
-                "\"a\\\"b\"",
-                "\"\\u00e9\"",
-                "\"\\x\"",
-                "\"\\u12\"",
-                "k",
-            ]);
-            let value = proptest::sample::select(vec![
-                "0",
-                "-1",
-                "01",
-                "1.5",
-                "1.",
-                "2e9",
-                "1E+2",
-                "1e400",
-                "-",
-                "true",
-                "tru",
-                "null",
-                "false",
-                "\"caf\u{e9}\"",
-                "\"\t\"",
-                "\"a\\/b\"",
-                "[1,{\"a\":[]}]",
-                "[1,]",
-                "{\"x\":1}",
-                "{\"x\" 1}",
-                "[\"]\"]",
-                "\"",
-                "\"b\\xc\"",
-                "\"\\ud83d\\ude00\"",
-            ]);
-            let colon = prop_oneof![8 => Just(":"), 1 => Just(""), 1 => Just("::")];
-            let comma = prop_oneof![8 => Just(","), 1 => Just(""), 1 => Just(",,")];
-            let blank = prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just("\t\r\n")];
-            let member = (key, colon, value, comma, blank);
-            let odd = proptest::collection::vec(
-                proptest::sample::select(vec![0x00u8, 0x1f, 0xff, 0xc3, b'x']),
-                0..2,
-            );
-            (proptest::collection::vec(member, 0..5), odd, 0usize..40).prop_map(|(members, odd, at)| {
-                let mut line = b"{".to_vec();
-                let n = members.len();
-                for (i, (k, colon, v, comma, blank)) in members.into_iter().enumerate() {
-                    line.extend_from_slice(blank.as_bytes());
-                    line.extend_from_slice(k.as_bytes());
-                    line.extend_from_slice(colon.as_bytes());
-                    line.extend_from_slice(blank.as_bytes());
-                    line.extend_from_slice(v.as_bytes());
-                    if i + 1 < n {
-                        line.extend_from_slice(comma.as_bytes());
-                    }
+        (proptest::collection::vec(member, 0..5), odd, 0usize..40).prop_map(|(members, odd, at)| {
+            let mut line = b"{".to_vec();
+            let n = members.len();
+            for (i, (k, colon, v, comma, blank)) in members.into_iter().enumerate() {
+                line.extend_from_slice(blank.as_bytes());
+                line.extend_from_slice(k.as_bytes());
+                line.extend_from_slice(colon.as_bytes());
+                line.extend_from_slice(blank.as_bytes());
+                line.extend_from_slice(v.as_bytes());
+                if i + 1 < n {
+                    line.extend_from_slice(comma.as_bytes());
                 }
-                line.push(b'}');
-                for (i, b) in odd.into_iter().enumerate() {
-                    line.insert((at + i).min(line.len()), b);
-                }
-                line
-            })
-        }
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(20000))]
-
-            /// The hand-written reader takes exactly the lines serde_json reads as a JSON object.
-            #[test]
-            fn the_scanner_accepts_what_serde_json_accepts(line in near_object()) {
-                let ours = scan(&line, &mut Fields::default()).is_some();
-                let object = line.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'{');
-                let theirs = object
-                    && std::str::from_utf8(&line).is_ok()
-                    && serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_ok();
-                prop_assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(&line));
             }
+            line.push(b'}');
+            for (i, b) in odd.into_iter().enumerate() {
+                line.insert((at + i).min(line.len()), b);
+            }
+            line
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20000))]
+
+        /// The hand-written reader takes exactly the lines serde_json reads as a JSON object.
+        #[test]
+        fn the_scanner_accepts_what_serde_json_accepts(line in near_object()) {
+            let ours = scan(&line, &mut Fields::default()).is_some();
+            let object = line.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'{');
+            let theirs = object
+                && std::str::from_utf8(&line).is_ok()
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_ok();
+            prop_assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(&line));
         }
     }
 }

@@ -2,8 +2,9 @@
 //! slog's text handler, logrus, Heroku, Grafana). The same keys as `json` give the timestamp,
 //! severity and message; the other pairs are kept as fields, their values as strings.
 
-use super::{Fields, Head, Part, Text, Value, epoch, numeric_severity};
+use super::head::{Head, Text, epoch, numeric_severity};
 use crate::layout::clock::Clock;
+use crate::record::fields::{Fields, Part, Value};
 use crate::record::{RejectReason, Severity};
 
 /// A line starts a record when it begins with a `key=` pair.
@@ -113,46 +114,4 @@ pub(super) fn parse<'a>(
         severity,
         message: Text::Scratch(start..text.len()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{Layout, Outcome, Scratch};
-    use super::*;
-
-    #[test]
-    fn quoted_values_unescape_and_the_rest_are_fields() {
-        let layout = Layout::named("logfmt", Clock::utc()).unwrap();
-        let mut scratch = Scratch::default();
-        let line =
-            br#"time=2026-03-02T09:30:01.662793Z level=error msg="a \"b\" \\ c\nd" id=r-1 flag up="x=y""#;
-        let Outcome::Record(record) = layout.parse(line, &mut scratch) else {
-            panic!("a record")
-        };
-        assert_eq!(record.severity, Severity::Error);
-        assert_eq!(record.message, b"a \"b\" \\ c\nd");
-        let fields: Vec<(&[u8], &[u8])> = record.fields.iter().map(|(k, v, _)| (k, v)).collect();
-        assert_eq!(
-            fields,
-            [(&b"id"[..], &b"r-1"[..]), (b"flag", b""), (b"up", b"x=y")]
-        );
-    }
-
-    #[test]
-    fn lines_that_are_not_pairs_are_not_in_the_layout() {
-        let layout = Layout::named("logfmt", Clock::utc()).unwrap();
-        for line in ["just words", "time=1 msg=\"never closed", "=x"] {
-            assert!(
-                matches!(
-                    layout.parse(line.as_bytes(), &mut Scratch::default()),
-                    Outcome::Rejected(RejectReason::NotInLayout)
-                ),
-                "{line}"
-            );
-        }
-        assert!(matches!(
-            layout.parse(b"level=info msg=x", &mut Scratch::default()),
-            Outcome::Rejected(RejectReason::BadTimestamp)
-        ));
-    }
 }

@@ -7,19 +7,21 @@
 //! `plain` is [`crate::record::parse_line`], unchanged, and keeps its fast path.
 
 pub mod clock;
+mod head;
 pub(crate) mod json;
 mod logfmt;
 mod pattern;
 mod syslog;
-
-use std::ops::Range;
+#[cfg(test)]
+mod tests;
 
 use time::OffsetDateTime;
 
 pub use clock::{Clock, ClockError};
 pub use pattern::{NAMED, Pattern, PatternError};
 
-use crate::record::{Line, RejectReason, Severity, trim_line};
+use crate::record::{Fields, Line, RejectReason, Severity, trim_line};
+use head::{Head, Text, starts_with_date};
 
 /// Which grammar the lines follow (`--input`, `--pattern`).
 #[derive(Clone, Debug)]
@@ -173,17 +175,6 @@ impl Layout {
     }
 }
 
-/// True when `s` begins `YYYY-MM-DD` (or `YYYY/MM/DD`).
-pub(crate) fn starts_with_date(s: &[u8]) -> bool {
-    match s.get(..10) {
-        Some(&[y0, y1, y2, y3, sep1, m0, m1, sep2, d0, d1]) => {
-            [y0, y1, y2, y3, m0, m1, d0, d1].iter().all(u8::is_ascii_digit)
-                && matches!((sep1, sep2), (b'-', b'-') | (b'/', b'/'))
-        }
-        _ => false,
-    }
-}
-
 /// `plain` with a clock other than the default one (`--tz`, `--time-format`).
 fn plain<'a>(line: &'a [u8], clock: &Clock) -> Result<Head<'a>, RejectReason> {
     match crate::record::parse_line_with(line, |s| clock.timestamp(s)) {
@@ -199,19 +190,6 @@ fn plain<'a>(line: &'a [u8], clock: &Clock) -> Result<Head<'a>, RejectReason> {
         Line::Rejected(reason) => Err(reason),
         Line::Blank => unreachable!("blank lines are handled before"),
     }
-}
-
-/// What a layout read, its message borrowed from the line or unescaped into the scratch text.
-struct Head<'a> {
-    timestamp: OffsetDateTime,
-    severity: Severity,
-    message: Text<'a>,
-}
-
-/// A string a layout read: a slice of the line, or a range of [`Scratch::text`].
-enum Text<'a> {
-    Line(&'a [u8]),
-    Scratch(Range<usize>),
 }
 
 /// What one line gives.
@@ -254,207 +232,6 @@ impl Scratch {
     }
 }
 
-/// How a field's value is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Value {
-    /// A JSON value as written (compacted): objects, arrays, numbers, strings with their quotes.
-    Json,
-    /// A string (logfmt and syslog values), unescaped.
-    Text,
-}
-
-#[derive(Clone, Debug)]
-struct Field {
-    key: Range<usize>,
-    value: Range<usize>,
-    kind: Value,
-    /// Taken as the record's timestamp, severity or message: not a field any more.
-    taken: bool,
-    /// Which part of the record its key names, if any (see [`role`]).
-    role: Option<(Part, u8)>,
-}
-
-/// A record's other fields, in the order written: keys and values in one buffer.
-#[derive(Debug, Default)]
-pub struct Fields {
-    bytes: Vec<u8>,
-    list: Vec<Field>,
-}
-
-impl Fields {
-    pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
-        self.list.clear();
-    }
-
-    /// Appends a field; the key and value are copied.
-    fn push(&mut self, key: &[u8], value: &[u8], kind: Value) {
-        let key = self.append(key);
-        let value = self.append(value);
-        self.add(key, value, kind);
-    }
-
-    /// Adds a field whose key and value are already in `bytes`.
-    #[inline(always)]
-    fn add(&mut self, key: Range<usize>, value: Range<usize>, kind: Value) {
-        let role = role(&self.bytes[key.clone()]);
-        self.list.push(Field {
-            key,
-            value,
-            kind,
-            taken: false,
-            role,
-        });
-    }
-
-    fn append(&mut self, bytes: &[u8]) -> Range<usize> {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(bytes);
-        start..self.bytes.len()
-    }
-
-    /// True when there is no field left to write.
-    pub fn is_empty(&self) -> bool {
-        self.list.iter().all(|f| f.taken)
-    }
-
-    /// The fields as `(key, value, kind)`, in the order written.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], Value)> {
-        self.list
-            .iter()
-            .filter(|f| !f.taken)
-            .map(|f| (&self.bytes[f.key.clone()], &self.bytes[f.value.clone()], f.kind))
-    }
-
-    fn key(&self, i: usize) -> &[u8] {
-        &self.bytes[self.list[i].key.clone()]
-    }
-
-    fn value(&self, i: usize) -> &[u8] {
-        &self.bytes[self.list[i].value.clone()]
-    }
-
-    /// The first field not taken whose key is `name` and whose value `fits`.
-    fn find(&self, name: &str, fits: impl Fn(&[u8]) -> bool) -> Option<usize> {
-        (0..self.list.len())
-            .find(|&i| !self.list[i].taken && self.key(i) == name.as_bytes() && fits(self.value(i)))
-    }
-
-    /// The field that gives `part` (the most preferred of its names present, whose value
-    /// `fits`): its preference and index.
-    // These three run for every field of every json and logfmt line: inlined, their closures
-    // and bounds checks fold away (callgrind: 4% more instructions on logfmt lines without).
-    #[inline(always)]
-    fn best(&self, part: Part, fits: impl Fn(&[u8]) -> bool) -> Option<(u8, usize)> {
-        self.list
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| match f.role {
-                Some((p, rank)) if p == part && !f.taken && fits(&self.bytes[f.value.clone()]) => {
-                    Some((rank, i))
-                }
-                _ => None,
-            })
-            .min()
-    }
-
-    /// Takes the most preferred field that gives `part` out of the fields: its index.
-    #[inline(always)]
-    fn take_best(&mut self, part: Part) -> Option<usize> {
-        let (_, i) = self.best(part, |_| true)?;
-        self.list[i].taken = true;
-        Some(i)
-    }
-}
-
-/// The parts of a record structured layouts read from named keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
-    Timestamp,
-    Severity,
-    Message,
-}
-
-/// Which part a key names, and how preferred it is (0 first): the timestamp from the first
-/// present of `timestamp`, `time`, `ts`, `@timestamp`, `t`, `date`; the severity from `level`,
-/// `severity`, `lvl`, `log.level`, `levelname`, `loglevel`; the message from `msg`, `message`,
-/// `event`, `log` (and `fields.message`, tracing's, nested: see the json layout).
-fn role(key: &[u8]) -> Option<(Part, u8)> {
-    Some(match key {
-        b"timestamp" => (Part::Timestamp, 0),
-        b"time" => (Part::Timestamp, 1),
-        b"ts" => (Part::Timestamp, 2),
-        b"@timestamp" => (Part::Timestamp, 3),
-        b"t" => (Part::Timestamp, 4),
-        b"date" => (Part::Timestamp, 5),
-        b"level" => (Part::Severity, 0),
-        b"severity" => (Part::Severity, 1),
-        b"lvl" => (Part::Severity, 2),
-        b"log.level" => (Part::Severity, 3),
-        b"levelname" => (Part::Severity, 4),
-        b"loglevel" => (Part::Severity, 5),
-        b"msg" => (Part::Message, 0),
-        b"message" => (Part::Message, 1),
-        b"event" => (Part::Message, 2),
-        b"log" => (Part::Message, 3),
-        b"fields.message" => (Part::Message, 4),
-        _ => return None,
-    })
-}
-
-/// A severity written as a number, as pino and bunyan do (10 trace ... 60 fatal); numbers
-/// between take the level below them.
-fn numeric_severity(text: &[u8]) -> Option<Severity> {
-    let n: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
-    Some(match n {
-        n if !n.is_finite() => return None,
-        n if n < 20.0 => Severity::Trace,
-        n if n < 30.0 => Severity::Debug,
-        n if n < 40.0 => Severity::Info,
-        n if n < 50.0 => Severity::Warn,
-        n if n < 60.0 => Severity::Error,
-        _ => Severity::Fatal,
-    })
-}
-
-/// A timestamp written as a number: seconds since the epoch with a fraction (zap), or
-/// milliseconds when it is above 1e11 (pino). Read from the decimal text, so that no digit is
-/// lost to floating point.
-fn epoch(text: &[u8]) -> Option<OffsetDateTime> {
-    let (int, frac) = match memchr::memchr(b'.', text) {
-        Some(dot) => (&text[..dot], &text[dot + 1..]),
-        None => (text, &b""[..]),
-    };
-    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-    if int.is_empty() || int.len() > 18 || !digits(int) || !digits(frac) {
-        // Exponents and signs are not what loggers write; read them the approximate way.
-        let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
-        let nanos = if value > 1e11 { value * 1e6 } else { value * 1e9 };
-        return OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).ok();
-    }
-    let whole = int.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
-    // Nanoseconds from the fraction's first nine digits (milliseconds: six, after the
-    // whole part's last three).
-    let fraction = |wanted: usize| {
-        (0..wanted).fold(0u32, |n, i| {
-            n * 10 + frac.get(i).map_or(0, |d| u32::from(d - b'0'))
-        })
-    };
-    let (seconds, nanos) = if whole > 100_000_000_000 {
-        (whole / 1000, (whole % 1000) as u32 * 1_000_000 + fraction(6))
-    } else {
-        (whole, fraction(9))
-    };
-    // Up to 9999-12-31T23:59:59Z: as far as RFC 3339 (the JSON output) writes.
-    if seconds > 253_402_300_799 {
-        return None;
-    }
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()?
-        .replace_nanosecond(nanos)
-        .ok()
-}
-
 /// Picks the layout that reads the most of `lines` (ties go to the earlier in
 /// [`Layout::candidates`], so `plain` first); `plain` when none reads any.
 pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>, clock: &Clock) -> Layout {
@@ -483,37 +260,3 @@ pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>, clock: &Clock) -> L
 
 /// Non-blank lines `auto` looks at.
 pub const DETECT_LINES: usize = 64;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn epoch_numbers_read_seconds_or_milliseconds_exactly() {
-        assert_eq!(
-            epoch(b"1772535601377"),
-            Some(datetime!(2026-03-03 11:00:01.377 UTC))
-        );
-        assert_eq!(
-            epoch(b"1772535601.123456"),
-            Some(datetime!(2026-03-03 11:00:01.123456 UTC))
-        );
-        assert_eq!(epoch(b"1772535601"), Some(datetime!(2026-03-03 11:00:01 UTC)));
-        assert_eq!(epoch(b"1.7725356e9"), Some(datetime!(2026-03-03 11:00:00 UTC)));
-        assert_eq!(epoch(b"x"), None);
-        assert_eq!(epoch(b"99999999999999999999999"), None);
-    }
-
-    #[test]
-    fn auto_picks_the_layout_that_reads_most_lines_and_plain_when_none_does() {
-        let clock = Clock::utc();
-        let pick = |text: &'static str| detect(text.lines().map(str::as_bytes), &clock).name;
-        assert_eq!(pick("2026-04-15T00:00:01Z INFO a\nnoise\n"), "plain");
-        assert_eq!(pick("{\"time\":1,\"level\":30,\"msg\":\"x\"}\n"), "json");
-        assert_eq!(pick("time=2026-04-15T00:00:01Z level=info msg=x\n"), "logfmt");
-        assert_eq!(pick("<34>Oct 11 22:14:15 host su: x\n"), "syslog");
-        assert_eq!(pick("2026-03-02 09:30:01,235 - app - ERROR - x\n"), "python");
-        assert_eq!(pick("nothing here\nat all\n"), "plain");
-    }
-}

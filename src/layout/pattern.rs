@@ -3,7 +3,7 @@
 //! next literal); a space matches any run of spaces and tabs. Compiled once into pieces and
 //! matched left to right, no backtracking but `{_}`'s search.
 
-use super::{Head, Text};
+use super::head::{Head, Text, starts_with_date};
 use crate::layout::clock::Clock;
 use crate::record::{RejectReason, Severity};
 
@@ -224,7 +224,7 @@ impl Pattern {
                 },
                 Piece::Timestamp => {
                     let dated = if clock.is_default() {
-                        super::starts_with_date(&line[at..])
+                        starts_with_date(&line[at..])
                     } else {
                         clock.timestamp(&line[at..]).is_some()
                     };
@@ -245,107 +245,5 @@ impl Pattern {
             }) => !self.continuations.iter().any(|c| c.as_bytes() == word),
             _ => true,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{Layout, Outcome, Scratch};
-    use super::*;
-
-    fn read(name: &str, line: &str) -> Result<(Severity, String), RejectReason> {
-        let layout = Layout::named(name, Clock::utc()).unwrap();
-        match layout.parse(line.as_bytes(), &mut Scratch::default()) {
-            Outcome::Record(r) => Ok((r.severity, String::from_utf8_lossy(r.message).into_owned())),
-            Outcome::Rejected(reason) => Err(reason),
-            Outcome::Blank => panic!("blank"),
-        }
-    }
-
-    #[test]
-    fn the_named_patterns_read_their_loggers_lines() {
-        let cases = [
-            (
-                "python",
-                "2026-03-02 09:30:01,235 - billing.worker-x - WARNING - a - b",
-                Severity::Warn,
-                "a - b",
-            ),
-            (
-                "loguru",
-                "2026-03-02 09:30:02.833 | ERROR    | __main__:<lambda>:175 - request 2 failed",
-                Severity::Error,
-                "request 2 failed",
-            ),
-            (
-                "structlog",
-                "2026-03-02T09:30:00.636454Z [info     ] worker 1 started     k=v",
-                Severity::Info,
-                "worker 1 started     k=v",
-            ),
-            (
-                "env_logger",
-                "[2026-04-15T10:00:00Z INFO  app::db] connected",
-                Severity::Info,
-                "connected",
-            ),
-            (
-                "postgres",
-                "2026-11-29 23:14:27.507 UTC [28789] LOG:  starting",
-                Severity::Info,
-                "starting",
-            ),
-            (
-                "nginx-error",
-                "2026/04/15 10:00:00 [error] 1234#0: *5 open() failed",
-                Severity::Error,
-                "*5 open() failed",
-            ),
-        ];
-        for (name, line, severity, message) in cases {
-            assert_eq!(
-                read(name, line),
-                Ok((severity, message.to_owned())),
-                "{name}: {line}"
-            );
-        }
-    }
-
-    #[test]
-    fn lines_off_the_pattern_say_why() {
-        assert_eq!(
-            read("python", "2026-03-02 09:30:01,235 app ERROR x"),
-            Err(RejectReason::NotInLayout)
-        );
-        assert_eq!(
-            read("python", "2026-13-02 09:30:01,235 - app - ERROR - x"),
-            Err(RejectReason::BadTimestamp)
-        );
-        assert_eq!(
-            read("python", "2026-03-02 09:30:01,235 - app - LOUD - x"),
-            Err(RejectReason::BadSeverity)
-        );
-    }
-
-    #[test]
-    fn templates_that_cannot_work_are_refused() {
-        for bad in [
-            "{severity} {message}",
-            "{timestamp} {message} x",
-            "{timestamp} {_}{message}",
-            "{timestamp} {sev} {message}",
-            "{timestamp}{severity}{message}",
-        ] {
-            assert!(Pattern::compile(bad, "pattern").is_err(), "{bad}");
-        }
-        assert!(Pattern::compile("{timestamp} {message}", "pattern").is_ok());
-    }
-
-    #[test]
-    fn postgres_detail_records_are_not_record_starts() {
-        let layout = Layout::named("postgres", Clock::utc()).unwrap();
-        assert!(layout.starts_record(b"2026-11-29 23:14:27.507 UTC [1] ERROR:  boom"));
-        assert!(!layout.starts_record(b"2026-11-29 23:14:27.507 UTC [1] STATEMENT:  select 1"));
-        assert!(!layout.starts_record(b"\tat x"));
     }
 }

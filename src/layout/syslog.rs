@@ -5,8 +5,9 @@
 
 use time::Time;
 
-use super::{Fields, Head, Text, Value};
+use super::head::{Head, Text, starts_with_date};
 use crate::layout::clock::Clock;
+use crate::record::{Fields, Value};
 use crate::record::{RejectReason, Severity};
 
 const MONTHS: [&[u8; 3]; 12] = [
@@ -15,7 +16,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 
 /// A record starts with `<PRI>`, a month name, or (rsyslog's files) a date.
 pub(super) fn starts_record(line: &[u8]) -> bool {
-    line.first() == Some(&b'<') || month(line).is_some() || super::starts_with_date(line)
+    line.first() == Some(&b'<') || month(line).is_some() || starts_with_date(line)
 }
 
 /// The month (1-12) whose name `s` starts with, followed by a space.
@@ -195,91 +196,4 @@ fn rfc3164<'a>(
         severity,
         message: Text::Line(message),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{Layout, Outcome, Scratch};
-    use super::*;
-    use time::macros::datetime;
-
-    fn read(line: &str) -> (time::OffsetDateTime, Severity, String, Vec<(String, String)>) {
-        let clock = Clock::utc().at(datetime!(2026-12-03 00:00 UTC));
-        let layout = Layout::named("syslog", clock).unwrap();
-        let mut scratch = Scratch::default();
-        match layout.parse(line.as_bytes(), &mut scratch) {
-            Outcome::Record(r) => (
-                r.timestamp,
-                r.severity,
-                String::from_utf8_lossy(r.message).into_owned(),
-                r.fields
-                    .iter()
-                    .map(|(k, v, _)| {
-                        (
-                            String::from_utf8_lossy(k).into_owned(),
-                            String::from_utf8_lossy(v).into_owned(),
-                        )
-                    })
-                    .collect(),
-            ),
-            other => panic!("{line}: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn rfc5424_gives_its_parts_and_skips_structured_data() {
-        let (ts, sev, msg, fields) = read(
-            r#"<34>1 2026-03-05T09:30:04.312500+00:00 build-7 svc 23956 - [timeQuality tzKnown="1" x="a\]b"] config reloaded"#,
-        );
-        assert_eq!(
-            (ts, sev, msg.as_str()),
-            (
-                datetime!(2026-03-05 09:30:04.3125 UTC),
-                Severity::Fatal,
-                "config reloaded"
-            )
-        );
-        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["host", "app", "pid", "sd"]);
-    }
-
-    #[test]
-    fn rfc3164_with_and_without_pri_infers_the_year() {
-        let (ts, sev, msg, fields) = read("<187>Mar  5 09:30:02 build-7 job[183]: said 'hello'");
-        assert_eq!(
-            (ts, sev, msg.as_str()),
-            (
-                datetime!(2026-03-05 09:30:02 UTC),
-                Severity::Error,
-                "said 'hello'"
-            )
-        );
-        assert_eq!(
-            fields,
-            [
-                ("host".into(), "build-7".into()),
-                ("app".into(), "job".into()),
-                ("pid".into(), "183".into())
-            ]
-        );
-        let (ts, sev, msg, _) = read("Dec 24 10:00:00 host su: x");
-        assert_eq!(
-            (ts, sev, msg.as_str()),
-            (datetime!(2025-12-24 10:00:00 UTC), Severity::Info, "x")
-        );
-        let (ts, _, msg, _) = read("2026-03-05T09:30:02.123+01:00 host kernel: y");
-        assert_eq!((ts, msg.as_str()), (datetime!(2026-03-05 08:30:02.123 UTC), "y"));
-        let (_, _, msg, _) = read("<13>Dec 24 10:00:00 host no tag here");
-        assert_eq!(msg, "no tag here");
-    }
-
-    #[test]
-    fn without_pri_a_tag_is_required_so_plain_lines_are_not_syslog() {
-        let layout = Layout::named("syslog", Clock::utc()).unwrap();
-        let line = b"2026-04-15T00:00:01Z INFO started";
-        assert!(matches!(
-            layout.parse(line, &mut Scratch::default()),
-            Outcome::Rejected(RejectReason::NotInLayout)
-        ));
-    }
 }

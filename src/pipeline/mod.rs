@@ -1,8 +1,9 @@
 //! The pipeline: four stages as tasks in one `JoinSet`, joined by bounded channels.
 //!
 //! ```text
-//!   input ──▶ reader ──lines──▶ parser × N ──parsed──▶ validator ──valid──▶ writer ──▶ OUTPUT
-//!  (thread)   RawBatch          (one shared receiver)   (restores order)     (retries)  [rejects]
+//!   source ──lines──▶ parser × N ──parsed──▶ validator ──valid──▶ writer ──▶ sink (OUTPUT)
+//!  (reader,   RawBatch  (one shared receiver)   (restores order)     (retries)  [rejects]
+//!   fetcher)
 //! ```
 //!
 //! **Backpressure.** Every batch takes a permit from the in-flight window before the reader sends
@@ -16,15 +17,16 @@
 //! quietly: the stage that closed the channel reports why. A drain that outlasts
 //! `--shutdown-timeout` is cut short with a cancel.
 
-pub mod fetcher;
+//!
+//! The source is any [`Source`] (`crate::source`): the stages take batches (`crate::batch`) and
+//! never know where they came from.
+
 pub mod parser;
-pub mod reader;
 pub mod validator;
 pub mod writer;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,77 +34,15 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::Resume;
+use crate::batch::EntryPool;
+use crate::checkpoint::{Commit, Position};
 use crate::config::Config;
 use crate::error::Error;
-use crate::metrics::{Metrics, StageTimes};
+use crate::metrics::Metrics;
 use crate::output::Writable;
 use crate::sink::Sink;
+use crate::source::{Feed, Source};
 use crate::summary::Summary;
-
-/// Receives the next message, or `None` once the channel is closed and empty or `cancel` fires.
-/// Time spent waiting on an empty channel counts as the stage's idle time.
-///
-/// # Cancel safety
-/// Safe: a message is either returned or left in the channel.
-async fn recv<T>(
-    rx: &async_channel::Receiver<T>,
-    cancel: &CancellationToken,
-    times: &StageTimes,
-) -> Option<T> {
-    if cancel.is_cancelled() {
-        return None;
-    }
-    match rx.try_recv() {
-        Ok(msg) => return Some(msg),
-        Err(async_channel::TryRecvError::Closed) => return None,
-        Err(async_channel::TryRecvError::Empty) => {}
-    }
-    let waiting = Instant::now();
-    let msg = tokio::select! {
-        biased;
-        () = cancel.cancelled() => None,
-        msg = rx.recv() => msg.ok(),
-    };
-    times.idle(waiting.elapsed());
-    msg
-}
-
-/// Sends `msg`, waiting while the channel is full; false when the receiver is gone or on cancel.
-/// Time spent waiting on a full channel counts as the stage's blocked time.
-async fn send<T>(
-    tx: &async_channel::Sender<T>,
-    msg: T,
-    cancel: &CancellationToken,
-    times: &StageTimes,
-) -> bool {
-    let msg = match tx.try_send(msg) {
-        Ok(()) => {
-            times.queued(tx.len());
-            return true;
-        }
-        Err(async_channel::TrySendError::Closed(_)) => return false,
-        Err(async_channel::TrySendError::Full(msg)) => msg,
-    };
-    let waiting = Instant::now();
-    let sent = tokio::select! {
-        biased;
-        () = cancel.cancelled() => false,
-        sent = tx.send(msg) => sent.is_ok(),
-    };
-    times.blocked(waiting.elapsed());
-    times.queued(tx.len());
-    sent
-}
-
-/// Where the first stage takes its input from.
-pub enum Input {
-    /// Bytes (standard input, a file, a pipe): the reader stage; the file descriptor, when
-    /// there is one, for waiting on a live input with a timeout.
-    Read(Box<dyn Read + Send>, Option<std::os::fd::RawFd>),
-    /// A JetStream consumer (`--from`): the fetcher stage.
-    Stream(Box<crate::source::jetstream::Collector>),
-}
 
 /// How `--capacity` (records in flight) becomes batches: the batch size and the window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,16 +63,17 @@ impl Tuning {
     }
 }
 
-/// Runs the whole pipeline from `input` to `output` (and `rejects`) until the input ends, a
-/// drain is asked for, or a stage fails. Counters go to `metrics` as the run goes.
+/// Runs the whole pipeline from `source` to `output` (and `rejects`) until the input ends, a
+/// drain is asked for, or a stage fails. With `checkpoint` (the committer, and where in the
+/// input this run starts), the writer commits as it goes. Counters go to `metrics`.
 ///
 /// # Errors
 /// The first stage error; [`Error::Panic`] naming the stage if one panicked;
 /// [`Error::DrainTimedOut`] when a drain outlasts `--shutdown-timeout`.
 pub async fn run<S, R>(
     config: &Config,
-    input: Input,
-    resume: Resume,
+    source: Box<dyn Source>,
+    checkpoint: Option<(Box<dyn Commit>, Position)>,
     output: S,
     rejects: Option<R>,
     metrics: Arc<Metrics>,
@@ -151,69 +92,28 @@ where
     let (valid_tx, valid_rx) = async_channel::bounded(tuning.window);
 
     let mut stages = Stages::new(cancel.clone());
-    // `auto` is settled before the pipeline starts (see `crate::run`); a collector reads
-    // ingest's own JSON and no layout.
-    let layout = Arc::new(match &config.input {
-        crate::config::InputLayout::Fixed(layout) => layout.clone(),
-        crate::config::InputLayout::Auto(_) => crate::layout::Layout::default(),
-    });
-    let mut committer = resume.committer;
-    match input {
-        Input::Read(input, fd) => {
-            let settings = reader::Settings {
-                batch_lines: tuning.batch_lines,
-                max_line_bytes: config.max_line_bytes,
-                // A growing log's last line may still be half-written: a checkpointed run
-                // leaves it.
-                hold_last_line: committer.is_some(),
-                start: resume.start,
-                skip: resume.skip,
-                preread: resume.preread,
-                multiline: config.multiline.map(|m| reader::Records {
-                    layout: layout.clone(),
-                    timeout: m.timeout,
-                }),
-                fd,
-            };
-            let reader = reader::run(
-                input,
-                lines_tx,
-                window,
-                settings,
-                metrics.clone(),
-                drain.clone(),
-                cancel.clone(),
-            );
-            stages.spawn("reader", reader);
-        }
-        Input::Stream(collector) => {
-            let inner = committer.take().expect("a collector always has a checkpoint");
-            let settings = fetcher::Settings {
-                batch_lines: tuning.batch_lines,
-                window_lines: config.capacity.get(),
-            };
-            let (announce, fetcher, acker) = fetcher::start(
-                *collector,
-                inner,
-                settings,
-                lines_tx,
-                window,
-                metrics.clone(),
-                drain.clone(),
-                cancel.clone(),
-            );
-            committer = Some(Box::new(announce));
-            stages.spawn("fetcher", fetcher);
-            stages.spawn("acker", acker);
-        }
+    let layout = Arc::new(config.layout());
+    let (committer, start) = checkpoint.unzip();
+    let feed = Feed {
+        lines_tx,
+        window,
+        batch_lines: tuning.batch_lines,
+        capacity: config.capacity.get(),
+        metrics: metrics.clone(),
+        drain: drain.clone(),
+        cancel: cancel.clone(),
+    };
+    let fed = source.start(feed, committer);
+    for (name, task) in fed.tasks {
+        stages.spawn(name, task);
     }
-    let pool = Arc::new(parser::EntryPool::default());
+    let pool = Arc::new(EntryPool::default());
     for worker in 0..config.workers.get() {
         let parser = parser::Worker {
             id: worker,
             pool: pool.clone(),
             max_line_bytes: config.max_line_bytes,
-            render: parser::Render {
+            render: crate::batch::Render {
                 format: config.format,
                 rejects: config.rejects.is_some(),
             },
@@ -241,7 +141,7 @@ where
     stages.spawn("validator", validator);
     let settings = writer::Settings {
         retry: config.retry,
-        checkpoint: committer.map(|c| (c, resume.start)),
+        checkpoint: fed.committer.zip(start),
         // Half the window: the reader keeps slots to read ahead while acknowledgements come.
         hold: tuning.window / 2,
     };
@@ -329,33 +229,6 @@ mod tests {
         let error = stages.join().await.unwrap_err();
         assert!(matches!(error, Error::Panic { stage: "parser" }), "got {error:?}");
         assert!(cancel.is_cancelled());
-    }
-
-    /// The original design's backpressure test: with room for 4, a consumer taking 50 ms an item
-    /// holds the sender back. Of 10 sends, 4 fill the channel, 1 is taken at once, and each of
-    /// the other 5 waits for the consumer: at least 250 ms. (A lower bound: a slow machine only
-    /// makes it longer.)
-    #[tokio::test]
-    async fn a_full_channel_suspends_the_sender() {
-        let (tx, rx) = async_channel::bounded(4);
-        let consumer = tokio::spawn(async move {
-            while rx.recv().await.is_ok() {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        });
-        let cancel = CancellationToken::new();
-        let started = Instant::now();
-        let times = StageTimes::default();
-        for i in 0..10 {
-            assert!(send(&tx, i, &cancel, &times).await);
-        }
-        let elapsed = started.elapsed();
-        assert!(
-            elapsed >= std::time::Duration::from_millis(250),
-            "10 sends took only {elapsed:?}"
-        );
-        drop(tx);
-        consumer.await.unwrap();
     }
 
     #[test]

@@ -7,293 +7,22 @@
 //! that the ordered stages after this one only check and copy finished bytes.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use time::OffsetDateTime;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::fetcher::Fetched;
-use super::reader::{LONG_LINE_PREFIX, RawBatch};
-use super::{recv, send};
+use crate::batch::{EntryPool, Fetched, LONG_LINE_PREFIX, Parsed, ParsedBatch, RawBatch, Render};
+use crate::channel::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
-use crate::format::{
-    Format, Origin, write_collected, write_fields, write_record, write_record_with, write_reject,
-};
-use crate::layout::{Fields, Layout, Outcome, Scratch};
+use crate::format::{Format, Origin, write_collected, write_fields, write_record, write_record_with};
+use crate::layout::{Layout, Outcome, Scratch};
 use crate::metrics::{Metrics, add};
 use crate::record::{
-    Line, ParsedRecord, RejectReason, Severity, parse_line, parse_timestamp, split_lines, trim_line,
+    Fields, Line, ParsedRecord, RejectReason, Severity, parse_line, parse_timestamp, split_lines, trim_line,
 };
-
-/// A line that did not follow the grammar, kept whole for the rejects file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejected {
-    /// 1-based input line number.
-    pub line_no: u64,
-    /// Why it was rejected.
-    pub reason: RejectReason,
-    /// The original line without its `\n`.
-    pub line: Bytes,
-}
-
-/// A parsed line stored in its batch: the message is a range of the batch's bytes, so a
-/// record costs no allocation and no reference count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) line_no: u64,
-    timestamp: OffsetDateTime,
-    severity: Severity,
-    message_start: u32,
-    message_len: u32,
-    /// Where the record's rendering ends in [`Parsed::out`]; it starts where the previous
-    /// entry's ends.
-    pub(crate) out_end: usize,
-}
-
-/// How the parsers render what they parse.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Render {
-    /// The output format of records.
-    pub format: Format,
-    /// Render rejected lines too (there is a rejects file).
-    pub rejects: bool,
-}
-
-/// Spent entry lists and render buffers, handed back when a batch is done so the next batch
-/// parses and renders into them.
-///
-/// A batch's list is ~160 KiB and its rendering ~400 KiB: allocating them per batch on one
-/// thread and freeing them on another costs page faults and grows the heap with the input.
-#[derive(Debug, Default)]
-pub(crate) struct EntryPool {
-    entries: Mutex<Vec<Vec<Entry>>>,
-    bytes: Mutex<Vec<Vec<u8>>>,
-}
-
-/// Takes a spent vector from `pool`, or a new one.
-fn take<T>(pool: &Mutex<Vec<Vec<T>>>) -> Vec<T> {
-    pool.lock()
-        .map(|mut spent| spent.pop())
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-}
-
-/// Gives `list` back to `pool`, emptied, unless the pool holds enough already.
-fn give<T>(pool: &Mutex<Vec<Vec<T>>>, mut list: Vec<T>) {
-    list.clear();
-    if list.capacity() > 0
-        && let Ok(mut spent) = pool.lock()
-        && spent.len() < EntryPool::MAX
-    {
-        spent.push(list);
-    }
-}
-
-impl EntryPool {
-    /// More than the in-flight window ever needs; extra vectors are freed.
-    const MAX: usize = 64;
-}
-
-/// What the grammar made of one batch's lines.
-#[derive(Debug, Default)]
-pub struct Parsed {
-    /// The batch's bytes, which the records point into.
-    pub(crate) data: Bytes,
-    /// Lines in the batch.
-    pub lines: u64,
-    /// Lines that were empty after trimming.
-    pub blank: u64,
-    /// Lines joined to the record before them (`--multiline`).
-    pub continued: u64,
-    /// Lines that parsed, in input order.
-    pub(crate) entries: Vec<Entry>,
-    /// Lines that did not, in input order.
-    pub rejects: Vec<Rejected>,
-    /// Every entry rendered in the output format, one after the other (see [`Entry::out_end`]).
-    pub(crate) out: Vec<u8>,
-    /// Every rejected line rendered for the rejects file, when there is one.
-    pub(crate) rejects_out: Vec<u8>,
-    /// Where `entries`, `out` and `rejects_out` go back to once the batch is done.
-    pool: Option<Arc<EntryPool>>,
-    /// How the batch was rendered.
-    render: Render,
-    /// The batch came from a stream: rejects are numbered by stream sequence, not line.
-    pub(crate) from_stream: bool,
-    /// When the messages were decoded (a layout other than `plain`, a collector's batch), the
-    /// batch's lines as read and the first one's number: where a record's line is found again.
-    raw: Option<(Bytes, u64)>,
-    /// Decoded messages, one after another (`data` is then empty): pooled like `out`.
-    decoded: Vec<u8>,
-}
-
-/// See [`Parsed::messages`]: a function of the two fields, so that the other fields can be
-/// borrowed beside it.
-fn messages_of<'a>(data: &'a Bytes, decoded: &'a [u8]) -> &'a [u8] {
-    if data.is_empty() { decoded } else { data }
-}
-
-impl Drop for Parsed {
-    fn drop(&mut self) {
-        if let Some(pool) = &self.pool {
-            give(&pool.entries, std::mem::take(&mut self.entries));
-            give(&pool.bytes, std::mem::take(&mut self.out));
-            give(&pool.bytes, std::mem::take(&mut self.rejects_out));
-            give(&pool.bytes, std::mem::take(&mut self.decoded));
-        }
-    }
-}
-
-impl Parsed {
-    /// An empty outcome for `data`, its entry list and buffers taken from `pool` (and given back
-    /// to it when dropped).
-    fn new(data: Bytes, render: Render, pool: Option<&Arc<EntryPool>>) -> Parsed {
-        Parsed {
-            data,
-            lines: 0,
-            blank: 0,
-            continued: 0,
-            entries: pool.map(|p| take(&p.entries)).unwrap_or_default(),
-            rejects: Vec::new(),
-            out: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
-            rejects_out: Vec::new(),
-            pool: pool.cloned(),
-            render,
-            from_stream: false,
-            raw: None,
-            decoded: Vec::new(),
-        }
-    }
-
-    /// The bytes the entries' messages point into: the batch's, or the decoded messages.
-    fn messages(&self) -> &[u8] {
-        messages_of(&self.data, &self.decoded)
-    }
-
-    /// [`Parsed::messages`] beside the entries and the rendering, to drop entries and move
-    /// renderings while reading records.
-    pub(crate) fn split_for_validation(&mut self) -> (&[u8], &mut Vec<Entry>, &mut Vec<u8>) {
-        (
-            messages_of(&self.data, &self.decoded),
-            &mut self.entries,
-            &mut self.out,
-        )
-    }
-
-    /// Keeps a parsed record whose rendering was just appended to `out`; its message is
-    /// `data[message_start..]`, `record.message.len()` bytes long.
-    fn keep(&mut self, record: &ParsedRecord<'_>, message_start: usize) {
-        self.entries.push(Entry {
-            line_no: record.line_no,
-            timestamp: record.timestamp,
-            severity: record.severity,
-            message_start: message_start as u32,
-            message_len: record.message.len() as u32,
-            out_end: self.out.len(),
-        });
-    }
-
-    /// One line too long to hold, of which `prefix` is the start: rejected.
-    fn long_line(line_no: u64, prefix: Bytes, render: Render) -> Parsed {
-        let mut parsed = Parsed::new(Bytes::new(), render, None);
-        parsed.lines = 1;
-        parsed.reject(line_no, RejectReason::LineTooLong, prefix);
-        parsed
-    }
-
-    /// Keeps a rejected line, rendered for the rejects file if there is one.
-    fn reject(&mut self, line_no: u64, reason: RejectReason, line: Bytes) {
-        if self.render.rejects {
-            write_reject(&mut self.rejects_out, line_no, reason, &line);
-        }
-        self.rejects.push(Rejected {
-            line_no,
-            reason,
-            line,
-        });
-    }
-
-    /// Rejects a parsed record as too large for the sink (see
-    /// [`crate::pipeline::validator::Rules`]); the rejects stay in line order.
-    pub(crate) fn reject_too_large(&mut self, entry: &Entry) {
-        let line = match &self.raw {
-            Some((raw, first_line)) => {
-                let text = split_lines(raw)
-                    .nth((entry.line_no - first_line) as usize)
-                    .expect("a record's line is in its batch");
-                raw.slice_ref(text)
-            }
-            None => {
-                let start = entry.message_start as usize;
-                let end = start + entry.message_len as usize;
-                let line_start = memchr::memrchr(b'\n', &self.data[..start]).map_or(0, |i| i + 1);
-                let line_end = memchr::memchr(b'\n', &self.data[end..]).map_or(self.data.len(), |i| end + i);
-                self.data.slice(line_start..line_end)
-            }
-        };
-        let line = match line.strip_suffix(b"\r") {
-            Some(trimmed) => line.slice_ref(trimmed),
-            None => line,
-        };
-        let at = self.rejects.partition_point(|r| r.line_no < entry.line_no);
-        self.rejects.insert(
-            at,
-            Rejected {
-                line_no: entry.line_no,
-                reason: RejectReason::TooLarge,
-                line,
-            },
-        );
-        if self.render.rejects {
-            // Rare: rendered again whole, so that the file keeps line order.
-            self.rejects_out.clear();
-            for r in &self.rejects {
-                write_reject(&mut self.rejects_out, r.line_no, r.reason, &r.line);
-            }
-        }
-    }
-
-    /// Every record rendered in the output format, one after the other.
-    pub fn rendered(&self) -> &[u8] {
-        &self.out
-    }
-
-    /// The parsed records, in input order.
-    pub fn records(&self) -> impl Iterator<Item = ParsedRecord<'_>> {
-        self.entries.iter().map(|e| self.record(e))
-    }
-
-    pub(crate) fn record(&self, entry: &Entry) -> ParsedRecord<'_> {
-        record_of(self.messages(), entry)
-    }
-}
-
-/// The record `entry` describes, its message a slice of `data` (its batch's bytes).
-pub(crate) fn record_of<'a>(data: &'a [u8], entry: &Entry) -> ParsedRecord<'a> {
-    let start = entry.message_start as usize;
-    ParsedRecord {
-        line_no: entry.line_no,
-        timestamp: entry.timestamp,
-        severity: entry.severity,
-        message: &data[start..start + entry.message_len as usize],
-    }
-}
-
-/// A parsed batch on its way to the validator.
-#[derive(Debug)]
-pub struct ParsedBatch {
-    /// The reader's batch number, for reordering.
-    pub seq: u64,
-    /// Where in the input the batch ends.
-    pub end: Position,
-    /// The batch's outcome.
-    pub parsed: Parsed,
-    /// The batch's slot in the in-flight window.
-    pub(crate) permit: OwnedSemaphorePermit,
-}
 
 /// Parses every line of `data`, numbering them from `first_line`, and renders the records as
 /// text and the rejected lines for a rejects file.
@@ -550,7 +279,7 @@ fn parse_layout(
     } = reading;
     let mut building = Building {
         parsed: Parsed::new(Bytes::new(), render, pool),
-        decoded: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
+        decoded: pool.map(|p| p.buffer()).unwrap_or_default(),
         raw: raw.clone(),
         max_line_bytes,
         render,
@@ -711,7 +440,7 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
     let mut parsed = Parsed::new(Bytes::new(), render, Some(pool));
     parsed.from_stream = true;
     // The messages, unescaped, one after another: what the entries point into.
-    let mut decoded = take(&pool.bytes);
+    let mut decoded = pool.buffer();
     let (mut fields, mut suffix) = (Fields::default(), Vec::new());
     for message in messages {
         let origin = Origin {
@@ -844,6 +573,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::Rejected;
     use proptest::prelude::*;
 
     #[test]

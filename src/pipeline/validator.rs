@@ -8,87 +8,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::parser::{Parsed, ParsedBatch, Rejected, record_of};
-use super::{recv, send};
-use crate::checkpoint::Position;
+use crate::batch::{ParsedBatch, ValidBatch, record_of};
+use crate::channel::{recv, send};
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
 use crate::record::{RejectReason, Severity, ValidRecord};
 
 /// How many rejected lines get a warning of their own; the rest are only counted.
 const REJECTS_SHOWN: u64 = 10;
-
-/// Records ready for the writer, in input order, rendered. Only [`validate`] makes one, so every
-/// record in it, and every byte of [`ValidBatch::rendered`], has passed validation.
-#[derive(Debug)]
-pub struct ValidBatch {
-    /// The parsed batch, its entries reduced to the ones that passed.
-    parsed: Parsed,
-    /// Where in the input the batch ends.
-    end: Position,
-    /// The batch's slot in the in-flight window, freed once written.
-    _permit: OwnedSemaphorePermit,
-}
-
-impl ValidBatch {
-    /// The records to write, in input order.
-    pub fn records(&self) -> impl Iterator<Item = ValidRecord<'_>> {
-        // Checked again for the type's sake: a branch per record, never taken.
-        self.parsed
-            .records()
-            .filter_map(|r| ValidRecord::validate(r).ok())
-    }
-
-    /// How many records there are to write.
-    pub fn len(&self) -> usize {
-        self.parsed.entries.len()
-    }
-
-    /// Where in the input the batch ends: once it is written, everything before is settled.
-    pub fn end(&self) -> Position {
-        self.end
-    }
-
-    /// Input lines the batch covered, whatever their outcome.
-    pub fn lines(&self) -> u64 {
-        self.parsed.lines
-    }
-
-    /// True when there is no record to write.
-    pub fn is_empty(&self) -> bool {
-        self.parsed.entries.is_empty()
-    }
-
-    /// The rejected lines, for the rejects file.
-    pub fn rejects(&self) -> &[Rejected] {
-        &self.parsed.rejects
-    }
-
-    /// The records to write, rendered in the output format, one after the other.
-    pub fn rendered(&self) -> &[u8] {
-        &self.parsed.out
-    }
-
-    /// The rejected lines rendered for the rejects file (empty when there is none).
-    pub fn rendered_rejects(&self) -> &[u8] {
-        &self.parsed.rejects_out
-    }
-
-    /// Each record's line number and rendering (with its `\n`), in input order.
-    pub fn rendered_records(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        let out = &self.parsed.out;
-        let mut start = 0;
-        self.parsed.entries.iter().map(move |entry| {
-            let rendered = &out[start..entry.out_end];
-            start = entry.out_end;
-            (entry.line_no, rendered)
-        })
-    }
-}
-
 /// Counts of every line's outcome up to the writer; they add up to `lines`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ValidatorReport {
@@ -193,11 +122,7 @@ pub fn validate(mut batch: ParsedBatch, rules: &Rules, report: &mut ValidatorRep
     report.dropped += dropped;
     report.filtered += filtered;
     report.valid += parsed.entries.len() as u64;
-    ValidBatch {
-        parsed: batch.parsed,
-        end: batch.end,
-        _permit: batch.permit,
-    }
+    ValidBatch::new(batch.parsed, batch.end, batch.permit)
 }
 
 /// Runs the validator until the parsers are done and every batch is passed on, or `cancel` fires.
@@ -246,6 +171,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Position;
     use crate::pipeline::parser::parse_batch;
     use bytes::Bytes;
     use std::sync::Arc;

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::recv;
-use super::validator::ValidBatch;
+use crate::batch::ValidBatch;
+use crate::channel::recv;
 use crate::checkpoint::{Commit, Position};
 use crate::config::RetryPolicy;
 use crate::error::Error;
@@ -181,7 +181,8 @@ mod tests {
 
     use super::*;
     use crate::Summary;
-    use crate::pipeline::parser::{ParsedBatch, parse_batch};
+    use crate::batch::ParsedBatch;
+    use crate::pipeline::parser::parse_batch;
     use crate::pipeline::validator::{Rules, ValidatorReport, validate};
 
     /// A sink that accepts at most `max_per_write` bytes a call; after its first `ok_first`

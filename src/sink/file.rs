@@ -10,9 +10,9 @@ use backon::RetryableWithContext;
 use tokio::io::AsyncWriteExt;
 
 use super::{Failure, Sink, Stop, Stored};
+use crate::batch::ValidBatch;
 use crate::config::RetryPolicy;
 use crate::output::Writable;
-use crate::pipeline::validator::ValidBatch;
 
 /// True for errors worth retrying: interrupted, would block, timed out, out of space.
 pub fn is_transient(error: &io::Error) -> bool {

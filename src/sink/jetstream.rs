@@ -19,56 +19,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use async_nats::Subject;
 use async_nats::jetstream::context::{GetStreamByNameErrorKind, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
-use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 
-use super::breaker::{Breaker, State};
 use super::{Sink, Stop, Stored};
+use crate::batch::ValidBatch;
+use crate::breaker::{Breaker, State};
 use crate::config::{NatsOutput, RetryPolicy};
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
+use crate::nats::message::Publisher;
 use crate::nats::{self, Denied, Reconnect, Trouble};
-use crate::pipeline::validator::ValidBatch;
-
-/// Header: who published the record (host and input fingerprint).
-pub const SOURCE: &str = "Ingest-Source";
-/// Header: the record's line number in its input (the first one, for a packed message).
-pub const LINE: &str = "Ingest-Line";
-/// Header: the last line number in a message packed by `--batch-bytes`.
-pub const LAST_LINE: &str = "Ingest-Last-Line";
-
-/// Room left in `max_payload` for the headers.
-const HEADER_ROOM: usize = 256;
 
 /// A message unacknowledged for this long stops further sends until it is answered. An ack
 /// normally takes a millisecond; a stream that lost its leader takes seconds to elect another,
 /// and nothing sent meanwhile may overtake what the old leader lost.
 const STALLED: Duration = Duration::from_millis(250);
-
-/// Who is publishing, in every message's headers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Source {
-    /// The publisher's identity in 16 hex digits: with `--checkpoint` the same for every rerun
-    /// on the same input (the checkpoint keeps it), otherwise new for every run.
-    pub fingerprint: String,
-    /// `HOST/FINGERPRINT`, the `Ingest-Source` header.
-    pub name: String,
-}
-
-impl Source {
-    /// The source `id` (see [`crate::checkpoint::new_source`]) publishing from `host`.
-    pub fn new(host: &str, id: u64) -> Source {
-        let fingerprint = format!("{id:016x}");
-        Source {
-            name: format!("{host}/{fingerprint}"),
-            fingerprint,
-        }
-    }
-}
 
 type Ack =
     Pin<Box<dyn Future<Output = Result<PublishAck, async_nats::jetstream::context::PublishError>> + Send>>;
@@ -109,7 +79,7 @@ struct Connection {
 pub struct JetStreamSink {
     target: NatsOutput,
     subject: Subject,
-    source: Source,
+    publisher: Publisher,
     connection: Option<Connection>,
     /// The server's largest message, headers included.
     max_payload: usize,
@@ -146,7 +116,7 @@ impl JetStreamSink {
     /// [`Error::NoStream`], [`Error::NotPermitted`], [`Error::Unavailable`], [`Error::Nats`].
     pub async fn start(
         target: NatsOutput,
-        source: Source,
+        publisher: Publisher,
         retry: RetryPolicy,
         resume: bool,
         metrics: Arc<Metrics>,
@@ -155,7 +125,7 @@ impl JetStreamSink {
             subject: Subject::from(target.subject.as_str()),
             breaker: Breaker::new(target.server.breaker_failures, retry),
             target,
-            source,
+            publisher,
             connection: None,
             max_payload: 0,
             batches: VecDeque::new(),
@@ -260,7 +230,7 @@ impl JetStreamSink {
         {
             Ok(message) => {
                 self.last_seq = message.sequence;
-                if resume && let Some((_, last)) = ours(&message.headers, &self.source) {
+                if resume && let Some((_, last)) = self.publisher.lines_of(&message.headers) {
                     self.skip_through = last;
                     tracing::info!(
                         "{}: lines up to {last} are in the stream already; continuing after them",
@@ -324,20 +294,7 @@ impl JetStreamSink {
         } else {
             rendered
         };
-        let mut headers = HeaderMap::new();
-        let mut digits = itoa::Buffer::new();
-        let id = if message.first_line == message.last_line {
-            format!("{}:{}", self.source.fingerprint, message.first_line)
-        } else {
-            headers.insert(LAST_LINE, digits.format(message.last_line));
-            format!(
-                "{}:{}-{}",
-                self.source.fingerprint, message.first_line, message.last_line
-            )
-        };
-        headers.insert("Nats-Msg-Id", id.as_str());
-        headers.insert(SOURCE, self.source.name.as_str());
-        headers.insert(LINE, digits.format(message.first_line));
+        let headers = self.publisher.headers(message.first_line, message.last_line);
         let publish = PublishMessage::build()
             .payload(Bytes::copy_from_slice(body))
             .headers(headers);
@@ -618,7 +575,7 @@ impl JetStreamSink {
             match next.await {
                 Ok(message) => {
                     seq = message.sequence + 1;
-                    if let Some((first, _)) = ours(&message.headers, &self.source) {
+                    if let Some((first, _)) = self.publisher.lines_of(&message.headers) {
                         found.insert(first);
                     }
                 }
@@ -714,8 +671,7 @@ impl Sink for JetStreamSink {
     }
 
     fn max_record_bytes(&self) -> Option<usize> {
-        let headers = HEADER_ROOM + self.source.name.len() + self.source.fingerprint.len();
-        Some(self.max_payload.saturating_sub(headers))
+        Some(self.max_payload.saturating_sub(self.publisher.header_bytes()))
     }
 
     async fn shutdown(&mut self) -> Result<(), Stop> {
@@ -726,19 +682,6 @@ impl Sink for JetStreamSink {
         }
         Ok(())
     }
-}
-
-/// The first and last line of a message, when its headers say it is `source`'s.
-fn ours(headers: &HeaderMap, source: &Source) -> Option<(u64, u64)> {
-    if headers.get(SOURCE)?.as_str() != source.name {
-        return None;
-    }
-    let first: u64 = headers.get(LINE)?.as_str().parse().ok()?;
-    let last = match headers.get(LAST_LINE) {
-        Some(last) => last.as_str().parse().ok()?,
-        None => first,
-    };
-    Some((first, last))
 }
 
 /// Waits until every one of `pending` has its answer (or has timed out), whatever it is.
@@ -761,19 +704,5 @@ fn poll_now(ack: &mut Ack) -> Option<Result<PublishAck, async_nats::jetstream::c
     match ack.as_mut().poll(&mut context) {
         Poll::Ready(answer) => Some(answer),
         Poll::Pending => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fingerprint_is_stable_and_tells_inputs_apart() {
-        let a = Source::new("web1", 0x2a);
-        assert_eq!(a, Source::new("web1", 0x2a));
-        assert_ne!(a.fingerprint, Source::new("web1", 0x2b).fingerprint);
-        assert_eq!(a.name, format!("web1/{}", a.fingerprint));
-        assert_eq!(a.fingerprint, "000000000000002a");
     }
 }

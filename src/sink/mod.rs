@@ -6,15 +6,14 @@
 //! Only then does it count them, write their rejected lines and commit the checkpoint; each
 //! batch holds its window slot until then, so a slow or absent destination stops the reader.
 
-pub mod breaker;
 pub mod file;
 pub mod jetstream;
 
 use std::future::Future;
 use std::io;
 
+use crate::batch::ValidBatch;
 use crate::error::Error;
-use crate::pipeline::validator::ValidBatch;
 
 /// A destination for the writer's records.
 pub trait Sink: Send {

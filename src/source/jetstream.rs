@@ -1,431 +1,518 @@
-//! The collector's side of JetStream: the connection, the durable pull consumer and its lease.
+//! A JetStream stream as a source (a collector's fetcher stage): pulls messages from the
+//! consumer ([`super::consumer`]) and hands them to the parser pool in batches, in stream order,
+//! each batch ending at its last message's stream sequence.
 //!
-//! [`Collector::start`] connects (retrying through a [`Breaker`] until `--sink-timeout`), takes
-//! the consumer's [`Lease`], creates the consumer when it is missing, and puts its delivery
-//! position right after the last message the checkpoint committed: messages a killed run
-//! fetched but never committed come again, in stream order, before anything newer. The
-//! fetcher stage ([`crate::pipeline::fetcher`]) then pulls from it and acknowledges only
-//! what the checkpoint has committed.
+//! A message is acknowledged only once the checkpoint has committed it: the writer's commits
+//! reach this stage through a [`watch`] channel ([`Announce`] wraps the committer), and a task
+//! of the stage's own acks every message up to the committed stream sequence then, while
+//! fetching goes on. A message at or before the commit that comes again (an ack lost with a
+//! connection) is acked at once and not written again. On a drain or after `--until-idle`,
+//! fetching stops, everything fetched flows out, and the stage acks what the last commit
+//! covers before it ends.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::Subject;
-use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
-use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::consumer::pull::{self, MessagesErrorKind};
 use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
-use super::lease::Lease;
-use crate::config::{NatsInput, RetryPolicy};
+use super::consumer::{Acker, Collector, Standing};
+use super::{Feed, Source, Started};
+use crate::batch::{CHUNK_BYTES, Fetched, RawBatch};
+use crate::channel::send;
+use crate::checkpoint::{Commit, Position};
 use crate::error::Error;
 use crate::metrics::{Metrics, add};
-use crate::nats::{self, Denied, Reconnect, Trouble};
-use crate::sink::breaker::{Breaker, State};
+use crate::nats::message::publisher_of;
 
-/// Unacknowledged messages a consumer made by ingest allows: room for the in-flight window and
-/// for what waits for the next commit.
-const MAX_ACK_PENDING: i64 = 131_072;
+/// How long a batch waits for more messages once it has one and nothing more has arrived: the
+/// latency a trickle sees. Longer only adds waits: a busy stream fills batches without it.
+const LINGER: Duration = Duration::from_millis(1);
 
-/// Most bytes one pull asks for.
-const PULL_BYTES: usize = 8 << 20;
+/// Most message bytes in one batch, as the reader's chunks: packed messages hold hundreds of
+/// records each, and a window of batches must stay within the memory bound.
+const BATCH_BYTES: u64 = CHUNK_BYTES as u64;
 
-/// How long the server waits for an ack before delivering a message again. Acks go out at
-/// commits, which come every few seconds at most; a redelivery only costs a skipped message.
-const ACK_WAIT: Duration = Duration::from_secs(60);
-
-/// A connected collector holding its consumer's lease.
-pub struct Collector {
-    input: NatsInput,
-    client: async_nats::Client,
-    consumer: PullConsumer,
-    lease: Lease,
-    /// The stream sequence of the last message committed before this run: where it starts.
-    pub start: u64,
-    /// The consumer's limit on unacknowledged messages.
-    pub max_ack_pending: u64,
-    /// Set by the client while its connection is down.
-    lost: Arc<AtomicBool>,
-    denied: Denied,
-    breaker: Breaker,
-    metrics: Arc<Metrics>,
+/// The committer of a collector: commits as usual, then announces the committed stream
+/// sequence to the acker, which acks up to it. Also makes a commit due when the consumer's
+/// limit on unacknowledged messages comes near, since nothing more arrives past it.
+#[derive(Debug)]
+pub struct Announce {
+    inner: Box<dyn Commit>,
+    committed: watch::Sender<u64>,
+    unacked: Arc<AtomicU64>,
+    limit: u64,
 }
 
-impl Collector {
-    /// Connects, takes the lease, finds or creates the consumer and positions it after
-    /// `committed` (the checkpoint's last stream sequence; `None` for a new checkpoint, which
-    /// continues where the consumer's acknowledgements stand).
-    ///
-    /// # Errors
-    /// [`Error::NoSuchStream`], [`Error::Collecting`], [`Error::NotPermitted`],
-    /// [`Error::Unavailable`], [`Error::Nats`].
-    pub async fn start(
-        input: NatsInput,
-        committed: Option<u64>,
-        retry: RetryPolicy,
-        metrics: Arc<Metrics>,
-    ) -> Result<Collector, Error> {
-        metrics.source_active.store(true, Ordering::Relaxed);
-        let mut breaker = Breaker::new(input.server.breaker_failures, retry);
-        let denied = Denied::default();
-        loop {
-            let lost = Arc::new(AtomicBool::new(false));
-            let why = match open(&input, committed, lost.clone(), denied.clone()).await {
-                Ok(opened) => {
-                    return Ok(Collector {
-                        input,
-                        client: opened.client,
-                        consumer: opened.consumer,
-                        lease: opened.lease,
-                        start: opened.start,
-                        max_ack_pending: opened.max_ack_pending,
-                        lost,
-                        denied,
-                        breaker,
-                        metrics,
-                    });
-                }
-                Err(Trouble::Fatal(error)) => return Err(error),
-                Err(Trouble::Transient(why)) => why,
-            };
-            denied.check(&input.server.shown)?;
-            let (delay, _) = breaker
-                .failure_within(Instant::now(), input.server.timeout)
-                .map_err(|after| Error::Unavailable {
-                    target: input.server.shown.clone(),
-                    after,
-                    last_error: why.clone(),
-                })?;
-            tracing::warn!(
-                "{}: {why}; retrying in {} ms",
-                input.server.shown,
-                delay.as_millis()
-            );
-            tokio::time::sleep(delay).await;
-        }
+impl Commit for Announce {
+    fn start_writing(&mut self) -> Result<(), Error> {
+        self.inner.start_writing()
     }
 
-    /// The address, password redacted.
-    pub fn describe(&self) -> &str {
-        &self.input.server.shown
+    fn due(&mut self, written: u64) -> bool {
+        self.inner.due(written) || self.unacked.load(Ordering::Relaxed) >= self.limit
     }
 
-    /// `--until-idle`, if given.
-    pub fn until_idle(&self) -> Option<Duration> {
-        self.input.until_idle
-    }
-
-    /// Starts pulling: batches of up to `batch` messages, with heartbeats so that a server
-    /// gone quiet is noticed.
-    ///
-    /// # Errors
-    /// [`Error::Nats`] when the pull cannot start.
-    pub async fn messages(&self, batch: usize) -> Result<pull::Stream, Error> {
-        self.consumer
-            .stream()
-            .max_messages_per_batch(batch.max(1))
-            // Packed messages are up to a MiB each: a pull for thousands of them would outgrow
-            // what the server lets a client have pending, and it would drop the connection.
-            .max_bytes_per_batch(PULL_BYTES)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(|e| {
-                self.error(format!(
-                    "cannot pull from consumer '{}': {e}",
-                    self.input.consumer
-                ))
-            })
-    }
-
-    /// Where the consumer stands against `taken`, the last stream sequence this run took:
-    /// asked when no message came for `--until-idle`.
-    pub async fn standing(&mut self, taken: u64) -> Standing {
-        match tokio::time::timeout(Duration::from_secs(2), self.consumer.info()).await {
-            Ok(Ok(info)) if info.delivered.stream_sequence > taken => Standing::Lost,
-            Ok(Ok(info)) if info.num_pending == 0 => Standing::CaughtUp,
-            _ => Standing::Behind,
-        }
-    }
-
-    /// Puts the consumer's delivery right after stream sequence `taken`: what it delivered
-    /// since and never arrived comes again, in order.
-    ///
-    /// # Errors
-    /// [`Error::Nats`] when the server refuses.
-    pub async fn reposition(&mut self, taken: u64) -> Result<(), Error> {
-        self.consumer.reset(Some(taken + 1)).await.map(drop).map_err(|e| {
-            self.error(format!(
-                "cannot put consumer '{}' back to stream sequence {}: {e}",
-                self.input.consumer,
-                taken + 1
-            ))
-        })
-    }
-
-    /// What acknowledges messages, for a task of its own.
-    pub fn acker(&self) -> Acker {
-        Acker {
-            client: self.client.clone(),
-            metrics: self.metrics.clone(),
-        }
-    }
-
-    /// Checks the connection and the lease; call about once a second. Counts an outage
-    /// through the breaker and gives up after `--sink-timeout`. True while the server is
-    /// there.
-    ///
-    /// # Errors
-    /// [`Error::Unavailable`] past the timeout; [`Error::Collecting`] when the lease was
-    /// taken; [`Error::NotPermitted`].
-    pub async fn check(&mut self) -> Result<bool, Error> {
-        self.denied.check(&self.input.server.shown)?;
-        let trouble = if self.lost.load(Ordering::Relaxed) {
-            Some("the connection was lost".to_owned())
-        } else if self.lease.due() {
-            match self.lease.renew().await {
-                Ok(()) => None,
-                Err(Trouble::Fatal(error)) => return Err(error),
-                Err(Trouble::Transient(why)) => Some(why),
-            }
-        } else {
-            None
-        };
-        match trouble {
-            None => {
-                if self.breaker.success() {
-                    self.metrics.source_open_since.store(0, Ordering::Relaxed);
-                    tracing::info!("{}: available again", self.input.server.shown);
-                }
-                Ok(true)
-            }
-            Some(why) => self.failed(why).map(|()| false),
-        }
-    }
-
-    /// Counts a failure to fetch (a missed heartbeat, a failed pull).
-    ///
-    /// # Errors
-    /// [`Error::Unavailable`] once the server has been unavailable for `--sink-timeout`.
-    pub fn failed(&mut self, why: String) -> Result<(), Error> {
-        let (_, opened) = self
-            .breaker
-            .failure_within(Instant::now(), self.input.server.timeout)
-            .map_err(|after| Error::Unavailable {
-                target: self.input.server.shown.clone(),
-                after,
-                last_error: why.clone(),
-            })?;
-        if opened {
-            add(&self.metrics.source_breaker_openings, 1);
-            self.metrics
-                .source_open_since
-                .store(crate::nats::unix_ms(), Ordering::Relaxed);
-            tracing::warn!(
-                "{}: {why}; waiting for the server (giving up after {} s)",
-                self.input.server.shown,
-                self.input.server.timeout.as_secs()
-            );
-        } else if self.breaker.state() == State::Closed {
-            tracing::debug!("{}: {why}", self.input.server.shown);
-        }
+    fn commit(
+        &mut self,
+        input: Position,
+        output_bytes: u64,
+        rejects_bytes: u64,
+        finished: bool,
+    ) -> Result<(), Error> {
+        self.inner.commit(input, output_bytes, rejects_bytes, finished)?;
+        self.committed.send_replace(input.offset);
         Ok(())
     }
+}
 
-    /// Flushes the acks, reads how many messages the consumer still has, and releases the
-    /// lease.
-    pub async fn finish(mut self) {
-        if tokio::time::timeout(Duration::from_secs(5), self.client.flush())
-            .await
-            .is_err()
+/// What the fetcher hands the acker, once per burst of messages: their stream sequences and
+/// reply subjects.
+#[derive(Default)]
+struct ToAck {
+    /// New messages, acked once a commit covers them.
+    wait: Vec<(u64, Subject)>,
+    /// Messages that came again while their first delivery was still on its way (or after it
+    /// was committed): acked with it.
+    again: Vec<(u64, Subject)>,
+}
+
+/// Messages fetched and not yet acknowledged, and the last committed stream sequence.
+struct Acks {
+    /// In stream order: acked once committed.
+    waiting: VecDeque<(u64, Subject)>,
+    /// Messages that came again while their first delivery was still on its way.
+    again: Vec<(u64, Subject)>,
+    committed: u64,
+    unacked: Arc<AtomicU64>,
+    acker: Acker,
+}
+
+impl Acks {
+    /// Takes what the fetcher handed over; acks at once what a commit covers already (the
+    /// announcement can overtake it).
+    async fn take(&mut self, handed: ToAck) {
+        self.waiting.extend(handed.wait);
+        self.again.extend(handed.again);
+        let committed = self.committed;
+        self.commit(committed).await;
+    }
+
+    /// Acks everything up to the committed sequence `committed`.
+    async fn commit(&mut self, committed: u64) {
+        self.committed = self.committed.max(committed);
+        while let Some((seq, _)) = self.waiting.front()
+            && *seq <= self.committed
         {
-            tracing::warn!(
-                "{}: the last acks may not have arrived (they come again, and are skipped)",
-                self.describe()
-            );
+            let (_, reply) = self.waiting.pop_front().expect("checked");
+            self.acker.ack(reply).await;
+            self.unacked.fetch_sub(1, Ordering::Relaxed);
         }
-        // The server applies acks in the background: until it has, the consumer still counts
-        // those messages as pending. Asked again for a moment, not longer: messages fetched and
-        // never written (a drain) stay pending for good, and come again next run.
-        for _ in 0..25 {
-            let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(5), self.consumer.info()).await
-            else {
-                break;
-            };
-            let pending = info.num_pending + info.num_ack_pending as u64;
-            self.metrics.source_pending.store(pending, Ordering::Relaxed);
-            if info.num_ack_pending == 0 {
-                break;
+        let (done, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.again)
+            .into_iter()
+            .partition(|(seq, _)| *seq <= self.committed);
+        self.again = later;
+        for (_, reply) in done {
+            self.acker.ack(reply).await;
+        }
+    }
+
+    /// Acks as commits come, until the writer is done (it drops the committer, closing the
+    /// announcements) and the fetcher has handed over everything.
+    async fn run(
+        mut self,
+        mut messages: mpsc::UnboundedReceiver<ToAck>,
+        mut committed: watch::Receiver<u64>,
+    ) {
+        let (mut announcing, mut fetching) = (true, true);
+        while announcing || fetching {
+            tokio::select! {
+                changed = committed.changed(), if announcing => {
+                    announcing = changed.is_ok();
+                    let c = *committed.borrow_and_update();
+                    self.commit(c).await;
+                }
+                message = messages.recv(), if fetching => match message {
+                    Some(message) => self.take(message).await,
+                    None => fetching = false,
+                },
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.lease.release().await;
-    }
-
-    fn error(&self, what: String) -> Error {
-        Error::Nats {
-            target: self.input.server.shown.clone(),
-            what,
         }
     }
 }
 
-/// Where a consumer stands when no message comes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Standing {
-    /// Nothing left to deliver: idle indeed.
-    CaughtUp,
-    /// Messages wait, or the server cannot say (a consumer leader being elected).
-    Behind,
-    /// It delivered past what arrived: those deliveries were lost.
-    Lost,
+/// How the collector's stages batch and commit.
+pub struct Settings {
+    /// Most messages in one batch.
+    pub batch_lines: usize,
+    /// Records in flight (`--capacity`): room a commit must leave under the consumer's limit
+    /// on unacknowledged messages.
+    pub window_lines: usize,
 }
 
-/// Acknowledges messages by their reply subjects.
-pub struct Acker {
-    client: async_nats::Client,
+impl Source for Collector {
+    fn start(self: Box<Self>, feed: Feed, committer: Option<Box<dyn Commit>>) -> Started {
+        let inner = committer.expect("a collector always has a checkpoint");
+        let settings = Settings {
+            batch_lines: feed.batch_lines,
+            window_lines: feed.capacity,
+        };
+        let (announce, fetcher, acker) = start(
+            *self,
+            inner,
+            settings,
+            feed.lines_tx,
+            feed.window,
+            feed.metrics,
+            feed.drain,
+            feed.cancel,
+        );
+        Started {
+            tasks: vec![("fetcher", Box::pin(fetcher)), ("acker", Box::pin(acker))],
+            committer: Some(Box::new(announce)),
+        }
+    }
+}
+
+/// The collector's stages: the fetcher (pulls and batches) and the acker (acks what commits
+/// cover), and the committer that announces commits to the acker, wrapping `inner`.
+#[allow(clippy::too_many_arguments)]
+fn start(
+    collector: Collector,
+    inner: Box<dyn Commit>,
+    settings: Settings,
+    lines_tx: async_channel::Sender<RawBatch>,
+    window: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+    cancel: CancellationToken,
+) -> (
+    Announce,
+    impl Future<Output = Result<(), Error>> + use<>,
+    impl Future<Output = Result<(), Error>> + use<>,
+) {
+    let (committed_tx, committed) = watch::channel(collector.start);
+    let unacked = Arc::new(AtomicU64::new(0));
+    // Room for a full window of fetched messages before the consumer's limit stops delivery.
+    let max = collector.max_ack_pending;
+    let limit = max
+        .saturating_sub(settings.window_lines as u64)
+        .max(max / 2)
+        .max(1);
+    let announce = Announce {
+        inner,
+        committed: committed_tx,
+        unacked: unacked.clone(),
+        limit,
+    };
+    let (to_ack, handed) = mpsc::unbounded_channel();
+    let (done_tx, done) = oneshot::channel();
+    let acks = Acks {
+        waiting: VecDeque::new(),
+        again: Vec::new(),
+        committed: collector.start,
+        unacked: unacked.clone(),
+        acker: collector.acker(),
+    };
+    let fetching = Fetching {
+        to_ack,
+        handing: ToAck::default(),
+        unacked,
+        highest: collector.start,
+        last_delivery: None,
+        last_source: None,
+        metrics,
+    };
+    let fetcher = run(
+        collector,
+        fetching,
+        settings,
+        lines_tx,
+        window,
+        done_tx,
+        drain,
+        cancel.clone(),
+    );
+    let acker = async move {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {}
+            () = acks.run(handed, committed) => {
+                // The fetcher hands the collector over when it stopped without a cancel.
+                if let Ok(collector) = done.await {
+                    collector.finish().await;
+                }
+            }
+        }
+        Ok(())
+    };
+    (announce, fetcher, acker)
+}
+
+/// How a batch being gathered ended.
+enum Gathered {
+    /// Full, or lingered long enough: send it and go on.
+    Go,
+    /// Drained, or idle past `--until-idle`: send it and stop.
+    Stop,
+}
+
+/// What the fetcher keeps while it sorts messages (see [`judge`]).
+struct Fetching {
+    to_ack: mpsc::UnboundedSender<ToAck>,
+    /// The current burst's messages, for the acker.
+    handing: ToAck,
+    /// Messages handed to the acker and not yet acked.
+    unacked: Arc<AtomicU64>,
+    /// The highest stream sequence fetched (or committed before this run).
+    highest: u64,
+    /// The consumer's number of the last delivery (since the last pull began).
+    last_delivery: Option<u64>,
+    /// The last publisher seen: consecutive messages share one allocation of it.
+    last_source: Option<Arc<str>>,
     metrics: Arc<Metrics>,
 }
 
-impl Acker {
-    /// Acknowledges one message.
-    pub async fn ack(&self, reply: Subject) {
-        // An ack lost on the way only means a redelivery, which the fetcher skips and acks.
-        if self
-            .client
-            .publish(reply, Bytes::from_static(b"+ACK"))
-            .await
-            .is_ok()
-        {
-            add(&self.metrics.source_acked, 1);
+impl Fetching {
+    /// Puts the consumer right after the last message taken and pulls afresh, after a gap in
+    /// the deliveries.
+    async fn deliver_again(
+        &mut self,
+        collector: &mut Collector,
+        batch: usize,
+    ) -> Result<pull::Stream, Error> {
+        tracing::warn!(
+            "{}: deliveries went missing after stream sequence {}; asking for them again",
+            collector.describe(),
+            self.highest
+        );
+        add(&self.metrics.source_gaps, 1);
+        collector.reposition(self.highest).await?;
+        self.last_delivery = None;
+        collector.messages(batch).await
+    }
+
+    /// Hands the burst's messages to the acker: one send per burst, not per message.
+    fn hand_over(&mut self) {
+        let handing = std::mem::take(&mut self.handing);
+        if !(handing.wait.is_empty() && handing.again.is_empty()) {
+            // The acker outlives the fetcher: a send fails only on a cancel.
+            let _ = self.to_ack.send(handing);
         }
     }
 }
 
-/// What one attempt at [`Collector::start`] sets up.
-struct Opened {
-    client: async_nats::Client,
-    consumer: PullConsumer,
-    lease: Lease,
-    start: u64,
-    max_ack_pending: u64,
-}
-
-/// One attempt at [`Collector::start`].
-async fn open(
-    input: &NatsInput,
-    committed: Option<u64>,
-    lost: Arc<AtomicBool>,
-    denied: Denied,
-) -> Result<Opened, Trouble> {
-    let fatal = |what: String| {
-        Trouble::Fatal(Error::Nats {
-            target: input.server.shown.clone(),
-            what,
-        })
-    };
-    let client = nats::connect(&input.server, Reconnect::Always, lost, denied).await?;
-    let js = async_nats::jetstream::ContextBuilder::new()
-        .timeout(Duration::from_secs(5))
-        .build(client.clone());
-    let mut stream = match js.get_stream(&input.stream).await {
-        Ok(stream) => stream,
-        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
-        {
-            return Err(Trouble::Fatal(Error::NoSuchStream {
-                target: input.server.shown.clone(),
-                stream: input.stream.clone(),
-            }));
-        }
-        Err(e) => {
-            return Err(Trouble::Transient(format!(
-                "cannot read stream {}: {e}",
-                input.stream
-            )));
-        }
-    };
-    let replicas = stream
-        .info()
-        .await
-        .map_err(|e| Trouble::Transient(format!("cannot read stream {}: {e}", input.stream)))?
-        .config
-        .num_replicas;
-    let lease = Lease::acquire(&js, &input.stream, &input.consumer, replicas).await?;
-    let config = pull::Config {
-        durable_name: Some(input.consumer.clone()),
-        description: Some("ingest --from: a collector's consumer".to_owned()),
-        ack_policy: AckPolicy::Explicit,
-        ack_wait: ACK_WAIT,
-        filter_subject: input.filter.clone().unwrap_or_default(),
-        max_ack_pending: MAX_ACK_PENDING,
-        ..Default::default()
-    };
-    let mut consumer: PullConsumer = stream
-        .get_or_create_consumer(&input.consumer, config)
-        .await
-        .map_err(|e| Trouble::Transient(format!("cannot create consumer '{}': {e}", input.consumer)))?;
-    let info = consumer
-        .info()
-        .await
-        .map_err(|e| Trouble::Transient(format!("cannot read consumer '{}': {e}", input.consumer)))?
-        .clone();
-    let wanted = input.filter.clone().unwrap_or_default();
-    if info.config.filter_subject != wanted {
-        let shown = |f: &str| {
-            if f.is_empty() {
-                "no subject filter".to_owned()
-            } else {
-                format!("filter '{f}'")
+/// Runs the fetcher until a drain, `--until-idle` or a cancel; then hands the collector to the
+/// acker, which finishes it once the last commit is acked.
+///
+/// # Errors
+/// [`Error::Unavailable`] when the server is away past `--sink-timeout`, [`Error::Collecting`]
+/// when another collector took the consumer, [`Error::Nats`] when the consumer is deleted.
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    mut collector: Collector,
+    mut fetching: Fetching,
+    settings: Settings,
+    lines_tx: async_channel::Sender<RawBatch>,
+    window: Arc<Semaphore>,
+    done: oneshot::Sender<Collector>,
+    drain: CancellationToken,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
+    let mut messages = collector.messages(settings.batch_lines).await?;
+    let metrics = fetching.metrics.clone();
+    let mut last_arrival;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch_no = 0;
+    let idle = collector.until_idle();
+    // When `--until-idle` runs out, unless a message comes first.
+    let idle_end =
+        |last: Instant| tokio::time::Instant::from_std(last + idle.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(()),
+            () = drain.cancelled() => break,
+            _ = tick.tick() => {
+                collector.check().await?;
+                continue;
+            }
+            permit = window.clone().acquire_owned() => permit.expect("the window is never closed"),
+        };
+        // Idle time is time with room for messages and none coming: not time held back by a
+        // full window.
+        last_arrival = Instant::now();
+        let mut batch = Vec::new();
+        let mut linger = None;
+        let mut bytes = 0;
+        let gathered = loop {
+            if batch.len() >= settings.batch_lines || bytes >= BATCH_BYTES {
+                break Gathered::Go;
+            }
+            let until = linger.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(()),
+                () = drain.cancelled() => break Gathered::Stop,
+                _ = tick.tick() => {
+                    // Time the server is away is not idle time.
+                    if !collector.check().await? {
+                        last_arrival = Instant::now();
+                    }
+                }
+                () = tokio::time::sleep_until(until), if linger.is_some() => break Gathered::Go,
+                () = tokio::time::sleep_until(idle_end(last_arrival)), if idle.is_some() && batch.is_empty() => {
+                    messages = match collector.standing(fetching.highest).await {
+                        Standing::CaughtUp => break Gathered::Stop,
+                        Standing::Lost => fetching.deliver_again(&mut collector, settings.batch_lines).await?,
+                        // Messages wait and none come: the pull was lost with a consumer
+                        // leader that moved (the heartbeats would say so later). Pull afresh.
+                        Standing::Behind => collector.messages(settings.batch_lines).await?,
+                    };
+                    last_arrival = Instant::now();
+                }
+                next = messages.next() => match next {
+                    None => messages = collector.messages(settings.batch_lines).await?,
+                    Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
+                        return Err(Error::Nats {
+                            target: collector.describe().to_owned(),
+                            what: "the consumer was deleted while collecting".to_owned(),
+                        });
+                    }
+                    Some(Err(e)) => {
+                        collector.failed(e.to_string())?;
+                        last_arrival = Instant::now();
+                    }
+                    Some(Ok(message)) => {
+                        last_arrival = Instant::now();
+                        let mut next = Some(message);
+                        // Then whatever else has arrived, without a select per message.
+                        while let Some(message) = next.take() {
+                            match judge(message, &mut fetching) {
+                                Judged::Take(fetched) => {
+                                    bytes += fetched.payload.len() as u64;
+                                    batch.push(fetched);
+                                }
+                                Judged::Nothing => {}
+                                Judged::Gap => {
+                                    // What came after the gap is dropped with the pull.
+                                    messages = fetching.deliver_again(&mut collector, settings.batch_lines).await?;
+                                    break;
+                                }
+                            }
+                            if batch.len() < settings.batch_lines
+                                && bytes < BATCH_BYTES
+                                && let Some(Some(Ok(message))) = messages.next().now_or_never()
+                            {
+                                next = Some(message);
+                            }
+                        }
+                        fetching.hand_over();
+                        if !batch.is_empty() {
+                            linger.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
+                        }
+                    }
+                },
             }
         };
-        return Err(fatal(format!(
-            "consumer '{}' has {}, not {}: give this collector a new --consumer name, or remove the old one (`nats consumer rm {} {}`)",
-            input.consumer,
-            shown(&info.config.filter_subject),
-            shown(&wanted),
-            input.stream,
-            input.consumer
-        )));
+        if !batch.is_empty() {
+            // Lines are counted by the parsers, which split the messages anyway.
+            add(&metrics.bytes_in, bytes);
+            let end = batch.last().map_or(fetching.highest, |m| m.seq);
+            let raw = RawBatch {
+                seq: batch_no,
+                first_line: 1,
+                data: Bytes::new(),
+                long_line: false,
+                tail_too_long: false,
+                head_continues: false,
+                end_offset: end,
+                permit,
+                messages: batch,
+            };
+            batch_no += 1;
+            if !send(&lines_tx, raw, &cancel, &metrics.reader).await {
+                return Ok(());
+            }
+        }
+        if matches!(gathered, Gathered::Stop) {
+            break;
+        }
     }
-    if info.config.ack_policy != AckPolicy::Explicit {
-        return Err(fatal(format!(
-            "consumer '{}' does not take explicit acks: give this collector its own --consumer name",
-            input.consumer
-        )));
-    }
-    let max_ack_pending = if info.config.max_ack_pending > 0 {
-        info.config.max_ack_pending as u64
-    } else {
-        u64::MAX
+    // Stopped fetching: what was fetched flows out, and the acker acks it as the writer
+    // commits it; then it finishes the collector.
+    drop(messages);
+    drop(lines_tx);
+    let _ = done.send(collector);
+    Ok(())
+}
+
+/// What [`judge`] makes of a message.
+enum Judged {
+    /// New: into the batch.
+    Take(Fetched),
+    /// On its way or committed already (only acked: never written twice), or not a
+    /// JetStream message.
+    Nothing,
+    /// Deliveries before it went missing: not taken; the consumer must deliver again from the
+    /// first message not taken.
+    Gap,
+}
+
+/// Sorts a fetched message by its stream sequence: new, or on its way or committed already;
+/// or after a gap in the deliveries.
+fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Judged {
+    let Ok((seq, delivery, delivered)) = message
+        .info()
+        .map(|i| (i.stream_sequence, i.consumer_sequence, i.delivered))
+    else {
+        return Judged::Nothing;
     };
-    // Where this run starts: after the checkpoint's last message, or, for a new checkpoint,
-    // after what the consumer has acknowledged.
-    let start = committed.unwrap_or(info.ack_floor.stream_sequence);
-    if info.delivered.stream_sequence != start || info.ack_floor.stream_sequence != start {
-        // Delivered past the commit (a killed run's messages, not yet redelivered), or behind
-        // it: start over right after the commit, in stream order.
-        tracing::debug!(
-            "consumer '{}' delivered through {} and acknowledged through {}; resetting it to {}",
-            input.consumer,
-            info.delivered.stream_sequence,
-            info.ack_floor.stream_sequence,
-            start + 1
-        );
-        consumer.reset(Some(start + 1)).await.map_err(|e| {
-            fatal(format!(
-                "cannot put consumer '{}' back to stream sequence {} (needs nats-server 2.14 or later): {e}",
-                input.consumer,
-                start + 1
-            ))
-        })?;
+    // Deliveries are numbered one by one: a jump means some never arrived (lost with a
+    // server or a consumer leader). Taking this one would leave them behind for good.
+    if fetching.last_delivery.is_some_and(|last| delivery > last + 1) {
+        return Judged::Gap;
     }
-    Ok(Opened {
-        client,
-        consumer,
-        lease,
-        start,
-        max_ack_pending,
+    fetching.last_delivery = Some(delivery);
+    let message = message.message;
+    let Some(reply) = message.reply else {
+        return Judged::Nothing;
+    };
+    add(&fetching.metrics.source_fetched, 1);
+    if delivered > 1 {
+        add(&fetching.metrics.source_redelivered, 1);
+    }
+    if seq <= fetching.highest {
+        fetching.handing.again.push((seq, reply));
+        return Judged::Nothing;
+    }
+    fetching.highest = seq;
+    fetching.unacked.fetch_add(1, Ordering::Relaxed);
+    fetching.handing.wait.push((seq, reply));
+    let last_source = &mut fetching.last_source;
+    // One allocation per publisher, not per message: consecutive messages share it.
+    let source = publisher_of(message.headers.as_ref());
+    let source = match (source, last_source.as_ref()) {
+        (Some(now), Some(last)) if **last == *now => Some(last.clone()),
+        (Some(now), _) => {
+            let now: Arc<str> = Arc::from(now);
+            *last_source = Some(now.clone());
+            Some(now)
+        }
+        (None, _) => None,
+    };
+    Judged::Take(Fetched {
+        seq,
+        subject: message.subject,
+        source,
+        payload: message.payload,
     })
 }

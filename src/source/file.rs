@@ -1,4 +1,5 @@
-//! The reader stage: reads the input in large chunks and hands batches of whole lines downstream.
+//! Standard input or a file as a source (the reader stage): reads the input in large chunks and
+//! hands batches of whole lines downstream, each with the input offset and line it ends at.
 //!
 //! All of it runs on a dedicated thread: `read(2)` blocks (Tokio's stdin cannot be cancelled),
 //! and a task would wait behind busy parsers for every chunk. The thread cuts each chunk into
@@ -13,52 +14,15 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::runtime::Handle;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::Position;
+use super::{Feed, Source, Started};
+use crate::batch::{CHUNK_BYTES, LONG_LINE_PREFIX, RawBatch};
+use crate::checkpoint::{Commit, Position};
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::metrics::{Metrics, add};
-use crate::record::{RawRecord, split_lines};
-
-/// How much the reader thread asks for per `read(2)`.
-pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
-
-/// Consecutive whole lines of input, a zero-copy slice of one read chunk.
-#[derive(Debug)]
-pub struct RawBatch {
-    /// Position in the input, from 0; the validator restores order by it.
-    pub seq: u64,
-    /// Line number of the first line in `data`.
-    pub first_line: u64,
-    /// The lines, each ending in `\n` except possibly the input's last.
-    pub data: Bytes,
-    /// `data` is the first bytes of one line longer than `--max-line-bytes`.
-    pub long_line: bool,
-    /// `--multiline`: the batch's last record goes on in the next batch and is longer than
-    /// `--max-line-bytes`: rejected whole.
-    pub tail_too_long: bool,
-    /// `--multiline`: the batch starts with continuation lines of a record rejected as too long
-    /// (in an earlier batch): rejected with it.
-    pub head_continues: bool,
-    /// Input bytes consumed through the end of this batch, from where the run started reading.
-    pub end_offset: u64,
-    /// One slot of the in-flight window, released when the writer is done with the batch.
-    pub(crate) permit: OwnedSemaphorePermit,
-    /// A collector's batch: the messages fetched (`data` is empty; `end_offset` is the last
-    /// one's stream sequence).
-    pub messages: Vec<super::fetcher::Fetched>,
-}
-
-impl RawBatch {
-    /// The batch's lines with their numbers.
-    pub fn records(&self) -> impl Iterator<Item = RawRecord<'_>> {
-        split_lines(&self.data)
-            .zip(self.first_line..)
-            .map(|(text, line_no)| RawRecord { line_no, text })
-    }
-}
 
 /// Where the reader thread is, shared with the stage's task so a drain can stop it.
 #[derive(Debug, Default)]
@@ -79,9 +43,6 @@ fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
     // A panic elsewhere cannot leave `Progress` half-updated: every update is one assignment.
     progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
-
-/// How much of a too-long line is kept, for the rejects file.
-pub const LONG_LINE_PREFIX: usize = 1024;
 
 /// A line that outgrew `--max-line-bytes` and is being skipped to its end.
 struct LongLine {
@@ -127,7 +88,7 @@ struct ReadLoop<'a> {
 /// How the reader cuts its input, and where it starts.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
-    /// Most lines in one batch.
+    /// Most lines in one batch: the pipeline's, set when the source starts.
     pub batch_lines: usize,
     /// Longer lines are rejected as `line too long` without being held whole.
     pub max_line_bytes: usize,
@@ -595,6 +556,39 @@ fn cut(chunk: &Bytes, max_lines: usize, pieces: &mut Vec<(Bytes, u64)>) {
         // Lines left over, the last of which may lack its `\n` at end of input.
         let unterminated = usize::from(chunk.last() != Some(&b'\n'));
         pieces.push((chunk.slice(start..), (lines + unterminated) as u64));
+    }
+}
+
+/// Bytes read from a file descriptor or any reader, as [`Settings`] say.
+pub struct FileSource {
+    input: Box<dyn Read + Send>,
+    settings: Settings,
+}
+
+impl FileSource {
+    /// Reads `input` from `settings.start` on.
+    pub fn new(input: Box<dyn Read + Send>, settings: Settings) -> FileSource {
+        FileSource { input, settings }
+    }
+}
+
+impl Source for FileSource {
+    fn start(self: Box<Self>, feed: Feed, committer: Option<Box<dyn Commit>>) -> Started {
+        let FileSource { input, mut settings } = *self;
+        settings.batch_lines = feed.batch_lines;
+        let reader = run(
+            input,
+            feed.lines_tx,
+            feed.window,
+            settings,
+            feed.metrics,
+            feed.drain,
+            feed.cancel,
+        );
+        Started {
+            tasks: vec![("reader", Box::pin(reader))],
+            committer,
+        }
     }
 }
 

@@ -1,4 +1,8 @@
-//! Connecting to a NATS server: what the JetStream sink and the collector share.
+//! What the JetStream sink and the collector share: connecting to a NATS server (credentials,
+//! TLS, reconnects, permission errors) here, and ingest's message format with its headers in
+//! [`message`].
+
+pub mod message;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,10 +3,14 @@
 //! The parser stage calls [`parse_line`] on each line the reader split off; the validator turns a
 //! [`ParsedRecord`] into a [`ValidRecord`], the only type the writer accepts.
 
+pub mod fields;
+
 use std::fmt;
 use std::str::FromStr;
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+pub use fields::{Fields, Value};
 
 /// How serious a record is, ordered `Trace < Debug < Info < Warn < Error < Fatal`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
