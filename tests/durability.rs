@@ -1,6 +1,6 @@
 //! Durability as the kernel sees it: the real binary under `strace`, its system calls checked in
 //! order. A SIGKILL never loses the page cache, so kill tests cannot see a missing fsync; this
-//! can. Needs `strace` (`apt-get install strace`; `.ci/run` installs it).
+//! can. Needs `strace` (`apt-get install strace`; `.ci/test` installs it).
 
 mod common;
 
@@ -94,7 +94,7 @@ fn field(checkpoint: &str, key: &str) -> u64 {
 #[test]
 fn every_commit_names_only_bytes_already_synced_and_a_file_already_in_its_directory() {
     if Command::new("strace").arg("-V").output().is_err() {
-        panic!("strace is needed for this test: apt-get install strace (.ci/run installs it)");
+        panic!("strace is needed for this test: apt-get install strace (.ci/test installs it)");
     }
     let dir = Scratch::new();
     let input: String = (0..60_000)

