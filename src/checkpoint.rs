@@ -81,7 +81,7 @@ pub struct Resume {
     pub committer: Option<Box<dyn Commit>>,
     /// Bytes of a rotated-away input that were never read (see the README's rotation recipe).
     pub rotated_unread_bytes: u64,
-    /// Who publishes this input (see [`crate::sink::jetstream::Source`]); 0 without a checkpoint.
+    /// Who publishes this input (see [`crate::nats::message::Publisher`]); 0 without a checkpoint.
     pub source: u64,
     /// The layout `--input auto` picked for this input in an earlier run, kept for reruns.
     pub layout: Option<String>,

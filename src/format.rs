@@ -22,7 +22,7 @@ pub enum Format {
 /// Appends one record in `format`, ending with `\n`.
 ///
 /// Any parsed record renders; the parsers render every record of a batch, and the validator
-/// keeps the bytes of those it accepts (see [`crate::pipeline::validator::ValidBatch`]).
+/// keeps the bytes of those it accepts (see [`crate::batch::ValidBatch`]).
 pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>) {
     match format {
         Format::Text => write_text(buf, record),

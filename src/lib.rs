@@ -1,17 +1,24 @@
 //! `ingest`: read log lines from stdin, check them, append the valid records to a file (or
 //! publish them to a NATS JetStream subject).
 //!
-//! The crate map, in the order a line travels:
-//! - [`cli`]: flags into a checked [`Config`] ([`config`], which the stages read);
-//! - [`pipeline`]: the stages ([`pipeline::reader`], [`pipeline::parser`],
-//!   [`pipeline::validator`], [`pipeline::writer`]) and how they start, stop and push back;
-//! - [`record`]: the line grammar and the record types, pure;
-//! - [`layout`]: the other input layouts (`--input`, `--pattern`, `--tz`), one module each,
-//!   and where a record starts for `--multiline`, pure;
-//! - [`mod@format`]: text and JSON rendering, pure;
-//! - [`sink`]: where the writer puts records, one interface: a file or standard output
-//!   ([`sink::file`], on [`output`]'s locked files), a JetStream subject ([`sink::jetstream`],
-//!   with its circuit breaker, [`sink::breaker`]);
+//! The crate map, in the order a line travels; every import points down this list:
+//! - [`cli`], [`generate`]: flags into a checked [`Config`] ([`config`], which everything below
+//!   reads); the man page and completions from clap's `Command`;
+//! - [`source`]: every way records come in, one [`source::Source`] trait: standard input or a
+//!   file ([`source::file`]), a JetStream stream ([`source::jetstream`], the collector's fetcher,
+//!   on [`source::consumer`] and its [`source::lease`]);
+//! - [`pipeline`]: parse -> validate -> write ([`pipeline::parser`], [`pipeline::validator`],
+//!   [`pipeline::writer`]), and how the stages start, stop and push back;
+//! - [`sink`]: every way records go out, one [`sink::Sink`] trait: a file or standard output
+//!   ([`sink::file`], on [`output`]'s locked files), a JetStream subject ([`sink::jetstream`]);
+//! - [`nats`]: what the sink and the collector share: connecting, and the message headers
+//!   ([`nats::message`]); [`breaker`]: the circuit breaker both retry through;
+//! - [`layout`]: the input layouts (`--input`, `--pattern`, `--tz`), one module each, and where
+//!   a record starts for `--multiline`, pure;
+//! - [`batch`], [`channel`]: what flows between sources, stages and sinks, and the bounded
+//!   channels it goes through;
+//! - [`mod@format`]: text and JSON rendering, JSON string escaping, pure; [`record`]: the line
+//!   grammar, the record types and their fields ([`record::fields`]), pure;
 //! - [`checkpoint`]: `--checkpoint`, exactly-once reruns; [`atomic`]: replacing small files;
 //! - [`metrics`]: the one set of counters every stage adds to, per batch;
 //! - [`summary`], [`error`]: how a run ends (summary line, stats JSON, Prometheus textfile) and

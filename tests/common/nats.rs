@@ -2,7 +2,7 @@
 //! their store in a temp dir, killed by pid when dropped (also when a test fails).
 //!
 //! The server binary is `$INGEST_NATS_SERVER` or `nats-server` on PATH; without one the tests
-//! fail and say how to get it (`.ci/run` installs it).
+//! fail and say how to get it (`.ci/test` installs it).
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
