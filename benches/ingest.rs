@@ -104,7 +104,7 @@ fn pipeline(c: &mut Criterion) {
             |input| {
                 let run = ingest::pipeline::run(
                     &config,
-                    Box::new(FileSource::new(Box::new(input), Settings::default())),
+                    Box::new(FileSource::new(Box::new(input), Settings::from_config(&config))),
                     None,
                     FileSink::new(tokio::io::sink(), config.retry),
                     None::<AppendFile>,

@@ -198,18 +198,13 @@ fn file_source(
     resume: &mut Resume,
 ) -> Box<dyn source::Source> {
     let settings = source::file::Settings {
-        batch_lines: 0,
-        max_line_bytes: config.max_line_bytes,
         // A growing log's last line may still be half-written: a checkpointed run leaves it.
         hold_last_line: resume.committer.is_some(),
         start: resume.start,
         skip: resume.skip,
         preread: std::mem::take(&mut resume.preread),
-        multiline: config.multiline.map(|m| source::file::Records {
-            layout: Arc::new(config.layout()),
-            timeout: m.timeout,
-        }),
         fd,
+        ..source::file::Settings::from_config(config)
     };
     Box::new(source::file::FileSource::new(input, settings))
 }

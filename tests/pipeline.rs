@@ -155,7 +155,7 @@ async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary)
         let output = FileSink::new(tokio::io::sink(), config.retry);
         ingest::pipeline::run(
             &config,
-            Box::new(FileSource::new(Box::new(input), Settings::default())),
+            Box::new(FileSource::new(Box::new(input), Settings::from_config(&config))),
             None,
             output,
             Some(stalled),
@@ -166,7 +166,7 @@ async fn max_lead_with_a_stalled_output(garbage: bool) -> (u64, ingest::Summary)
     } else {
         ingest::pipeline::run(
             &config,
-            Box::new(FileSource::new(Box::new(input), Settings::default())),
+            Box::new(FileSource::new(Box::new(input), Settings::from_config(&config))),
             None,
             FileSink::new(stalled, config.retry),
             None::<AppendFile>,

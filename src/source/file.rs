@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Feed, Source, Started};
 use crate::batch::{CHUNK_BYTES, LONG_LINE_PREFIX, RawBatch};
 use crate::checkpoint::{Commit, Position};
+use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::metrics::{Metrics, add};
@@ -105,6 +106,21 @@ pub struct Settings {
     pub multiline: Option<Records>,
     /// The input's file descriptor, to wait on with a timeout (`--multiline-timeout`).
     pub fd: Option<std::os::fd::RawFd>,
+}
+
+impl Settings {
+    /// What the command line says of reading (`--max-line-bytes`, `--multiline`), from the
+    /// input's start; where to start and what was read ahead are the caller's to set.
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            max_line_bytes: config.max_line_bytes,
+            multiline: config.multiline.map(|m| Records {
+                layout: Arc::new(config.layout()),
+                timeout: m.timeout,
+            }),
+            ..Settings::default()
+        }
+    }
 }
 
 /// How `--multiline` cuts the input: where records start, and how long the last one may wait
