@@ -455,3 +455,32 @@ fn a_fifo_output_works_without_checkpoint_and_is_refused_plainly_with_one() {
         .success();
     assert_eq!(reader.join().unwrap(), "     1  INFO x\n");
 }
+
+#[test]
+fn an_epoch_before_year_0_is_a_bad_timestamp_in_every_layout_and_format_never_a_crash() {
+    let lines = [
+        ("json", r#"{"time":-62167219201,"level":"info","msg":"x"}"#),
+        ("json", r#"{"time":-1e11,"level":"info","msg":"x"}"#),
+        ("json", r#"{"time":-62167219201000,"level":"info","msg":"x"}"#),
+        ("logfmt", "time=-62167219201 level=info msg=x"),
+    ];
+    for (layout, line) in lines {
+        for format in ["text", "json"] {
+            let input = format!("{line}\n{{\"time\":1776211200,\"level\":\"info\",\"msg\":\"after\"}}\n");
+            let input = if layout == "logfmt" {
+                format!("{line}\ntime=1776211200 level=info msg=after\n")
+            } else {
+                input
+            };
+            ingest()
+                .args(["--input", layout, "-f", format, "-"])
+                .write_stdin(input)
+                .assert()
+                .success()
+                .stdout(predicate::str::contains("after"))
+                .stdout(predicate::str::contains("\"x\"").not())
+                .stderr(predicate::str::contains("line 1: bad timestamp"))
+                .stderr(predicate::str::contains("1 written, 1 rejected"));
+        }
+    }
+}

@@ -410,6 +410,30 @@ fn tz_places_local_times_across_a_dst_change() {
 }
 
 #[test]
+fn a_named_tz_reads_the_last_day_of_year_9999_as_the_default_clock_does() {
+    let input = "9999-12-31 12:00:00 INFO noon of the last day\n\
+                 9999-12-31 23:30:00 INFO its last hour\n\
+                 9999-12-30 10:00:00 INFO the day before\n";
+    let (records, stderr) = json_records(&["--tz", "Europe/Berlin"], input.as_bytes());
+    let times: Vec<&str> = records.iter().map(|r| r["timestamp"].as_str().unwrap()).collect();
+    assert_eq!(
+        times,
+        [
+            "9999-12-31T11:00:00Z",
+            "9999-12-31T22:30:00Z",
+            "9999-12-30T09:00:00Z"
+        ],
+        "{stderr}"
+    );
+    // West of UTC the last evening of year 9999 is already year 10000 in UTC: a bad timestamp.
+    let input = "9999-12-31 20:00:00 INFO past the end\n9999-12-31 12:00:00 INFO before it\n";
+    let (records, stderr) = json_records(&["--tz", "America/New_York"], input.as_bytes());
+    let times: Vec<&str> = records.iter().map(|r| r["timestamp"].as_str().unwrap()).collect();
+    assert_eq!(times, ["9999-12-31T17:00:00Z"]);
+    assert!(stderr.contains("line 1: bad timestamp"), "{stderr}");
+}
+
+#[test]
 fn a_pattern_with_a_time_format_reads_an_access_log_like_layout() {
     let input =
         "[15/Apr/2026:10:00:00 +0200] warn db: slow query\n[16/Apr/2026:11:30:00 +0000] error web: 503\n";

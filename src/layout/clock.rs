@@ -140,8 +140,16 @@ impl Clock {
                 .ok()?;
                 // A time the clocks skipped is read with the offset before the change (02:30
                 // in a spring-forward gap is 03:30); one they repeated is its first occurrence.
-                let instant = zone.to_ambiguous_timestamp(dt).compatible().ok()?;
-                OffsetDateTime::from_unix_timestamp_nanos(instant.as_nanosecond()).ok()?
+                match zone.to_ambiguous_timestamp(dt).compatible() {
+                    Ok(instant) => OffsetDateTime::from_unix_timestamp_nanos(instant.as_nanosecond()).ok()?,
+                    // jiff's instants end at 9999-12-30T22:00Z (so that any offset can show
+                    // them): the rest of year 9999 takes the zone's offset at that end.
+                    Err(_) if civil.year() == 9999 => {
+                        let offset = zone.to_offset(jiff::Timestamp::MAX);
+                        civil.assume_offset(UtcOffset::from_whole_seconds(offset.seconds()).ok()?)
+                    }
+                    Err(_) => return None,
+                }
             }
         };
         in_rfc3339_range(timestamp).then_some(timestamp)
