@@ -110,10 +110,12 @@ pub async fn run(
             let mut rejects = open_rejects(config)?;
             let target = file_target(&config.output, &mut output);
             let (mut input, mut resume) = open_input(config, input, target, rejects.as_mut(), &drain).await?;
-            let config = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
+            let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
             let source = file_source(config, input, fd, &mut resume);
-            run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await
+            let summary = run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await?;
+            check_layout(config, *how, &summary);
+            Ok(summary)
         }
         Output::Nats(target) => {
             let mut rejects = open_rejects(config)?;
@@ -122,7 +124,7 @@ pub async fn run(
             };
             let (mut input, mut resume) =
                 open_input(config, input, Some(subject), rejects.as_mut(), &drain).await?;
-            let config = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
+            let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             // With a checkpoint, the publisher is the same across reruns on the same input, and
             // continues after what the stream holds of it; without, every run is a new publisher
             // (a rerun publishes its input again, as a file run appends it again).
@@ -143,7 +145,9 @@ pub async fn run(
             )
             .await?;
             let source = file_source(config, input, fd, &mut resume);
-            run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await
+            let summary = run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await?;
+            check_layout(config, *how, &summary);
+            Ok(summary)
         }
     }
 }
@@ -211,43 +215,66 @@ fn file_source(
 
 /// Settles `--input auto`: the layout a checkpoint kept for this input, or the one that reads
 /// the most of its first lines (read ahead into `resume.preread`, which the reader hands out
-/// first). Returns the configuration with the layout fixed; any other is returned as it is.
+/// first). Returns the configuration with the layout fixed, and how `auto` chose it (`None`
+/// for a layout named on the command line).
+///
+/// A choice is kept by the checkpoint only when made from records: an input with none yet (an
+/// empty file that logrotate just created, a banner) is read as `plain` for this run and
+/// judged again on the next.
 fn settle_layout(
     config: &Config,
     input: &mut Box<dyn Read + Send>,
     resume: &mut Resume,
     fd: Option<std::os::fd::RawFd>,
     drain: &CancellationToken,
-) -> Result<Config, Error> {
+) -> Result<(Config, Option<&'static str>), Error> {
     let config::InputLayout::Auto(clock) = &config.input else {
-        return Ok(config.clone());
+        return Ok((config.clone(), None));
     };
     let kept = resume
         .layout
         .as_deref()
         .and_then(|name| layout::Layout::named(name, clock.clone()).ok());
-    let chosen = match kept {
-        Some(layout) => {
-            tracing::debug!("input layout: {} (kept by the checkpoint)", layout.name);
-            layout
-        }
+    let (chosen, how) = match kept {
+        Some(layout) => (layout, "kept by the checkpoint"),
         None => {
             // Past the committed part of a pipe only: what is read here is handed out as read.
             if resume.skip == 0 {
                 read_ahead(input, resume, fd, drain)?;
             }
             let lines = record::split_lines(&resume.preread);
-            let layout = layout::detect(lines, clock);
-            tracing::debug!("input layout: {} (picked from the first lines)", layout.name);
-            layout
+            match layout::detect(lines, clock) {
+                Some(layout) => {
+                    if let Some(committer) = resume.committer.as_mut() {
+                        committer.keep_layout(&layout.name);
+                    }
+                    (layout, "picked from the first lines")
+                }
+                None => (layout::Layout::default(), "no record to judge by yet"),
+            }
         }
     };
-    if let Some(committer) = resume.committer.as_mut() {
-        committer.keep_layout(&chosen.name);
-    }
+    tracing::debug!("input layout: {} ({how})", chosen.name);
     let mut settled = config.clone();
     settled.input = config::InputLayout::Fixed(chosen);
-    Ok(settled)
+    Ok((settled, Some(how)))
+}
+
+/// Says loudly when the layout `auto` chose (`how`) rejected most of the run's lines: the input
+/// changed its layout, or `auto` judged it by too little.
+fn check_layout(config: &Config, how: Option<&str>, summary: &Summary) {
+    let (Some(how), config::InputLayout::Fixed(layout)) = (how, &config.input) else {
+        return;
+    };
+    let lines = summary.lines - summary.blank - summary.continued;
+    let rejected = summary.rejected();
+    if rejected > 0 && rejected * 2 >= lines {
+        tracing::warn!(
+            "input layout '{}' ({how}) rejected {rejected} of {lines} lines: if the input is in \
+             another layout, name it with --input (see --help for the layouts)",
+            layout.name
+        );
+    }
 }
 
 /// Reads ahead until `resume.preread` holds the lines `auto` looks at, the input ends, or (a

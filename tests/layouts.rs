@@ -561,7 +561,55 @@ fn the_checkpoint_keeps_the_layout_auto_picked_for_the_input() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success());
     assert!(stderr.contains("line 3: not in the layout"), "{stderr}");
+    assert!(
+        stderr.contains("input layout 'python' (kept by the checkpoint) rejected 1 of 1 lines"),
+        "a kept layout that reads none of a run's lines says so: {stderr}"
+    );
     assert_eq!(dir.read("out.log"), "     1 ERROR one\n     2  INFO two\n");
+}
+
+#[test]
+fn auto_keeps_no_choice_made_from_an_empty_or_banner_only_file() {
+    let json = |i: u32| {
+        format!(
+            "{{\"time\":{},\"level\":\"info\",\"msg\":\"m{i}\"}}\n",
+            1_776_211_200 + i
+        )
+    };
+    for first in ["", "=== app starting ===\n"] {
+        let dir = Scratch::new();
+        let input = dir.path("app.log");
+        let run = || {
+            let output = Command::new(BIN)
+                .env_clear()
+                .arg("--checkpoint")
+                .arg(dir.path("cp"))
+                .arg(dir.path("out.log"))
+                .stdin(std::fs::File::open(&input).unwrap())
+                .output()
+                .unwrap();
+            assert!(output.status.success());
+            String::from_utf8_lossy(&output.stderr).into_owned()
+        };
+        // logrotate's `create`, or cron before the app wrote its first record.
+        std::fs::write(&input, first).unwrap();
+        run();
+        assert!(
+            !dir.read("cp").contains("\nlayout "),
+            "{first:?}: {}",
+            dir.read("cp")
+        );
+        let mut file = std::fs::OpenOptions::new().append(true).open(&input).unwrap();
+        for i in 1..=5 {
+            file.write_all(json(i).as_bytes()).unwrap();
+        }
+        let stderr = run();
+        assert!(stderr.contains("5 written, 0 rejected"), "{first:?}: {stderr}");
+        assert!(dir.read("cp").contains("\nlayout json\n"), "{}", dir.read("cp"));
+        let out = dir.read("out.log");
+        assert_eq!(out.lines().count(), 5, "{first:?}: {out}");
+        assert!(out.ends_with(" INFO m5\n"), "{out}");
+    }
 }
 
 #[test]

@@ -238,8 +238,8 @@ impl Scratch {
 }
 
 /// Picks the layout that reads the most of `lines` (ties go to the earlier in
-/// [`Layout::candidates`], so `plain` first); `plain` when none reads any.
-pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>, clock: &Clock) -> Layout {
+/// [`Layout::candidates`], so `plain` first); `None` when none reads any: nothing to judge by.
+pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>, clock: &Clock) -> Option<Layout> {
     let candidates = Layout::candidates(clock);
     let mut scores = vec![0usize; candidates.len()];
     let mut scratch = Scratch::default();
@@ -254,13 +254,9 @@ pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>, clock: &Clock) -> L
             }
         }
     }
-    let best = scores.iter().copied().max().unwrap_or(0);
-    let at = scores
-        .iter()
-        .position(|&s| s == best)
-        .filter(|_| best > 0)
-        .unwrap_or(0);
-    candidates.into_iter().nth(at).expect("there are candidates")
+    let best = scores.iter().copied().max().filter(|&best| best > 0)?;
+    let at = scores.iter().position(|&s| s == best)?;
+    candidates.into_iter().nth(at)
 }
 
 /// Non-blank lines `auto` looks at.

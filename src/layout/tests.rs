@@ -5,15 +5,31 @@ use super::{Clock, Layout, Outcome, Pattern, Scratch, detect};
 use crate::record::{RejectReason, Severity};
 
 #[test]
-fn auto_picks_the_layout_that_reads_most_lines_and_plain_when_none_does() {
+fn auto_picks_the_layout_that_reads_most_lines_and_none_when_none_does() {
     let clock = Clock::utc();
-    let pick = |text: &'static str| detect(text.lines().map(str::as_bytes), &clock).name;
-    assert_eq!(pick("2026-04-15T00:00:01Z INFO a\nnoise\n"), "plain");
-    assert_eq!(pick("{\"time\":1,\"level\":30,\"msg\":\"x\"}\n"), "json");
-    assert_eq!(pick("time=2026-04-15T00:00:01Z level=info msg=x\n"), "logfmt");
-    assert_eq!(pick("<34>Oct 11 22:14:15 host su: x\n"), "syslog");
-    assert_eq!(pick("2026-03-02 09:30:01,235 - app - ERROR - x\n"), "python");
-    assert_eq!(pick("nothing here\nat all\n"), "plain");
+    let pick = |text: &'static str| detect(text.lines().map(str::as_bytes), &clock).map(|l| l.name);
+    assert_eq!(
+        pick("2026-04-15T00:00:01Z INFO a\nnoise\n").as_deref(),
+        Some("plain")
+    );
+    assert_eq!(
+        pick("{\"time\":1,\"level\":30,\"msg\":\"x\"}\n").as_deref(),
+        Some("json")
+    );
+    assert_eq!(
+        pick("time=2026-04-15T00:00:01Z level=info msg=x\n").as_deref(),
+        Some("logfmt")
+    );
+    assert_eq!(
+        pick("<34>Oct 11 22:14:15 host su: x\n").as_deref(),
+        Some("syslog")
+    );
+    assert_eq!(
+        pick("2026-03-02 09:30:01,235 - app - ERROR - x\n").as_deref(),
+        Some("python")
+    );
+    assert_eq!(pick("nothing here\nat all\n"), None, "nothing to judge by");
+    assert_eq!(pick(""), None);
 }
 
 mod json {
