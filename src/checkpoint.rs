@@ -65,6 +65,12 @@ pub trait Commit: Send + std::fmt::Debug {
     /// Keeps the layout `--input auto` picked, written with the next commit, so that reruns on
     /// the same input read it the same way.
     fn keep_layout(&mut self, _name: &str) {}
+
+    /// When a commit falls due by time alone: a writer left idle with settled records commits
+    /// then, instead of at its next batch, which may never come.
+    fn due_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// Where a run starts, and how it commits: what [`resume`] found.
@@ -402,6 +408,10 @@ impl Commit for Committer {
     fn due(&mut self, written: u64) -> bool {
         self.pending += written;
         self.pending >= self.every_bytes || self.last.elapsed() >= Self::EVERY
+    }
+
+    fn due_at(&self) -> Option<Instant> {
+        Some(self.last + Self::EVERY)
     }
 
     fn commit(

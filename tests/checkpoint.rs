@@ -862,3 +862,47 @@ fn a_refusal_for_the_rejects_file_leaves_output_untouched_too() {
         "nothing is cut when the run is refused"
     );
 }
+
+/// The checkpoint's `input_lines`, or 0 while there is none.
+fn committed_lines(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("input_lines ")?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_quiet_live_pipe_is_committed_within_seconds_so_a_kill_then_loses_and_repeats_nothing() {
+    let dir = Scratch::new();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .arg("--checkpoint")
+        .arg(dir.path("cp"))
+        .arg(dir.path("out.log"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 300 lines, then nothing more, the pipe held open: a quiet `tail -f | ingest`.
+    stdin.write_all(common::valid_lines(300).as_bytes()).unwrap();
+    common::wait_until("the idle run commits its 300 lines", || {
+        committed_lines(&dir.path("cp")) == 300
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(dir.read("out.log"), common::expected_text(300));
+    // The rerun on the whole input writes the rest, and nothing twice.
+    ingest()
+        .arg("--checkpoint")
+        .arg(dir.path("cp"))
+        .arg(dir.path("out.log"))
+        .write_stdin(common::valid_lines(400))
+        .assert()
+        .success();
+    assert_eq!(dir.read("out.log"), common::expected_text(400));
+}

@@ -505,3 +505,25 @@ fn structured_fields_travel_from_the_publisher_to_the_collected_file() {
         "{text}"
     );
 }
+
+#[test]
+fn a_quiet_stream_has_what_was_written_committed_and_acknowledged_within_seconds() {
+    let (server, from) = server_with_logs();
+    publish(&server.url(), "logs.app", &valid_lines_range(0..300), &[]);
+    let dir = Scratch::new();
+    // A service: no --until-idle, and no message comes after these 300.
+    let mut child = start(&dir, &collector_args(&from, "c", "out.log", &["-f", "json"]));
+    wait_until(
+        "the collector commits and acknowledges all 300 while idle",
+        || {
+            let written = std::fs::read_to_string(dir.path("out.log")).map_or(0, |t| t.lines().count());
+            written == 300 && consumer_pending(&server.url(), "LOGS", "c") == (0, 0)
+        },
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed after the acknowledgements: nothing comes again, nothing is missing.
+    let (code, stderr) = collect(&dir, &from, "c", "out.log", &["-f", "json", "--until-idle", "1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..300);
+}

@@ -34,7 +34,12 @@ pub struct Settings {
 /// The rejects file and the checkpoint: what the writer keeps besides the sink.
 struct Books<R> {
     rejects: Option<FileSink<R>>,
+    /// The committer, and where the input is settled (stored, with its rejects).
     checkpoint: Option<(Box<dyn Commit>, Position)>,
+    /// Where the last batch handed to the sink ends, and where the last commit is: apart, the
+    /// writer has something to commit even if no batch comes again.
+    sent: Position,
+    committed: Position,
     metrics: Arc<Metrics>,
 }
 
@@ -68,11 +73,47 @@ impl<R: Writable> Books<R> {
                     }
                     let rejects_len = self.rejects.as_ref().map_or(0, |r| r.stored().bytes);
                     committer.commit(*settled, sink.committed_len(), rejects_len, false)?;
+                    self.committed = *settled;
                 }
             }
             // The batch's window slot is freed here, once it is stored.
             drop(batch);
         }
+        Ok(())
+    }
+
+    /// When the writer, idle, must commit what it sent since the last commit: the committer's
+    /// time-based due point; `None` when nothing is uncommitted (or there is no checkpoint).
+    fn idle_commit_at(&self) -> Option<Instant> {
+        let (committer, _) = self.checkpoint.as_ref()?;
+        (self.sent != self.committed)
+            .then(|| committer.due_at())
+            .flatten()
+    }
+
+    /// Idle past the due point: waits until the sink has stored everything sent, settles it and
+    /// commits, so that a quiet input (a live pipe, a stream with no new messages) loses nothing
+    /// to a kill and a collector acknowledges what it wrote.
+    async fn commit_idle(&mut self, sink: &mut impl Sink) -> Result<(), Stop> {
+        let before = sink.stored();
+        let flushed = sink.flush().await;
+        count(&self.metrics, before, sink.stored());
+        flushed?;
+        self.settle(sink).await?;
+        let Some((committer, settled)) = self.checkpoint.as_mut() else {
+            return Ok(());
+        };
+        if *settled != self.committed {
+            sink.sync()?;
+            if let Some(rejects) = self.rejects.as_mut() {
+                rejects.sync()?;
+            }
+            let rejects_len = self.rejects.as_ref().map_or(0, |r| r.stored().bytes);
+            committer.commit(*settled, sink.committed_len(), rejects_len, false)?;
+            self.committed = *settled;
+        }
+        // Everything sent is settled now: a drain or cancel aside, nothing is left to commit.
+        self.sent = self.committed;
         Ok(())
     }
 }
@@ -102,13 +143,34 @@ pub async fn run<S: Sink, R: Writable>(
     cancel: CancellationToken,
 ) -> Result<(), Error> {
     let hold = settings.hold;
+    let start = settings
+        .checkpoint
+        .as_ref()
+        .map(|(_, start)| *start)
+        .unwrap_or_default();
     let mut books = Books {
         rejects: rejects.map(|r| FileSink::new(r, settings.retry)),
         checkpoint: settings.checkpoint,
+        sent: start,
+        committed: start,
         metrics: metrics.clone(),
     };
     let result = async {
-        while let Some(batch) = recv(&valid_rx, &cancel, &metrics.writer).await {
+        loop {
+            let next = recv(&valid_rx, &cancel, &metrics.writer);
+            let batch = match books.idle_commit_at() {
+                None => next.await,
+                Some(at) => tokio::select! {
+                    biased;
+                    batch = next => batch,
+                    () = tokio::time::sleep_until(at.into()) => {
+                        books.commit_idle(&mut sink).await?;
+                        continue;
+                    }
+                },
+            };
+            let Some(batch) = batch else { break };
+            books.sent = batch.end();
             let rejects_bytes = books
                 .rejects
                 .as_ref()

@@ -60,6 +60,10 @@ impl Commit for Announce {
         self.inner.due(written) || self.unacked.load(Ordering::Relaxed) >= self.limit
     }
 
+    fn due_at(&self) -> Option<std::time::Instant> {
+        self.inner.due_at()
+    }
+
     fn commit(
         &mut self,
         input: Position,
