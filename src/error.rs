@@ -56,6 +56,22 @@ impl Exit {
         Exit::Terminated,
     ];
 
+    /// True when running again as it is cannot help: a person must change the command line,
+    /// the files, the credentials or the server first (a service unit's
+    /// `RestartPreventExitStatus`). An unusable checkpoint ends with [`Exit::Io`], so that one is
+    /// here too, though a failed write may heal by itself.
+    pub const fn needs_a_person(self) -> bool {
+        matches!(
+            self,
+            Exit::Usage
+                | Exit::TooManyRejects
+                | Exit::CannotCreate
+                | Exit::Io
+                | Exit::NoPermission
+                | Exit::Config
+        )
+    }
+
     /// What the code tells a script, in one sentence (the man page's EXIT STATUS).
     pub const fn meaning(self) -> &'static str {
         match self {

@@ -266,6 +266,7 @@ fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
             br#"{"line":9,"timestamp":"yesterday","severity":"INFO","message":"x"}"#,
             br#"{"line":9,"timestamp":"2026-04-15T00:00:00Z","severity":"LOUD","message":"x"}"#,
             b"\xff\xfe binary",
+            b"",
         ],
     );
     publish(&server.url(), "logs.app", &valid_lines_range(2..4), &[]);
@@ -278,7 +279,9 @@ fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
     );
     let (code, stderr) = finish(&dir, start(&dir, &args));
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("4 written, 5 rejected"), "{stderr}");
+    // Every message is counted: 4 records and 6 others, the empty one too.
+    assert!(stderr.contains("10 lines in"), "{stderr}");
+    assert!(stderr.contains("4 written, 6 rejected"), "{stderr}");
     assert_eq!(dir.read("out.log").lines().count(), 4);
     let rejects = String::from_utf8_lossy(&std::fs::read(dir.path("bad.tsv")).unwrap()).into_owned();
     let rejects: Vec<&str> = rejects.lines().collect();
@@ -290,6 +293,7 @@ fn messages_that_are_not_records_are_rejected_acked_and_the_run_goes_on() {
     assert!(rejects[2].starts_with("5\tbad timestamp\t"), "{rejects:?}");
     assert!(rejects[3].starts_with("6\tbad severity\t"), "{rejects:?}");
     assert!(rejects[4].starts_with("7\tnot a record\t"), "{rejects:?}");
+    assert_eq!(rejects[5], "8\tnot a record\t", "an empty message");
     // Acked: nothing comes again.
     assert_eq!(consumer_pending(&server.url(), "LOGS", "c"), (0, 0));
 }

@@ -156,3 +156,31 @@ fn the_packaged_man_page_and_completions_are_what_generate_prints() {
         );
     }
 }
+
+#[test]
+fn the_collector_unit_stops_restarting_on_every_exit_a_restart_cannot_help() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("systemd/ingest-collect@.service")).unwrap();
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("the unit has no {key}="))
+            .to_owned()
+    };
+    let prevented: Vec<u8> = setting("RestartPreventExitStatus")
+        .split_whitespace()
+        .map(|code| code.parse().unwrap())
+        .collect();
+    let needing_a_person: Vec<u8> = ingest::Exit::ALL
+        .into_iter()
+        .filter(|e| e.needs_a_person())
+        .map(|e| e as u8)
+        .collect();
+    assert_eq!(prevented, needing_a_person, "(74: an unusable checkpoint)");
+    // A collector keeps what is not a record, with why, as a publisher's cron line does.
+    assert!(
+        setting("ExecStart").contains("--rejects "),
+        "{}",
+        setting("ExecStart")
+    );
+}

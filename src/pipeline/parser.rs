@@ -447,6 +447,12 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
             source: message.source(),
             subject: message.subject.as_bytes(),
         };
+        if message.payload.is_empty() {
+            // No line in it, but a message all the same: counted, and rejected as no record.
+            parsed.lines += 1;
+            parsed.reject(message.seq, RejectReason::NotARecord, Bytes::new());
+            continue;
+        }
         for line in split_lines(&message.payload) {
             parsed.lines += 1;
             let trimmed = line.trim_ascii();
