@@ -237,25 +237,32 @@ impl Scratch {
     }
 }
 
-/// Picks the layout that reads the most of `lines` (ties go to the earlier in
-/// [`Layout::candidates`], so `plain` first); `None` when none reads any: nothing to judge by.
+/// Picks the layout that reads the most of `lines`; among those that read as many, the one that
+/// leaves the least in the messages (it read more of each line's structure: `nginx-error` over
+/// `plain` for nginx's lines, which `plain` reads too); then the earlier in
+/// [`Layout::candidates`]. `None` when none reads any: nothing to judge by.
 pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>, clock: &Clock) -> Option<Layout> {
     let candidates = Layout::candidates(clock);
-    let mut scores = vec![0usize; candidates.len()];
+    // Per candidate: records read, and their messages' bytes.
+    let mut scores = vec![(0usize, 0usize); candidates.len()];
     let mut scratch = Scratch::default();
     for line in lines
         .into_iter()
         .filter(|l| !trim_line(l).is_empty())
         .take(DETECT_LINES)
     {
-        for (layout, score) in candidates.iter().zip(&mut scores) {
-            if let Outcome::Record(_) = layout.parse(line, &mut scratch) {
-                *score += 1;
+        for (layout, (read, message_bytes)) in candidates.iter().zip(&mut scores) {
+            if let Outcome::Record(record) = layout.parse(line, &mut scratch) {
+                *read += 1;
+                *message_bytes += record.message.len();
             }
         }
     }
-    let best = scores.iter().copied().max().filter(|&best| best > 0)?;
-    let at = scores.iter().position(|&s| s == best)?;
+    let (at, _) = scores
+        .iter()
+        .enumerate()
+        .filter(|(_, (read, _))| *read > 0)
+        .min_by_key(|(at, (read, message_bytes))| (std::cmp::Reverse(*read), *message_bytes, *at))?;
     candidates.into_iter().nth(at)
 }
 
