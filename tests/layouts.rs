@@ -702,3 +702,57 @@ fn the_sample_logs_traceback_stays_in_its_record_with_multiline() {
         "\nTraceback (most recent call last):\n  File \"app.py\", line 30, in <module>\n    raise ValueError(\"boom %d\" % i)\nValueError: boom 5"
     );
 }
+
+#[test]
+fn a_utf8_byte_order_mark_is_no_part_of_the_first_record_in_any_layout() {
+    let firsts = [
+        ("plain", "2026-04-15T10:00:00Z INFO first"),
+        (
+            "json",
+            r#"{"time":"2026-04-15T10:00:00Z","level":"info","msg":"first"}"#,
+        ),
+        ("logfmt", "time=2026-04-15T10:00:00Z level=info msg=first"),
+        ("syslog", "<14>1 2026-04-15T10:00:00Z host app 1 - - first"),
+        ("python", "2026-04-15 10:00:00,000 - app - INFO - first"),
+    ];
+    for (layout, line) in firsts {
+        let input = format!("\u{feff}{line}\n");
+        for args in [&["--input", layout][..], &[], &["--multiline"]] {
+            let (records, stderr) = json_records(args, input.as_bytes());
+            assert_eq!(records.len(), 1, "{layout} {args:?}: {stderr}");
+            assert_eq!(records[0]["message"], "first", "{layout} {args:?}");
+            assert_eq!(
+                records[0]["timestamp"], "2026-04-15T10:00:00Z",
+                "{layout} {args:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn utf16_input_is_named_as_such() {
+    let text = "2026-04-15T10:00:00Z INFO first\n";
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    for (input, says) in [
+        (
+            [&[0xFF, 0xFE][..], &le].concat(),
+            "UTF-16LE (it starts with a byte order mark)",
+        ),
+        (le, "UTF-16LE"),
+        (
+            [&[0xFE, 0xFF][..], &be].concat(),
+            "UTF-16BE (it starts with a byte order mark)",
+        ),
+    ] {
+        let (_, stderr) = json_records(&[], &input);
+        assert!(
+            stderr.contains(&format!("warning: the input is {says}: ingest reads UTF-8")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("iconv -f UTF-16 -t UTF-8"), "{stderr}");
+    }
+    // UTF-8 says nothing of the kind.
+    let (_, stderr) = json_records(&[], text.as_bytes());
+    assert!(!stderr.contains("UTF-16"), "{stderr}");
+}

@@ -29,7 +29,8 @@ fn auto_picks_the_layout_that_reads_most_lines_and_none_when_none_does() {
         Some("python")
     );
     // Every nginx error line reads as plain too; nginx-error reads more of it.
-    let nginx = "2026/04/15 10:00:00 [warn] 4242#0: *17 buffered\n2026/04/15 10:00:01 [error] 4242#0: *18 x\n";
+    let nginx =
+        "2026/04/15 10:00:00 [warn] 4242#0: *17 buffered\n2026/04/15 10:00:01 [error] 4242#0: *18 x\n";
     assert_eq!(pick(nginx).as_deref(), Some("nginx-error"));
     assert_eq!(pick("nothing here\nat all\n"), None, "nothing to judge by");
     assert_eq!(pick(""), None);

@@ -317,8 +317,11 @@ fn next_field(s: &[u8]) -> (&[u8], &[u8]) {
     (&s[..end], trim_start_blanks(&s[end..]))
 }
 
-/// The line without leading spaces and tabs and without trailing spaces, tabs and `\r`.
+/// The line without leading spaces and tabs and without trailing spaces, tabs and `\r`; a
+/// UTF-8 byte order mark at its start (a file from a Windows tool begins with one) is no part
+/// of it either.
 pub fn trim_line(line: &[u8]) -> &[u8] {
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let end = line
         .iter()
         .rposition(|&b| !(is_blank(b) || b == b'\r'))

@@ -84,6 +84,8 @@ struct ReadLoop<'a> {
     head_continues: bool,
     /// `--multiline`: where the held bytes are cut into batches (reused).
     cuts: Vec<usize>,
+    /// The input's first bytes were looked at for an encoding ingest does not read.
+    encoding_checked: bool,
 }
 
 /// How the reader cuts its input, and where it starts.
@@ -222,6 +224,15 @@ impl ReadLoop<'_> {
 
     /// Hands out what the buffer holds, by lines or (`--multiline`) by records.
     fn take(&mut self) -> bool {
+        if !self.encoding_checked && self.buffers.current.len() >= 8 {
+            self.encoding_checked = true;
+            if let Some(encoding) = utf16(&self.buffers.current) {
+                tracing::warn!(
+                    "the input is {encoding}: ingest reads UTF-8, so its lines will be rejected; \
+                     convert it first (iconv -f UTF-16 -t UTF-8)"
+                );
+            }
+        }
         match self.limits.multiline.clone() {
             None => self.take_lines(),
             Some(records) => self.take_records(&records.layout),
@@ -608,6 +619,18 @@ impl Source for FileSource {
     }
 }
 
+/// `Some("UTF-16LE")` (or BE) when `start`, an input's first bytes, is UTF-16: a byte order
+/// mark, or ASCII with a zero byte beside every character, as Windows tools write.
+fn utf16(start: &[u8]) -> Option<&'static str> {
+    match start {
+        [0xFF, 0xFE, ..] => Some("UTF-16LE (it starts with a byte order mark)"),
+        [0xFE, 0xFF, ..] => Some("UTF-16BE (it starts with a byte order mark)"),
+        [a, 0, b, 0, c, 0, d, 0, ..] if [a, b, c, d].iter().all(|&&x| x != 0) => Some("UTF-16LE"),
+        [0, a, 0, b, 0, c, 0, d, ..] if [a, b, c, d].iter().all(|&&x| x != 0) => Some("UTF-16BE"),
+        _ => None,
+    }
+}
+
 /// Runs the reader stage until the input ends, a drain is asked for, or `cancel` fires.
 ///
 /// Each batch takes a permit from `window` before it is sent: the window bounds how much of the
@@ -645,7 +668,6 @@ pub async fn run(
                 runtime: &runtime,
                 line_no: limits.start.lines + 1,
                 offset: limits.start.offset,
-                limits,
                 buffers: Buffers::default(),
                 pieces: Vec::new(),
                 long_line: None,
@@ -656,6 +678,9 @@ pub async fn run(
                 held_lines: 0,
                 head_continues: false,
                 cuts: Vec::new(),
+                // Only a run that starts at the input's first byte sees how it begins.
+                encoding_checked: limits.start.offset > 0 || limits.skip > 0,
+                limits,
             };
             read_loop.run(input);
             drop(lines_tx); // closes the channel for the parsers
