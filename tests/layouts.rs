@@ -756,3 +756,48 @@ fn utf16_input_is_named_as_such() {
     let (_, stderr) = json_records(&[], text.as_bytes());
     assert!(!stderr.contains("UTF-16"), "{stderr}");
 }
+
+#[test]
+fn a_zone_read_by_time_format_q_places_the_time_before_tz_does() {
+    let input = "2026-04-15 10:00:00 Europe/Berlin INFO a named zone\n\
+                 2026-04-15 10:00:00 +02:00 INFO an offset with a colon\n\
+                 2026-04-15 10:00:00 +0200 INFO an offset without\n\
+                 2026-04-15 10:00:00 UTC INFO UTC\n";
+    let (records, stderr) = json_records(
+        &[
+            "--time-format",
+            "%Y-%m-%d %H:%M:%S %Q",
+            "--tz",
+            "America/New_York",
+        ],
+        input.as_bytes(),
+    );
+    let times: Vec<&str> = records.iter().map(|r| r["timestamp"].as_str().unwrap()).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-04-15T08:00:00Z",
+            "2026-04-15T08:00:00Z",
+            "2026-04-15T08:00:00Z",
+            "2026-04-15T10:00:00Z"
+        ],
+        "{stderr}"
+    );
+    // Epoch seconds are a format that works.
+    let (records, stderr) = json_records(&["--time-format", "%s"], b"1776247200 INFO epoch\n");
+    assert_eq!(records.len(), 1, "{stderr}");
+    assert_eq!(records[0]["timestamp"], "2026-04-15T10:00:00Z");
+}
+
+#[test]
+fn a_time_format_that_cannot_give_a_date_and_time_is_a_usage_error() {
+    for format in ["", "%H:%M:%S", "%Y"] {
+        ingest()
+            .args(["--time-format", format, "-"])
+            .write_stdin("2026-04-15 10:00:00 INFO x\n")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!("--time-format {format:?}")))
+            .stderr(predicate::str::contains("no date and time can be read back"));
+    }
+}

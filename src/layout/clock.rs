@@ -37,6 +37,9 @@ pub struct Clock {
     zone: Option<TimeZone>,
     /// `--time-format`: a strftime-like format instead of the built-in spellings.
     format: Option<Box<str>>,
+    /// The format with `%Q` as `%:Q`, tried when it fails: `%Q` reads `+0200`, and a zone
+    /// written `+02:00` is the same zone.
+    format_colon: Option<Box<str>>,
     /// When the run started: a date without a year takes the latest year that does not put it
     /// more than a day after this.
     now: OffsetDateTime,
@@ -54,6 +57,7 @@ impl Clock {
         Clock {
             zone: None,
             format: None,
+            format_colon: None,
             now: OffsetDateTime::now_utc(),
         }
     }
@@ -88,6 +92,20 @@ impl Clock {
             let written = jiff::fmt::strtime::format(format, &sample).map_err(|e| bad(e.to_string()))?;
             BrokenDownTime::parse_prefix(format, &written).map_err(|e| bad(e.to_string()))?;
             clock.format = Some(format.into());
+            clock.format_colon = format.contains("%Q").then(|| {
+                format
+                    .replace("%%", "\0")
+                    .replace("%Q", "%:Q")
+                    .replace('\0', "%%")
+                    .into()
+            });
+            // It must give an instant: a date and a time of day, or `%s` (an empty format, or
+            // one of a time alone, would reject every line).
+            if clock.formatted(format, written.as_bytes()).is_none() {
+                return Err(bad(format!(
+                    "it writes {written:?}, from which no date and time can be read back"
+                )));
+            }
         }
         Ok(clock)
     }
@@ -124,7 +142,17 @@ impl Clock {
 
     /// The instant of a date and time as written, with its offset if one was written.
     pub fn place(&self, civil: PrimitiveDateTime, offset: Option<UtcOffset>) -> Option<OffsetDateTime> {
-        let timestamp = match (offset, &self.zone) {
+        self.place_in(civil, offset, self.zone.as_ref())
+    }
+
+    /// [`Clock::place`] in `zone` (`None`: UTC) rather than `--tz`.
+    fn place_in(
+        &self,
+        civil: PrimitiveDateTime,
+        offset: Option<UtcOffset>,
+        zone: Option<&TimeZone>,
+    ) -> Option<OffsetDateTime> {
+        let timestamp = match (offset, zone) {
             (Some(offset), _) => civil.assume_offset(offset),
             (None, None) => civil.assume_utc(),
             (None, Some(zone)) => {
@@ -158,6 +186,17 @@ impl Clock {
     /// The instant of a date written without a year (`Mar  5 09:30:02`): the latest year that
     /// does not put it more than a day after the run started.
     pub fn without_year(&self, month: u8, day: u8, time: Time) -> Option<OffsetDateTime> {
+        self.without_year_in(month, day, time, self.zone.as_ref())
+    }
+
+    /// [`Clock::without_year`] in `zone` (`None`: UTC) rather than `--tz`.
+    fn without_year_in(
+        &self,
+        month: u8,
+        day: u8,
+        time: Time,
+        zone: Option<&TimeZone>,
+    ) -> Option<OffsetDateTime> {
         let month = Month::try_from(month).ok()?;
         let latest = self.now + time::Duration::DAY;
         // Eight years back reach a Feb 29 from any year.
@@ -165,14 +204,27 @@ impl Clock {
             .rev()
             .find_map(|year| {
                 let date = Date::from_calendar_date(year, month, day).ok()?;
-                let timestamp = self.place(PrimitiveDateTime::new(date, time), None)?;
+                let timestamp = self.place_in(PrimitiveDateTime::new(date, time), None, zone)?;
                 (timestamp <= latest).then_some(timestamp)
             })
     }
 
     /// Reads a timestamp with `--time-format`.
     fn formatted(&self, format: &str, s: &[u8]) -> Option<(OffsetDateTime, usize)> {
-        let (mut parts, used) = BrokenDownTime::parse_prefix(format, s).ok()?;
+        let (mut parts, used) = BrokenDownTime::parse_prefix(format, s)
+            .ok()
+            .or_else(|| BrokenDownTime::parse_prefix(self.format_colon.as_deref()?, s).ok())?;
+        // `%s`: the instant itself.
+        if let Some(instant) = parts.timestamp() {
+            let timestamp = OffsetDateTime::from_unix_timestamp_nanos(instant.as_nanosecond()).ok()?;
+            return in_rfc3339_range(timestamp).then_some((timestamp, used));
+        }
+        // `%Q` read a zone's name: the line's own zone, before `--tz`.
+        let named = match parts.iana_time_zone() {
+            Some(name) => Some(TimeZone::get(name).ok()?),
+            None => None,
+        };
+        let zone = named.as_ref().or(self.zone.as_ref());
         if parts.year().is_none() {
             let time = Time::from_hms_nano(
                 parts.hour().unwrap_or(0) as u8,
@@ -183,9 +235,9 @@ impl Clock {
             .ok()?;
             let (month, day) = (parts.month()? as u8, parts.day()? as u8);
             if parts.offset().is_none() {
-                return Some((self.without_year(month, day, time)?, used));
+                return Some((self.without_year_in(month, day, time, zone)?, used));
             }
-            let inferred = self.without_year(month, day, time)?;
+            let inferred = self.without_year_in(month, day, time, zone)?;
             parts.set_year(Some(inferred.year() as i16)).ok()?;
         }
         let dt = parts.to_datetime().ok()?;
@@ -206,7 +258,10 @@ impl Clock {
             Some(offset) => Some(UtcOffset::from_whole_seconds(offset.seconds()).ok()?),
             None => None,
         };
-        Some((self.place(PrimitiveDateTime::new(date, time), offset)?, used))
+        Some((
+            self.place_in(PrimitiveDateTime::new(date, time), offset, zone)?,
+            used,
+        ))
     }
 }
 
