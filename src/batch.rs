@@ -34,9 +34,9 @@ pub struct RawBatch {
     /// `--multiline`: the batch's last record goes on in the next batch and is longer than
     /// `--max-line-bytes`: rejected whole.
     pub tail_too_long: bool,
-    /// `--multiline`: the batch starts with continuation lines of a record rejected as too long
-    /// (in an earlier batch): rejected with it.
-    pub head_continues: bool,
+    /// `--multiline`: the batch starts with continuation lines of a record that kept what it
+    /// could in an earlier batch (or was rejected there): they are rejected for this reason.
+    pub head_continues: Option<RejectReason>,
     /// Input bytes consumed through the end of this batch, from where the run started reading.
     pub end_offset: u64,
     /// One slot of the in-flight window, released when the writer is done with the batch.
@@ -120,7 +120,11 @@ pub struct Render {
 #[derive(Debug, Default)]
 pub(crate) struct EntryPool {
     entries: Mutex<Vec<Vec<Entry>>>,
+    rejects: Mutex<Vec<Vec<Rejected>>>,
     bytes: Mutex<Vec<Vec<u8>>>,
+    /// Renderings for the rejects file, apart from the others: a buffer keeps the pages it ever
+    /// touched, and mixed in, every buffer would end up as large as a batch of rejected lines.
+    rejects_bytes: Mutex<Vec<Vec<u8>>>,
 }
 
 /// Takes a spent vector from `pool`, or a new one.
@@ -195,8 +199,9 @@ impl Drop for Parsed {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
             give(&pool.entries, std::mem::take(&mut self.entries));
+            give(&pool.rejects, std::mem::take(&mut self.rejects));
             give(&pool.bytes, std::mem::take(&mut self.out));
-            give(&pool.bytes, std::mem::take(&mut self.rejects_out));
+            give(&pool.rejects_bytes, std::mem::take(&mut self.rejects_out));
             give(&pool.bytes, std::mem::take(&mut self.decoded));
         }
     }
@@ -212,9 +217,14 @@ impl Parsed {
             blank: 0,
             continued: 0,
             entries: pool.map(|p| take(&p.entries)).unwrap_or_default(),
-            rejects: Vec::new(),
+            rejects: pool.map(|p| take(&p.rejects)).unwrap_or_default(),
             out: pool.map(|p| take(&p.bytes)).unwrap_or_default(),
-            rejects_out: Vec::new(),
+            // Taken from the pool only when it is used: every buffer a batch gives back must
+            // have been taken, or the pool fills with them (64 spent renderings, ~30 MiB).
+            rejects_out: pool
+                .filter(|_| render.rejects)
+                .map(|p| take(&p.rejects_bytes))
+                .unwrap_or_default(),
             pool: pool.cloned(),
             render,
             from_stream: false,

@@ -484,3 +484,41 @@ fn an_epoch_before_year_0_is_a_bad_timestamp_in_every_layout_and_format_never_a_
         }
     }
 }
+
+/// Peak RSS in MiB of `ingest -q ARGS /dev/null < input`, which must end 0.
+fn peak_mib(args: &[&str], input: &std::path::Path) -> f64 {
+    let mut command = Command::new(BIN);
+    command.env_clear().args(["-q"]).args(args).arg("/dev/null");
+    let (code, kib) = common::exit_and_peak_rss_kib(command, input);
+    assert_eq!(code, Some(0), "{args:?}");
+    kib as f64 / 1024.0
+}
+
+#[test]
+fn rejected_lines_take_no_more_memory_than_written_ones_however_many_there_are() {
+    let dir = Scratch::new();
+    // 40 MB of lines that are all rejected, far more than the in-flight window.
+    let garbage = dir.path("garbage.log");
+    let line = format!("garbage {}\n", "x".repeat(190));
+    std::fs::write(&garbage, line.repeat(200_000)).unwrap();
+    // One record of 400,000 lines: it keeps 1,000, the rest are rejected as `record too long`.
+    let record = dir.path("record.log");
+    let mut text = String::from("2026-04-15T10:00:00Z ERROR huge\n");
+    text.push_str(&format!("    at frame {}\n", "z".repeat(87)).repeat(400_000));
+    text.push_str("2026-04-15T10:00:01Z INFO after\n");
+    std::fs::write(&record, text).unwrap();
+    let rejects = dir.path("rejects.tsv");
+    let rejects = rejects.to_str().unwrap();
+    for (input, extra) in [(&garbage, &[][..]), (&record, &["--multiline"][..])] {
+        for workers in ["1", "4"] {
+            let without = peak_mib(&[&["-w", workers], extra].concat(), input);
+            let with = peak_mib(&[&["-w", workers, "--rejects", rejects], extra].concat(), input);
+            // Rendering rejected lines for the file costs a window of batches, no more.
+            assert!(
+                with < without + 10.0,
+                "{} -w {workers} {extra:?}: {with:.1} MiB with --rejects, {without:.1} MiB without",
+                input.display()
+            );
+        }
+    }
+}

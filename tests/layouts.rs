@@ -801,3 +801,59 @@ fn a_time_format_that_cannot_give_a_date_and_time_is_a_usage_error() {
             .stderr(predicate::str::contains("no date and time can be read back"));
     }
 }
+
+#[test]
+fn a_record_past_max_record_lines_keeps_its_first_lines_and_its_rejects_follow_in_order() {
+    let dir = Scratch::new();
+    let mut input = String::from("2026-04-15T10:00:00Z INFO before\n2026-04-15T10:00:01Z ERROR big\n");
+    for i in 0..20_000 {
+        input.push_str(&format!("    at frame {i:05} {}\n", "y".repeat(80)));
+    }
+    input.push_str("2026-04-15T10:00:02Z INFO after\n");
+    // ~2 MB of continuations: what the record keeps (1,000 lines, ~100 KB) is far under
+    // --max-line-bytes; with 50 KB, it is over, and every line of the record is too long.
+    for (max_line_bytes, kept, reason, rejected) in [
+        ("1048576", 1_000, "record too long", 19_001),
+        ("50000", 0, "line too long", 20_001),
+    ] {
+        for workers in ["1", "8"] {
+            let rejects = dir.path("rejects.tsv");
+            let _ = std::fs::remove_file(&rejects);
+            let (records, stderr) = json_records(
+                &[
+                    "--multiline",
+                    "-w",
+                    workers,
+                    "--max-line-bytes",
+                    max_line_bytes,
+                    "--rejects",
+                    rejects.to_str().unwrap(),
+                ],
+                input.as_bytes(),
+            );
+            let what = format!("--max-line-bytes {max_line_bytes} -w {workers}");
+            let lines: Vec<usize> = records
+                .iter()
+                .map(|r| r["message"].as_str().unwrap().lines().count())
+                .collect();
+            let expected = if kept > 0 { vec![1, kept, 1] } else { vec![1, 1] };
+            assert_eq!(lines, expected, "{what}: {stderr}");
+            let rejects = std::fs::read_to_string(&rejects).unwrap();
+            let numbers: Vec<u64> = rejects
+                .lines()
+                .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(numbers.len(), rejected, "{what}");
+            let first = if kept > 0 { 3 + kept as u64 - 1 } else { 2 };
+            assert_eq!(
+                numbers,
+                (first..first + rejected as u64).collect::<Vec<_>>(),
+                "{what}: in line order"
+            );
+            assert!(
+                rejects.lines().all(|l| l.split('\t').nth(1) == Some(reason)),
+                "{what}: one reason"
+            );
+        }
+    }
+}

@@ -52,7 +52,7 @@ pub fn parse_batch_with(
         data,
         long_line: false,
         tail_too_long: false,
-        head_continues: false,
+        head_continues: None,
         end_offset: 0,
         permit: window.try_acquire_owned().expect("a new window has a slot"),
         messages: Vec::new(),
@@ -220,8 +220,9 @@ impl Building<'_> {
     }
 
     /// Writes out the open record, or rejects it whole when its lines outgrew
-    /// `--max-line-bytes` (or `too_long`: it goes on past the batch, and did).
-    fn finish(&mut self, open: Open, too_long: bool) {
+    /// `--max-line-bytes` (or `too_long`: it goes on past the batch, and did). False when it
+    /// was rejected.
+    fn finish(&mut self, open: Open, too_long: bool) -> bool {
         let Open::Record {
             line_no,
             timestamp,
@@ -232,7 +233,7 @@ impl Building<'_> {
             raw_end,
         } = open
         else {
-            return;
+            return true;
         };
         if too_long || raw_end - raw_start > self.max_line_bytes {
             self.decoded.truncate(message_start);
@@ -245,7 +246,7 @@ impl Building<'_> {
                         .reject(number, RejectReason::LineTooLong, raw.slice_ref(shown));
                 }
             }
-            return;
+            return false;
         }
         let record = ParsedRecord {
             line_no,
@@ -255,6 +256,7 @@ impl Building<'_> {
         };
         write_record_with(&mut self.parsed.out, self.render.format, &record, self.suffix);
         self.parsed.keep(&record, message_start);
+        true
     }
 }
 
@@ -288,10 +290,9 @@ fn parse_layout(
     building.decoded.reserve(raw.len());
     building.parsed.entries.reserve(raw.len() / 64 + 1);
     building.parsed.out.reserve(raw.len() + raw.len() / 2);
-    let mut open = if head_continues {
-        Open::Rejected(RejectReason::LineTooLong)
-    } else {
-        Open::None
+    let mut open = match head_continues {
+        Some(reason) => Open::Rejected(reason),
+        None => Open::None,
     };
     for (text, line_no) in split_lines(&raw).zip(first_line..) {
         let parsed = &mut building.parsed;
@@ -313,7 +314,15 @@ fn parse_layout(
                     parsed.continued += 1;
                 }
                 Open::Record { .. } => {
-                    parsed.reject(line_no, RejectReason::RecordTooLong, raw.slice_ref(text))
+                    // The record keeps what it has, written (or rejected whole) now, so that
+                    // its rejected lines follow it; the rest of it is rejected for its fate.
+                    let kept = std::mem::replace(&mut open, Open::None);
+                    let reason = match building.finish(kept, false) {
+                        true => RejectReason::RecordTooLong,
+                        false => RejectReason::LineTooLong,
+                    };
+                    building.parsed.reject(line_no, reason, raw.slice_ref(text));
+                    open = Open::Rejected(reason);
                 }
                 Open::Rejected(reason) => parsed.reject(line_no, *reason, raw.slice_ref(text)),
                 // Before any record: read alone, as without --multiline.

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::metrics::{Metrics, add};
+use crate::record::{RejectReason, trim_line};
 
 /// Where the reader thread is, shared with the stage's task so a drain can stop it.
 #[derive(Debug, Default)]
@@ -79,11 +80,15 @@ struct ReadLoop<'a> {
     /// record still open (more lines may join it), and how many lines they are.
     held: usize,
     held_lines: usize,
-    /// `--multiline`: the next batch begins with continuation lines of a record rejected as
-    /// too long.
-    head_continues: bool,
-    /// `--multiline`: where the held bytes are cut into batches (reused).
-    cuts: Vec<usize>,
+    /// `--multiline`: of the held lines, those the record keeps (not blank).
+    held_record_lines: usize,
+    /// `--multiline`: the open record is past what it keeps (`--max-record-lines`) or too long
+    /// (`--max-line-bytes`): its further lines, until the next record starts, are not held but
+    /// handed out to be rejected for this reason.
+    excess: Option<RejectReason>,
+    /// `--multiline`: where the whole lines are cut into batches, and the reason the lines
+    /// after a cut that continue a record are rejected for, if they are (reused).
+    cuts: Vec<(usize, Option<RejectReason>)>,
     /// The input's first bytes were looked at for an encoding ingest does not read.
     encoding_checked: bool,
 }
@@ -119,6 +124,7 @@ impl Settings {
             multiline: config.multiline.map(|m| Records {
                 layout: Arc::new(config.layout()),
                 timeout: m.timeout,
+                max_record_lines: m.max_record_lines,
             }),
             ..Settings::default()
         }
@@ -133,6 +139,8 @@ pub struct Records {
     pub layout: Arc<Layout>,
     /// After this long without input, the record held at the end is handed out.
     pub timeout: std::time::Duration,
+    /// The most lines a record keeps (`--max-record-lines`); later ones are rejected.
+    pub max_record_lines: usize,
 }
 
 /// What kind of batch is sent.
@@ -235,7 +243,7 @@ impl ReadLoop<'_> {
         }
         match self.limits.multiline.clone() {
             None => self.take_lines(),
-            Some(records) => self.take_records(&records.layout),
+            Some(records) => self.take_records(&records),
         }
     }
 
@@ -271,6 +279,7 @@ impl ReadLoop<'_> {
     fn hand_out_held(&mut self, piece: Piece) -> bool {
         let held = std::mem::take(&mut self.held);
         let lines = std::mem::take(&mut self.held_lines) as u64;
+        self.held_record_lines = 0;
         let data = self.buffers.current.split_to(held).freeze();
         self.scanned = self.scanned.saturating_sub(held);
         self.send(data, lines, piece, held as u64)
@@ -293,67 +302,104 @@ impl ReadLoop<'_> {
                 return false;
             }
             // Its continuation lines, if it started a record, are rejected with it.
-            self.head_continues = self.limits.multiline.is_some();
+            if self.limits.multiline.is_some() {
+                self.excess = Some(RejectReason::LineTooLong);
+            }
         }
         true
     }
 
     /// `--multiline`: hands out whole records, in batches of about `batch_lines` lines that
     /// start where a record starts; holds back the last record, which more lines may join.
-    fn take_records(&mut self, layout: &Layout) -> bool {
+    ///
+    /// A record that reaches `--max-record-lines` goes out then: what it keeps is settled, and
+    /// its further lines, until the next record starts, go out as they come, to be rejected
+    /// (`record too long`, or `line too long` when what it keeps outgrew `--max-line-bytes`).
+    /// So a record's rejected lines follow its kept ones, and none of them is held.
+    fn take_records(&mut self, records: &Records) -> bool {
         if !self.skip_long_line() {
             return false;
         }
         if self.long_line.is_some() {
             return true;
         }
+        let (layout, max_lines) = (&*records.layout, records.max_record_lines);
         let buf = &self.buffers.current;
         let from = self.scanned.clamp(self.held, buf.len());
         self.searched += (buf.len() - from) as u64;
         if let Some(newline) = memchr::memrchr(b'\n', &buf[from..]) {
             let complete = from + newline + 1;
             self.cuts.clear();
-            let (mut since_cut, mut since_start) = (self.held_lines, self.held_lines);
+            let mut since_cut = self.held_lines;
+            // The open record: where it starts in the buffer and where its last line ends, its
+            // lines (blank ones too) and the ones it keeps (not blank).
+            let (mut record_start, mut record_end) = (0, self.held);
+            let (mut since_start, mut record_lines) = (self.held_lines, self.held_record_lines);
             let mut last_start = 0;
+            let mut excess = self.excess;
             let mut at = self.held;
             while at < complete {
                 let end = at + memchr::memchr(b'\n', &buf[at..complete]).expect("whole lines") + 1;
-                if at > 0 && layout.starts_record(&buf[at..end - 1]) {
-                    if since_cut >= self.limits.batch_lines {
-                        self.cuts.push(at);
+                let line = &buf[at..end - 1];
+                let blank = trim_line(line).is_empty();
+                if (at > 0 || excess.is_some()) && !blank && layout.starts_record(line) {
+                    if since_cut >= self.limits.batch_lines || excess.is_some() {
+                        self.cuts.push((at, None));
                         since_cut = 0;
                     }
-                    last_start = at;
-                    since_start = 0;
+                    (record_start, since_start, record_lines, last_start, excess) = (at, 0, 0, at, None);
+                } else if excess.is_some() {
+                    if since_cut >= self.limits.batch_lines {
+                        // A long run of rejected lines goes out in batches of the usual size.
+                        self.cuts.push((at, excess));
+                        since_cut = 0;
+                    }
+                } else if !blank && record_lines >= max_lines {
+                    // The record keeps what it has; this line and the rest of it are rejected,
+                    // for what became of what it keeps.
+                    let reason = if record_end - record_start > self.limits.max_line_bytes {
+                        RejectReason::LineTooLong
+                    } else {
+                        RejectReason::RecordTooLong
+                    };
+                    excess = Some(reason);
+                    self.cuts.push((at, excess));
+                    since_cut = 0;
+                }
+                if excess.is_none() && !blank {
+                    record_lines += 1;
+                    record_end = end - 1;
                 }
                 since_cut += 1;
                 since_start += 1;
                 at = end;
             }
-            if last_start > 0 {
-                let data = self.buffers.current.split_to(last_start).freeze();
-                let cuts = std::mem::take(&mut self.cuts);
-                let mut from = 0;
-                for cut in cuts
-                    .iter()
-                    .copied()
-                    .filter(|&c| c < last_start)
-                    .chain([last_start])
-                {
+            // Up to the last record start goes out, and the open record is held; past what it
+            // keeps, everything goes out.
+            let keep_from = if excess.is_some() { complete } else { last_start };
+            if keep_from > 0 {
+                let data = self.buffers.current.split_to(keep_from).freeze();
+                let mut cuts = std::mem::take(&mut self.cuts);
+                cuts.retain(|&(cut, _)| cut > 0 && cut < keep_from);
+                let (mut from, mut head) = (0, self.excess);
+                for (cut, next_head) in cuts.iter().copied().chain([(keep_from, None)]) {
                     let piece = data.slice(from..cut);
                     let lines = count_newlines(&piece) as u64;
+                    self.excess = head;
                     if !self.send(piece, lines, Piece::Lines, (cut - from) as u64) {
                         return false;
                     }
-                    from = cut;
+                    (from, head) = (cut, next_head);
                 }
                 self.cuts = cuts;
-                self.held = complete - last_start;
-                self.held_lines = since_start;
-            } else {
-                self.held = complete;
-                self.held_lines = since_start;
             }
+            self.held = complete - keep_from;
+            (self.held_lines, self.held_record_lines) = if self.held == 0 {
+                (0, 0)
+            } else {
+                (since_start, record_lines)
+            };
+            self.excess = excess;
         }
         self.scanned = self.buffers.current.len();
         if self.buffers.current.len() > self.limits.max_line_bytes.saturating_add(1) && self.held > 0 {
@@ -366,7 +412,9 @@ impl ReadLoop<'_> {
             if !self.hand_out_held(piece) {
                 return false;
             }
-            self.head_continues = !ended;
+            if !ended {
+                self.excess = Some(RejectReason::LineTooLong);
+            }
         }
         self.hold_long_line();
         true
@@ -479,7 +527,8 @@ impl ReadLoop<'_> {
             data,
             long_line: piece == Piece::LongLine,
             tail_too_long: piece == Piece::RecordTooLong,
-            head_continues: std::mem::take(&mut self.head_continues),
+            // What continues a record past what it keeps is rejected with it; once.
+            head_continues: self.excess.filter(|_| self.limits.multiline.is_some()),
             end_offset,
             permit,
             messages: Vec::new(),
@@ -676,7 +725,8 @@ pub async fn run(
                 seq: 0,
                 held: 0,
                 held_lines: 0,
-                head_continues: false,
+                held_record_lines: 0,
+                excess: None,
                 cuts: Vec::new(),
                 // Only a run that starts at the input's first byte sees how it begins.
                 encoding_checked: limits.start.offset > 0 || limits.skip > 0,

@@ -437,7 +437,7 @@ async fn run(
                 data: Bytes::new(),
                 long_line: false,
                 tail_too_long: false,
-                head_continues: false,
+                head_continues: None,
                 end_offset: end,
                 permit,
                 messages: batch,

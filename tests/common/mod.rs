@@ -197,3 +197,46 @@ pub fn finish(dir: &Scratch, mut child: std::process::Child) -> (Option<i32>, St
     };
     (status.code(), dir.read("stderr"))
 }
+
+/// Runs `command` on `input` (streamed through a pipe, output discarded) to its end: its exit
+/// code and its peak resident memory in KiB. The peak is read (VmHWM, which only grows) once
+/// the process has taken every byte, before its input closes: the steady state of the run.
+/// (A child's rusage would count the test process's own memory, shared until exec.)
+pub fn exit_and_peak_rss_kib(mut command: std::process::Command, input: &Path) -> (Option<i32>, u64) {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // As large as a file's reads: the run reads full chunks, as from a file.
+    // SAFETY: F_SETPIPE_SZ takes an int, on a pipe this process holds open.
+    unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&stdin),
+            libc::F_SETPIPE_SZ,
+            1 << 20,
+        )
+    };
+    let mut file = std::fs::File::open(input).unwrap();
+    let mut chunk = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        stdin.write_all(&chunk[..n]).unwrap();
+    }
+    wait_until("the run has read all its input", || unread_in(&stdin) == 0);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|kib| kib.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    drop(stdin);
+    (child.wait().unwrap().code(), peak)
+}
