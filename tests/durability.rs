@@ -184,6 +184,8 @@ fn every_commit_names_only_bytes_already_synced_and_a_file_already_in_its_direct
                     continue;
                 }
                 commits += 1;
+                // A rename makes a new directory entry: durable once the directory is synced.
+                unsynced_names.push(to.clone());
                 let state = contents.get(&from).cloned().unwrap_or_default();
                 assert_eq!(
                     synced.get(&from).copied(),

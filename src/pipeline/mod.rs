@@ -115,7 +115,8 @@ where
             max_line_bytes: config.max_line_bytes,
             render: crate::batch::Render {
                 format: config.format,
-                rejects: config.rejects.is_some(),
+                // Rendered for the rejects file the writer is given, whatever the config says.
+                rejects: rejects.is_some(),
             },
             metrics: metrics.clone(),
             reading: (!layout.is_fast_plain() || config.multiline.is_some())
