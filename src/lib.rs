@@ -242,8 +242,15 @@ fn settle_layout(
             if resume.skip == 0 {
                 read_ahead(input, resume, fd, drain)?;
             }
-            let lines = record::split_lines(&resume.preread);
-            match layout::detect(lines, clock) {
+            // From the input's first byte: the file source hands out no byte order mark.
+            let preread = match resume.start.offset {
+                0 => resume
+                    .preread
+                    .strip_prefix(record::UTF8_BOM)
+                    .unwrap_or(&resume.preread),
+                _ => &resume.preread,
+            };
+            match layout::detect(record::split_lines(preread), clock) {
                 Some(layout) => {
                     if let Some(committer) = resume.committer.as_mut() {
                         committer.keep_layout(&layout.name);

@@ -286,6 +286,10 @@ pub enum Line<'a> {
     },
 }
 
+/// The UTF-8 byte order mark a file from a Windows tool may start with: no part of its first
+/// line.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Splits input bytes into lines on `\n`; a final line without `\n` still counts.
 pub fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = data;
@@ -317,11 +321,8 @@ fn next_field(s: &[u8]) -> (&[u8], &[u8]) {
     (&s[..end], trim_start_blanks(&s[end..]))
 }
 
-/// The line without leading spaces and tabs and without trailing spaces, tabs and `\r`; a
-/// UTF-8 byte order mark at its start (a file from a Windows tool begins with one) is no part
-/// of it either.
+/// The line without leading spaces and tabs and without trailing spaces, tabs and `\r`.
 pub fn trim_line(line: &[u8]) -> &[u8] {
-    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let end = line
         .iter()
         .rposition(|&b| !(is_blank(b) || b == b'\r'))

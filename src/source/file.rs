@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::metrics::{Metrics, add};
-use crate::record::{RejectReason, trim_line};
+use crate::record::{RejectReason, UTF8_BOM};
 
 /// Where the reader thread is, shared with the stage's task so a drain can stop it.
 #[derive(Debug, Default)]
@@ -89,7 +89,8 @@ struct ReadLoop<'a> {
     /// `--multiline`: where the whole lines are cut into batches, and the reason the lines
     /// after a cut that continue a record are rejected for, if they are (reused).
     cuts: Vec<(usize, Option<RejectReason>)>,
-    /// The input's first bytes were looked at for an encoding ingest does not read.
+    /// The input's first bytes were looked at: a UTF-8 byte order mark, or an encoding ingest
+    /// does not read.
     encoding_checked: bool,
 }
 
@@ -232,9 +233,14 @@ impl ReadLoop<'_> {
 
     /// Hands out what the buffer holds, by lines or (`--multiline`) by records.
     fn take(&mut self) -> bool {
-        if !self.encoding_checked && self.buffers.current.len() >= 8 {
+        if !self.encoding_checked {
             self.encoding_checked = true;
-            if let Some(encoding) = utf16(&self.buffers.current) {
+            if self.buffers.current.starts_with(UTF8_BOM) {
+                // Read, and consumed, but handed out as no line's part.
+                self.buffers.current.advance(UTF8_BOM.len());
+                self.offset += UTF8_BOM.len() as u64;
+                add(&self.metrics.bytes_in, UTF8_BOM.len() as u64);
+            } else if let Some(encoding) = utf16(&self.buffers.current) {
                 tracing::warn!(
                     "the input is {encoding}: ingest reads UTF-8, so its lines will be rejected; \
                      convert it first (iconv -f UTF-16 -t UTF-8)"
@@ -341,8 +347,8 @@ impl ReadLoop<'_> {
             while at < complete {
                 let end = at + memchr::memchr(b'\n', &buf[at..complete]).expect("whole lines") + 1;
                 let line = &buf[at..end - 1];
-                let blank = trim_line(line).is_empty();
-                if (at > 0 || excess.is_some()) && !blank && layout.starts_record(line) {
+                let blank = line.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\r'));
+                if !blank && (at > 0 || excess.is_some()) && layout.starts_record(line) {
                     if since_cut >= self.limits.batch_lines || excess.is_some() {
                         self.cuts.push((at, None));
                         since_cut = 0;
