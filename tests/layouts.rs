@@ -857,3 +857,43 @@ fn a_record_past_max_record_lines_keeps_its_first_lines_and_its_rejects_follow_i
         }
     }
 }
+
+#[test]
+fn what_a_record_keeps_is_measured_alike_whoever_cuts_it_at_the_byte_limit() {
+    // Three lines kept (blank ones are not lines of the record), two past --max-record-lines.
+    let head = "2026-04-15T10:00:00Z ERROR x\n  a  \n\n  b";
+    let kept = head.len();
+    let input = format!("{head}\n  c\n\n  d\n2026-04-15T10:00:01Z INFO next\n");
+    for (limit, reason, written) in [(kept, "record too long", 2), (kept - 1, "line too long", 1)] {
+        let dir = Scratch::new();
+        let rejects = dir.path("rejects.tsv");
+        let limit = limit.to_string();
+        let (records, stderr) = json_records(
+            &[
+                "--multiline",
+                "--max-record-lines",
+                "3",
+                "--max-line-bytes",
+                &limit,
+                "--rejects",
+                rejects.to_str().unwrap(),
+            ],
+            input.as_bytes(),
+        );
+        assert_eq!(records.len(), written, "--max-line-bytes {limit}: {stderr}");
+        let rejects = std::fs::read_to_string(&rejects).unwrap();
+        let reasons: Vec<&str> = rejects.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
+        assert!(
+            !reasons.is_empty() && reasons.iter().all(|r| *r == reason),
+            "--max-line-bytes {limit}: {rejects}"
+        );
+        let numbers: Vec<u64> = rejects
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "in line order: {numbers:?}"
+        );
+    }
+}

@@ -476,9 +476,12 @@ fn zone_word(s: &[u8]) -> bool {
 
 /// True when the instant, in UTC, lies in years 0000-9999.
 pub(crate) fn in_rfc3339_range(timestamp: OffsetDateTime) -> bool {
-    timestamp
-        .checked_to_offset(UtcOffset::UTC)
-        .is_some_and(|utc| (0..=9999).contains(&utc.year()))
+    // An offset moves the instant by less than a day: away from the calendar's two end years,
+    // it is in range whatever the offset.
+    (1..=9998).contains(&timestamp.year())
+        || timestamp
+            .checked_to_offset(UtcOffset::UTC)
+            .is_some_and(|utc| (0..=9999).contains(&utc.year()))
 }
 
 #[cfg(test)]

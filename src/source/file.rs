@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::metrics::{Metrics, add};
-use crate::record::{RejectReason, UTF8_BOM};
+use crate::record::{RejectReason, UTF8_BOM, split_lines};
 
 /// Where the reader thread is, shared with the stage's task so a drain can stop it.
 #[derive(Debug, Default)]
@@ -80,7 +80,8 @@ struct ReadLoop<'a> {
     /// record still open (more lines may join it), and how many lines they are.
     held: usize,
     held_lines: usize,
-    /// `--multiline`: of the held lines, those the record keeps (not blank).
+    /// `--multiline`: the held record's lines as counted toward --max-record-lines (at least
+    /// the ones it keeps, which are not blank; see `take_records`).
     held_record_lines: usize,
     /// `--multiline`: the open record is past what it keeps (`--max-record-lines`) or too long
     /// (`--max-line-bytes`): its further lines, until the next record starts, are not held but
@@ -337,9 +338,10 @@ impl ReadLoop<'_> {
             let complete = from + newline + 1;
             self.cuts.clear();
             let mut since_cut = self.held_lines;
-            // The open record: where it starts in the buffer and where its last line ends, its
-            // lines (blank ones too) and the ones it keeps (not blank).
-            let (mut record_start, mut record_end) = (0, self.held);
+            // The open record: where it starts in the buffer, its lines, and (at most) the ones
+            // it keeps: blank lines count as lines but are not kept, and are told apart only
+            // when the record may be past --max-record-lines, which few records ever are.
+            let mut record_start = 0;
             let (mut since_start, mut record_lines) = (self.held_lines, self.held_record_lines);
             let mut last_start = 0;
             let mut excess = self.excess;
@@ -347,8 +349,7 @@ impl ReadLoop<'_> {
             while at < complete {
                 let end = at + memchr::memchr(b'\n', &buf[at..complete]).expect("whole lines") + 1;
                 let line = &buf[at..end - 1];
-                let blank = line.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\r'));
-                if !blank && (at > 0 || excess.is_some()) && layout.starts_record(line) {
+                if (at > 0 || excess.is_some()) && layout.starts_record(line) {
                     if since_cut >= self.limits.batch_lines || excess.is_some() {
                         self.cuts.push((at, None));
                         since_cut = 0;
@@ -360,24 +361,31 @@ impl ReadLoop<'_> {
                         self.cuts.push((at, excess));
                         since_cut = 0;
                     }
-                } else if !blank && record_lines >= max_lines {
-                    // The record keeps what it has; this line and the rest of it are rejected,
-                    // for what became of what it keeps.
-                    let reason = if record_end - record_start > self.limits.max_line_bytes {
-                        RejectReason::LineTooLong
-                    } else {
-                        RejectReason::RecordTooLong
-                    };
-                    excess = Some(reason);
-                    self.cuts.push((at, excess));
-                    since_cut = 0;
-                }
-                if excess.is_none() && !blank {
-                    record_lines += 1;
-                    record_end = end - 1;
+                } else if record_lines >= max_lines && !is_blank(line) {
+                    // What the record keeps ends where its last line that is not blank ends (as
+                    // the parser measures it against --max-line-bytes).
+                    let (mut kept_lines, mut kept_end) = (0, record_start);
+                    for kept in split_lines(&buf[record_start..at]).filter(|l| !is_blank(l)) {
+                        kept_lines += 1;
+                        kept_end = kept.as_ptr() as usize - buf.as_ptr() as usize + kept.len();
+                    }
+                    record_lines = kept_lines;
+                    if record_lines >= max_lines {
+                        // The record keeps what it has; this line and the rest of it are
+                        // rejected, for what became of what it keeps.
+                        let reason = if kept_end - record_start > self.limits.max_line_bytes {
+                            RejectReason::LineTooLong
+                        } else {
+                            RejectReason::RecordTooLong
+                        };
+                        excess = Some(reason);
+                        self.cuts.push((at, excess));
+                        since_cut = 0;
+                    }
                 }
                 since_cut += 1;
                 since_start += 1;
+                record_lines += 1;
                 at = end;
             }
             // Up to the last record start goes out, and the open record is held; past what it
@@ -672,6 +680,11 @@ impl Source for FileSource {
             committer,
         }
     }
+}
+
+/// True for a line of spaces, tabs and `\r` only: blank, no part of a record.
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
 /// `Some("UTF-16LE")` (or BE) when `start`, an input's first bytes, is UTF-16: a byte order
