@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use time::OffsetDateTime;
 
-use crate::record::Severity;
+use crate::record::{Severity, in_rfc3339_range};
 
 /// What a layout read, its message borrowed from the line or unescaped into the scratch text.
 pub(crate) struct Head<'a> {
@@ -59,7 +59,10 @@ pub(crate) fn epoch(text: &[u8]) -> Option<OffsetDateTime> {
         // Exponents and signs are not what loggers write; read them the approximate way.
         let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
         let nanos = if value > 1e11 { value * 1e6 } else { value * 1e9 };
-        return OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).ok();
+        // A negative or huge number may fall outside years 0000-9999: no timestamp for us.
+        return OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
+            .ok()
+            .filter(|t| in_rfc3339_range(*t));
     }
     let whole = int.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
     // Nanoseconds from the fraction's first nine digits (milliseconds: six, after the

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 pub use clock::{Clock, ClockError};
 pub use pattern::{NAMED, Pattern, PatternError};
 
-use crate::record::{Fields, Line, RejectReason, Severity, in_rfc3339_range, trim_line};
+use crate::record::{Fields, Line, RejectReason, Severity, trim_line};
 use head::{Head, Text, starts_with_date};
 
 /// Which grammar the lines follow (`--input`, `--pattern`).
@@ -142,11 +142,6 @@ impl Layout {
         };
         match parsed {
             Err(reason) => Outcome::Rejected(reason),
-            // An epoch number or a zone can put the instant outside years 0000-9999, which
-            // neither output format can write: no such timestamp exists for us, in any layout.
-            Ok(Head { timestamp, .. }) if !in_rfc3339_range(timestamp) => {
-                Outcome::Rejected(RejectReason::BadTimestamp)
-            }
             Ok(Head {
                 timestamp,
                 severity,

@@ -80,9 +80,9 @@ struct ReadLoop<'a> {
     /// record still open (more lines may join it), and how many lines they are.
     held: usize,
     held_lines: usize,
-    /// `--multiline`: the held record's lines as counted toward --max-record-lines (at least
-    /// the ones it keeps, which are not blank; see `take_records`).
-    held_record_lines: usize,
+    /// `--multiline`: after how many of its lines the held record is looked at again for
+    /// --max-record-lines (see `take_records`); `None` for a new one.
+    held_threshold: Option<usize>,
     /// `--multiline`: the open record is past what it keeps (`--max-record-lines`) or too long
     /// (`--max-line-bytes`): its further lines, until the next record starts, are not held but
     /// handed out to be rejected for this reason.
@@ -286,7 +286,7 @@ impl ReadLoop<'_> {
     fn hand_out_held(&mut self, piece: Piece) -> bool {
         let held = std::mem::take(&mut self.held);
         let lines = std::mem::take(&mut self.held_lines) as u64;
-        self.held_record_lines = 0;
+        self.held_threshold = None;
         let data = self.buffers.current.split_to(held).freeze();
         self.scanned = self.scanned.saturating_sub(held);
         self.send(data, lines, piece, held as u64)
@@ -338,13 +338,18 @@ impl ReadLoop<'_> {
             let complete = from + newline + 1;
             self.cuts.clear();
             let mut since_cut = self.held_lines;
-            // The open record: where it starts in the buffer, its lines, and (at most) the ones
-            // it keeps: blank lines count as lines but are not kept, and are told apart only
-            // when the record may be past --max-record-lines, which few records ever are.
+            // The open record: where it starts in the buffer, and its lines. Per line, only a
+            // record start is looked for; the rest waits until `since_start` reaches
+            // `threshold`: a record that may be past --max-record-lines (its kept lines, the
+            // ones not blank, are counted then), or a run of rejected lines long enough to cut.
             let mut record_start = 0;
-            let (mut since_start, mut record_lines) = (self.held_lines, self.held_record_lines);
-            let mut last_start = 0;
+            let mut since_start = self.held_lines;
             let mut excess = self.excess;
+            let mut threshold = match excess {
+                Some(_) => self.limits.batch_lines,
+                None => self.held_threshold.unwrap_or(max_lines),
+            };
+            let mut last_start = 0;
             let mut at = self.held;
             while at < complete {
                 let end = at + memchr::memchr(b'\n', &buf[at..complete]).expect("whole lines") + 1;
@@ -354,38 +359,40 @@ impl ReadLoop<'_> {
                         self.cuts.push((at, None));
                         since_cut = 0;
                     }
-                    (record_start, since_start, record_lines, last_start, excess) = (at, 0, 0, at, None);
-                } else if excess.is_some() {
-                    if since_cut >= self.limits.batch_lines {
+                    (record_start, since_start, last_start, excess, threshold) = (at, 0, at, None, max_lines);
+                } else if since_start >= threshold {
+                    if excess.is_some() {
                         // A long run of rejected lines goes out in batches of the usual size.
                         self.cuts.push((at, excess));
                         since_cut = 0;
-                    }
-                } else if record_lines >= max_lines && !is_blank(line) {
-                    // What the record keeps ends where its last line that is not blank ends (as
-                    // the parser measures it against --max-line-bytes).
-                    let (mut kept_lines, mut kept_end) = (0, record_start);
-                    for kept in split_lines(&buf[record_start..at]).filter(|l| !is_blank(l)) {
-                        kept_lines += 1;
-                        kept_end = kept.as_ptr() as usize - buf.as_ptr() as usize + kept.len();
-                    }
-                    record_lines = kept_lines;
-                    if record_lines >= max_lines {
-                        // The record keeps what it has; this line and the rest of it are
-                        // rejected, for what became of what it keeps.
-                        let reason = if kept_end - record_start > self.limits.max_line_bytes {
-                            RejectReason::LineTooLong
+                        threshold = since_start + self.limits.batch_lines;
+                    } else if !is_blank(line) {
+                        // What the record keeps ends where its last line that is not blank ends
+                        // (as the parser measures it against --max-line-bytes).
+                        let (mut kept_lines, mut kept_end) = (0, record_start);
+                        for kept in split_lines(&buf[record_start..at]).filter(|l| !is_blank(l)) {
+                            kept_lines += 1;
+                            kept_end = kept.as_ptr() as usize - buf.as_ptr() as usize + kept.len();
+                        }
+                        if kept_lines >= max_lines {
+                            // The record keeps what it has; this line and the rest of it are
+                            // rejected, for what became of what it keeps.
+                            let reason = if kept_end - record_start > self.limits.max_line_bytes {
+                                RejectReason::LineTooLong
+                            } else {
+                                RejectReason::RecordTooLong
+                            };
+                            excess = Some(reason);
+                            self.cuts.push((at, excess));
+                            since_cut = 0;
+                            threshold = since_start + self.limits.batch_lines;
                         } else {
-                            RejectReason::RecordTooLong
-                        };
-                        excess = Some(reason);
-                        self.cuts.push((at, excess));
-                        since_cut = 0;
+                            threshold = since_start + (max_lines - kept_lines);
+                        }
                     }
                 }
                 since_cut += 1;
                 since_start += 1;
-                record_lines += 1;
                 at = end;
             }
             // Up to the last record start goes out, and the open record is held; past what it
@@ -408,10 +415,9 @@ impl ReadLoop<'_> {
                 self.cuts = cuts;
             }
             self.held = complete - keep_from;
-            (self.held_lines, self.held_record_lines) = if self.held == 0 {
-                (0, 0)
-            } else {
-                (since_start, record_lines)
+            (self.held_lines, self.held_threshold) = match self.held {
+                0 => (0, None),
+                _ => (since_start, Some(threshold)),
             };
             self.excess = excess;
         }
@@ -744,7 +750,7 @@ pub async fn run(
                 seq: 0,
                 held: 0,
                 held_lines: 0,
-                held_record_lines: 0,
+                held_threshold: None,
                 excess: None,
                 cuts: Vec::new(),
                 // Only a run that starts at the input's first byte sees how it begins.
