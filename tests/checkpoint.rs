@@ -798,10 +798,9 @@ fn a_checkpoint_needs_regular_files_to_cut_back() {
         ));
 }
 
-#[test]
-fn a_signal_while_a_checkpointed_pipe_waits_for_its_first_4k_writes_what_was_read() {
-    let dir = Scratch::new();
-    let mut child = Command::new(BIN)
+/// `ingest --checkpoint cp out.log` in `dir`, reading a pipe the caller writes (stderr piped).
+fn checkpointed_on_a_pipe(dir: &Scratch) -> std::process::Child {
+    Command::new(BIN)
         .env_clear()
         .arg("--checkpoint")
         .arg(dir.path("cp"))
@@ -809,7 +808,13 @@ fn a_signal_while_a_checkpointed_pipe_waits_for_its_first_4k_writes_what_was_rea
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_signal_while_a_checkpointed_pipe_waits_for_its_first_4k_writes_what_was_read() {
+    let dir = Scratch::new();
+    let mut child = checkpointed_on_a_pipe(&dir);
     let mut stdin = child.stdin.take().unwrap();
     // Less than the 4 KiB that identify an input, and the pipe stays open, as with `tail -f`.
     stdin.write_all(common::valid_lines(3).as_bytes()).unwrap();
@@ -877,15 +882,7 @@ fn committed_lines(path: &Path) -> u64 {
 #[test]
 fn a_quiet_live_pipe_is_committed_within_seconds_so_a_kill_then_loses_and_repeats_nothing() {
     let dir = Scratch::new();
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .arg("--checkpoint")
-        .arg(dir.path("cp"))
-        .arg(dir.path("out.log"))
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = checkpointed_on_a_pipe(&dir);
     let mut stdin = child.stdin.take().unwrap();
     // 300 lines, then nothing more, the pipe held open: a quiet `tail -f | ingest`.
     stdin.write_all(common::valid_lines(300).as_bytes()).unwrap();

@@ -38,6 +38,11 @@ fn json_records(args: &[&str], input: &[u8]) -> (Vec<Value>, String) {
     (records, stderr)
 }
 
+/// Each record's `timestamp`, as written.
+fn timestamps(records: &[Value]) -> Vec<&str> {
+    records.iter().map(|r| r["timestamp"].as_str().unwrap()).collect()
+}
+
 /// An RFC 3339 timestamp as an instant.
 fn instant(value: &Value) -> jiff::Timestamp {
     value
@@ -396,7 +401,7 @@ fn tz_places_local_times_across_a_dst_change() {
                  2026-10-25 02:30:00 INFO happened twice\n\
                  2026-10-25 02:30:00+01:00 INFO the offset wins\n";
     let (records, _) = json_records(&["--tz", "Europe/Berlin"], input.as_bytes());
-    let times: Vec<&str> = records.iter().map(|r| r["timestamp"].as_str().unwrap()).collect();
+    let times = timestamps(&records);
     assert_eq!(
         times,
         [
@@ -415,7 +420,7 @@ fn a_named_tz_reads_the_last_day_of_year_9999_as_the_default_clock_does() {
                  9999-12-31 23:30:00 INFO its last hour\n\
                  9999-12-30 10:00:00 INFO the day before\n";
     let (records, stderr) = json_records(&["--tz", "Europe/Berlin"], input.as_bytes());
-    let times: Vec<&str> = records.iter().map(|r| r["timestamp"].as_str().unwrap()).collect();
+    let times = timestamps(&records);
     assert_eq!(
         times,
         [
@@ -428,7 +433,7 @@ fn a_named_tz_reads_the_last_day_of_year_9999_as_the_default_clock_does() {
     // West of UTC the last evening of year 9999 is already year 10000 in UTC: a bad timestamp.
     let input = "9999-12-31 20:00:00 INFO past the end\n9999-12-31 12:00:00 INFO before it\n";
     let (records, stderr) = json_records(&["--tz", "America/New_York"], input.as_bytes());
-    let times: Vec<&str> = records.iter().map(|r| r["timestamp"].as_str().unwrap()).collect();
+    let times = timestamps(&records);
     assert_eq!(times, ["9999-12-31T17:00:00Z"]);
     assert!(stderr.contains("line 1: bad timestamp"), "{stderr}");
 }
@@ -772,7 +777,7 @@ fn a_zone_read_by_time_format_q_places_the_time_before_tz_does() {
         ],
         input.as_bytes(),
     );
-    let times: Vec<&str> = records.iter().map(|r| r["timestamp"].as_str().unwrap()).collect();
+    let times = timestamps(&records);
     assert_eq!(
         times,
         [

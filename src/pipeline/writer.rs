@@ -64,17 +64,12 @@ impl<R: Writable> Books<R> {
                 None => 0,
             };
             add(&self.metrics.lines_settled, batch.lines());
-            if let Some((committer, settled)) = self.checkpoint.as_mut() {
+            let due = self.checkpoint.as_mut().is_some_and(|(committer, settled)| {
                 *settled = batch.end();
-                if committer.due((batch.rendered().len() + rejects_bytes) as u64) {
-                    sink.sync()?;
-                    if let Some(rejects) = self.rejects.as_mut() {
-                        rejects.sync()?;
-                    }
-                    let rejects_len = self.rejects.as_ref().map_or(0, |r| r.stored().bytes);
-                    committer.commit(*settled, sink.committed_len(), rejects_len, false)?;
-                    self.committed = *settled;
-                }
+                committer.due((batch.rendered().len() + rejects_bytes) as u64)
+            });
+            if due {
+                self.commit(sink)?;
             }
             // The batch's window slot is freed here, once it is stored.
             drop(batch);
@@ -100,20 +95,31 @@ impl<R: Writable> Books<R> {
         count(&self.metrics, before, sink.stored());
         flushed?;
         self.settle(sink).await?;
-        let Some((committer, settled)) = self.checkpoint.as_mut() else {
-            return Ok(());
-        };
-        if *settled != self.committed {
-            sink.sync()?;
-            if let Some(rejects) = self.rejects.as_mut() {
-                rejects.sync()?;
-            }
-            let rejects_len = self.rejects.as_ref().map_or(0, |r| r.stored().bytes);
-            committer.commit(*settled, sink.committed_len(), rejects_len, false)?;
-            self.committed = *settled;
+        if self
+            .checkpoint
+            .as_ref()
+            .is_some_and(|(_, settled)| *settled != self.committed)
+        {
+            self.commit(sink)?;
         }
         // Everything sent is settled now: a drain or cancel aside, nothing is left to commit.
         self.sent = self.committed;
+        Ok(())
+    }
+
+    /// Commits what is settled, syncing both files first, so that a commit never names bytes a
+    /// power loss could take back.
+    fn commit(&mut self, sink: &mut impl Sink) -> Result<(), Stop> {
+        let Some((committer, settled)) = self.checkpoint.as_mut() else {
+            return Ok(());
+        };
+        sink.sync()?;
+        if let Some(rejects) = self.rejects.as_mut() {
+            rejects.sync()?;
+        }
+        let rejects_len = self.rejects.as_ref().map_or(0, |r| r.stored().bytes);
+        committer.commit(*settled, sink.committed_len(), rejects_len, false)?;
+        self.committed = *settled;
         Ok(())
     }
 }
