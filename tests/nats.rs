@@ -169,8 +169,45 @@ fn an_unreachable_server_exits_69_after_the_sink_timeout() {
         &valid_lines(3),
     );
     assert_eq!(code, Some(69), "{stderr}");
-    assert!(started.elapsed() >= Duration::from_secs(1));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1));
+    // Generous for a slow machine, and still far below a 30 s floor on the timeout.
+    assert!(
+        took < Duration::from_secs(20),
+        "gave up after {took:?} with --sink-timeout 1"
+    );
     assert!(stderr.contains("unavailable"), "{stderr}");
+}
+
+#[test]
+fn a_server_killed_mid_run_and_never_back_ends_the_run_with_69_after_the_sink_timeout() {
+    let mut server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let url = format!("{}/logs.app", server.url());
+    let mut running = Running::start(&[&url, "--sink-timeout", "2"]);
+    running.write(&valid_lines(100));
+    wait_until("the first 100 records are stored", || {
+        stream_len(&server.url(), "LOGS") == 100
+    });
+    server.kill();
+    let killed = std::time::Instant::now();
+    running.write(&valid_lines_range(100..200));
+    let (status, stderr) = running.finish();
+    let took = killed.elapsed();
+    assert_eq!(status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("unavailable"), "{stderr}");
+    assert!(
+        stderr.contains("100 written"),
+        "what was acknowledged is counted: {stderr}"
+    );
+    assert!(
+        took >= Duration::from_secs(2),
+        "gave up {took:?} after the server went away"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "gave up only {took:?} after the server went away, with --sink-timeout 2"
+    );
 }
 
 #[test]
