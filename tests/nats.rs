@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::nats::{Cluster, Server, Stored, block_on, create_stream, read_stream};
+use common::nats::{Cluster, Server, Stored, block_on, create_stream, last_stored_line, read_stream};
 use common::{
     BIN, Scratch, finish, run, run_in, run_with_env, spawn_in, valid_lines, valid_lines_range, wait_until,
 };
@@ -390,10 +390,14 @@ fn kill_loop(extra: &[&str], records_per_message: u64) {
     let dir = Scratch::new();
     let n = 60_000;
     let mut input = String::new();
+    // Which input lines (from 1) are records; the others are rejected.
+    let mut is_record = vec![false];
     for i in 0..n {
         input.push_str(&valid_lines_range(i..i + 1));
+        is_record.push(true);
         if i % 1000 == 999 {
             input.push_str(&format!("bad line {i}\n"));
+            is_record.push(false);
         }
     }
     std::fs::write(dir.path("in.log"), &input).unwrap();
@@ -424,6 +428,21 @@ fn kill_loop(extra: &[&str], records_per_message: u64) {
         child.kill().unwrap();
         child.wait().unwrap();
         kills += 1;
+        // The checkpoint names only records the stream holds: it commits what the server
+        // acknowledged, never what was merely sent.
+        if let Ok(checkpoint) = std::fs::read_to_string(dir.path("cp")) {
+            let committed: usize = checkpoint
+                .lines()
+                .find_map(|l| l.strip_prefix("input_lines ")?.parse().ok())
+                .expect("input_lines in the checkpoint");
+            if let Some(record) = (1..=committed).rev().find(|&l| is_record[l]) {
+                let stored = last_stored_line(&server.url(), "LOGS", "logs.app").unwrap_or(0);
+                assert!(
+                    record as u64 <= stored,
+                    "round {round}: the checkpoint commits line {committed} (record {record}); the stream holds up to line {stored}"
+                );
+            }
+        }
         if round % 3 == 2 {
             // Past the duplicate window.
             std::thread::sleep(Duration::from_millis(1100));

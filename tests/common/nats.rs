@@ -327,3 +327,18 @@ pub fn consumer_pending(url: &str, stream: &str, consumer: &str) -> (u64, usize)
         (info.num_pending, info.num_ack_pending)
     })
 }
+
+/// The last input line the last message on `subject` holds (`Ingest-Last-Line`, or
+/// `Ingest-Line` for one record), or `None` while the subject has no message.
+pub fn last_stored_line(url: &str, stream: &str, subject: &str) -> Option<u64> {
+    block_on(async {
+        let client = async_nats::connect(url).await.expect("connect to read a subject");
+        let stream = jetstream::new(client)
+            .get_stream(stream)
+            .await
+            .expect("the stream exists");
+        let message = stream.get_last_raw_message_by_subject(subject).await.ok()?;
+        let header = |name: &str| message.headers.get(name).and_then(|v| v.as_str().parse().ok());
+        header("Ingest-Last-Line").or_else(|| header("Ingest-Line"))
+    })
+}
