@@ -531,3 +531,94 @@ fn a_quiet_stream_has_what_was_written_committed_and_acknowledged_within_seconds
     assert_eq!(code, Some(0), "{stderr}");
     assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..300);
 }
+
+#[test]
+fn the_collector_acknowledges_no_message_before_a_commit_covers_it() {
+    use common::strace::{calls, quoted, rename_paths};
+    if std::process::Command::new("strace").arg("-V").output().is_err() {
+        panic!("strace is needed for this test: apt-get install strace (.ci/test installs it)");
+    }
+    let (server, from) = server_with_logs();
+    let n = 3000;
+    publish(&server.url(), "logs.app", &valid_lines_range(0..n), &[]);
+    let dir = Scratch::new();
+    let args = collector_args(
+        &from,
+        "c",
+        "out.log",
+        &["--until-idle", "1", "--checkpoint-bytes", "20000"],
+    );
+    let status = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-s",
+            "1000000",
+            "-e",
+            "trace=openat,write,writev,sendto,sendmsg,rename,renameat2",
+            "-o",
+        ])
+        .arg(dir.path("trace"))
+        .arg(common::BIN)
+        .args(&args)
+        .current_dir(dir.path(""))
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(dir.read("out.log").lines().count(), n);
+    // In the order the calls completed: each commit's stream sequence (the checkpoint's
+    // input_bytes, as renamed into place), and each ack the client wrote to the server.
+    let trace = std::fs::read_to_string(dir.path("trace")).unwrap();
+    let mut open = std::collections::HashMap::new();
+    let mut contents: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let (mut committed, mut commits, mut acks) = (0u64, 0, 0);
+    for call in calls(&trace) {
+        match call.name.as_str() {
+            "openat" if call.result >= 0 => {
+                open.insert(call.result, quoted(&call.args));
+            }
+            "rename" | "renameat2" if call.result == 0 => {
+                let (from, to) = rename_paths(&call.args);
+                if to == "cp" {
+                    let state = contents.remove(&from).unwrap_or_default();
+                    committed = state
+                        .lines()
+                        .find_map(|l| l.strip_prefix("input_bytes ")?.parse().ok())
+                        .unwrap_or_else(|| panic!("no input_bytes in {state:?}"));
+                    commits += 1;
+                }
+            }
+            "write" | "writev" | "sendto" | "sendmsg" if call.result > 0 => {
+                // `PUB $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...` (or the form
+                // with a domain and account hash before the stream: two tokens more) to the
+                // server; anything else is a file's (descriptors are reused: acks first).
+                if !call.args.contains("PUB $JS.ACK.") {
+                    let fd: i64 = call.args.split(',').next().unwrap().trim().parse().unwrap_or(-1);
+                    if let Some(path) = open.get(&fd) {
+                        contents
+                            .entry(path.clone())
+                            .or_default()
+                            .push_str(&quoted(&call.args));
+                    }
+                    continue;
+                }
+                for at in call.args.match_indices("PUB $JS.ACK.").map(|(at, _)| at + 4) {
+                    let subject = call.args[at..].split([' ', '\\']).next().unwrap();
+                    let tokens: Vec<&str> = subject.split('.').collect();
+                    let seq_at = if tokens.len() >= 11 { 7 } else { 5 };
+                    let seq: u64 = tokens[seq_at].parse().unwrap_or_else(|_| panic!("{subject}"));
+                    acks += 1;
+                    assert!(
+                        seq <= committed,
+                        "stream sequence {seq} acknowledged while the checkpoint commits up to {committed} (commit {commits})"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(commits >= 3, "only {commits} commits");
+    assert_eq!(acks, n, "every message acknowledged once");
+}
