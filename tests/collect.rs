@@ -535,9 +535,7 @@ fn a_quiet_stream_has_what_was_written_committed_and_acknowledged_within_seconds
 #[test]
 fn the_collector_acknowledges_no_message_before_a_commit_covers_it() {
     use common::strace::{calls, quoted, rename_paths};
-    if std::process::Command::new("strace").arg("-V").output().is_err() {
-        panic!("strace is needed for this test: apt-get install strace (.ci/test installs it)");
-    }
+    common::strace::require();
     let (server, from) = server_with_logs();
     let n = 3000;
     publish(&server.url(), "logs.app", &valid_lines_range(0..n), &[]);

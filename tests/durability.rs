@@ -20,9 +20,7 @@ fn field(checkpoint: &str, key: &str) -> u64 {
 
 #[test]
 fn every_commit_names_only_bytes_already_synced_and_a_file_already_in_its_directory() {
-    if Command::new("strace").arg("-V").output().is_err() {
-        panic!("strace is needed for this test: apt-get install strace (.ci/test installs it)");
-    }
+    common::strace::require();
     let dir = Scratch::new();
     let input: String = (0..60_000)
         .map(|i| match i % 50 {

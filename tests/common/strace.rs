@@ -2,6 +2,13 @@
 
 use std::collections::HashMap;
 
+/// Fails the test, saying how to get it, when `strace` is not installed.
+pub fn require() {
+    if std::process::Command::new("strace").arg("-V").output().is_err() {
+        panic!("strace is needed for this test: apt-get install strace (.ci/test installs it)");
+    }
+}
+
 /// One system call that completed, as `strace -f` printed it.
 #[derive(Debug)]
 pub struct Call {
