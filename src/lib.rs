@@ -1,7 +1,8 @@
 //! `ingest`: read log lines from stdin, check them, append the valid records to a file (or
 //! publish them to a NATS JetStream subject).
 //!
-//! The crate map, in the order a line travels; every import points down this list:
+//! The crate map, in the order a line travels (no import circle, no source or sink importing a
+//! stage: `tests/shape.rs` checks both):
 //! - [`cli`], [`generate`]: flags into a checked [`Config`] ([`config`], which everything below
 //!   reads); the man page and completions from clap's `Command`;
 //! - [`source`]: every way records come in, one [`source::Source`] trait: standard input or a
