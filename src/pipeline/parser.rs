@@ -317,9 +317,10 @@ fn parse_layout(
                     // The record keeps what it has, written (or rejected whole) now, so that
                     // its rejected lines follow it; the rest of it is rejected for its fate.
                     let kept = std::mem::replace(&mut open, Open::None);
-                    let reason = match building.finish(kept, false) {
-                        true => RejectReason::RecordTooLong,
-                        false => RejectReason::LineTooLong,
+                    let reason = if building.finish(kept, false) {
+                        RejectReason::RecordTooLong
+                    } else {
+                        RejectReason::LineTooLong
                     };
                     building.parsed.reject(line_no, reason, raw.slice_ref(text));
                     open = Open::Rejected(reason);

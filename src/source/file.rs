@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::metrics::{Metrics, add};
-use crate::record::{RejectReason, UTF8_BOM, split_lines};
+use crate::record::{RejectReason, UTF8_BOM, split_lines, trim_line};
 
 /// Where the reader thread is, shared with the stage's task so a drain can stop it.
 #[derive(Debug, Default)]
@@ -366,11 +366,11 @@ impl ReadLoop<'_> {
                         self.cuts.push((at, excess));
                         since_cut = 0;
                         threshold = since_start + self.limits.batch_lines;
-                    } else if !is_blank(line) {
+                    } else if !trim_line(line).is_empty() {
                         // What the record keeps ends where its last line that is not blank ends
                         // (as the parser measures it against --max-line-bytes).
                         let (mut kept_lines, mut kept_end) = (0, record_start);
-                        for kept in split_lines(&buf[record_start..at]).filter(|l| !is_blank(l)) {
+                        for kept in split_lines(&buf[record_start..at]).filter(|l| !trim_line(l).is_empty()) {
                             kept_lines += 1;
                             kept_end = kept.as_ptr() as usize - buf.as_ptr() as usize + kept.len();
                         }
@@ -686,11 +686,6 @@ impl Source for FileSource {
             committer,
         }
     }
-}
-
-/// True for a line of spaces, tabs and `\r` only: blank, no part of a record.
-fn is_blank(line: &[u8]) -> bool {
-    line.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
 /// `Some("UTF-16LE")` (or BE) when `start`, an input's first bytes, is UTF-16: a byte order
