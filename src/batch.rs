@@ -37,6 +37,9 @@ pub struct RawBatch {
     /// `--multiline`: the batch starts with continuation lines of a record that kept what it
     /// could in an earlier batch (or was rejected there): they are rejected for this reason.
     pub head_continues: Option<RejectReason>,
+    /// `--multiline`: the batch ends inside a record past what it keeps; the lines after it
+    /// continue that record and are rejected for this reason (the next batch's `head_continues`).
+    pub tail_continues: Option<RejectReason>,
     /// Input bytes consumed through the end of this batch, from where the run started reading.
     pub end_offset: u64,
     /// One slot of the in-flight window, released when the writer is done with the batch.

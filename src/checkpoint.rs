@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::atomic;
 use crate::error::Error;
 use crate::output::{AppendFile, Writable};
+use crate::record::RejectReason;
 
 /// How many leading bytes of the input identify it.
 const FINGERPRINT_BYTES: usize = 4096;
@@ -33,6 +34,10 @@ pub struct Position {
     pub offset: u64,
     /// Input lines before this point; the next line's number is `lines + 1`.
     pub lines: u64,
+    /// `--multiline`: the point is inside a record past what it keeps, whose further lines (up
+    /// to the next record's start) are rejected for this reason. A rerun that starts here
+    /// rejects them the same way instead of taking the first as a record of its own.
+    pub continues: Option<RejectReason>,
 }
 
 /// How the writer records its progress; [`Committer`] (the checkpoint file) in a real run.
@@ -214,7 +219,7 @@ impl State {
             None => ("-".to_owned(), "-".to_owned()),
         };
         format!(
-            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n{}",
+            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n{}{}",
             self.fingerprint.len,
             self.fingerprint.hash,
             self.input.offset,
@@ -228,6 +233,9 @@ impl State {
             } else {
                 format!("layout {}\n", self.layout)
             },
+            self.input
+                .continues
+                .map_or_else(String::new, |reason| format!("record_continues {reason}\n")),
         )
     }
 
@@ -273,13 +281,22 @@ impl State {
             None
         };
         let finished = version == 2 && field("finished")? == "1";
-        // Added within version 2: absent from checkpoints written before NATS outputs.
-        let source = match field("source") {
-            Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-            None => 0,
-        };
-        // Added with --input: absent from older checkpoints.
-        let layout = field("layout").unwrap_or_default().to_owned();
+        // Added within version 2, each absent from checkpoints written before it: `source`
+        // (NATS outputs), `layout` (--input), `record_continues` (--multiline's rejected
+        // continuations). Read by name, in any order.
+        let mut source = 0;
+        let mut layout = String::new();
+        let mut continues = None;
+        for line in lines {
+            match line.split_once(' ')? {
+                ("source", hex) => source = u64::from_str_radix(hex, 16).ok()?,
+                ("layout", name) => name.clone_into(&mut layout),
+                ("record_continues", reason) => {
+                    continues = Some(*RejectReason::ALL.iter().find(|r| r.as_str() == reason)?);
+                }
+                _ => return None,
+            }
+        }
         let state = State {
             fingerprint: Fingerprint {
                 len: fingerprint_len,
@@ -289,6 +306,7 @@ impl State {
             input: Position {
                 offset,
                 lines: lines_done,
+                continues,
             },
             output: Written {
                 id: output_id,
@@ -499,7 +517,9 @@ fn reconcile(
                 ),
             ));
         }
-        if (was.dev, was.ino) != (id.dev, id.ino) {
+        // By inode, not device: a file's device number can differ after a reboot or a remount
+        // (FUSE, NFS, btrfs subvolumes, LVM volumes activated in another order).
+        if was.ino != id.ino {
             tracing::info!("{name} is a new file since the last run (rotated?): appending to it");
             return Ok(fresh(id, len));
         }
@@ -945,6 +965,7 @@ mod tests {
             input: Position {
                 offset: 123_456,
                 lines: 789,
+                continues: Some(RejectReason::RecordTooLong),
             },
             output: Written {
                 id: Some(FileId {

@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use common::nats::{Cluster, Server, consumer_pending, create_stream, publish_raw};
+use common::nats::{Cluster, Server, StalePull, consumer_pending, create_stream, publish_raw, waiting_pulls};
 use common::{Scratch, finish, run_in, spawn_in, valid_lines_range, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -619,4 +619,31 @@ fn the_collector_acknowledges_no_message_before_a_commit_covers_it() {
     }
     assert!(commits >= 3, "only {commits} commits");
     assert_eq!(acks, n, "every message acknowledged once");
+}
+
+#[test]
+fn deliveries_taken_by_a_stale_pull_are_a_gap_the_collector_sees_and_fills() {
+    // A pull request of another client waits on the consumer before the collector's: the
+    // server serves it first, so the collector's first delivery is not the consumer's next.
+    // Taking it would leave the first 500 messages behind for good (they come back after the
+    // ack wait, as already taken, and are dropped).
+    let (server, from) = server_with_logs();
+    let stale = StalePull::start(&server.url(), "LOGS", "c", 500);
+    let dir = Scratch::new();
+    let collector = start(
+        &dir,
+        &collector_args(&from, "c", "out.log", &["-f", "json", "--until-idle", "3"]),
+    );
+    wait_until("the collector's pull request waits too", || {
+        waiting_pulls(&server.url(), "LOGS", "c") >= 2
+    });
+    publish(&server.url(), "logs.app", &valid_lines_range(0..2000), &[]);
+    let (code, stderr) = finish(&dir, collector);
+    drop(stale);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("deliveries went missing"),
+        "the gap is reported: {stderr}"
+    );
+    assert_once_in_order(&collected(&dir.read("out.log")), "logs.app", 0..2000);
 }

@@ -53,6 +53,7 @@ pub fn parse_batch_with(
         long_line: false,
         tail_too_long: false,
         head_continues: None,
+        tail_continues: None,
         end_offset: 0,
         permit: window.try_acquire_owned().expect("a new window has a slot"),
         messages: Vec::new(),
@@ -556,6 +557,7 @@ impl Worker {
                 let end = Position {
                     offset: batch.end_offset,
                     lines: batch.first_line - 1 + parsed.lines,
+                    continues: batch.tail_continues,
                 };
                 (parsed, end)
             } else {
@@ -566,6 +568,7 @@ impl Worker {
                 let end = Position {
                     offset: batch.end_offset,
                     lines: batch.end_offset,
+                    continues: None,
                 };
                 (parsed, end)
             };

@@ -43,6 +43,10 @@ pub struct Collector {
     lease: Lease,
     /// The stream sequence of the last message committed before this run: where it starts.
     pub start: u64,
+    /// The consumer's number for its last delivery when this run began: the run's first
+    /// delivery must be the next, or deliveries went elsewhere (a killed run's pull request,
+    /// still waiting on the server, takes messages into the void).
+    pub delivered: u64,
     /// The consumer's limit on unacknowledged messages.
     pub max_ack_pending: u64,
     /// Set by the client while its connection is down.
@@ -79,6 +83,7 @@ impl Collector {
                         consumer: opened.consumer,
                         lease: opened.lease,
                         start: opened.start,
+                        delivered: opened.delivered,
                         max_ack_pending: opened.max_ack_pending,
                         lost,
                         denied,
@@ -151,12 +156,14 @@ impl Collector {
     }
 
     /// Puts the consumer's delivery right after stream sequence `taken`: what it delivered
-    /// since and never arrived comes again, in order.
+    /// since and never arrived comes again, in order. Returns the consumer's number for its last
+    /// delivery, which the next one follows.
     ///
     /// # Errors
     /// [`Error::Nats`] when the server refuses.
-    pub async fn reposition(&mut self, taken: u64) -> Result<(), Error> {
-        self.consumer.reset(Some(taken + 1)).await.map(drop).map_err(|e| {
+    pub async fn reposition(&mut self, taken: u64) -> Result<u64, Error> {
+        let reset = self.consumer.reset(Some(taken + 1)).await;
+        reset.map(|r| r.info.delivered.consumer_sequence).map_err(|e| {
             self.error(format!(
                 "cannot put consumer '{}' back to stream sequence {}: {e}",
                 self.input.consumer,
@@ -310,6 +317,7 @@ struct Opened {
     consumer: PullConsumer,
     lease: Lease,
     start: u64,
+    delivered: u64,
     max_ack_pending: u64,
 }
 
@@ -403,6 +411,7 @@ async fn open(
     // Where this run starts: after the checkpoint's last message, or, for a new checkpoint,
     // after what the consumer has acknowledged.
     let start = committed.unwrap_or(info.ack_floor.stream_sequence);
+    let mut delivered = info.delivered.consumer_sequence;
     if info.delivered.stream_sequence != start || info.ack_floor.stream_sequence != start {
         // Delivered past the commit (a killed run's messages, not yet redelivered), or behind
         // it: start over right after the commit, in stream order.
@@ -413,19 +422,21 @@ async fn open(
             info.ack_floor.stream_sequence,
             start + 1
         );
-        consumer.reset(Some(start + 1)).await.map_err(|e| {
+        let reset = consumer.reset(Some(start + 1)).await.map_err(|e| {
             fatal(format!(
                 "cannot put consumer '{}' back to stream sequence {} (needs nats-server 2.14 or later): {e}",
                 input.consumer,
                 start + 1
             ))
         })?;
+        delivered = reset.info.delivered.consumer_sequence;
     }
     Ok(Opened {
         client,
         consumer,
         lease,
         start,
+        delivered,
         max_ack_pending,
     })
 }

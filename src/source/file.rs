@@ -289,7 +289,9 @@ impl ReadLoop<'_> {
         self.held_threshold = None;
         let data = self.buffers.current.split_to(held).freeze();
         self.scanned = self.scanned.saturating_sub(held);
-        self.send(data, lines, piece, held as u64)
+        // A record rejected whole for its size takes its further lines with it.
+        let after = (piece == Piece::RecordTooLong).then_some(RejectReason::LineTooLong);
+        self.send(data, lines, piece, held as u64, after)
     }
 
     /// Skips on through a line too long to hold; sends its prefix once its end is found.
@@ -305,12 +307,15 @@ impl ReadLoop<'_> {
             };
             long.bytes += newline as u64 + 1;
             buf.advance(newline + 1);
-            if !self.send(long.prefix, 1, Piece::LongLine, long.bytes) {
-                return false;
-            }
             // Its continuation lines, if it started a record, are rejected with it.
-            if self.limits.multiline.is_some() {
-                self.excess = Some(RejectReason::LineTooLong);
+            if !self.send(
+                long.prefix,
+                1,
+                Piece::LongLine,
+                long.bytes,
+                self.long_line_after(),
+            ) {
+                return false;
             }
         }
         true
@@ -402,15 +407,15 @@ impl ReadLoop<'_> {
                 let data = self.buffers.current.split_to(keep_from).freeze();
                 let mut cuts = std::mem::take(&mut self.cuts);
                 cuts.retain(|&(cut, _)| cut > 0 && cut < keep_from);
-                let (mut from, mut head) = (0, self.excess);
-                for (cut, next_head) in cuts.iter().copied().chain([(keep_from, None)]) {
+                // Each piece ends where the next starts: in the state that one starts in.
+                let mut from = 0;
+                for (cut, after) in cuts.iter().copied().chain([(keep_from, excess)]) {
                     let piece = data.slice(from..cut);
                     let lines = count_newlines(&piece) as u64;
-                    self.excess = head;
-                    if !self.send(piece, lines, Piece::Lines, (cut - from) as u64) {
+                    if !self.send(piece, lines, Piece::Lines, (cut - from) as u64, after) {
                         return false;
                     }
-                    (from, head) = (cut, next_head);
+                    from = cut;
                 }
                 self.cuts = cuts;
             }
@@ -431,9 +436,6 @@ impl ReadLoop<'_> {
             let piece = if ended { Piece::Lines } else { Piece::RecordTooLong };
             if !self.hand_out_held(piece) {
                 return false;
-            }
-            if !ended {
-                self.excess = Some(RejectReason::LineTooLong);
             }
         }
         self.hold_long_line();
@@ -502,7 +504,8 @@ impl ReadLoop<'_> {
             return;
         }
         if let Some(long) = self.long_line.take() {
-            self.send(long.prefix, 1, Piece::LongLine, long.bytes);
+            let after = self.long_line_after();
+            self.send(long.prefix, 1, Piece::LongLine, long.bytes, after);
         } else if !self.buffers.current.is_empty() {
             let last = self.buffers.current.split().freeze();
             self.hand_out(&last);
@@ -515,14 +518,28 @@ impl ReadLoop<'_> {
         let mut pieces = std::mem::take(&mut self.pieces);
         let sent = pieces.drain(..).all(|(data, n)| {
             let bytes = data.len() as u64;
-            self.send(data, n, Piece::Lines, bytes)
+            self.send(data, n, Piece::Lines, bytes, None)
         });
         self.pieces = pieces;
         sent
     }
 
-    /// Sends one batch of `lines` lines that took `bytes` bytes of input.
-    fn send(&mut self, data: Bytes, lines: u64, piece: Piece, bytes: u64) -> bool {
+    /// `--multiline`: a line too long to keep that started a record takes the record's further
+    /// lines with it.
+    fn long_line_after(&self) -> Option<RejectReason> {
+        self.limits.multiline.as_ref().map(|_| RejectReason::LineTooLong)
+    }
+
+    /// Sends one batch of `lines` lines that took `bytes` bytes of input, after which the lines
+    /// that follow continue a record past what it keeps (`after`, `--multiline`) or not.
+    fn send(
+        &mut self,
+        data: Bytes,
+        lines: u64,
+        piece: Piece,
+        bytes: u64,
+        after: Option<RejectReason>,
+    ) -> bool {
         // Time waiting for the window or the parsers is the reader's blocked time.
         let permit = match Arc::clone(self.window).try_acquire_owned() {
             Ok(permit) => Some(permit),
@@ -549,6 +566,7 @@ impl ReadLoop<'_> {
             tail_too_long: piece == Piece::RecordTooLong,
             // What continues a record past what it keeps is rejected with it; once.
             head_continues: self.excess.filter(|_| self.limits.multiline.is_some()),
+            tail_continues: after.filter(|_| self.limits.multiline.is_some()),
             end_offset,
             permit,
             messages: Vec::new(),
@@ -570,6 +588,7 @@ impl ReadLoop<'_> {
         self.seq += 1;
         self.line_no += lines;
         self.offset += bytes;
+        self.excess = after;
         add(&self.metrics.lines_read, lines);
         add(&self.metrics.bytes_in, bytes);
         true
@@ -746,7 +765,8 @@ pub async fn run(
                 held: 0,
                 held_lines: 0,
                 held_threshold: None,
-                excess: None,
+                // A rerun that starts inside a record past what it keeps goes on rejecting it.
+                excess: limits.start.continues,
                 cuts: Vec::new(),
                 // Only a run that starts at the input's first byte sees how it begins.
                 encoding_checked: limits.start.offset > 0 || limits.skip > 0,

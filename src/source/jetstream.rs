@@ -230,7 +230,7 @@ fn start(
         handing: ToAck::default(),
         unacked,
         highest: collector.start,
-        last_delivery: None,
+        last_delivery: Some(collector.delivered),
         last_source: None,
         metrics,
     };
@@ -277,7 +277,8 @@ struct Fetching {
     unacked: Arc<AtomicU64>,
     /// The highest stream sequence fetched (or committed before this run).
     highest: u64,
-    /// The consumer's number of the last delivery (since the last pull began).
+    /// The consumer's number for the last delivery: at the start, and after each reposition,
+    /// the consumer's own, so that deliveries that went elsewhere are a gap too.
     last_delivery: Option<u64>,
     /// The last publisher seen: consecutive messages share one allocation of it.
     last_source: Option<Arc<str>>,
@@ -287,19 +288,23 @@ struct Fetching {
 impl Fetching {
     /// Puts the consumer right after the last message taken and pulls afresh, after a gap in
     /// the deliveries.
+    ///
+    /// The old pull goes first: while its subscription lives, the server may serve its request
+    /// with the messages the reset puts back, which no one reads then.
     async fn deliver_again(
         &mut self,
         collector: &mut Collector,
+        old: pull::Stream,
         batch: usize,
     ) -> Result<pull::Stream, Error> {
+        drop(old);
         tracing::warn!(
             "{}: deliveries went missing after stream sequence {}; asking for them again",
             collector.describe(),
             self.highest
         );
         add(&self.metrics.source_gaps, 1);
-        collector.reposition(self.highest).await?;
-        self.last_delivery = None;
+        self.last_delivery = Some(collector.reposition(self.highest).await?);
         collector.messages(batch).await
     }
 
@@ -376,10 +381,13 @@ async fn run(
                 () = tokio::time::sleep_until(idle_end(last_arrival)), if idle.is_some() && batch.is_empty() => {
                     messages = match collector.standing(fetching.highest).await {
                         Standing::CaughtUp => break Gathered::Stop,
-                        Standing::Lost => fetching.deliver_again(&mut collector, settings.batch_lines).await?,
+                        Standing::Lost => fetching.deliver_again(&mut collector, messages, settings.batch_lines).await?,
                         // Messages wait and none come: the pull was lost with a consumer
                         // leader that moved (the heartbeats would say so later). Pull afresh.
-                        Standing::Behind => collector.messages(settings.batch_lines).await?,
+                        Standing::Behind => {
+                            drop(messages);
+                            collector.messages(settings.batch_lines).await?
+                        }
                     };
                     last_arrival = Instant::now();
                 }
@@ -408,7 +416,7 @@ async fn run(
                                 Judged::Nothing => {}
                                 Judged::Gap => {
                                     // What came after the gap is dropped with the pull.
-                                    messages = fetching.deliver_again(&mut collector, settings.batch_lines).await?;
+                                    messages = fetching.deliver_again(&mut collector, messages, settings.batch_lines).await?;
                                     break;
                                 }
                             }
@@ -438,6 +446,7 @@ async fn run(
                 long_line: false,
                 tail_too_long: false,
                 head_continues: None,
+                tail_continues: None,
                 end_offset: end,
                 permit,
                 messages: batch,
@@ -482,7 +491,8 @@ fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Ju
     };
     // Deliveries are numbered one by one: a jump means some never arrived (lost with a
     // server or a consumer leader). Taking this one would leave them behind for good.
-    if fetching.last_delivery.is_some_and(|last| delivery > last + 1) {
+    if let Some(last) = fetching.last_delivery.filter(|&last| delivery > last + 1) {
+        tracing::debug!("delivery {delivery} (stream sequence {seq}) came after delivery {last}");
         return Judged::Gap;
     }
     fetching.last_delivery = Some(delivery);

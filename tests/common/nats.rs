@@ -344,3 +344,68 @@ pub fn last_stored_line(url: &str, stream: &str, subject: &str) -> Option<u64> {
         header("Ingest-Last-Line").or_else(|| header("Ingest-Line"))
     })
 }
+
+/// A pull request for `count` messages of a durable consumer, made (and the consumer created,
+/// with a collector's settings) before the stream has them: the server serves it before any
+/// later request, and nothing ever acknowledges what it gets. Another process's stale pull, as
+/// a killed collector leaves one. Held until dropped.
+pub struct StalePull {
+    _runtime: tokio::runtime::Runtime,
+    _messages: jetstream::consumer::pull::Batch,
+}
+
+impl StalePull {
+    pub fn start(url: &str, stream: &str, consumer: &str, count: usize) -> StalePull {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let messages = runtime.block_on(async {
+            let client = async_nats::connect(url).await.expect("connect to pull");
+            let stream = jetstream::new(client)
+                .get_stream(stream)
+                .await
+                .expect("the stream exists");
+            let consumer: jetstream::consumer::PullConsumer = stream
+                .get_or_create_consumer(
+                    consumer,
+                    jetstream::consumer::pull::Config {
+                        durable_name: Some(consumer.to_owned()),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("a consumer");
+            consumer
+                .batch()
+                .max_messages(count)
+                .expires(Duration::from_secs(120))
+                .messages()
+                .await
+                .expect("a pull request")
+        });
+        StalePull {
+            _runtime: runtime,
+            _messages: messages,
+        }
+    }
+}
+
+/// How many pull requests wait on a consumer.
+pub fn waiting_pulls(url: &str, stream: &str, consumer: &str) -> usize {
+    block_on(async {
+        let client = async_nats::connect(url)
+            .await
+            .expect("connect to read a consumer");
+        let stream = jetstream::new(client)
+            .get_stream(stream)
+            .await
+            .expect("the stream exists");
+        stream
+            .consumer_info(consumer)
+            .await
+            .map_or(0, |info| info.num_waiting)
+    })
+}
