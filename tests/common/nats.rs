@@ -355,6 +355,7 @@ pub struct StalePull {
 }
 
 impl StalePull {
+    /// Creates `consumer` on `stream` when missing and makes the pull request for `count`.
     pub fn start(url: &str, stream: &str, consumer: &str, count: usize) -> StalePull {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
