@@ -51,7 +51,7 @@ fn assert_each_once_in_order(stored: &[Stored], n: usize) {
 fn every_valid_record_reaches_the_stream_once_in_input_order_with_its_headers() {
     let server = Server::start("");
     create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
-    let n = 1_000_000;
+    let n = 200_000;
     let mut input = valid_lines(n);
     input.push_str("not a record\n");
     let url = format!("{}/logs.app", server.url());

@@ -35,6 +35,14 @@ use crate::metrics::{Metrics, add};
 use crate::nats::message::Publisher;
 use crate::nats::{self, Denied, Reconnect, Trouble};
 
+/// JetStream's condition on a publish: the subject's last message is at this stream sequence
+/// (0: the subject has none).
+const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
+
+/// How often a rerun's guarded first message may find the subject moved on (other publishers
+/// on it) before it is sent without the condition.
+const GUARD_MISSES: u32 = 20;
+
 /// A message unacknowledged for this long stops further sends until it is answered. An ack
 /// normally takes a millisecond; a stream that lost its leader takes seconds to elect another,
 /// and nothing sent meanwhile may overtake what the old leader lost.
@@ -94,6 +102,11 @@ pub struct JetStreamSink {
     last_seq: u64,
     /// Lines up to this one are in the stream already (a rerun with `--checkpoint`).
     skip_through: u64,
+    /// A rerun's first message goes alone, and only if the subject's last message is still at
+    /// this stream sequence (see [`JetStreamSink::send_guarded`]).
+    guard: Option<u64>,
+    /// Times the guard found the subject moved on since it was read.
+    guard_misses: u32,
     /// First lines of messages the read-back found stored: they are not sent again.
     found: HashSet<u64>,
     /// Messages that had to be sent while a later one was already stored.
@@ -134,6 +147,8 @@ impl JetStreamSink {
             settled: VecDeque::new(),
             last_seq: 0,
             skip_through: 0,
+            guard: None,
+            guard_misses: 0,
             found: HashSet::new(),
             reordered: 0,
             resend: 0,
@@ -152,6 +167,9 @@ impl JetStreamSink {
                 Err(Trouble::Fatal(error)) => return Err(error),
                 Err(Trouble::Transient(why)) => sink.wait_after_failure(&why).await?,
             }
+        }
+        if resume {
+            sink.guard = Some(sink.last_seq);
         }
         sink.breaker_closed();
         Ok(sink)
@@ -294,7 +312,10 @@ impl JetStreamSink {
         } else {
             rendered
         };
-        let headers = self.publisher.headers(message.first_line, message.last_line);
+        let mut headers = self.publisher.headers(message.first_line, message.last_line);
+        if let Some(seq) = self.guard {
+            headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, itoa::Buffer::new().format(seq));
+        }
         let publish = PublishMessage::build()
             .payload(Bytes::copy_from_slice(body))
             .headers(headers);
@@ -404,6 +425,10 @@ impl JetStreamSink {
             let more = self.more_to_send();
             if !more && self.batches.len() <= hold {
                 return Ok(());
+            }
+            if more && self.guard.is_some() && self.pending.is_empty() {
+                self.send_guarded().await?;
+                continue;
             }
             let stalled = self.pending.front().is_some_and(|p| p.sent.elapsed() >= STALLED);
             // A message the read-back found is acknowledged without a send, in its turn.
@@ -609,6 +634,55 @@ impl JetStreamSink {
             }
             // The next attempt reads back first, and starts from the first unacknowledged.
             Err(e) => Err(Trouble::Transient(format!("no acknowledgement: {e}"))),
+        }
+    }
+
+    /// Sends a rerun's first message alone, on condition that the subject's last message is
+    /// still the one the run read at its start. A killed run's last messages may land after
+    /// that read (its acknowledgements were on their way: slow with a server that syncs each
+    /// write); packed from another line on, this run's would not be taken for them, and the
+    /// records would be stored twice. When the subject moved on, it is read again and what is
+    /// in the stream now is left out.
+    async fn send_guarded(&mut self) -> Result<(), Stop> {
+        if let Err(trouble) = self.publish_next().await {
+            self.guard = None;
+            return self.recover(trouble).await;
+        }
+        let pending = self.pending.pop_front().expect("just published");
+        match pending.ack.await {
+            Ok(ack) => {
+                self.guard = None;
+                self.acked(ack.sequence, ack.duplicate);
+                Ok(())
+            }
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence && self.guard_misses < GUARD_MISSES => {
+                self.guard_misses += 1;
+                tracing::debug!(
+                    "{}: the subject moved on since it was read; reading it again",
+                    self.target.server.shown
+                );
+                if let Err(trouble) = self.read_last(true).await {
+                    self.guard = None;
+                    return self.recover(trouble).await;
+                }
+                self.guard = Some(self.last_seq);
+                // Nothing is acknowledged yet: every batch is split again, past what is stored.
+                let splits: Vec<Vec<Message>> =
+                    self.batches.iter().map(|b| self.messages(&b.batch)).collect();
+                for (in_flight, messages) in self.batches.iter_mut().zip(splits) {
+                    let records = |m: &[Message]| m.iter().map(|m| m.records).sum::<u64>();
+                    self.stored.records += records(&in_flight.messages) - records(&messages);
+                    in_flight.messages = messages;
+                }
+                self.cursor = (0, 0);
+                self.skip_empty();
+                Ok(())
+            }
+            Err(e) => {
+                self.guard = None;
+                self.recover(Trouble::Transient(format!("no acknowledgement: {e}")))
+                    .await
+            }
         }
     }
 

@@ -57,7 +57,7 @@ impl Server {
         let port = free_port();
         let store = dir.path().join("store");
         let config = format!(
-            "listen: 127.0.0.1:{port}\nserver_name: single\njetstream {{ store_dir: {store:?} }}\n{extra}\n"
+            "listen: 127.0.0.1:{port}\nserver_name: single\njetstream {{ store_dir: {store:?}, sync_interval: always }}\n{extra}\n"
         );
         let mut server = Server::with_config(dir.path(), "single", port, &config);
         server._dir = Some(dir);
@@ -163,7 +163,7 @@ impl Cluster {
                 let name = format!("n{}", i + 1);
                 let store = dir.path().join(&name);
                 let config = format!(
-                    "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: {store:?} }}\ncluster {{ name: test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
+                    "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: {store:?}, sync_interval: always }}\ncluster {{ name: test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
                     routes.join(", ")
                 );
                 Server::with_config(dir.path(), &name, *port, &config)
