@@ -699,3 +699,143 @@ fn a_rerun_counts_the_records_the_stream_already_holds_as_written() {
         "{stats}"
     );
 }
+
+/// `input_lines` of the checkpoint at `path` (0 while there is none).
+fn committed_lines(path: &std::path::Path) -> u64 {
+    std::fs::read_to_string(path).map_or(0, |checkpoint| {
+        checkpoint
+            .lines()
+            .find_map(|l| l.strip_prefix("input_lines ")?.parse().ok())
+            .expect("input_lines in the checkpoint")
+    })
+}
+
+/// Publishes with headers (`HPUB`) in a client's bytes.
+fn publishes(bytes: &[u8]) -> usize {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"HPUB "))
+        .count()
+}
+
+/// A TCP relay between one client and the server that can hold the client's bytes back: what
+/// a client sent and the server has not read yet, as the last messages of a killed publisher.
+struct Relay {
+    port: u16,
+    hold: Arc<Mutex<Option<Vec<u8>>>>,
+    upstream: Arc<Mutex<Option<std::net::TcpStream>>>,
+    /// Publish acknowledgements the server sent back (`"stream":` in its bytes).
+    acks: Arc<Mutex<usize>>,
+}
+
+impl Relay {
+    fn to(server: &Server) -> Relay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (hold, upstream, acks) = (Arc::default(), Arc::new(Mutex::new(None)), Arc::default());
+        let server_port = server.port;
+        let relay = Relay {
+            port,
+            hold: Arc::clone(&hold),
+            upstream: Arc::clone(&upstream),
+            acks: Arc::clone(&acks),
+        };
+        std::thread::spawn(move || {
+            let (mut client, _) = listener.accept().unwrap();
+            let server = std::net::TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+            *upstream.lock().unwrap() = Some(server.try_clone().unwrap());
+            let (mut from_server, mut to_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut from_server, &mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    *acks.lock().unwrap() += text.matches("\"stream\":").count();
+                    let _ = to_client.write_all(&buf[..n]);
+                }
+            });
+            let mut buf = [0u8; 65536];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut client, &mut buf) {
+                let mut hold = hold.lock().unwrap();
+                match hold.as_mut() {
+                    Some(held) => held.extend_from_slice(&buf[..n]),
+                    None => upstream
+                        .lock()
+                        .unwrap()
+                        .as_mut()
+                        .unwrap()
+                        .write_all(&buf[..n])
+                        .unwrap(),
+                }
+            }
+        });
+        relay
+    }
+
+    /// From now on the client's bytes are kept from the server.
+    fn hold(&self) {
+        *self.hold.lock().unwrap() = Some(Vec::new());
+    }
+
+    /// Publishes (`HPUB`) held back so far.
+    fn held_publishes(&self) -> usize {
+        self.hold.lock().unwrap().as_deref().map_or(0, publishes)
+    }
+
+    /// Hands the server what was held; returns how many publishes that was.
+    fn release(&self) -> usize {
+        let held = self.hold.lock().unwrap().take().unwrap_or_default();
+        let publishes = publishes(&held);
+        // Only the answers to these are counted from here on.
+        *self.acks.lock().unwrap() = 0;
+        self.upstream
+            .lock()
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .write_all(&held)
+            .unwrap();
+        publishes
+    }
+
+    fn acks(&self) -> usize {
+        *self.acks.lock().unwrap()
+    }
+}
+
+#[test]
+fn a_killed_publishers_last_messages_landing_after_its_rerun_are_dropped_as_duplicates() {
+    // The killed run's last messages reach the server only once the rerun has stored what it
+    // had to (a relay holds them back): the same records under the same message ids, within
+    // the duplicate window. The server must drop every one; none is stored twice.
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let relay = Relay::to(&server);
+    let dir = Scratch::new();
+    let checkpoint = dir.path("cp");
+    let input = valid_lines_range(0..3000);
+    std::fs::write(dir.path("in.log"), &input).unwrap();
+    let via_relay = format!("nats://127.0.0.1:{}/logs.app", relay.port);
+    let mut first = Running::start(&[&via_relay, "--checkpoint", checkpoint.to_str().unwrap()]);
+    first.write(&valid_lines_range(0..1000));
+    wait_until("the first 1,000 records are stored and committed", || {
+        committed_lines(&checkpoint) == 1000
+    });
+    relay.hold();
+    first.write(&valid_lines_range(1000..3000));
+    wait_until("the first run has sent 100 more messages", || {
+        relay.held_publishes() >= 100
+    });
+    drop(first); // SIGKILL, with those messages unread by the server
+    let direct = format!("{}/logs.app", server.url());
+    let (code, stderr) = run_in(&dir, &[&direct, "--checkpoint", "cp"], &input, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stream_len(&server.url(), "LOGS"),
+        3000,
+        "the rerun stored the rest"
+    );
+    let late = relay.release();
+    assert!(late >= 100, "{late} messages held back");
+    wait_until("the server answered every late message", || relay.acks() >= late);
+    assert_each_once_in_order(&read_stream(&server.url(), "LOGS"), 3000);
+}
