@@ -138,6 +138,24 @@ pub enum Error {
     /// Reading standard input failed.
     #[error("cannot read standard input")]
     Read(#[source] io::Error),
+    /// Compressed standard input is damaged or cut short: the whole lines before the damage
+    /// were processed.
+    #[error(
+        "standard input ({format}) is damaged or cut short at or before byte {offset} of the compressed data: the whole lines before it were processed{}; check the file with `{check} FILE`",
+        if *dropped > 0 { format!(", a partial line of {dropped} bytes was dropped") } else { String::new() }
+    )]
+    Damaged {
+        /// `gzip` or `zstd`.
+        format: &'static str,
+        /// Compressed bytes read when the damage was found.
+        offset: u64,
+        /// Decompressed bytes of a line cut short by the damage.
+        dropped: u64,
+        /// The command that checks such a file.
+        check: &'static str,
+        /// The decoder's error.
+        source: io::Error,
+    },
     /// Writing failed for good: a permanent error, or a transient one after every retry.
     #[error("cannot write to {target} (gave up after {attempts} attempt{})", if *attempts == 1 { "" } else { "s" })]
     Write {
@@ -228,9 +246,11 @@ impl Error {
         match self {
             Error::Open { .. } => Exit::CannotCreate,
             Error::Locked { .. } | Error::Collecting { .. } => Exit::Busy,
-            Error::Read(_) | Error::Write { .. } | Error::DrainTimedOut { .. } | Error::Checkpoint { .. } => {
-                Exit::Io
-            }
+            Error::Read(_)
+            | Error::Damaged { .. }
+            | Error::Write { .. }
+            | Error::DrainTimedOut { .. }
+            | Error::Checkpoint { .. } => Exit::Io,
             Error::Panic { .. } => Exit::Internal,
             Error::Unavailable { .. } => Exit::Unavailable,
             Error::NotPermitted { .. } => Exit::NoPermission,
@@ -270,6 +290,7 @@ impl Error {
                 "one collector per consumer: wait for that one to stop, or give this one its own --consumer (a killed collector's claim lapses within seconds)",
             ),
             Error::Read(_)
+            | Error::Damaged { .. }
             | Error::Checkpoint { .. }
             | Error::Nats { .. }
             | Error::NoStream { .. }
@@ -294,6 +315,16 @@ mod tests {
                 73,
             ),
             (Error::Read(io()), 74),
+            (
+                Error::Damaged {
+                    format: "gzip",
+                    offset: 7,
+                    dropped: 3,
+                    check: "gzip -t",
+                    source: io(),
+                },
+                74,
+            ),
             (
                 Error::Write {
                     target: "'o'".into(),

@@ -92,6 +92,31 @@ pub async fn run(
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
+    if config.from.is_none()
+        && let Input::File(file) = &input
+        && let Some(format) = source::decompress::format_of(file)
+    {
+        // Compressed: decompressed on a thread of its own, and read as a pipe.
+        let Input::File(file) = input else {
+            unreachable!("matched above")
+        };
+        let (pipe, decompressing) = source::decompress::start(file, format).map_err(Error::Read)?;
+        let summary = run_plain(config, Input::File(pipe), metrics.clone(), drain).await;
+        let damaged = decompressing.finish(&metrics.damaged_inputs);
+        let summary = summary?;
+        damaged?;
+        return Ok(summary);
+    }
+    run_plain(config, input, metrics, drain).await
+}
+
+/// [`run`] on input as it is.
+async fn run_plain(
+    config: &Config,
+    input: Input,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Summary, Error> {
     // A regular file on stdin has a size: progress can show a percentage and an ETA.
     let size = match &input {
         Input::File(file) => file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()),

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub lines_settled: AtomicU64,
     /// Bytes at the end of a rotated-away input that the checkpoint never read.
     pub rotated_unread_bytes: AtomicU64,
+    /// Compressed inputs found damaged or cut short (their whole lines before it were read).
+    pub damaged_inputs: AtomicU64,
     /// The output is a NATS sink (the `sink` counters below mean something).
     pub sink_active: AtomicBool,
     /// Messages published to NATS (re-sends included).
@@ -146,6 +148,7 @@ impl Metrics {
             retries: get(&self.retries),
             in_flight: get(&self.lines_read).saturating_sub(get(&self.lines_settled)),
             rotated_unread_bytes: get(&self.rotated_unread_bytes),
+            damaged_inputs: get(&self.damaged_inputs),
             elapsed,
             reader: self.reader.snapshot(),
             parser: self.parser.snapshot(),

@@ -93,6 +93,8 @@ pub struct Summary {
     pub in_flight: u64,
     /// Bytes at the end of a rotated-away input that the checkpoint never read.
     pub rotated_unread_bytes: u64,
+    /// Compressed inputs found damaged or cut short.
+    pub damaged_inputs: u64,
     /// Wall time so far.
     pub elapsed: Duration,
     /// The reader's waits; its channel is the parsers' input.
@@ -176,6 +178,7 @@ impl Summary {
             "bytes_out": self.bytes_out,
             "retries": self.retries,
             "rotated_unread_bytes": self.rotated_unread_bytes,
+            "damaged_inputs": self.damaged_inputs,
             "stages": {
                 "reader": stage(&self.reader, json!({"lines_out": self.lines, "bytes_in": self.bytes_in})),
                 "parser": stage(&self.parser, json!({"lines_in": self.lines_parsed})),
@@ -261,6 +264,12 @@ impl Summary {
             "gauge",
             "Bytes at the end of a rotated-away input that the last run found never read (lost unless read by hand).",
             &[("", self.rotated_unread_bytes as f64)],
+        );
+        metric(
+            "ingest_damaged_inputs",
+            "gauge",
+            "Compressed inputs of the last run found damaged or cut short (read up to the damage).",
+            &[("", self.damaged_inputs as f64)],
         );
         if let Some(sink) = &self.sink {
             metric(

@@ -7,6 +7,7 @@
 //! where `crate::run` chooses one; the stages never know which source feeds them.
 
 pub mod consumer;
+pub mod decompress;
 pub mod file;
 pub mod jetstream;
 pub mod lease;
