@@ -92,22 +92,22 @@ pub async fn run(
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
-    if config.from.is_none()
-        && let Input::File(file) = &input
-        && let Some(format) = source::decompress::format_of(file)
-    {
+    let format = match (&config.from, &input) {
+        (None, Input::File(file)) => source::decompress::format_of(file),
+        _ => None,
+    };
+    match (format, input) {
         // Compressed: decompressed on a thread of its own, and read as a pipe.
-        let Input::File(file) = input else {
-            unreachable!("matched above")
-        };
-        let (pipe, decompressing) = source::decompress::start(file, format).map_err(Error::Read)?;
-        let summary = run_plain(config, Input::File(pipe), metrics.clone(), drain).await;
-        let damaged = decompressing.finish(&metrics.damaged_inputs);
-        let summary = summary?;
-        damaged?;
-        return Ok(summary);
+        (Some(format), Input::File(file)) => {
+            let (pipe, decompressing) = source::decompress::start(file, format).map_err(Error::Read)?;
+            let summary = run_plain(config, Input::File(pipe), metrics.clone(), drain).await;
+            let damaged = decompressing.finish(&metrics.damaged_inputs);
+            let summary = summary?;
+            damaged?;
+            Ok(summary)
+        }
+        (_, input) => run_plain(config, input, metrics, drain).await,
     }
-    run_plain(config, input, metrics, drain).await
 }
 
 /// [`run`] on input as it is.

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{Scratch, run_in, valid_lines};
+use common::{Scratch, finish, run_in, spawn_in, valid_lines};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -20,19 +20,8 @@ fn zstd(bytes: &[u8]) -> Vec<u8> {
 
 /// `ingest ARGS out.log` on `input` (bytes) as standard input, in `dir`: exit code, stderr.
 fn ingest_bytes(dir: &Scratch, args: &[&str], input: &[u8]) -> (Option<i32>, String) {
-    std::fs::write(dir.path("in.bin"), input).unwrap();
-    let output = std::process::Command::new(common::BIN)
-        .env_clear()
-        .current_dir(dir.path(""))
-        .args(args)
-        .arg("out.log")
-        .stdin(std::fs::File::open(dir.path("in.bin")).unwrap())
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    std::fs::write(dir.path("in.log"), input).unwrap();
+    finish(dir, spawn_in(dir, &[args, &["out.log"]].concat(), &[]))
 }
 
 #[test]

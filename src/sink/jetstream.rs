@@ -670,7 +670,6 @@ impl JetStreamSink {
                 let splits: Vec<Vec<Message>> =
                     self.batches.iter().map(|b| self.messages(&b.batch)).collect();
                 for (in_flight, messages) in self.batches.iter_mut().zip(splits) {
-                    let records = |m: &[Message]| m.iter().map(|m| m.records).sum::<u64>();
                     self.stored.records += records(&in_flight.messages) - records(&messages);
                     in_flight.messages = messages;
                 }
@@ -695,6 +694,11 @@ impl JetStreamSink {
     }
 }
 
+/// Records the messages hold.
+fn records(messages: &[Message]) -> u64 {
+    messages.iter().map(|m| m.records).sum()
+}
+
 impl Sink for JetStreamSink {
     fn describe(&self) -> String {
         self.target.server.shown.clone()
@@ -704,8 +708,7 @@ impl Sink for JetStreamSink {
         let messages = self.messages(&batch);
         // Records a killed run stored before this rerun are in the output: counted as written,
         // as a file rerun counts the records it writes again after cutting them off.
-        let sent: u64 = messages.iter().map(|m| m.records).sum();
-        self.stored.records += batch.len() as u64 - sent;
+        self.stored.records += batch.len() as u64 - records(&messages);
         self.batches.push_back(InFlight {
             batch,
             messages,

@@ -175,7 +175,7 @@ fn decompress(file: File, format: Format, mut out: File) -> Result<(), Damage> {
     loop {
         if held == buf.len() {
             // A line longer than the buffer: handed out as it comes (the reader bounds it).
-            if write_all(&mut out, &buf[..held]).is_err() {
+            if out.write_all(&buf[..held]).is_err() {
                 return Ok(());
             }
             held = 0;
@@ -183,7 +183,7 @@ fn decompress(file: File, format: Format, mut out: File) -> Result<(), Damage> {
         let n = match decoder.read(&mut buf[held..]) {
             Ok(0) => {
                 // The end: the last line goes out whole or without its newline, as it is.
-                let _ = write_all(&mut out, &buf[..held]);
+                let _ = out.write_all(&buf[..held]);
                 return Ok(());
             }
             Ok(n) => n,
@@ -199,19 +199,12 @@ fn decompress(file: File, format: Format, mut out: File) -> Result<(), Damage> {
         let filled = held + n;
         let whole = memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |i| i + 1);
         // The reader stopped (a drain, an error): nothing more is wanted.
-        if write_all(&mut out, &buf[..whole]).is_err() {
+        if out.write_all(&buf[..whole]).is_err() {
             return Ok(());
         }
         buf.copy_within(whole..filled, 0);
         held = filled - whole;
     }
-}
-
-fn write_all(out: &mut File, bytes: &[u8]) -> io::Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    out.write_all(bytes)
 }
 
 /// A pipe, both ends close-on-exec.

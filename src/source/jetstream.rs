@@ -230,7 +230,7 @@ fn start(
         handing: ToAck::default(),
         unacked,
         highest: collector.start,
-        last_delivery: Some(collector.delivered),
+        last_delivery: collector.delivered,
         last_source: None,
         metrics,
     };
@@ -279,7 +279,7 @@ struct Fetching {
     highest: u64,
     /// The consumer's number for the last delivery: at the start, and after each reposition,
     /// the consumer's own, so that deliveries that went elsewhere are a gap too.
-    last_delivery: Option<u64>,
+    last_delivery: u64,
     /// The last publisher seen: consecutive messages share one allocation of it.
     last_source: Option<Arc<str>>,
     metrics: Arc<Metrics>,
@@ -304,7 +304,7 @@ impl Fetching {
             self.highest
         );
         add(&self.metrics.source_gaps, 1);
-        self.last_delivery = Some(collector.reposition(self.highest).await?);
+        self.last_delivery = collector.reposition(self.highest).await?;
         collector.messages(batch).await
     }
 
@@ -491,11 +491,14 @@ fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Ju
     };
     // Deliveries are numbered one by one: a jump means some never arrived (lost with a
     // server or a consumer leader). Taking this one would leave them behind for good.
-    if let Some(last) = fetching.last_delivery.filter(|&last| delivery > last + 1) {
-        tracing::debug!("delivery {delivery} (stream sequence {seq}) came after delivery {last}");
+    if delivery > fetching.last_delivery + 1 {
+        tracing::debug!(
+            "delivery {delivery} (stream sequence {seq}) came after delivery {}",
+            fetching.last_delivery
+        );
         return Judged::Gap;
     }
-    fetching.last_delivery = Some(delivery);
+    fetching.last_delivery = delivery;
     let message = message.message;
     let Some(reply) = message.reply else {
         return Judged::Nothing;
