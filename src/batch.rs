@@ -12,7 +12,7 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::checkpoint::Position;
+use crate::checkpoint::{Fingerprint, Position};
 use crate::format::{Format, write_reject};
 use crate::record::{ParsedRecord, RawRecord, RejectReason, Severity, ValidRecord, split_lines};
 
@@ -42,6 +42,9 @@ pub struct RawBatch {
     pub tail_continues: Option<RejectReason>,
     /// Input bytes consumed through the end of this batch, from where the run started reading.
     pub end_offset: u64,
+    /// A fingerprint of the input's bytes just before `end_offset`, when the batch holds them
+    /// (not the prefix of a line too long to hold): the checkpoint tells files apart by it.
+    pub end_context: Option<Fingerprint>,
     /// One slot of the in-flight window, released when the writer is done with the batch.
     pub(crate) permit: OwnedSemaphorePermit,
     /// A collector's batch: the messages fetched (`data` is empty; `end_offset` is the last

@@ -42,6 +42,7 @@ Input layouts (--input, default auto: the one that reads most of the first 64 li
 
 Examples:
   ingest --rejects bad.tsv --checkpoint app.cp out.log < app.log
+  ingest --from /var/log/app.log --checkpoint app.cp out.log   (and its rotated files)
   ingest --checkpoint app.cp nats://nats1:4222,nats2:4222/logs.app < app.log
   ingest --from nats://nats1:4222/LOGS --consumer central --checkpoint central.cp all.log
 
@@ -50,8 +51,10 @@ Output formats:
   json   {\"line\":1,\"timestamp\":\"2026-04-15T00:00:01Z\",\"severity\":\"INFO\",\"message\":\"started\"}
 
 Exit codes:
-  0 ok   2 usage   65 more rejects than --max-rejects   69 NATS server unavailable past --sink-timeout
-  70 internal error   71 out of file descriptors, memory or threads   73 cannot open output
+  0 ok   2 usage   65 more rejects than --max-rejects
+  66 input lost (a file rotated away or deleted before its end was read), or no --from PATH
+  69 NATS server unavailable past --sink-timeout   70 internal error
+  71 out of file descriptors, memory or threads   73 cannot open output
   74 read/write error, drain timeout or unusable checkpoint
   75 output or rejects file in use by another run, or (--from) the consumer by another collector
   77 NATS refused the credentials   78 no JetStream stream takes the subject (--from: no such stream)
@@ -182,15 +185,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     pub shutdown_timeout: f64,
 
-    /// Collect records from a JetStream stream instead of reading stdin:
-    /// `nats://HOST[:PORT][,HOST[:PORT]...]/STREAM` (or `tls://...`); needs --consumer and
-    /// --checkpoint
-    #[arg(
-        long,
-        value_name = "URL",
-        requires = "consumer",
-        help_heading = "NATS COLLECTOR"
-    )]
+    /// Read the log file PATH instead of stdin; with --checkpoint, also the rotated files
+    /// beside it that are not read yet (PATH.1, PATH.2.gz, PATH-20261204...), oldest first. Or
+    /// collect records from a JetStream stream: `nats://HOST[:PORT][,HOST[:PORT]...]/STREAM`
+    /// (or `tls://...`; needs --consumer and --checkpoint)
+    #[arg(long, value_name = "PATH|URL")]
     pub from: Option<PathBuf>,
 
     /// Collector: the durable pull consumer to read through (created when missing)
@@ -297,16 +296,19 @@ impl Args {
             None => None,
         };
         let from = match &self.from {
-            Some(url) => {
-                let address = nats_address(url, Role::Stream).unwrap_or_else(|| {
-                    Err(format!(
-                        "--from '{}' is not a NATS address: write nats://HOST[:PORT][,HOST[:PORT]...]/STREAM",
-                        url.display()
-                    ))
-                })?;
-                let until_idle = self.until_idle.map(|s| secs(s, "--until-idle")).transpose()?;
-                Some(Box::new(self.nats_input(address, timeout, until_idle)?))
-            }
+            Some(url) => match nats_address(url, Role::Stream) {
+                Some(address) => {
+                    if self.consumer.is_none() {
+                        return Err("--from a NATS stream needs --consumer NAME: the durable consumer that keeps its place".to_owned());
+                    }
+                    let until_idle = self.until_idle.map(|s| secs(s, "--until-idle")).transpose()?;
+                    Some(Box::new(self.nats_input(address?, timeout, until_idle)?))
+                }
+                None => {
+                    self.check_file_set(url, nats.is_some())?;
+                    None
+                }
+            },
             None => None,
         };
         if from.is_some() {
@@ -354,6 +356,11 @@ impl Args {
             Some(nats) => Output::Nats(Box::new(nats)),
             None if self.output.as_os_str() == "-" => Output::Stdout,
             None => Output::File(self.output),
+        };
+        let from = match (from, self.from) {
+            (Some(nats), _) => Some(config::Origin::Nats(nats)),
+            (None, Some(path)) => Some(config::Origin::Files(path)),
+            (None, None) => None,
         };
         Ok(Config {
             output,
@@ -456,6 +463,34 @@ impl Args {
             window: self.nats_window as usize,
             ack_timeout,
         })
+    }
+
+    /// Checks `--from PATH` (a file set) against the other flags.
+    fn check_file_set(&self, path: &Path, nats_output: bool) -> Result<(), String> {
+        if self.consumer.is_some() || self.filter.is_some() || self.until_idle.is_some() {
+            return Err(format!(
+                "--consumer, --filter and --until-idle are for a NATS stream; --from '{}' is a file",
+                path.display()
+            ));
+        }
+        if self.continue_only {
+            return Err("--continue-only is for standard input: --from PATH --checkpoint finds the rotated files itself".to_owned());
+        }
+        let outputs = [
+            (Some(&self.output).filter(|_| !nats_output), "OUTPUT"),
+            (self.rejects.as_ref(), "--rejects"),
+            (self.checkpoint.as_ref(), "--checkpoint"),
+        ];
+        for (other, what) in outputs {
+            if let Some(other) = other.filter(|o| same_file(path, o)) {
+                return Err(format!(
+                    "--from '{}' is {what} '{}': ingest would read back what it writes; give each its own file",
+                    path.display(),
+                    other.display()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The collector's configuration, for `--from`.

@@ -99,6 +99,15 @@ pub struct NatsInput {
     pub until_idle: Option<Duration>,
 }
 
+/// Where records come from instead of standard input (`--from`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A log file; with `--checkpoint`, its rotated predecessors too.
+    Files(PathBuf),
+    /// A JetStream stream, through a durable consumer.
+    Nats(Box<NatsInput>),
+}
+
 /// How input lines are read (`--input`, `--pattern`, `--tz`, `--time-format`).
 #[derive(Clone, Debug)]
 pub enum InputLayout {
@@ -134,8 +143,8 @@ pub const DEFAULT_MULTILINE_TIMEOUT_MS: u64 = 1000;
 pub struct Config {
     /// Where valid records go.
     pub output: Output,
-    /// `--from`: collect from a JetStream stream instead of reading stdin.
-    pub from: Option<Box<NatsInput>>,
+    /// `--from`: read a file set or collect from a JetStream stream instead of reading stdin.
+    pub from: Option<Origin>,
     /// How input lines are read.
     pub input: InputLayout,
     /// `--multiline`: join continuation lines to the record before them.

@@ -16,6 +16,8 @@ pub enum Exit {
     Usage = 2,
     /// More lines were rejected than `--max-rejects` allows (the output is still written).
     TooManyRejects = 65,
+    /// `--from PATH`: a file being read was gone before its end was read, or there is no file.
+    InputLost = 66,
     /// The NATS server stayed unavailable for longer than `--sink-timeout`.
     Unavailable = 69,
     /// A stage panicked: a bug.
@@ -40,10 +42,11 @@ pub enum Exit {
 
 impl Exit {
     /// Every exit code, lowest first.
-    pub const ALL: [Exit; 13] = [
+    pub const ALL: [Exit; 14] = [
         Exit::Ok,
         Exit::Usage,
         Exit::TooManyRejects,
+        Exit::InputLost,
         Exit::Unavailable,
         Exit::Internal,
         Exit::OsError,
@@ -83,6 +86,9 @@ impl Exit {
             }
             Exit::TooManyRejects => {
                 "more lines were rejected than --max-rejects allows (the valid records are still written)"
+            }
+            Exit::InputLost => {
+                "input was lost: a file being read was rotated away or deleted before its end was read (or, without --from, the checkpoint's input was rotated with its end unread), or --from PATH is not there"
             }
             Exit::Unavailable => "the NATS server stayed unavailable for longer than --sink-timeout",
             Exit::Internal => "internal error: a stage panicked (a bug; please report it)",
@@ -138,13 +144,29 @@ pub enum Error {
     /// Reading standard input failed.
     #[error("cannot read standard input")]
     Read(#[source] io::Error),
+    /// A file of `--from PATH` could not be read.
+    #[error("cannot read '{}'", path.display())]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// `--from PATH`: neither PATH nor any rotated file beside it is there.
+    #[error("no file '{}' to read, nor any rotated file of it beside it", path.display())]
+    NoInput {
+        /// PATH as given.
+        path: PathBuf,
+    },
     /// Compressed standard input is damaged or cut short: the whole lines before the damage
     /// were processed.
     #[error(
-        "standard input ({format}) is damaged or cut short at or before byte {offset} of the compressed data: the whole lines before it were processed{}; check the file with `{check} FILE`",
+        "{input} ({format}) is damaged or cut short at or before byte {offset} of the compressed data: the whole lines before it were processed{}; check the file with `{check} FILE`",
         if *dropped > 0 { format!(", a partial line of {dropped} bytes was dropped") } else { String::new() }
     )]
     Damaged {
+        /// `standard input`, or the file's path in quotes.
+        input: String,
         /// `gzip` or `zstd`.
         format: &'static str,
         /// Compressed bytes read when the damage was found.
@@ -246,7 +268,9 @@ impl Error {
         match self {
             Error::Open { .. } => Exit::CannotCreate,
             Error::Locked { .. } | Error::Collecting { .. } => Exit::Busy,
+            Error::NoInput { .. } => Exit::InputLost,
             Error::Read(_)
+            | Error::Input { .. }
             | Error::Damaged { .. }
             | Error::Write { .. }
             | Error::DrainTimedOut { .. }
@@ -289,7 +313,11 @@ impl Error {
             Error::Collecting { .. } => Some(
                 "one collector per consumer: wait for that one to stop, or give this one its own --consumer (a killed collector's claim lapses within seconds)",
             ),
+            Error::NoInput { .. } => {
+                Some("check the path; a log that is not written yet is there once its program starts")
+            }
             Error::Read(_)
+            | Error::Input { .. }
             | Error::Damaged { .. }
             | Error::Checkpoint { .. }
             | Error::Nats { .. }
@@ -317,6 +345,7 @@ mod tests {
             (Error::Read(io()), 74),
             (
                 Error::Damaged {
+                    input: "standard input".to_owned(),
                     format: "gzip",
                     offset: 7,
                     dropped: 3,

@@ -6,7 +6,8 @@
 //! - [`cli`], [`generate`]: flags into a checked [`Config`] ([`config`], which everything below
 //!   reads); the man page and completions from clap's `Command`;
 //! - [`source`]: every way records come in, one [`source::Source`] trait: standard input or a
-//!   file ([`source::file`]), a JetStream stream ([`source::jetstream`], the collector's fetcher,
+//!   file ([`source::file`]; compressed: [`source::decompress`]; a log and its rotated files:
+//!   [`source::set`]), a JetStream stream ([`source::jetstream`], the collector's fetcher,
 //!   on [`source::consumer`] and its [`source::lease`]);
 //! - [`pipeline`]: parse -> validate -> write ([`pipeline::parser`], [`pipeline::validator`],
 //!   [`pipeline::writer`]), and how the stages start, stop and push back;
@@ -20,7 +21,7 @@
 //!   channels it goes through;
 //! - [`mod@format`]: text and JSON rendering, JSON string escaping, pure; [`record`]: the line
 //!   grammar, the record types and their fields ([`record::fields`]), pure;
-//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns; [`atomic`]: replacing small files;
+//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns (a file set's: [`checkpoint::set`]); [`atomic`]: replacing small files;
 //! - [`metrics`]: the one set of counters every stage adds to, per batch;
 //! - [`summary`], [`error`]: how a run ends (summary line, stats JSON, Prometheus textfile) and
 //!   its exit code;
@@ -92,21 +93,186 @@ pub async fn run(
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
-    let format = match (&config.from, &input) {
-        (None, Input::File(file)) => source::decompress::format_of(file),
-        _ => None,
+    match (&config.from, &config.checkpoint) {
+        (Some(config::Origin::Nats(from)), _) => collect(config, from, metrics, drain).await,
+        (Some(config::Origin::Files(path)), Some(checkpoint)) => {
+            read_set(config, path, checkpoint, metrics, drain).await
+        }
+        (Some(config::Origin::Files(path)), None) => {
+            let file = match File::open(path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::NoInput { path: path.clone() });
+                }
+                Err(source) => {
+                    return Err(Error::Input {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            };
+            let name = format!("'{}'", path.display());
+            read_input(config, Input::File(file), None, &name, metrics, drain).await
+        }
+        (None, _) => read_input(config, input, None, "standard input", metrics, drain).await,
+    }
+}
+
+/// Reads `input` (named `name` in messages), decompressing it first when it is a compressed
+/// file; `member` is its place in the set when it is a file of `--from PATH --checkpoint`.
+async fn read_input(
+    config: &Config,
+    input: Input,
+    member: Option<usize>,
+    name: &str,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Summary, Error> {
+    let format = match &input {
+        Input::File(file) => source::decompress::format_of(file),
+        Input::Reader(_) => None,
     };
     match (format, input) {
         // Compressed: decompressed on a thread of its own, and read as a pipe.
         (Some(format), Input::File(file)) => {
             let (pipe, decompressing) = source::decompress::start(file, format).map_err(Error::Read)?;
-            let summary = run_plain(config, Input::File(pipe), metrics.clone(), drain).await;
-            let damaged = decompressing.finish(&metrics.damaged_inputs);
+            let summary = run_plain(config, Input::File(pipe), member, metrics.clone(), drain).await;
+            let damaged = decompressing.finish(&metrics.damaged_inputs, name);
             let summary = summary?;
             damaged?;
             Ok(summary)
         }
-        (_, input) => run_plain(config, input, metrics, drain).await,
+        (_, input) => run_plain(config, input, member, metrics, drain).await,
+    }
+}
+
+/// `--from PATH --checkpoint`: reads what the checkpoint has not read of PATH and its rotated
+/// files, oldest first, one pipeline run per file (so a record never spans two files, and
+/// `--input auto` judges each file by its own lines).
+async fn read_set(
+    config: &Config,
+    path: &std::path::Path,
+    checkpoint: &std::path::Path,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Summary, Error> {
+    // Listed again when a file was rotated between the listing and its reading; a few times at
+    // most, so that a log rotated every moment still lets the run end.
+    const LISTINGS: usize = 5;
+    let started = std::time::Instant::now();
+    let set_path = std::path::absolute(path).map_err(|source| Error::Input {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut damage = None;
+    let mut listed_any = false;
+    for listing in 0..LISTINGS {
+        let mut members = source::set::list(&set_path).map_err(|source| Error::Input {
+            path: path.to_owned(),
+            source,
+        })?;
+        listed_any |= !members.is_empty();
+        let plan = plan_set(config, checkpoint, &set_path, &mut members)?;
+        for lost in &plan.lost {
+            metrics::add(&metrics.lost_files, 1);
+            metrics::add(&metrics.rotated_unread_bytes, lost.unread);
+            tracing::error!(
+                "'{}' (as last seen) was gone before its end was read (rotated past logrotate's `rotate N`, or deleted): its lines after line {} are lost{}; run ingest more often than the log rotates, or keep more rotated files",
+                lost.path.display(),
+                lost.lines,
+                match lost.unread {
+                    0 => String::new(),
+                    n => format!(" (at least {n} bytes)"),
+                }
+            );
+        }
+        let mut rotated_meanwhile = false;
+        for (index, start) in plan.steps {
+            let member = &members[index];
+            let file = match member.open() {
+                Ok(Some(file)) => file,
+                Ok(None) => {
+                    rotated_meanwhile = true;
+                    break;
+                }
+                Err(source) => {
+                    return Err(Error::Input {
+                        path: member.path().to_owned(),
+                        source,
+                    });
+                }
+            };
+            tracing::debug!(
+                "reading '{}' from line {}",
+                member.path().display(),
+                start.lines + 1
+            );
+            let name = format!("'{}'", member.path().display());
+            match read_input(
+                config,
+                Input::File(file),
+                Some(index),
+                &name,
+                metrics.clone(),
+                drain.clone(),
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(error @ Error::Damaged { .. }) => {
+                    // Its whole lines before the damage are written and committed: the rest of
+                    // the set is read, and the run fails at its end.
+                    tracing::error!("{error}");
+                    damage.get_or_insert(error);
+                }
+                Err(error) => return Err(error),
+            }
+            if drain.is_cancelled() {
+                break;
+            }
+            use checkpoint::set::Candidate;
+            checkpoint::read_to_end(checkpoint, index, member.stat(), !member.live())?;
+        }
+        if !rotated_meanwhile || drain.is_cancelled() {
+            break;
+        }
+        tracing::debug!(
+            "the set was rotated while being read (listing {}): listing it again",
+            listing + 1
+        );
+    }
+    if !listed_any {
+        return Err(Error::NoInput {
+            path: path.to_owned(),
+        });
+    }
+    if let Some(error) = damage {
+        return Err(error);
+    }
+    Ok(metrics.snapshot(started.elapsed()))
+}
+
+/// Squares OUTPUT and the rejects file with the checkpoint and plans the run over the set.
+fn plan_set(
+    config: &Config,
+    checkpoint: &std::path::Path,
+    set_path: &std::path::Path,
+    members: &mut [source::set::Member],
+) -> Result<checkpoint::set::Plan, Error> {
+    let mut rejects = open_rejects(config)?;
+    let rejects = rejects_target(config, rejects.as_mut());
+    match &config.output {
+        Output::Nats(target) => {
+            let subject = checkpoint::Output::Nats {
+                subject: &target.subject,
+            };
+            checkpoint::plan_set(checkpoint, set_path, members, subject, rejects)
+        }
+        Output::File(_) | Output::Stdout => {
+            let mut output = open_bytes(&config.output)?;
+            let target = file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe);
+            checkpoint::plan_set(checkpoint, set_path, members, target, rejects)
+        }
     }
 }
 
@@ -114,6 +280,7 @@ pub async fn run(
 async fn run_plain(
     config: &Config,
     input: Input,
+    member: Option<usize>,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
@@ -122,9 +289,6 @@ async fn run_plain(
         Input::File(file) => file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()),
         Input::Reader(_) => None,
     };
-    if let Some(from) = &config.from {
-        return collect(config, from, metrics, drain).await;
-    }
     // Kept to wait on while telling the layout: a quiet live pipe must not hold the run.
     let fd = match &input {
         Input::File(file) => Some(std::os::fd::AsRawFd::as_raw_fd(file)),
@@ -135,7 +299,8 @@ async fn run_plain(
             let mut output = open_bytes(&config.output)?;
             let mut rejects = open_rejects(config)?;
             let target = file_target(&config.output, &mut output);
-            let (mut input, mut resume) = open_input(config, input, target, rejects.as_mut(), &drain).await?;
+            let (mut input, mut resume) =
+                open_input(config, input, member, target, rejects.as_mut(), &drain).await?;
             let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
             let source = file_source(config, input, fd, &mut resume);
@@ -149,7 +314,7 @@ async fn run_plain(
                 subject: &target.subject,
             };
             let (mut input, mut resume) =
-                open_input(config, input, Some(subject), rejects.as_mut(), &drain).await?;
+                open_input(config, input, member, Some(subject), rejects.as_mut(), &drain).await?;
             let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             // With a checkpoint, the publisher is the same across reruns on the same input, and
             // continues after what the stream holds of it; without, every run is a new publisher
@@ -385,11 +550,26 @@ fn rejects_target<'a>(
 async fn open_input(
     config: &Config,
     input: Input,
+    member: Option<usize>,
     output: Option<checkpoint::Output<'_>>,
     rejects: Option<&mut AppendFile>,
     drain: &CancellationToken,
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     match (&config.checkpoint, input, output) {
+        (Some(path), Input::File(mut file), Some(output)) if let Some(index) = member => {
+            let rejects = rejects_target(config, rejects);
+            let mut resume =
+                checkpoint::resume_in_set(path, index, output, rejects, config.checkpoint_bytes)?;
+            // A file is sought to where reading starts; a decompressing pipe read up to it.
+            if file.metadata().is_ok_and(|m| m.is_file()) {
+                use std::io::Seek;
+                file.seek(std::io::SeekFrom::Start(resume.start.offset))
+                    .map_err(Error::Read)?;
+            } else {
+                resume.skip = resume.start.offset;
+            }
+            Ok((Box::new(file), resume))
+        }
         (Some(path), Input::File(file), Some(output)) => {
             let rejects = rejects_target(config, rejects);
             let options = checkpoint::Options {

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub lines_settled: AtomicU64,
     /// Bytes at the end of a rotated-away input that the checkpoint never read.
     pub rotated_unread_bytes: AtomicU64,
+    /// `--from PATH`: files gone before their end was read (rotated away, deleted).
+    pub lost_files: AtomicU64,
     /// Compressed inputs found damaged or cut short (their whole lines before it were read).
     pub damaged_inputs: AtomicU64,
     /// The output is a NATS sink (the `sink` counters below mean something).
@@ -149,6 +151,7 @@ impl Metrics {
             in_flight: get(&self.lines_read).saturating_sub(get(&self.lines_settled)),
             rotated_unread_bytes: get(&self.rotated_unread_bytes),
             damaged_inputs: get(&self.damaged_inputs),
+            lost_files: get(&self.lost_files),
             elapsed,
             reader: self.reader.snapshot(),
             parser: self.parser.snapshot(),

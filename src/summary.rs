@@ -95,6 +95,8 @@ pub struct Summary {
     pub rotated_unread_bytes: u64,
     /// Compressed inputs found damaged or cut short.
     pub damaged_inputs: u64,
+    /// `--from PATH`: files gone before their end was read.
+    pub lost_files: u64,
     /// Wall time so far.
     pub elapsed: Duration,
     /// The reader's waits; its channel is the parsers' input.
@@ -117,10 +119,12 @@ impl Summary {
         self.rejected_by_reason.iter().sum()
     }
 
-    /// The exit code of a run that did not fail: a signal's, else 65 past `max_rejects`, else 0.
+    /// The exit code of a run that did not fail: a signal's, else 66 when input was lost, else
+    /// 65 past `max_rejects`, else 0.
     pub fn exit(&self, max_rejects: Option<u64>, signal: Option<Signal>) -> Exit {
         match signal {
             Some(signal) => signal.exit(),
+            None if self.lost_files > 0 || self.rotated_unread_bytes > 0 => Exit::InputLost,
             None if max_rejects.is_some_and(|max| self.rejected() > max) => Exit::TooManyRejects,
             None => Exit::Ok,
         }
@@ -179,6 +183,7 @@ impl Summary {
             "retries": self.retries,
             "rotated_unread_bytes": self.rotated_unread_bytes,
             "damaged_inputs": self.damaged_inputs,
+            "lost_files": self.lost_files,
             "stages": {
                 "reader": stage(&self.reader, json!({"lines_out": self.lines, "bytes_in": self.bytes_in})),
                 "parser": stage(&self.parser, json!({"lines_in": self.lines_parsed})),
@@ -264,6 +269,12 @@ impl Summary {
             "gauge",
             "Bytes at the end of a rotated-away input that the last run found never read (lost unless read by hand).",
             &[("", self.rotated_unread_bytes as f64)],
+        );
+        metric(
+            "ingest_lost_files",
+            "gauge",
+            "Files the last run found gone before their end was read (rotated past `rotate N`, deleted).",
+            &[("", self.lost_files as f64)],
         );
         metric(
             "ingest_damaged_inputs",

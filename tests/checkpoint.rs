@@ -600,7 +600,8 @@ fn a_rename_rotation_that_leaves_lines_unread_says_so_even_with_q_and_counts_the
         ],
         &dir.path("app.log"),
     );
-    assert_eq!(code, Some(0), "{stderr}");
+    // Lost input is an exit code cron can alert on.
+    assert_eq!(code, Some(66), "{stderr}");
     assert!(
         stderr.contains("ingest: error: the input was rotated")
             && stderr.contains(&format!("{unread} bytes at the end of its previous file"))

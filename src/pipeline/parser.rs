@@ -55,6 +55,7 @@ pub fn parse_batch_with(
         head_continues: None,
         tail_continues: None,
         end_offset: 0,
+        end_context: None,
         permit: window.try_acquire_owned().expect("a new window has a slot"),
         messages: Vec::new(),
     };
@@ -558,6 +559,7 @@ impl Worker {
                     offset: batch.end_offset,
                     lines: batch.first_line - 1 + parsed.lines,
                     continues: batch.tail_continues,
+                    context: batch.end_context,
                 };
                 (parsed, end)
             } else {
@@ -569,6 +571,7 @@ impl Worker {
                     offset: batch.end_offset,
                     lines: batch.end_offset,
                     continues: None,
+                    context: None,
                 };
                 (parsed, end)
             };

@@ -94,14 +94,16 @@ pub fn start(file: File, format: Format) -> io::Result<(File, Decompressing)> {
 
 impl Decompressing {
     /// Waits for the thread (the pipeline has let go of the pipe by now); the damage it met,
-    /// as the run's error, counted in `damaged`.
+    /// as the run's error naming `input` (`standard input`, a quoted path), counted in
+    /// `damaged`.
     ///
     /// # Errors
     /// [`Error::Damaged`] when the data was damaged or cut short.
-    pub fn finish(self, damaged: &AtomicU64) -> Result<(), Error> {
+    pub fn finish(self, damaged: &AtomicU64, input: &str) -> Result<(), Error> {
         let Ok(outcome) = self.thread.join() else {
             damaged.fetch_add(1, Ordering::Relaxed);
             return Err(Error::Damaged {
+                input: input.to_owned(),
                 format: self.format.name(),
                 offset: 0,
                 dropped: 0,
@@ -112,6 +114,7 @@ impl Decompressing {
         outcome.map_err(|damage| {
             damaged.fetch_add(1, Ordering::Relaxed);
             Error::Damaged {
+                input: input.to_owned(),
                 format: self.format.name(),
                 offset: damage.offset,
                 dropped: damage.dropped,
@@ -156,19 +159,11 @@ fn decompress(file: File, format: Format, mut out: File) -> Result<(), Damage> {
         file: io::BufReader::with_capacity(128 << 10, file),
         taken: Arc::clone(&taken),
     };
-    let mut decoder: Box<dyn Read> = match format {
-        Format::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counting)),
-        Format::Zstd => match zstd::stream::read::Decoder::with_buffer(counting) {
-            Ok(decoder) => Box::new(decoder),
-            Err(source) => {
-                return Err(Damage {
-                    offset: 0,
-                    dropped: 0,
-                    source,
-                });
-            }
-        },
-    };
+    let mut decoder = decoder(counting, format).map_err(|source| Damage {
+        offset: 0,
+        dropped: 0,
+        source,
+    })?;
     let mut buf = vec![0u8; 256 << 10];
     // Bytes at the front of `buf` after the last newline handed out.
     let mut held = 0;
@@ -205,6 +200,22 @@ fn decompress(file: File, format: Format, mut out: File) -> Result<(), Damage> {
         buf.copy_within(whole..filled, 0);
         held = filled - whole;
     }
+}
+
+/// The decompressed bytes of `file`, read in place (a rotated file looked into, not a run's
+/// input: damage is an error of the read).
+///
+/// # Errors
+/// When the decoder cannot start (a zstd frame header that is not one).
+pub fn reader(file: File, format: Format) -> io::Result<Box<dyn Read + Send>> {
+    decoder(io::BufReader::with_capacity(64 << 10, file), format)
+}
+
+fn decoder<R: io::BufRead + Send + 'static>(input: R, format: Format) -> io::Result<Box<dyn Read + Send>> {
+    Ok(match format {
+        Format::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Format::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+    })
 }
 
 /// A pipe, both ends close-on-exec.

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Feed, Source, Started};
 use crate::batch::{CHUNK_BYTES, LONG_LINE_PREFIX, RawBatch};
-use crate::checkpoint::{Commit, Position};
+use crate::checkpoint::{Commit, Fingerprint, Position};
 use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
@@ -558,6 +558,7 @@ impl ReadLoop<'_> {
         };
         let Some(permit) = permit else { return false };
         let end_offset = self.offset + bytes;
+        let end_context = (piece != Piece::LongLine).then(|| Fingerprint::of_end(&data));
         let batch = RawBatch {
             seq: self.seq,
             first_line: self.line_no,
@@ -568,6 +569,7 @@ impl ReadLoop<'_> {
             head_continues: self.excess.filter(|_| self.limits.multiline.is_some()),
             tail_continues: after.filter(|_| self.limits.multiline.is_some()),
             end_offset,
+            end_context,
             permit,
             messages: Vec::new(),
         };

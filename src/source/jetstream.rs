@@ -448,6 +448,7 @@ async fn run(
                 head_continues: None,
                 tail_continues: None,
                 end_offset: end,
+                end_context: None,
                 permit,
                 messages: batch,
             };

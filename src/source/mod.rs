@@ -11,6 +11,7 @@ pub mod decompress;
 pub mod file;
 pub mod jetstream;
 pub mod lease;
+pub mod set;
 
 use std::future::Future;
 use std::pin::Pin;

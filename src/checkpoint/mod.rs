@@ -7,10 +7,8 @@
 //! atomically); at start, [`resume`] squares the files with the commit and skips the committed
 //! input.
 
-use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,21 +22,11 @@ use crate::error::Error;
 use crate::output::{AppendFile, Writable};
 use crate::record::RejectReason;
 
-/// How many leading bytes of the input identify it.
-const FINGERPRINT_BYTES: usize = 4096;
+pub mod position;
+pub mod set;
 
-/// Where a run starts in its input: bytes and lines already consumed (and committed).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Position {
-    /// Input bytes before this point.
-    pub offset: u64,
-    /// Input lines before this point; the next line's number is `lines + 1`.
-    pub lines: u64,
-    /// `--multiline`: the point is inside a record past what it keeps, whose further lines (up
-    /// to the next record's start) are rejected for this reason. A rerun that starts here
-    /// rejects them the same way instead of taking the first as a record of its own.
-    pub continues: Option<RejectReason>,
-}
+pub use position::{CONTEXT_BYTES, FINGERPRINT_BYTES, Fingerprint, Position};
+use position::{escape, unescape};
 
 /// How the writer records its progress; [`Committer`] (the checkpoint file) in a real run.
 ///
@@ -98,31 +86,6 @@ pub struct Resume {
     pub layout: Option<String>,
 }
 
-/// A hash of the input's first bytes, and how many bytes it covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Fingerprint {
-    len: u64,
-    hash: u64,
-}
-
-impl Fingerprint {
-    fn of(bytes: &[u8]) -> Fingerprint {
-        // FNV-1a: tiny, and stable across Rust releases, unlike the std hasher.
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        Fingerprint {
-            len: bytes.len() as u64,
-            hash,
-        }
-    }
-
-    /// True when `prefix` (the input's first bytes) starts with what this fingerprint saw.
-    fn matches(&self, prefix: &[u8]) -> bool {
-        prefix.len() as u64 >= self.len && Fingerprint::of(&prefix[..self.len as usize]).hash == self.hash
-    }
-}
-
 /// Which file: device and inode (what it is), and its absolute path (where it was).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct FileId {
@@ -147,33 +110,9 @@ impl FileId {
     }
 }
 
-/// A path on one line of text: `\` and newline escaped, other bytes as they are (lossy for
-/// invalid UTF-8, which then only fails to match and is reported).
-fn escape(path: &std::ffi::OsStr) -> String {
-    String::from_utf8_lossy(path.as_bytes())
-        .replace('\\', "\\\\")
-        .replace('\n', "\\n")
-}
-
 /// `None` for `-`, the checkpoint's "none".
 fn optional(value: &str) -> Option<&str> {
     (value != "-").then_some(value)
-}
-
-fn unescape(text: &str) -> Option<OsString> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut chars = text.bytes();
-    while let Some(b) = chars.next() {
-        match b {
-            b'\\' => out.push(match chars.next()? {
-                b'n' => b'\n',
-                b'\\' => b'\\',
-                _ => return None,
-            }),
-            b => out.push(b),
-        }
-    }
-    Some(OsString::from_vec(out))
 }
 
 /// One written file as the checkpoint knows it.
@@ -203,6 +142,8 @@ struct State {
     /// The layout `--input auto` picked for this input; empty when none was (older
     /// checkpoints, or a layout given by name).
     layout: String,
+    /// `--from PATH`: the files of the set, of which the input is the current one.
+    set: Option<set::Set>,
 }
 
 const HEADER: &str = "ingest checkpoint 2";
@@ -219,7 +160,7 @@ impl State {
             None => ("-".to_owned(), "-".to_owned()),
         };
         format!(
-            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n{}{}",
+            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n{}{}{}{}",
             self.fingerprint.len,
             self.fingerprint.hash,
             self.input.offset,
@@ -236,6 +177,13 @@ impl State {
             self.input
                 .continues
                 .map_or_else(String::new, |reason| format!("record_continues {reason}\n")),
+            self.input.context.map_or_else(String::new, |context| format!(
+                "input_context {}\n",
+                context.render()
+            )),
+            self.set
+                .as_ref()
+                .map_or_else(String::new, |set| set.render(self.input, self.fingerprint)),
         )
     }
 
@@ -283,10 +231,13 @@ impl State {
         let finished = version == 2 && field("finished")? == "1";
         // Added within version 2, each absent from checkpoints written before it: `source`
         // (NATS outputs), `layout` (--input), `record_continues` (--multiline's rejected
-        // continuations). Read by name, in any order.
+        // continuations), `input_context`, and the set's lines (`--from PATH`). Read by name, in
+        // any order.
         let mut source = 0;
         let mut layout = String::new();
         let mut continues = None;
+        let mut context = None;
+        let mut set = set::Parsing::default();
         for line in lines {
             match line.split_once(' ')? {
                 ("source", hex) => source = u64::from_str_radix(hex, 16).ok()?,
@@ -294,7 +245,8 @@ impl State {
                 ("record_continues", reason) => {
                     continues = Some(*RejectReason::ALL.iter().find(|r| r.as_str() == reason)?);
                 }
-                _ => return None,
+                ("input_context", value) => context = Some(Fingerprint::parse(value)?),
+                (key, value) => set.line(key, value)?,
             }
         }
         let state = State {
@@ -307,6 +259,7 @@ impl State {
                 offset,
                 lines: lines_done,
                 continues,
+                context,
             },
             output: Written {
                 id: output_id,
@@ -319,6 +272,7 @@ impl State {
             finished,
             source,
             layout,
+            set: set.finish()?,
         };
         state.is_sane().then_some(state)
     }
@@ -815,6 +769,7 @@ pub fn resume_stream(
         finished: true,
         source: 0,
         layout: String::new(),
+        set: None,
     };
     let committed = (state.input.offset > 0).then_some(state.input.offset);
     let resume = Resume {
@@ -823,6 +778,162 @@ pub fn resume_stream(
         ..Resume::default()
     };
     Ok((resume, committed))
+}
+
+/// `--from PATH`: plans a run over the set at `set_path` (its files now: `candidates`, oldest
+/// first): squares OUTPUT and the rejects file with the checkpoint at `path`, matches what the
+/// checkpoint read to the files there now (see [`set`]), and saves what it learnt.
+///
+/// # Errors
+/// [`Error::Checkpoint`] as for [`resume`], and for a checkpoint made for standard input or
+/// another set.
+pub fn plan_set(
+    path: &Path,
+    set_path: &Path,
+    candidates: &mut [impl set::Candidate],
+    output: Output<'_>,
+    rejects: Option<Target<'_>>,
+) -> Result<set::Plan, Error> {
+    let loaded = State::load(path)?;
+    if let Some(state) = &loaded {
+        match &state.set {
+            None => {
+                return Err(refuse(
+                    path,
+                    format!(
+                        "it was made for standard input, not --from '{}': give each input its own checkpoint",
+                        set_path.display()
+                    ),
+                ));
+            }
+            Some(set) if set.path() != set_path => {
+                return Err(refuse(
+                    path,
+                    format!(
+                        "it was made for --from '{}', not '{}': give each input its own checkpoint, or remove this one to start over",
+                        set.path().display(),
+                        set_path.display()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let (output, rejects) = square_files(path, loaded.as_ref(), output, rejects)?;
+    let (entries, was_current) = match loaded.as_ref().and_then(|s| Some((s.set.as_ref()?, s))) {
+        Some((set, state)) => {
+            let (files, current) = set.entries(state.input, state.fingerprint);
+            (files, Some(current))
+        }
+        None => (Vec::new(), None),
+    };
+    let (files, plan, current) = set::arrange(&entries, was_current, candidates);
+    if files.is_empty() {
+        return Ok(plan);
+    }
+    let mut state = loaded.clone().unwrap_or_else(|| State {
+        fingerprint: Fingerprint::of(b""),
+        input_id: None,
+        input: Position::default(),
+        output: output.clone(),
+        rejects: rejects.clone(),
+        finished: true,
+        source: 0,
+        layout: String::new(),
+        set: None,
+    });
+    state.output = output;
+    state.rejects = rejects;
+    state.finished = true;
+    // The current file: the first to read, else the one that was current, else the newest.
+    let index = plan
+        .steps
+        .first()
+        .map(|&(c, _)| c)
+        .or(current)
+        .unwrap_or(files.len() - 1);
+    let mut set = set::Set::new(set_path.to_owned(), files, index);
+    let (input, head, _) = set
+        .switch(index, state.input, state.fingerprint)
+        .expect("a file of the set");
+    if current != Some(index) {
+        state.source = new_source();
+        state.layout.clear();
+    }
+    state.input = input;
+    state.fingerprint = head;
+    state.set = Some(set);
+    if loaded.as_ref() != Some(&state) {
+        state.save(path)?;
+    }
+    Ok(plan)
+}
+
+/// `--from PATH`: prepares the run over file `index` of the set (as [`plan_set`] listed them)
+/// from what the checkpoint says now: squares OUTPUT and the rejects file, makes that file the
+/// checkpoint's input, and returns where reading starts and the committer.
+///
+/// # Errors
+/// [`Error::Checkpoint`] when the checkpoint cannot be read or written.
+pub fn resume_in_set(
+    path: &Path,
+    index: usize,
+    output: Output<'_>,
+    rejects: Option<Target<'_>>,
+    every_bytes: u64,
+) -> Result<Resume, Error> {
+    let changed = || {
+        unusable(
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "it changed while this run was using it",
+            ),
+        )
+    };
+    let mut state = State::load(path)?.ok_or_else(changed)?;
+    let (output, rejects) = square_files(path, Some(&state), output, rejects)?;
+    state.output = output;
+    state.rejects = rejects;
+    state.finished = true;
+    let set = state.set.as_mut().ok_or_else(changed)?;
+    let (input, head, other) = set
+        .switch(index, state.input, state.fingerprint)
+        .ok_or_else(changed)?;
+    if other {
+        state.source = new_source();
+        state.layout.clear();
+    }
+    state.input = input;
+    state.fingerprint = head;
+    Ok(Resume {
+        start: input,
+        source: state.source,
+        layout: Some(state.layout.clone()).filter(|l| !l.is_empty()),
+        committer: Some(Box::new(Committer::new(path, state, every_bytes))),
+        ..Resume::default()
+    })
+}
+
+/// `--from PATH`: records that file `index` of the set was read to its end as it was when
+/// `seen`; `complete` when it was a rotated file (nothing more can come to it unseen).
+///
+/// # Errors
+/// [`Error::Checkpoint`] when the checkpoint cannot be read or written.
+pub fn read_to_end(path: &Path, index: usize, seen: set::Seen, complete: bool) -> Result<(), Error> {
+    let Some(mut state) = State::load(path)? else {
+        return Ok(());
+    };
+    let input = state.input;
+    if state
+        .set
+        .as_mut()
+        .is_some_and(|set| set.read_to_end(index, seen, complete))
+    {
+        state.input = input;
+        state.save(path)?;
+    }
+    Ok(())
 }
 
 /// Prepares a checkpointed run: squares OUTPUT and the rejects file with the last commit (whatever
@@ -917,6 +1028,7 @@ pub async fn resume(
         finished: true,
         source,
         layout: same_input.map(|s| s.layout.clone()).unwrap_or_default(),
+        set: None,
     };
     let layout = Some(state.layout.clone()).filter(|l| !l.is_empty());
     let committer = Committer::new(path, state, options.every_bytes);
@@ -966,6 +1078,7 @@ mod tests {
                 offset: 123_456,
                 lines: 789,
                 continues: Some(RejectReason::RecordTooLong),
+                context: Some(Fingerprint::of(b"started\n")),
             },
             output: Written {
                 id: Some(FileId {
@@ -986,6 +1099,7 @@ mod tests {
             finished: true,
             source: 0x1234_5678_9abc_def0,
             layout: "python".to_owned(),
+            set: None,
         }
     }
 

@@ -1,0 +1,489 @@
+//! `--from PATH --checkpoint`: a log file and its rotated predecessors (`PATH.1`, `PATH.2.gz`,
+//! `PATH-20261204`, ...) read as one input, each line once.
+//!
+//! The checkpoint keeps every file of the set it has looked at, in the set's order, each known
+//! by its content: a fingerprint of its first bytes, how far it was read, and a fingerprint of
+//! the bytes just before that point. Names and inodes change under rotation (a rename, a copy
+//! for `copytruncate`, a compressed copy, a recycled inode); content read so far does not. At
+//! the start of a run, [`super::plan_set`] matches those entries to the files there now, oldest first, and
+//! says which to read from where; a file the checkpoint was reading that is gone before its end
+//! was seen is reported as lost.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::position::{Fingerprint, Position, escape, unescape};
+
+/// The set as the checkpoint keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Set {
+    /// PATH, absolute.
+    path: PathBuf,
+    /// The files, oldest first.
+    files: Vec<Entry>,
+    /// The one being read: the checkpoint's input.
+    current: usize,
+}
+
+/// One file of the set as the checkpoint knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Entry {
+    /// Its first bytes (decompressed), as many as it had, up to [`super::FINGERPRINT_BYTES`].
+    head: Fingerprint,
+    /// How far it is read and committed.
+    read: Position,
+    /// The file as `stat` saw it when it was last read to its end: while it stays so, there is
+    /// nothing new in it (and a compressed file need not be decompressed to be recognised).
+    seen: Option<Seen>,
+    /// Read to its end after it was rotated: nothing of it can be lost any more.
+    complete: bool,
+    /// Where it was last seen, for messages.
+    path: PathBuf,
+}
+
+/// A file as `stat` sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// Inode number.
+    pub ino: u64,
+    /// Size on disk (compressed, for a compressed file).
+    pub size: u64,
+    /// Last modification, in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+}
+
+impl Seen {
+    fn render(&self) -> String {
+        format!("{}:{}:{}", self.ino, self.size, self.mtime_ns)
+    }
+
+    fn parse(text: &str) -> Option<Seen> {
+        let mut parts = text.split(':');
+        let seen = Seen {
+            ino: parts.next()?.parse().ok()?,
+            size: parts.next()?.parse().ok()?,
+            mtime_ns: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(seen)
+    }
+}
+
+impl Set {
+    /// The set's lines of the checkpoint; the current file's position and first bytes are the
+    /// checkpoint's input ones (`input`, `head`), which commits move on.
+    pub(super) fn render(&self, input: Position, head: Fingerprint) -> String {
+        let mut text = format!("set {}\n", escape(self.path.as_os_str()));
+        for (i, entry) in self.files.iter().enumerate() {
+            let (read, head) = if i == self.current {
+                (input, head)
+            } else {
+                (entry.read, entry.head)
+            };
+            text.push_str(&format!(
+                "file {} {} {} {} {} {} {}\n",
+                head.render(),
+                read.offset,
+                read.lines,
+                read.context.map_or_else(|| "-".to_owned(), |c| c.render()),
+                u8::from(entry.complete),
+                entry.seen.map_or_else(|| "-".to_owned(), |s| s.render()),
+                escape(entry.path.as_os_str()),
+            ));
+        }
+        text.push_str(&format!("current {}\n", self.current));
+        text
+    }
+}
+
+/// The set's lines, as the checkpoint meets them.
+#[derive(Default)]
+pub(super) struct Parsing {
+    path: Option<PathBuf>,
+    files: Vec<Entry>,
+    current: Option<usize>,
+}
+
+impl Parsing {
+    /// Takes one `key value` line; `None` when it is no line of a checkpoint.
+    pub(super) fn line(&mut self, key: &str, value: &str) -> Option<()> {
+        match key {
+            "set" => self.path = Some(PathBuf::from(unescape(value)?)),
+            "current" => self.current = Some(value.parse().ok()?),
+            "file" => {
+                let mut fields = value.splitn(7, ' ');
+                let mut next = || fields.next();
+                let head = Fingerprint::parse(next()?)?;
+                let offset = next()?.parse().ok()?;
+                let lines = next()?.parse().ok()?;
+                let context = match next()? {
+                    "-" => None,
+                    c => Some(Fingerprint::parse(c)?),
+                };
+                let complete = next()? == "1";
+                let seen = match next()? {
+                    "-" => None,
+                    s => Some(Seen::parse(s)?),
+                };
+                let path = PathBuf::from(unescape(next()?)?);
+                let read = Position {
+                    offset,
+                    lines,
+                    continues: None,
+                    context,
+                };
+                (lines <= offset).then_some(())?;
+                self.files.push(Entry {
+                    head,
+                    read,
+                    seen,
+                    complete,
+                    path,
+                });
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// The set, `Some(None)` for a checkpoint without one, `None` when its lines do not add up.
+    pub(super) fn finish(self) -> Option<Option<Set>> {
+        match (self.path, self.current) {
+            (None, None) if self.files.is_empty() => Some(None),
+            (Some(path), Some(current)) if current < self.files.len() => Some(Some(Set {
+                path,
+                files: self.files,
+                current,
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// A file of the set as [`super::plan_set`] looks at it; the source lists them and reads them.
+pub trait Candidate {
+    /// Where it is.
+    fn path(&self) -> &Path;
+    /// Its `stat` when listed.
+    fn seen(&self) -> Seen;
+    /// PATH itself (a log still written to), not a rotated file.
+    fn live(&self) -> bool;
+    /// Its first bytes, decompressed, up to [`super::FINGERPRINT_BYTES`].
+    ///
+    /// # Errors
+    /// When it cannot be read.
+    fn head(&mut self) -> io::Result<&[u8]>;
+    /// The `len` bytes of its content before `offset`; `None` when it is shorter than `offset`.
+    ///
+    /// # Errors
+    /// When it cannot be read.
+    fn before(&mut self, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>>;
+}
+
+/// What a run over the set does.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The files to read, oldest first: the candidate's index, and where its reading starts.
+    pub steps: Vec<(usize, Position)>,
+    /// Files the checkpoint was reading that are gone before their end was read.
+    pub lost: Vec<Lost>,
+}
+
+/// A file gone before its end was read.
+#[derive(Debug)]
+pub struct Lost {
+    /// Where it was last seen.
+    pub path: PathBuf,
+    /// The lines of it that were read.
+    pub lines: u64,
+    /// Bytes of it known to be unread (it may have grown after it was last seen).
+    pub unread: u64,
+}
+
+/// True when `candidate` is the file `entry` describes: unchanged since it was read to its end,
+/// or starting with the same bytes and holding the same bytes before the point read to.
+fn matches(entry: &Entry, candidate: &mut impl Candidate) -> io::Result<bool> {
+    if entry.seen == Some(candidate.seen()) {
+        return Ok(true);
+    }
+    // Nothing read, nothing to recognise it by: taken as a new file, read from its start.
+    if entry.read.offset == 0 {
+        return Ok(false);
+    }
+    if !entry.head.matches(candidate.head()?) {
+        return Ok(false);
+    }
+    let want = entry.read.context.map_or(0, |c| c.covers() as usize);
+    let Some(before) = candidate.before(entry.read.offset, want)? else {
+        return Ok(false);
+    };
+    Ok(entry.read.context.is_none_or(|c| Fingerprint::of(&before) == c))
+}
+
+/// Matches the checkpoint's entries to `candidates` (the set now, oldest first), in order where
+/// the order allows: returns, per candidate, the entry it is.
+fn assign(entries: &[Entry], candidates: &mut [impl Candidate]) -> Vec<Option<usize>> {
+    let mut owner = vec![None; candidates.len()];
+    let mut next = 0;
+    for (e, entry) in entries.iter().enumerate() {
+        // Two files may start alike (a banner): the one after the last file matched comes first.
+        let order = (next..candidates.len()).chain(0..next.min(candidates.len()));
+        for c in order {
+            if owner[c].is_some() {
+                continue;
+            }
+            match matches(entry, &mut candidates[c]) {
+                Ok(true) => {
+                    owner[c] = Some(e);
+                    next = c + 1;
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot read '{}': {e}", candidates[c].path().display()),
+            }
+        }
+    }
+    owner
+}
+
+/// Lays the checkpoint's `entries` (the current one at `was_current`) over `candidates`, the
+/// set now, oldest first: the set's files as the checkpoint will know them (one per candidate),
+/// the plan, and which candidate was the current file.
+pub(super) fn arrange(
+    entries: &[Entry],
+    was_current: Option<usize>,
+    candidates: &mut [impl Candidate],
+) -> (Vec<Entry>, Plan, Option<usize>) {
+    let owner = assign(entries, candidates);
+    let mut plan = Plan::default();
+    for (e, entry) in entries.iter().enumerate() {
+        if owner.contains(&Some(e)) || entry.complete || entry.read.offset == 0 {
+            continue;
+        }
+        plan.lost.push(Lost {
+            path: entry.path.clone(),
+            lines: entry.read.lines,
+            unread: entry.seen.map_or(0, |s| s.size.saturating_sub(entry.read.offset)),
+        });
+    }
+    let mut files = Vec::with_capacity(candidates.len());
+    let mut current = None;
+    for (c, candidate) in candidates.iter_mut().enumerate() {
+        let mut entry = match owner[c] {
+            Some(e) => entries[e].clone(),
+            None => Entry {
+                head: Fingerprint::of(b""),
+                read: Position::default(),
+                seen: None,
+                complete: false,
+                path: PathBuf::new(),
+            },
+        };
+        if owner[c].is_some() && owner[c] == was_current {
+            current = Some(c);
+        }
+        entry.path = candidate.path().to_owned();
+        if entry.seen == Some(candidate.seen()) {
+            // Read to its end as it is now, and rotated since: nothing of it can be lost.
+            entry.complete |= !candidate.live();
+        } else {
+            // A longer look at its first bytes tells it apart from more files next time.
+            match candidate.head() {
+                Ok(head) if head.len() as u64 > entry.head.covers() => entry.head = Fingerprint::of(head),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot read '{}': {e}", candidate.path().display()),
+            }
+            plan.steps.push((c, entry.read));
+        }
+        files.push(entry);
+    }
+    (files, plan, current)
+}
+
+impl Set {
+    /// A set at `path` of `files`, reading `current`.
+    pub(super) fn new(path: PathBuf, files: Vec<Entry>, current: usize) -> Set {
+        Set { path, files, current }
+    }
+
+    /// PATH, absolute.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The files and the current one's index, the current one's position and head made
+    /// `input` and `head` (a checkpoint's commits move those, not the entry).
+    pub(super) fn entries(&self, input: Position, head: Fingerprint) -> (Vec<Entry>, usize) {
+        let mut files = self.files.clone();
+        files[self.current].read = input;
+        files[self.current].head = head;
+        (files, self.current)
+    }
+
+    /// Makes file `index` the current one (the one before it left at `input`, `head`); its
+    /// position and first bytes, and whether it is another file than before. `None` when there
+    /// is no such file.
+    pub(super) fn switch(
+        &mut self,
+        index: usize,
+        input: Position,
+        head: Fingerprint,
+    ) -> Option<(Position, Fingerprint, bool)> {
+        (index < self.files.len()).then_some(())?;
+        let other = self.current != index;
+        if other {
+            self.files[self.current].read = input;
+            self.files[self.current].head = head;
+            self.current = index;
+        }
+        let entry = &self.files[index];
+        Some((entry.read, entry.head, other))
+    }
+
+    /// Records that file `index` was read to its end as it was when `seen`; `complete` when
+    /// it was rotated. False when that changes nothing.
+    pub(super) fn read_to_end(&mut self, index: usize, seen: Seen, complete: bool) -> bool {
+        let Some(entry) = self.files.get_mut(index) else {
+            return false;
+        };
+        if entry.seen == Some(seen) && entry.complete == complete {
+            return false;
+        }
+        entry.seen = Some(seen);
+        entry.complete = complete;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::position::FINGERPRINT_BYTES;
+    use super::*;
+
+    /// A file in memory.
+    struct Mem {
+        path: PathBuf,
+        bytes: Vec<u8>,
+        seen: Seen,
+        live: bool,
+    }
+
+    impl Candidate for Mem {
+        fn path(&self) -> &Path {
+            &self.path
+        }
+        fn seen(&self) -> Seen {
+            self.seen
+        }
+        fn live(&self) -> bool {
+            self.live
+        }
+        fn head(&mut self) -> io::Result<&[u8]> {
+            Ok(&self.bytes[..self.bytes.len().min(FINGERPRINT_BYTES)])
+        }
+        fn before(&mut self, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+            let offset = offset as usize;
+            Ok((offset <= self.bytes.len()).then(|| self.bytes[offset.saturating_sub(len)..offset].to_vec()))
+        }
+    }
+
+    fn mem(name: &str, bytes: &[u8], ino: u64) -> Mem {
+        Mem {
+            path: PathBuf::from(name),
+            bytes: bytes.to_vec(),
+            seen: Seen {
+                ino,
+                size: bytes.len() as u64,
+                mtime_ns: ino as i64,
+            },
+            live: name == "app.log",
+        }
+    }
+
+    /// The entry a run leaves after reading `bytes` up to `offset`.
+    fn read(bytes: &[u8], offset: usize, complete: bool) -> Entry {
+        Entry {
+            head: Fingerprint::of(&bytes[..bytes.len().min(FINGERPRINT_BYTES)]),
+            read: Position {
+                offset: offset as u64,
+                lines: 1,
+                continues: None,
+                context: Some(Fingerprint::of_end(&bytes[..offset])),
+            },
+            seen: None,
+            complete,
+            path: PathBuf::from("gone"),
+        }
+    }
+
+    fn banner(rest: &str) -> Vec<u8> {
+        let mut bytes = vec![b'#'; FINGERPRINT_BYTES];
+        bytes.push(b'\n');
+        bytes.extend_from_slice(rest.as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn files_that_start_alike_are_told_apart_by_what_was_read() {
+        let (a, b) = (banner("a1\na2\n"), banner("b1\nb2\nb3\n"));
+        // A read to its end; B is newer and starts with the same banner.
+        let entries = [read(&a, a.len(), true)];
+        let mut now = [mem("app.log.1", &a, 1), mem("app.log", &b, 2)];
+        assert_eq!(assign(&entries, &mut now), [Some(0), None]);
+        // A rotated away for good: B is not taken for it, though longer and alike at first.
+        let mut now = [mem("app.log.1", &b, 2), mem("app.log", b"new\n", 3)];
+        assert_eq!(assign(&entries, &mut now), [None, None]);
+    }
+
+    #[test]
+    fn entries_match_in_order_when_content_alone_cannot_tell() {
+        // Both read only inside the same banner: the older entry is the older file.
+        let (a, b) = (banner("a\n"), banner("b\n"));
+        let entries = [read(&a, 100, true), read(&b, 100, false)];
+        let mut now = [mem("app.log.2.gz", &a, 5), mem("app.log.1", &b, 6)];
+        assert_eq!(assign(&entries, &mut now), [Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn a_grown_short_file_and_a_recycled_inode_are_recognised_by_content() {
+        let short = b"2026-12-05T00:00:00Z INFO first\n".to_vec();
+        let entries = [read(&short, short.len(), false)];
+        let mut grown = short.clone();
+        grown.extend_from_slice(&[b'x'; 5000]);
+        let mut now = [mem("app.log", &grown, 7)];
+        assert_eq!(assign(&entries, &mut now), [Some(0)]);
+        // Same inode, other content: a new file.
+        let mut now = [mem("app.log", b"2026-12-05T00:00:01Z INFO other\n", 7)];
+        assert_eq!(assign(&entries, &mut now), [None]);
+    }
+
+    #[test]
+    fn a_set_survives_a_round_trip_through_the_checkpoint() {
+        let set = Set {
+            path: PathBuf::from("/var/log/my app.log"),
+            files: vec![
+                Entry {
+                    seen: Some(Seen {
+                        ino: 9,
+                        size: 100,
+                        mtime_ns: -5,
+                    }),
+                    path: PathBuf::from("/var/log/my app.log.1.gz"),
+                    ..read(b"a\nb\n", 4, true)
+                },
+                Entry {
+                    path: PathBuf::from("/var/log/my app.log"),
+                    ..read(b"c\nd\n", 2, false)
+                },
+            ],
+            current: 1,
+        };
+        let current = &set.files[1];
+        let text = set.render(current.read, current.head);
+        let mut parsing = Parsing::default();
+        for line in text.lines() {
+            let (key, value) = line.split_once(' ').unwrap();
+            parsing.line(key, value).unwrap();
+        }
+        assert_eq!(parsing.finish(), Some(Some(set)));
+    }
+}

@@ -1,0 +1,292 @@
+//! `--from PATH`: the log file and the rotated files logrotate leaves beside it, as the
+//! checkpoint's [`Candidate`]s, oldest first.
+//!
+//! A rotated file is `PATH` with a number or a date after it (`app.log.1`, `app.log-20261204`,
+//! `app.log-2026-12-04-1733356800`), or before its extension with logrotate's `extension`
+//! (`app.1.log`), compressed or not (`.gz`, `.zst`; known by their magic bytes once listed).
+//! Numbered files go from the highest number (oldest) down; dated ones by their date; PATH
+//! last. While logrotate compresses `app.log.1` into `app.log.1.gz`, both are there: the plain
+//! one is read, the other is still being written.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::decompress::{self, Format};
+use crate::checkpoint::FINGERPRINT_BYTES;
+use crate::checkpoint::set::{Candidate, Seen};
+
+/// One file of the set.
+#[derive(Debug)]
+pub struct Member {
+    path: PathBuf,
+    format: Option<Format>,
+    live: bool,
+    seen: Seen,
+    order: Order,
+    head: Option<Vec<u8>>,
+}
+
+/// Where a file stands in the set: its rotation suffix read as numbers.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Order {
+    /// A date (its digit groups as numbers): older first.
+    Dated(Vec<u64>),
+    /// `.N`: the higher, the older.
+    Numbered(std::cmp::Reverse<u64>),
+    /// PATH itself.
+    Live,
+}
+
+impl Member {
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its compression, if any.
+    pub fn format(&self) -> Option<Format> {
+        self.format
+    }
+
+    /// Its `stat` when listed.
+    pub fn stat(&self) -> Seen {
+        self.seen
+    }
+
+    /// Opens it for reading from its start; `None` when it is gone or no longer the file listed
+    /// (rotated meanwhile: the set is listed again).
+    ///
+    /// # Errors
+    /// When it is there but cannot be opened.
+    pub fn open(&self) -> io::Result<Option<File>> {
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok((file.metadata()?.ino() == self.seen.ino).then_some(file))
+    }
+
+    fn content(&self) -> io::Result<Box<dyn Read + Send>> {
+        let file = self
+            .open()?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "rotated meanwhile"))?;
+        match self.format {
+            Some(format) => decompress::reader(file, format),
+            None => Ok(Box::new(file)),
+        }
+    }
+}
+
+impl Candidate for Member {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn seen(&self) -> Seen {
+        self.seen
+    }
+
+    fn live(&self) -> bool {
+        self.live
+    }
+
+    fn head(&mut self) -> io::Result<&[u8]> {
+        if self.head.is_none() {
+            let mut head = Vec::with_capacity(FINGERPRINT_BYTES);
+            self.content()?
+                .take(FINGERPRINT_BYTES as u64)
+                .read_to_end(&mut head)?;
+            self.head = Some(head);
+        }
+        Ok(self.head.as_deref().unwrap_or_default())
+    }
+
+    fn before(&mut self, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+        let len = len.min(offset as usize);
+        let mut bytes = vec![0; len];
+        if self.format.is_none() {
+            let file = self
+                .open()?
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "rotated meanwhile"))?;
+            if file.metadata()?.len() < offset {
+                return Ok(None);
+            }
+            file.read_exact_at(&mut bytes, offset - len as u64)?;
+            return Ok(Some(bytes));
+        }
+        // Compressed: decompressed up to `offset`, once per file (a checkpoint then knows it by
+        // its `stat`).
+        let mut content = self.content()?;
+        let skip = offset - len as u64;
+        let skipped = io::copy(&mut (&mut content).take(skip), &mut io::sink())?;
+        if skipped < skip {
+            return Ok(None);
+        }
+        match content.read_exact(&mut bytes) {
+            Ok(()) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The files of the set at `path`, oldest first (PATH last, when it exists).
+///
+/// # Errors
+/// When PATH's directory cannot be read.
+pub fn list(path: &Path) -> io::Result<Vec<Member>> {
+    let dir = crate::atomic::parent(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut members = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some((order, _)) = rotation(name, &file_name) else {
+            continue;
+        };
+        let meta = match fs::metadata(entry.path()) {
+            Ok(meta) if meta.is_file() => meta,
+            _ => continue,
+        };
+        let seen = Seen {
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        };
+        // By its first bytes, whatever its name says.
+        let mut first = [0u8; 4];
+        let n = File::open(entry.path())
+            .and_then(|f| f.read_at(&mut first, 0))
+            .unwrap_or(0);
+        let format = Format::sniff(&first[..n]);
+        members.push(Member {
+            path: entry.path(),
+            format,
+            live: order == Order::Live,
+            seen,
+            order,
+            head: None,
+        });
+    }
+    // `app.log.1.gz` beside `app.log.1` is being compressed from it: not read yet.
+    let plain: Vec<Order> = members
+        .iter()
+        .filter(|m| !is_compressed_name(&m.path))
+        .map(|m| m.order.clone())
+        .collect();
+    members.retain(|m| !is_compressed_name(&m.path) || !plain.contains(&m.order));
+    members.sort_by(|a, b| a.order.cmp(&b.order));
+    Ok(members)
+}
+
+fn is_compressed_name(path: &Path) -> bool {
+    matches!(path.extension().and_then(OsStr::to_str), Some("gz" | "zst"))
+}
+
+/// Where `file` stands in the set of `name` (PATH's file name), and whether its name says it is
+/// compressed; `None` when it is not one of the set.
+fn rotation(name: &OsStr, file: &OsStr) -> Option<(Order, bool)> {
+    if file == name {
+        return Some((Order::Live, false));
+    }
+    let file = file.as_bytes();
+    let (file, compressed) = [&b".gz"[..], b".zst"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(*ext).map(|f| (f, true)))
+        .unwrap_or((file, false));
+    let name = name.as_bytes();
+    // After the whole name (`app.log.1`), or between its stem and extension (`app.1.log`).
+    let suffix = file.strip_prefix(name).or_else(|| {
+        let dot = memchr::memrchr(b'.', name).filter(|&i| i > 0)?;
+        let (stem, ext) = name.split_at(dot);
+        file.strip_prefix(stem)?.strip_suffix(ext)
+    })?;
+    let (&sep, rest) = suffix.split_first()?;
+    let is_digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    if sep == b'.' && is_digits(rest) && rest.len() < 8 {
+        let n = std::str::from_utf8(rest).ok()?.parse().ok()?;
+        return Some((Order::Numbered(std::cmp::Reverse(n)), compressed));
+    }
+    // A date: digits and separators, starting and ending with a digit.
+    let date_like = matches!(sep, b'-' | b'_' | b'.')
+        && rest.first().is_some_and(u8::is_ascii_digit)
+        && rest.last().is_some_and(u8::is_ascii_digit)
+        && rest
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.' | b':' | b'T'));
+    if !date_like {
+        return None;
+    }
+    let groups = rest
+        .split(|b| !b.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .map(|g| std::str::from_utf8(g).ok()?.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    Some((Order::Dated(groups), compressed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(names: &[&str]) -> Vec<String> {
+        let mut known: Vec<(Order, &str)> = names
+            .iter()
+            .filter_map(|n| Some((rotation(OsStr::new("app.log"), OsStr::new(n))?.0, *n)))
+            .collect();
+        known.sort();
+        known.into_iter().map(|(_, n)| n.to_owned()).collect()
+    }
+
+    #[test]
+    fn rotated_files_are_ordered_oldest_first_and_others_left_out() {
+        assert_eq!(
+            order(&[
+                "app.log",
+                "app.log.1",
+                "app.log.10.gz",
+                "app.log.2.gz",
+                "app.log.cp",
+                "app.log.bak",
+                "other.log.1"
+            ]),
+            ["app.log.10.gz", "app.log.2.gz", "app.log.1", "app.log"]
+        );
+        assert_eq!(
+            order(&[
+                "app.log-20261204.gz",
+                "app.log",
+                "app.log-20261205",
+                "app.log-20261130.gz"
+            ]),
+            [
+                "app.log-20261130.gz",
+                "app.log-20261204.gz",
+                "app.log-20261205",
+                "app.log"
+            ]
+        );
+        assert_eq!(
+            order(&[
+                "app.log-2026-12-05-1733400000",
+                "app.log-2026-12-05-1733399999.zst"
+            ]),
+            [
+                "app.log-2026-12-05-1733399999.zst",
+                "app.log-2026-12-05-1733400000"
+            ]
+        );
+        // logrotate's `extension .log`.
+        assert_eq!(
+            order(&["app.2.log.gz", "app.1.log", "app.log"]),
+            ["app.2.log.gz", "app.1.log", "app.log"]
+        );
+    }
+}

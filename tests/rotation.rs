@@ -1,0 +1,524 @@
+//! `--from PATH --checkpoint` on a log the real logrotate rotates (Debian's `logrotate`, each
+//! test with its own configuration and state file): a writer appends numbered lines while
+//! cron-like runs, some SIGKILLed, read the set; at the end OUTPUT holds every line once, in
+//! order. Also: a file set up by hand the ways rotation can leave it, and loss made loud.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Scratch};
+
+/// `logrotate`, or a failure that says how to get it.
+fn logrotate() -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let path = Path::new(dir).join("logrotate");
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!("these tests drive the real logrotate: apt-get install logrotate (.ci/test does)");
+}
+
+/// Line `n` as the writer writes it.
+fn line(n: u64) -> String {
+    let (h, m, s) = (n / 3600 % 24, n / 60 % 60, n % 60);
+    format!("2026-12-05T{h:02}:{m:02}:{s:02}Z INFO n={n:07}\n")
+}
+
+/// The numbers of the records in a text OUTPUT, in order.
+fn numbers(output: &str) -> Vec<u64> {
+    output
+        .lines()
+        .map(|l| {
+            let n = l
+                .rsplit_once("n=")
+                .unwrap_or_else(|| panic!("not a record: {l:?}"))
+                .1;
+            n.parse().unwrap()
+        })
+        .collect()
+}
+
+/// Asserts OUTPUT holds lines 0..`written`, each once, in order.
+fn assert_each_line_once(output: &str, written: u64, what: &str) {
+    let got = numbers(output);
+    let first_wrong = got.iter().zip(0..).find(|(n, i)| **n != *i);
+    assert!(
+        got.len() as u64 == written && first_wrong.is_none(),
+        "{what}: {} records for {written} lines written; first out of place: {first_wrong:?} (around: {:?})",
+        got.len(),
+        first_wrong.map(|(_, i)| &got[(i as usize).saturating_sub(3)..(i as usize + 3).min(got.len())])
+    );
+}
+
+/// A program writing numbered lines to `app.log` the way a logger does: through a file it keeps
+/// open and reopens when told (logrotate's `postrotate` HUP); `copytruncate` needs no reopen.
+struct Writer {
+    next: Arc<AtomicU64>,
+    paused: Arc<Mutex<()>>,
+    reopen: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(path: PathBuf) -> Writer {
+        let next = Arc::new(AtomicU64::new(0));
+        let paused = Arc::new(Mutex::new(()));
+        let reopen = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (next, paused, reopen, stop) = (next.clone(), paused.clone(), reopen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let open = || {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .unwrap()
+                };
+                let mut file = open();
+                while !stop.load(Ordering::Relaxed) {
+                    {
+                        let _held = paused.lock().unwrap();
+                        if reopen.swap(false, Ordering::Relaxed) {
+                            file = open();
+                        }
+                        let n = next.load(Ordering::Relaxed);
+                        // A few lines a write, whole lines only, ~5,000 lines a second.
+                        let batch: String = (n..n + 5).map(line).collect();
+                        file.write_all(batch.as_bytes()).unwrap();
+                        next.store(n + 5, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        Writer {
+            next,
+            paused,
+            reopen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Runs `rotate` with the writer held, then has it reopen the log.
+    fn while_held(&self, rotate: impl FnOnce()) {
+        let _held = self.paused.lock().unwrap();
+        rotate();
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops writing; returns how many lines were written.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.next.load(Ordering::Relaxed)
+    }
+}
+
+/// A logrotate configuration for `dir/app.log` with `options`, and its own state file.
+struct Rotation {
+    conf: PathBuf,
+    state: PathBuf,
+    rotations: u32,
+}
+
+impl Rotation {
+    fn new(dir: &Scratch, options: &str) -> Rotation {
+        let conf = dir.path("logrotate.conf");
+        let log = dir.path("app.log");
+        std::fs::write(
+            &conf,
+            format!(
+                "{} {{\n  rotate 50\n  missingok\n  ifempty\n  {}\n}}\n",
+                log.display(),
+                options.replace(';', "\n  ")
+            ),
+        )
+        .unwrap();
+        Rotation {
+            conf,
+            state: dir.path("logrotate.state"),
+            rotations: 0,
+        }
+    }
+
+    fn rotate(&mut self) {
+        let out = Command::new(logrotate())
+            .args(["-f", "-s"])
+            .arg(&self.state)
+            .arg(&self.conf)
+            .output()
+            .unwrap();
+        // dateext refuses a second rotation within the same second: a skip, not a failure.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || stderr.contains("already exists"),
+            "logrotate: {stderr}"
+        );
+        self.rotations += u32::from(out.status.success());
+    }
+}
+
+/// `ingest --from app.log --checkpoint cp out.log` in `dir`, started.
+fn start_run(dir: &Scratch, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .env_clear()
+        .current_dir(dir.path(""))
+        .args([
+            "-q",
+            "--from",
+            "app.log",
+            "--checkpoint",
+            "cp",
+            "--rejects",
+            "rejects.tsv",
+        ])
+        .args(extra)
+        .arg("out.log")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a run; its exit code and stderr (bounded: a run past a minute fails the test).
+fn wait(child: Child) -> (Option<i32>, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+        }
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = watchdog.join();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A small random source (xorshift), seeded from the clock and printed, for the kill points.
+struct Dice(u64);
+
+impl Dice {
+    fn new() -> Dice {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("dice seed {seed}");
+        Dice(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Cron-like runs every ~100 ms while the writer writes and logrotate rotates in `options`' way;
+/// a third of the runs SIGKILLed at a random moment; sometimes two or three rotations with no
+/// run between. Then the writer stops, a last run reads the rest: every line once, in order.
+fn cron_like(options: &str) {
+    let dir = Scratch::new();
+    let mut rotation = Rotation::new(&dir, options);
+    let writer = Writer::start(dir.path("app.log"));
+    let mut dice = Dice::new();
+    let mut killed = 0;
+    for round in 0..45 {
+        match dice.below(6) {
+            0 => {
+                // Several rotations, no run between.
+                for _ in 0..2 + dice.below(2) {
+                    writer.while_held(|| rotation.rotate());
+                }
+            }
+            1 | 2 => writer.while_held(|| rotation.rotate()),
+            _ => {}
+        }
+        let run = start_run(&dir, &[]);
+        if dice.below(3) == 0 {
+            std::thread::sleep(Duration::from_millis(dice.below(60)));
+            let _ = Command::new("kill").args(["-9", &run.id().to_string()]).status();
+            killed += 1;
+            let _ = wait(run);
+        } else {
+            let (code, stderr) = wait(run);
+            assert_eq!(code, Some(0), "round {round} ({options}): {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(dice.below(100)));
+    }
+    let written = writer.stop();
+    let (code, stderr) = wait(start_run(&dir, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        rotation.rotations >= 5,
+        "only {} rotations ({options})",
+        rotation.rotations
+    );
+    assert!(killed > 0);
+    assert_each_line_once(&common::read(&dir.path("out.log")), written, options);
+    assert_eq!(std::fs::read(dir.path("rejects.tsv")).unwrap(), b"", "{options}");
+}
+
+#[test]
+fn create_mode_cron_runs_with_kills_give_each_line_once_in_order() {
+    cron_like("create");
+}
+
+#[test]
+fn copytruncate_cron_runs_with_kills_give_each_line_once_in_order() {
+    cron_like("copytruncate");
+}
+
+#[test]
+fn compress_with_delaycompress_cron_runs_with_kills_give_each_line_once_in_order() {
+    cron_like("create;compress;delaycompress");
+}
+
+#[test]
+fn compress_at_once_cron_runs_with_kills_give_each_line_once_in_order() {
+    cron_like("create;compress");
+}
+
+#[test]
+fn dateext_compress_cron_runs_with_kills_give_each_line_once_in_order() {
+    cron_like("create;compress;dateext;dateformat -%Y%m%d-%s");
+}
+
+/// Runs ingest on the set in `dir` to its end.
+fn run_ok(dir: &Scratch) -> String {
+    let (code, stderr) = wait(start_run(dir, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    stderr
+}
+
+fn write(dir: &Scratch, name: &str, bytes: impl AsRef<[u8]>) {
+    std::fs::write(dir.path(name), bytes).unwrap();
+}
+
+fn append(dir: &Scratch, name: &str, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path(name))
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+fn gzip(dir: &Scratch, name: &str) {
+    let status = Command::new("gzip").arg(dir.path(name)).status().unwrap();
+    assert!(status.success());
+}
+
+fn lines(range: std::ops::Range<u64>) -> String {
+    range.map(line).collect()
+}
+
+#[test]
+fn a_first_run_reads_the_rotated_files_too_oldest_first() {
+    let dir = Scratch::new();
+    write(&dir, "app.log.3", lines(0..10));
+    gzip(&dir, "app.log.3");
+    write(&dir, "app.log.2", lines(10..20));
+    let zstd = zstd::encode_all(lines(20..30).as_bytes(), 3).unwrap();
+    write(&dir, "app.log.2.zst.tmp", zstd);
+    // A zstd file named as logrotate's compresscmd would name it.
+    std::fs::rename(dir.path("app.log.2"), dir.path("app.log.2.x")).unwrap();
+    std::fs::rename(dir.path("app.log.2.zst.tmp"), dir.path("app.log.1.zst")).unwrap();
+    std::fs::rename(dir.path("app.log.2.x"), dir.path("app.log.2")).unwrap();
+    write(&dir, "app.log", lines(30..35));
+    write(&dir, "app.log.bak", lines(100..110));
+    run_ok(&dir);
+    assert_each_line_once(&dir.read("out.log"), 35, "first run");
+    // A second run has nothing to read.
+    run_ok(&dir);
+    assert_each_line_once(&dir.read("out.log"), 35, "second run");
+}
+
+#[test]
+fn a_short_file_that_grows_and_files_with_the_same_first_4_kib_are_not_mistaken() {
+    let dir = Scratch::new();
+    // 100 bytes: fewer than the fingerprint.
+    write(&dir, "app.log", &line(0)[..]);
+    run_ok(&dir);
+    append(&dir, "app.log", &lines(1..200));
+    run_ok(&dir);
+    assert_each_line_once(&dir.read("out.log"), 200, "grown");
+
+    // Every file of this program starts with the same banner, longer than the fingerprint.
+    let dir = Scratch::new();
+    let banner: String = (0..80)
+        .map(|i| format!("2026-12-05T00:00:00Z INFO banner line {i:03} ..................\n"))
+        .collect();
+    assert!(banner.len() > 4096);
+    let banner_lines = 80;
+    let body = |range: std::ops::Range<u64>| format!("{banner}{}", lines(range));
+    write(&dir, "app.log", body(1000..1010));
+    run_ok(&dir);
+    // Rotated, a new file with the same banner, and more lines: then the old one rotated away
+    // for good (read to its end) while the new one has grown past the old one's length.
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    write(&dir, "app.log", body(2000..2005));
+    run_ok(&dir);
+    std::fs::remove_file(dir.path("app.log.1")).unwrap();
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    append(&dir, "app.log.1", &lines(2005..2030));
+    write(&dir, "app.log", body(3000..3003));
+    run_ok(&dir);
+    let got = numbers(
+        &dir.read("out.log")
+            .lines()
+            .filter(|l| !l.contains("banner"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    );
+    let want: Vec<u64> = (1000..1010).chain(2000..2030).chain(3000..3003).collect();
+    assert_eq!(got, want);
+    let banners = dir
+        .read("out.log")
+        .lines()
+        .filter(|l| l.contains("banner"))
+        .count();
+    assert_eq!(banners, 3 * banner_lines);
+}
+
+#[test]
+fn a_new_file_on_the_old_files_inode_is_read_from_its_first_line() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..50));
+    run_ok(&dir);
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let old = ino(&dir.path("app.log"));
+    // Deleted, and files made until one gets the old inode back (the file system hands a freed
+    // inode out again soon; bounded).
+    std::fs::remove_file(dir.path("app.log")).unwrap();
+    let mut reused = false;
+    for i in 0..2000 {
+        let path = dir.path(&format!("filler{i}"));
+        std::fs::write(&path, "").unwrap();
+        if ino(&path) == old {
+            std::fs::rename(&path, dir.path("app.log")).unwrap();
+            reused = true;
+            break;
+        }
+    }
+    if !reused {
+        // tmpfs and ext4 both give it back within a few files; a file system that never does
+        // cannot show this, and says so rather than passing.
+        panic!("the inode never came back in 2000 files on this file system");
+    }
+    write(&dir, "app.log.tmp", lines(1000..1020));
+    let text = std::fs::read(dir.path("app.log.tmp")).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path("app.log"))
+        .unwrap()
+        .write_all(&text)
+        .unwrap();
+    assert_eq!(ino(&dir.path("app.log")), old);
+    let (code, stderr) = wait(start_run(&dir, &[]));
+    // The old file is gone: whatever was written to it after the last run cannot be known.
+    assert_eq!(code, Some(66), "{stderr}");
+    let got = numbers(&dir.read("out.log"));
+    let want: Vec<u64> = (0..50).chain(1000..1020).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_file_rotated_away_before_its_end_was_read_is_loud() {
+    let dir = Scratch::new();
+    let mut rotation = Rotation::new(&dir, "create");
+    std::fs::write(
+        dir.path("logrotate.conf"),
+        format!("{} {{\n  rotate 1\n  create\n}}\n", dir.path("app.log").display()),
+    )
+    .unwrap();
+    write(&dir, "app.log", lines(0..100));
+    run_ok(&dir);
+    append(&dir, "app.log", &lines(100..130));
+    // Two rotations with `rotate 1` and no run between: the file read last is deleted with 30
+    // lines unread.
+    rotation.rotate();
+    append(&dir, "app.log", &lines(130..140));
+    rotation.rotate();
+    append(&dir, "app.log", &lines(140..150));
+    let (code, stderr) = wait(start_run(
+        &dir,
+        &["--stats-json", "stats.json", "--metrics-textfile", "m.prom"],
+    ));
+    assert_eq!(code, Some(66), "{stderr}");
+    assert!(
+        stderr.contains("ingest: error:")
+            && stderr.contains("/app.log' (as last seen) was gone before its end was read")
+            && stderr.contains("after line 100"),
+        "{stderr}"
+    );
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["lost_files"], 1);
+    assert!(dir.read("m.prom").contains("ingest_lost_files 1\n"));
+    let want: Vec<u64> = (0..100).chain(130..150).collect();
+    assert_eq!(numbers(&dir.read("out.log")), want);
+    // Said once: the next run is quiet and reads on.
+    append(&dir, "app.log", &lines(150..160));
+    run_ok(&dir);
+    assert_eq!(numbers(&dir.read("out.log")).len(), 130);
+}
+
+#[test]
+fn a_cut_short_rotated_gz_gives_its_good_lines_then_an_error_naming_it_and_the_rest_is_read() {
+    let dir = Scratch::new();
+    write(&dir, "app.log.2", lines(0..3000));
+    gzip(&dir, "app.log.2");
+    // Cut short, as a disk that filled up while logrotate compressed leaves it.
+    let gz = std::fs::read(dir.path("app.log.2.gz")).unwrap();
+    write(&dir, "app.log.2.gz", &gz[..gz.len() / 2]);
+    write(&dir, "app.log.1", lines(3000..3010));
+    write(&dir, "app.log", lines(3010..3020));
+    let (code, stderr) = wait(start_run(&dir, &["--stats-json", "stats.json"]));
+    assert_eq!(code, Some(74), "{stderr}");
+    assert!(stderr.contains("app.log.2.gz' (gzip) is damaged"), "{stderr}");
+    let got = numbers(&dir.read("out.log"));
+    let good = got.iter().take_while(|&&n| n < 3000).count() as u64;
+    assert!(good > 0 && good < 3000, "{good} lines of the damaged file");
+    assert!(
+        got == (0..good).chain(3000..3020).collect::<Vec<_>>(),
+        "not each line once in order"
+    );
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["damaged_inputs"], 1);
+    // Said once: the next run does not read the damaged file again.
+    run_ok(&dir);
+    assert_eq!(numbers(&dir.read("out.log")).len() as u64, good + 20);
+}
+
+#[test]
+fn a_checkpoint_of_standard_input_or_of_another_set_is_refused() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..5));
+    write(&dir, "in.log", lines(0..5));
+    let (code, stderr) = common::run_in(&dir, &["--checkpoint", "cp", "out.log"], &lines(0..5), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = wait(start_run(&dir, &[]));
+    assert_eq!(code, Some(74), "{stderr}");
+    assert!(stderr.contains("made for standard input"), "{stderr}");
+    let (code, stderr) = common::run_in(&dir, &["--from", "missing.log", "out2.log"], "", &[]);
+    assert_eq!(code, Some(66), "{stderr}");
+    assert!(stderr.contains("no file"), "{stderr}");
+}
