@@ -192,6 +192,11 @@ pub struct Args {
     #[arg(long, value_name = "PATH|URL")]
     pub from: Option<PathBuf>,
 
+    /// With --from PATH: keep running at the end of PATH and read lines as they are appended,
+    /// across rotations (rename and create, copytruncate), until SIGINT/SIGTERM
+    #[arg(long, requires = "from")]
+    pub follow: bool,
+
     /// Collector: the durable pull consumer to read through (created when missing)
     #[arg(long, value_name = "NAME", requires = "from", help_heading = "NATS COLLECTOR")]
     pub consumer: Option<String>,
@@ -330,7 +335,7 @@ impl Args {
                 return Err("--from needs --checkpoint PATH: the checkpoint holds what is written, so that acks go out only after it and a rerun writes nothing twice".to_owned());
             }
         }
-        if self.checkpoint.is_some() && self.output.as_os_str() == "-" && from.is_none() {
+        if self.checkpoint.is_some() && self.output.as_os_str() == "-" && self.from.is_none() {
             return Err("--checkpoint needs an OUTPUT file: standard output cannot be cut back".to_owned());
         }
         if self.checkpoint.is_some() {
@@ -362,9 +367,13 @@ impl Args {
             (None, Some(path)) => Some(config::Origin::Files(path)),
             (None, None) => None,
         };
+        if self.follow && !matches!(from, Some(config::Origin::Files(_))) {
+            return Err("--follow is for --from PATH (a log file); a NATS stream is followed by running without --until-idle".to_owned());
+        }
         Ok(Config {
             output,
             from,
+            follow: self.follow,
             input,
             multiline: self.multiline.then(|| config::Multiline {
                 max_record_lines: self.max_record_lines as usize,

@@ -145,6 +145,8 @@ pub struct Config {
     pub output: Output,
     /// `--from`: read a file set or collect from a JetStream stream instead of reading stdin.
     pub from: Option<Origin>,
+    /// `--follow`: keep reading `--from PATH` as it grows, across rotations, until a signal.
+    pub follow: bool,
     /// How input lines are read.
     pub input: InputLayout,
     /// `--multiline`: join continuation lines to the record before them.
@@ -187,6 +189,7 @@ impl Config {
         Config {
             output,
             from: None,
+            follow: false,
             input: InputLayout::default(),
             multiline: None,
             workers: NonZeroUsize::from(

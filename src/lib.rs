@@ -78,6 +78,14 @@ pub enum Input {
     Reader(Box<dyn Read + Send>),
 }
 
+/// How a file of `--from PATH` is read: its place in the checkpoint's set, and whether it is
+/// followed (`--follow`) at its end.
+#[derive(Default)]
+struct Reading {
+    index: Option<usize>,
+    follow: Option<source::follow::Follow>,
+}
+
 /// Opens the output (and rejects file), resumes from the checkpoint if there is one, then runs
 /// the pipeline from `input` to the end.
 ///
@@ -98,32 +106,90 @@ pub async fn run(
         (Some(config::Origin::Files(path)), Some(checkpoint)) => {
             read_set(config, path, checkpoint, metrics, drain).await
         }
-        (Some(config::Origin::Files(path)), None) => {
-            let file = match File::open(path) {
-                Ok(file) => file,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::NoInput { path: path.clone() });
-                }
-                Err(source) => {
-                    return Err(Error::Input {
-                        path: path.clone(),
-                        source,
-                    });
-                }
-            };
-            let name = format!("'{}'", path.display());
-            read_input(config, Input::File(file), None, &name, metrics, drain).await
+        (Some(config::Origin::Files(path)), None) => read_file(config, path, metrics, drain).await,
+        (None, _) => {
+            let reading = Reading::default();
+            read_input(config, input, reading, "standard input", metrics, drain).await
         }
-        (None, _) => read_input(config, input, None, "standard input", metrics, drain).await,
     }
 }
 
+/// `--from PATH` without `--checkpoint`: PATH alone, from its first line; with `--follow`, on
+/// after each rotation with the new file's first line (what the old one got after the run last
+/// read it is not known: a checkpoint knows).
+async fn read_file(
+    config: &Config,
+    path: &std::path::Path,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Summary, Error> {
+    let started = std::time::Instant::now();
+    let name = format!("'{}'", path.display());
+    loop {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.follow => {
+                if !wait_for(path, &drain).await {
+                    break;
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoInput {
+                    path: path.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(Error::Input {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let follow = config
+            .follow
+            .then(|| source::follow::Follow::new(path.to_owned(), &file))
+            .transpose()
+            .map_err(|source| Error::Input {
+                path: path.to_owned(),
+                source,
+            })?;
+        let reading = Reading { index: None, follow };
+        read_input(
+            config,
+            Input::File(file),
+            reading,
+            &name,
+            metrics.clone(),
+            drain.clone(),
+        )
+        .await?;
+        if !config.follow || drain.is_cancelled() {
+            break;
+        }
+    }
+    Ok(metrics.snapshot(started.elapsed()))
+}
+
+/// `--follow`: waits until `path` is there; false when drained first.
+async fn wait_for(path: &std::path::Path, drain: &CancellationToken) -> bool {
+    // Rare (a log not created yet, or between a rotation's rename and create): looked for
+    // every poll, not watched.
+    while !path.exists() {
+        tokio::select! {
+            () = drain.cancelled() => return false,
+            () = tokio::time::sleep(source::follow::POLL) => {}
+        }
+    }
+    true
+}
+
 /// Reads `input` (named `name` in messages), decompressing it first when it is a compressed
-/// file; `member` is its place in the set when it is a file of `--from PATH --checkpoint`.
+/// file; `reading` says how, when it is a file of `--from PATH`.
 async fn read_input(
     config: &Config,
     input: Input,
-    member: Option<usize>,
+    reading: Reading,
     name: &str,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
@@ -136,13 +202,17 @@ async fn read_input(
         // Compressed: decompressed on a thread of its own, and read as a pipe.
         (Some(format), Input::File(file)) => {
             let (pipe, decompressing) = source::decompress::start(file, format).map_err(Error::Read)?;
-            let summary = run_plain(config, Input::File(pipe), member, metrics.clone(), drain).await;
+            let reading = Reading {
+                follow: None,
+                ..reading
+            };
+            let summary = run_plain(config, Input::File(pipe), reading, metrics.clone(), drain).await;
             let damaged = decompressing.finish(&metrics.damaged_inputs, name);
             let summary = summary?;
             damaged?;
             Ok(summary)
         }
-        (_, input) => run_plain(config, input, member, metrics, drain).await,
+        (_, input) => run_plain(config, input, reading, metrics, drain).await,
     }
 }
 
@@ -156,8 +226,6 @@ async fn read_set(
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
-    // Listed again when a file was rotated between the listing and its reading; a few times at
-    // most, so that a log rotated every moment still lets the run end.
     const LISTINGS: usize = 5;
     let started = std::time::Instant::now();
     let set_path = std::path::absolute(path).map_err(|source| Error::Input {
@@ -166,13 +234,15 @@ async fn read_set(
     })?;
     let mut damage = None;
     let mut listed_any = false;
-    for listing in 0..LISTINGS {
+    let mut listing = 0;
+    loop {
+        listing += 1;
         let mut members = source::set::list(&set_path).map_err(|source| Error::Input {
             path: path.to_owned(),
             source,
         })?;
         listed_any |= !members.is_empty();
-        let plan = plan_set(config, checkpoint, &set_path, &mut members)?;
+        let mut plan = plan_set(config, checkpoint, &set_path, &mut members)?;
         for lost in &plan.lost {
             metrics::add(&metrics.lost_files, 1);
             metrics::add(&metrics.rotated_unread_bytes, lost.unread);
@@ -186,13 +256,30 @@ async fn read_set(
                 }
             );
         }
-        let mut rotated_meanwhile = false;
+        use checkpoint::set::Candidate;
+        let live = members.iter().position(|m| m.live() && m.format().is_none());
+        if config.follow {
+            // The live log is followed even when nothing new is in it yet.
+            match live {
+                Some(live) if !plan.steps.iter().any(|&(i, _)| i == live) => {
+                    plan.steps.push((live, checkpoint::Position::default()));
+                }
+                Some(_) => {}
+                None => {
+                    if wait_for(path, &drain).await {
+                        continue;
+                    }
+                    break;
+                }
+            }
+        }
+        let mut list_again = false;
         for (index, start) in plan.steps {
             let member = &members[index];
             let file = match member.open() {
                 Ok(Some(file)) => file,
                 Ok(None) => {
-                    rotated_meanwhile = true;
+                    list_again = true;
                     break;
                 }
                 Err(source) => {
@@ -202,16 +289,33 @@ async fn read_set(
                     });
                 }
             };
+            let follow = match config.follow && Some(index) == live {
+                true => Some(
+                    source::follow::Follow::new(member.path().to_owned(), &file).map_err(|source| {
+                        Error::Input {
+                            path: member.path().to_owned(),
+                            source,
+                        }
+                    })?,
+                ),
+                false => None,
+            };
+            let followed = follow.is_some();
             tracing::debug!(
-                "reading '{}' from line {}",
+                "reading '{}' from line {}{}",
                 member.path().display(),
-                start.lines + 1
+                start.lines + 1,
+                if followed { ", following it" } else { "" }
             );
             let name = format!("'{}'", member.path().display());
+            let reading = Reading {
+                index: Some(index),
+                follow,
+            };
             match read_input(
                 config,
                 Input::File(file),
-                Some(index),
+                reading,
                 &name,
                 metrics.clone(),
                 drain.clone(),
@@ -230,16 +334,19 @@ async fn read_set(
             if drain.is_cancelled() {
                 break;
             }
-            use checkpoint::set::Candidate;
+            if followed {
+                // Rotated away or truncated: the set is listed again, its tail read first.
+                list_again = true;
+                break;
+            }
             checkpoint::read_to_end(checkpoint, index, member.stat(), !member.live())?;
         }
-        if !rotated_meanwhile || drain.is_cancelled() {
+        // Listed again when a file was rotated between the listing and its reading; a few
+        // times at most (unless following), so that a log rotated every moment lets a run end.
+        if !list_again || drain.is_cancelled() || (!config.follow && listing >= LISTINGS) {
             break;
         }
-        tracing::debug!(
-            "the set was rotated while being read (listing {}): listing it again",
-            listing + 1
-        );
+        tracing::debug!("the set was rotated while being read (listing {listing}): listing it again");
     }
     if !listed_any {
         return Err(Error::NoInput {
@@ -280,7 +387,7 @@ fn plan_set(
 async fn run_plain(
     config: &Config,
     input: Input,
-    member: Option<usize>,
+    reading: Reading,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
@@ -300,10 +407,10 @@ async fn run_plain(
             let mut rejects = open_rejects(config)?;
             let target = file_target(&config.output, &mut output);
             let (mut input, mut resume) =
-                open_input(config, input, member, target, rejects.as_mut(), &drain).await?;
+                open_input(config, input, reading.index, target, rejects.as_mut(), &drain).await?;
             let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
-            let source = file_source(config, input, fd, &mut resume);
+            let source = file_source(config, input, fd, &mut resume, reading.follow);
             let summary = run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await?;
             check_layout(config, *how, &summary);
             Ok(summary)
@@ -313,8 +420,15 @@ async fn run_plain(
             let subject = checkpoint::Output::Nats {
                 subject: &target.subject,
             };
-            let (mut input, mut resume) =
-                open_input(config, input, member, Some(subject), rejects.as_mut(), &drain).await?;
+            let (mut input, mut resume) = open_input(
+                config,
+                input,
+                reading.index,
+                Some(subject),
+                rejects.as_mut(),
+                &drain,
+            )
+            .await?;
             let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             // With a checkpoint, the publisher is the same across reruns on the same input, and
             // continues after what the stream holds of it; without, every run is a new publisher
@@ -335,7 +449,7 @@ async fn run_plain(
                 metrics.clone(),
             )
             .await?;
-            let source = file_source(config, input, fd, &mut resume);
+            let source = file_source(config, input, fd, &mut resume, reading.follow);
             let summary = run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await?;
             check_layout(config, *how, &summary);
             Ok(summary)
@@ -391,8 +505,10 @@ fn file_source(
     input: Box<dyn Read + Send>,
     fd: Option<std::os::fd::RawFd>,
     resume: &mut Resume,
+    follow: Option<source::follow::Follow>,
 ) -> Box<dyn source::Source> {
     let settings = source::file::Settings {
+        follow,
         // A growing log's last line may still be half-written: a checkpointed run leaves it.
         hold_last_line: resume.committer.is_some(),
         start: resume.start,
@@ -556,7 +672,9 @@ async fn open_input(
     drain: &CancellationToken,
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     match (&config.checkpoint, input, output) {
-        (Some(path), Input::File(mut file), Some(output)) if let Some(index) = member => {
+        (Some(path), Input::File(mut file), output) if let Some(index) = member => {
+            // Standard output cannot be cut back; the checkpoint still says what is written.
+            let output = output.unwrap_or(checkpoint::Output::Pipe);
             let rejects = rejects_target(config, rejects);
             let mut resume =
                 checkpoint::resume_in_set(path, index, output, rejects, config.checkpoint_bytes)?;

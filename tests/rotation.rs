@@ -190,25 +190,24 @@ fn start_run(dir: &Scratch, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Waits for a run; its exit code and stderr (bounded: a run past a minute fails the test).
+/// Waits for a run; its exit code (128 + the signal that ended it) and stderr (bounded: a run past a minute fails the test).
 fn wait(child: Child) -> (Option<i32>, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
     let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
+        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     });
     let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
     let _ = watchdog.join();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    // A drained run dies by the signal it got: 128 + its number, as a shell shows it.
+    let code = out
+        .status
+        .code()
+        .or_else(|| std::os::unix::process::ExitStatusExt::signal(&out.status).map(|s| 128 + s));
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A small random source (xorshift), seeded from the clock and printed, for the kill points.
@@ -236,7 +235,7 @@ impl Dice {
 /// Cron-like runs every ~100 ms while the writer writes and logrotate rotates in `options`' way;
 /// a third of the runs SIGKILLed at a random moment; sometimes two or three rotations with no
 /// run between. Then the writer stops, a last run reads the rest: every line once, in order.
-fn cron_like(options: &str) {
+fn cron_like(options: &str, min_rotations: u32) {
     let dir = Scratch::new();
     let mut rotation = Rotation::new(&dir, options);
     let writer = Writer::start(dir.path("app.log"));
@@ -269,7 +268,7 @@ fn cron_like(options: &str) {
     let (code, stderr) = wait(start_run(&dir, &[]));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        rotation.rotations >= 5,
+        rotation.rotations >= min_rotations,
         "only {} rotations ({options})",
         rotation.rotations
     );
@@ -280,27 +279,28 @@ fn cron_like(options: &str) {
 
 #[test]
 fn create_mode_cron_runs_with_kills_give_each_line_once_in_order() {
-    cron_like("create");
+    cron_like("create", 5);
 }
 
 #[test]
 fn copytruncate_cron_runs_with_kills_give_each_line_once_in_order() {
-    cron_like("copytruncate");
+    cron_like("copytruncate", 5);
 }
 
 #[test]
 fn compress_with_delaycompress_cron_runs_with_kills_give_each_line_once_in_order() {
-    cron_like("create;compress;delaycompress");
+    cron_like("create;compress;delaycompress", 5);
 }
 
 #[test]
 fn compress_at_once_cron_runs_with_kills_give_each_line_once_in_order() {
-    cron_like("create;compress");
+    cron_like("create;compress", 5);
 }
 
 #[test]
 fn dateext_compress_cron_runs_with_kills_give_each_line_once_in_order() {
-    cron_like("create;compress;dateext;dateformat -%Y%m%d-%s");
+    // One rotation a second at most: dateext names files by the second.
+    cron_like("create;compress;dateext;dateformat -%Y%m%d-%s", 2);
 }
 
 /// Runs ingest on the set in `dir` to its end.
@@ -521,4 +521,142 @@ fn a_checkpoint_of_standard_input_or_of_another_set_is_refused() {
     let (code, stderr) = common::run_in(&dir, &["--from", "missing.log", "out2.log"], "", &[]);
     assert_eq!(code, Some(66), "{stderr}");
     assert!(stderr.contains("no file"), "{stderr}");
+}
+
+/// `ingest --from app.log --follow --checkpoint cp out.log` in `dir`, started.
+fn start_follow(dir: &Scratch) -> Child {
+    start_run(dir, &["--follow"])
+}
+
+/// Waits (bounded: 30 s) until OUTPUT holds `n` records or more.
+fn wait_for_records(dir: &Scratch, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let have = std::fs::read_to_string(dir.path("out.log")).map_or(0, |o| o.lines().count() as u64);
+        if have >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{have} of {n} records after 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One `--follow` run while the writer writes and logrotate rotates in `options`' way,
+/// SIGKILLed and started again now and then; at the end every line once, in order, and
+/// SIGTERM drains it (143).
+fn follow_with_kills(options: &str) {
+    let dir = Scratch::new();
+    let mut rotation = Rotation::new(&dir, options);
+    let writer = Writer::start(dir.path("app.log"));
+    let mut dice = Dice::new();
+    let mut run = start_follow(&dir);
+    let mut kills = 0;
+    for _ in 0..30 {
+        if dice.below(3) == 0 {
+            writer.while_held(|| rotation.rotate());
+        }
+        // Paces the events (not a synchronisation: any moment is a fair one to kill at).
+        std::thread::sleep(Duration::from_millis(dice.below(150)));
+        if dice.below(4) == 0 {
+            let _ = Command::new("kill").args(["-9", &run.id().to_string()]).status();
+            let _ = wait(run);
+            kills += 1;
+            run = start_follow(&dir);
+        }
+    }
+    let written = writer.stop();
+    wait_for_records(&dir, written);
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        kills > 0 && rotation.rotations >= 2,
+        "{kills} kills, {} rotations",
+        rotation.rotations
+    );
+    assert_each_line_once(&common::read(&dir.path("out.log")), written, options);
+}
+
+#[test]
+fn follow_in_create_mode_killed_and_restarted_gives_each_line_once_in_order() {
+    follow_with_kills("create");
+}
+
+#[test]
+fn follow_with_copytruncate_killed_and_restarted_gives_each_line_once_in_order() {
+    follow_with_kills("copytruncate");
+}
+
+#[test]
+fn follow_with_compress_killed_and_restarted_gives_each_line_once_in_order() {
+    follow_with_kills("create;compress");
+}
+
+#[test]
+fn follow_with_delaycompress_and_dateext_killed_and_restarted_gives_each_line_once_in_order() {
+    follow_with_kills("create;compress;delaycompress;dateext;dateformat -%Y%m%d-%s");
+}
+
+#[test]
+fn a_follower_commits_while_idle_and_a_rerun_after_a_kill_writes_nothing_twice() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..100));
+    let run = start_follow(&dir);
+    wait_for_records(&dir, 100);
+    append(&dir, "app.log", &lines(100..110));
+    wait_for_records(&dir, 110);
+    // Idle from here: the checkpoint covers every line within seconds (bounded: 10 s).
+    let size = std::fs::metadata(dir.path("app.log")).unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.read("cp").contains(&format!("\ninput_bytes {size}\n")) {
+        assert!(
+            Instant::now() < deadline,
+            "not committed while idle:\n{}",
+            dir.read("cp")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").args(["-9", &run.id().to_string()]).status();
+    let _ = wait(run);
+    let (code, stderr) = wait(start_run(&dir, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_each_line_once(&dir.read("out.log"), 110, "after the kill");
+}
+
+#[test]
+fn follow_to_standard_output_without_a_checkpoint_prints_appended_lines_and_drains_on_sigint() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..3));
+    let mut run = Command::new(BIN)
+        .env_clear()
+        .current_dir(dir.path(""))
+        .args(["-q", "--from", "app.log", "--follow", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(run.stdout.take().unwrap());
+    let mut read_records = |n: usize| {
+        (0..n)
+            .map(|_| {
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+                line
+            })
+            .collect::<String>()
+    };
+    assert_eq!(numbers(&read_records(3)), [0, 1, 2]);
+    append(&dir, "app.log", &lines(3..5));
+    assert_eq!(numbers(&read_records(2)), [3, 4]);
+    // Rotated: the new file from its first line.
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    write(&dir, "app.log", lines(5..6));
+    assert_eq!(numbers(&read_records(1)), [5]);
+    let _ = Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(130), "{stderr}");
 }

@@ -42,6 +42,7 @@ complete-zsh\t'Zsh completions'
 complete-fish\t'Fish completions'"
 complete -c ingest -l multiline -d 'Join lines that do not start a record (stack traces, DETAIL lines) to the record before them (see README, Multiline records)'
 complete -c ingest -l continue-only -d 'With --checkpoint: read the input only if it continues the checkpoint\'s (a rotated file\'s unread tail); otherwise read nothing (see README, Rotation)'
+complete -c ingest -l follow -d 'With --from PATH: keep running at the end of PATH and read lines as they are appended, across rotations (rename and create, copytruncate), until SIGINT/SIGTERM'
 complete -c ingest -s q -l quiet -d 'Print only errors (RUST_LOG overrides)'
 complete -c ingest -s v -l verbose -d 'Print more: -v for each stage\'s report, -vv for everything (RUST_LOG overrides)'
 complete -c ingest -s h -l help -d 'Print help (see more with \'--help\')'

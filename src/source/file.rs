@@ -17,6 +17,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::follow::{Follow, Woke};
 use super::{Feed, Source, Started};
 use crate::batch::{CHUNK_BYTES, LONG_LINE_PREFIX, RawBatch};
 use crate::checkpoint::{Commit, Fingerprint, Position};
@@ -93,10 +94,22 @@ struct ReadLoop<'a> {
     /// The input's first bytes were looked at: a UTF-8 byte order mark, or an encoding ingest
     /// does not read.
     encoding_checked: bool,
+    /// `--follow`: the file was seen rotated away; it is read to its end once more, then ends.
+    rotated: bool,
+}
+
+/// What following the input at its end came to.
+enum Followed {
+    /// There is more to read.
+    Read,
+    /// The file is done with (rotated away and read to its end, or truncated).
+    End,
+    /// The pipeline stopped, or a drain was asked for.
+    Stop,
 }
 
 /// How the reader cuts its input, and where it starts.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Settings {
     /// Most lines in one batch: the pipeline's, set when the source starts.
     pub batch_lines: usize,
@@ -115,6 +128,9 @@ pub struct Settings {
     pub multiline: Option<Records>,
     /// The input's file descriptor, to wait on with a timeout (`--multiline-timeout`).
     pub fd: Option<std::os::fd::RawFd>,
+    /// `--follow`: at the end of the input, wait for more instead of ending (until the file is
+    /// rotated away or truncated).
+    pub follow: Option<Follow>,
 }
 
 impl Settings {
@@ -207,6 +223,14 @@ impl ReadLoop<'_> {
                 }
             }
             let handed_out = match read {
+                Ok(0) if self.limits.follow.is_some() => match self.follow() {
+                    Followed::Read => true,
+                    Followed::End => {
+                        self.finish();
+                        return;
+                    }
+                    Followed::Stop => return,
+                },
                 Ok(0) => {
                     self.finish();
                     return;
@@ -228,6 +252,35 @@ impl ReadLoop<'_> {
             // A chunk taken from the input is handed out whole, even during a drain: it was read.
             if !handed_out || lock(self.progress).stop {
                 return;
+            }
+        }
+    }
+
+    /// `--follow`, at the end of the input: waits for more; hands out the record held back
+    /// (`--multiline`) once none came for `--multiline-timeout`.
+    fn follow(&mut self) -> Followed {
+        let timeout = self.limits.multiline.as_ref().map(|r| r.timeout);
+        loop {
+            let deadline = timeout.filter(|_| self.held > 0).map(|t| Instant::now() + t);
+            let (progress, cancel) = (self.progress, self.cancel);
+            let waiting = Instant::now();
+            let follow = self.limits.follow.as_mut().expect("called when following");
+            let woke = follow.wait(deadline, || cancel.is_cancelled() || lock(progress).stop);
+            self.metrics.reader.idle(waiting.elapsed());
+            match woke {
+                Woke::More => return Followed::Read,
+                Woke::Quiet => {
+                    if !self.hand_out_held(Piece::Lines) {
+                        return Followed::Stop;
+                    }
+                }
+                // What was written to it before it went: read once more to its end.
+                Woke::Rotated if !self.rotated => {
+                    self.rotated = true;
+                    return Followed::Read;
+                }
+                Woke::Rotated | Woke::Truncated => return Followed::End,
+                Woke::Stopped => return Followed::Stop,
             }
         }
     }
@@ -772,6 +825,7 @@ pub async fn run(
                 cuts: Vec::new(),
                 // Only a run that starts at the input's first byte sees how it begins.
                 encoding_checked: limits.start.offset > 0 || limits.skip > 0,
+                rotated: false,
                 limits,
             };
             read_loop.run(input);

@@ -9,6 +9,7 @@
 pub mod consumer;
 pub mod decompress;
 pub mod file;
+pub mod follow;
 pub mod jetstream;
 pub mod lease;
 pub mod set;

@@ -58,7 +58,9 @@ impl Member {
     }
 
     /// Opens it for reading from its start; `None` when it is gone or no longer the file listed
-    /// (rotated meanwhile: the set is listed again).
+    /// (rotated meanwhile: the set is listed again). The same inode is not enough:
+    /// `copytruncate` empties the file in place and the program writes it anew, so its first
+    /// bytes must still be the ones the checkpoint matched it by.
     ///
     /// # Errors
     /// When it is there but cannot be opened.
@@ -68,7 +70,17 @@ impl Member {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok((file.metadata()?.ino() == self.seen.ino).then_some(file))
+        if file.metadata()?.ino() != self.seen.ino {
+            return Ok(None);
+        }
+        if let (None, Some(head)) = (self.format, &self.head) {
+            let mut now = vec![0; head.len()];
+            let n = file.read_at(&mut now, 0)?;
+            if now[..n] != head[..] {
+                return Ok(None);
+            }
+        }
+        Ok(Some(file))
     }
 
     fn content(&self) -> io::Result<Box<dyn Read + Send>> {

@@ -1,0 +1,133 @@
+//! `--follow`: what the reader does at the end of the live log instead of ending: waits for
+//! more (woken by inotify on the log's directory, or every [`POLL`] without it), and ends the
+//! file's run once it was rotated away (renamed, deleted, replaced) or truncated
+//! (`copytruncate`), so that the set is listed again and the old file's tail read first.
+
+use std::fs::File;
+use std::io::Seek;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How often the file is looked at without inotify, and how long one wait lasts at most
+/// (a drain is seen within it).
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// A live log being followed.
+#[derive(Debug)]
+pub struct Follow {
+    /// PATH, where the log is written.
+    path: PathBuf,
+    /// The file being read (a descriptor of its own, sharing the reader's offset).
+    file: File,
+    ino: u64,
+    /// Watches PATH's directory: appends, renames, creations; `None`: polling.
+    watch: Option<inotify::Inotify>,
+}
+
+/// What a wait at the end of the file came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woke {
+    /// The file has more bytes to read.
+    More,
+    /// PATH is another file now (or none): the one read was rotated away.
+    Rotated,
+    /// The file is shorter than what was read: truncated (`copytruncate`).
+    Truncated,
+    /// The deadline passed with nothing new.
+    Quiet,
+    /// The reader is to stop.
+    Stopped,
+}
+
+impl Follow {
+    /// Follows `file`, the log at `path`.
+    ///
+    /// # Errors
+    /// When the file's descriptor cannot be duplicated or looked at.
+    pub fn new(path: PathBuf, file: &File) -> std::io::Result<Follow> {
+        let file = file.try_clone()?;
+        let ino = file.metadata()?.ino();
+        let watch = inotify::Inotify::init().ok().and_then(|inotify| {
+            use inotify::WatchMask;
+            let mask = WatchMask::MODIFY
+                | WatchMask::CREATE
+                | WatchMask::MOVED_FROM
+                | WatchMask::MOVED_TO
+                | WatchMask::DELETE
+                | WatchMask::ATTRIB
+                | WatchMask::MOVE_SELF
+                | WatchMask::DELETE_SELF;
+            match inotify.watches().add(crate::atomic::parent(&path), mask) {
+                Ok(_) => Some(inotify),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot watch the log's directory ({e}): looking for new lines every {} ms",
+                        POLL.as_millis()
+                    );
+                    None
+                }
+            }
+        });
+        Ok(Follow {
+            path,
+            file,
+            ino,
+            watch,
+        })
+    }
+
+    /// Waits at the end of the file until it has more, was rotated or truncated, `deadline`
+    /// passes, or `stop()` says so (asked at least every [`POLL`]).
+    pub fn wait(&mut self, deadline: Option<Instant>, stop: impl Fn() -> bool) -> Woke {
+        // The last bytes read: a file truncated and written again up to the same length
+        // (`copytruncate` and a busy writer) has other bytes there.
+        let read_to = self.file.stream_position().unwrap_or(0);
+        let last = self.last_bytes(read_to);
+        loop {
+            if stop() {
+                return Woke::Stopped;
+            }
+            let size = self.file.metadata().map_or(0, |m| m.len());
+            if size < read_to || self.last_bytes(read_to) != last {
+                return Woke::Truncated;
+            }
+            if size > read_to {
+                return Woke::More;
+            }
+            if !std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+                return Woke::Rotated;
+            }
+            let now = Instant::now();
+            let slice = match deadline {
+                Some(deadline) if deadline <= now => return Woke::Quiet,
+                Some(deadline) => (deadline - now).min(POLL),
+                None => POLL,
+            };
+            match &mut self.watch {
+                Some(watch) => {
+                    if crate::os::wait_readable(watch.as_raw_fd(), slice) {
+                        // Only that something happened matters: the events are let go.
+                        let mut buffer = [0u8; 4096];
+                        while watch
+                            .read_events(&mut buffer)
+                            .is_ok_and(|mut e| e.next().is_some())
+                        {}
+                    }
+                }
+                None => std::thread::sleep(slice),
+            }
+        }
+    }
+
+    /// Up to 64 bytes of the file before `offset`.
+    fn last_bytes(&self, offset: u64) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let len = offset.min(64);
+        let mut bytes = vec![0; len as usize];
+        let n = self.file.read_at(&mut bytes, offset - len).unwrap_or(0);
+        bytes.truncate(n);
+        bytes
+    }
+}
