@@ -402,6 +402,11 @@ impl ValidBatch {
         self.parsed.entries.len()
     }
 
+    /// The timestamp of the batch's last record, if it has one.
+    pub fn last_timestamp(&self) -> Option<OffsetDateTime> {
+        self.parsed.entries.last().map(|e| e.timestamp)
+    }
+
     /// Where in the input the batch ends: once it is written, everything before is settled.
     pub fn end(&self) -> Position {
         self.end

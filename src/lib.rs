@@ -274,7 +274,19 @@ async fn read_set(
             }
         }
         let mut list_again = false;
-        for (index, start) in plan.steps {
+        // What is left to read of each file: its size past where reading starts (compressed
+        // files by their compressed size).
+        let left: Vec<u64> = plan
+            .steps
+            .iter()
+            .map(|&(i, start)| match members[i].format() {
+                None => members[i].stat().size.saturating_sub(start.offset),
+                Some(_) => members[i].stat().size,
+            })
+            .collect();
+        for (step, (index, start)) in plan.steps.into_iter().enumerate() {
+            let after: u64 = left[step + 1..].iter().sum();
+            metrics.pending_files_bytes.store(after, std::sync::atomic::Ordering::Relaxed);
             let member = &members[index];
             let file = match member.open() {
                 Ok(Some(file)) => file,

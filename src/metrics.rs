@@ -83,6 +83,12 @@ pub struct Metrics {
     pub rotated_unread_bytes: AtomicU64,
     /// `--from PATH`: files gone before their end was read (rotated away, deleted).
     pub lost_files: AtomicU64,
+    /// Bytes of the regular file being read past where the reader is.
+    pub unread_bytes: AtomicU64,
+    /// `--from PATH`: bytes of the set's files still to read after the current one.
+    pub pending_files_bytes: AtomicU64,
+    /// The last written record's timestamp, in Unix nanoseconds; 0 before the first.
+    pub last_record_ns: std::sync::atomic::AtomicI64,
     /// Compressed inputs found damaged or cut short (their whole lines before it were read).
     pub damaged_inputs: AtomicU64,
     /// The output is a NATS sink (the `sink` counters below mean something).
@@ -152,6 +158,12 @@ impl Metrics {
             rotated_unread_bytes: get(&self.rotated_unread_bytes),
             damaged_inputs: get(&self.damaged_inputs),
             lost_files: get(&self.lost_files),
+            lag_bytes: get(&self.unread_bytes) + get(&self.pending_files_bytes),
+            lag_ms: {
+                let last = self.last_record_ns.load(Ordering::Relaxed);
+                let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+                (last != 0).then(|| i64::try_from((now - i128::from(last)) / 1_000_000).unwrap_or(i64::MAX))
+            },
             elapsed,
             reader: self.reader.snapshot(),
             parser: self.parser.snapshot(),

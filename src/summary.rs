@@ -97,6 +97,11 @@ pub struct Summary {
     pub damaged_inputs: u64,
     /// `--from PATH`: files gone before their end was read.
     pub lost_files: u64,
+    /// How far behind the run is: input bytes not read yet (of the file being read, and of the
+    /// set's files after it).
+    pub lag_bytes: u64,
+    /// Milliseconds from the last written record's timestamp to now; `None` before the first.
+    pub lag_ms: Option<i64>,
     /// Wall time so far.
     pub elapsed: Duration,
     /// The reader's waits; its channel is the parsers' input.
@@ -184,6 +189,7 @@ impl Summary {
             "rotated_unread_bytes": self.rotated_unread_bytes,
             "damaged_inputs": self.damaged_inputs,
             "lost_files": self.lost_files,
+            "lag": {"bytes": self.lag_bytes, "seconds": self.lag_ms.map(|ms| ms as f64 / 1e3)},
             "stages": {
                 "reader": stage(&self.reader, json!({"lines_out": self.lines, "bytes_in": self.bytes_in})),
                 "parser": stage(&self.parser, json!({"lines_in": self.lines_parsed})),
@@ -270,6 +276,20 @@ impl Summary {
             "Bytes at the end of a rotated-away input that the last run found never read (lost unless read by hand).",
             &[("", self.rotated_unread_bytes as f64)],
         );
+        metric(
+            "ingest_lag_bytes",
+            "gauge",
+            "Input bytes not read yet: of the file being read and of the rotated files after it.",
+            &[("", self.lag_bytes as f64)],
+        );
+        if let Some(seconds) = self.lag_ms.map(|ms| ms as f64 / 1e3) {
+            metric(
+                "ingest_lag_seconds",
+                "gauge",
+                "Seconds from the last written record's timestamp to now.",
+                &[("", seconds)],
+            );
+        }
         metric(
             "ingest_lost_files",
             "gauge",

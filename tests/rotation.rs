@@ -660,3 +660,24 @@ fn follow_to_standard_output_without_a_checkpoint_prints_appended_lines_and_drai
     let (code, stderr) = wait(run);
     assert_eq!(code, Some(130), "{stderr}");
 }
+
+#[test]
+fn the_stats_say_how_far_behind_the_run_is() {
+    let dir = Scratch::new();
+    write(&dir, "app.log.1", lines(0..10));
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    write(&dir, "app.log", format!("{} INFO n=0000010\n", stamp(now - Duration::from_secs(90))));
+    let (code, stderr) = wait(start_run(&dir, &["--stats-json", "stats.json", "--metrics-textfile", "m.prom"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["lag"]["bytes"], 0, "{stats}");
+    let seconds = stats["lag"]["seconds"].as_f64().unwrap();
+    assert!((90.0..150.0).contains(&seconds), "lag {seconds} s");
+    let textfile = dir.read("m.prom");
+    let lag = textfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ingest_lag_seconds "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(textfile.contains("ingest_lag_bytes 0\n") && lag.is_some_and(|s| (90.0..150.0).contains(&s)), "{textfile}");
+}

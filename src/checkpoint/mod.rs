@@ -78,7 +78,7 @@ pub struct Resume {
     pub preread: Bytes,
     /// With `--checkpoint`: commits the writer's progress.
     pub committer: Option<Box<dyn Commit>>,
-    /// Bytes of a rotated-away input that were never read (see the README's rotation recipe).
+    /// Bytes of a rotated-away input that were never read (README, "Rotation").
     pub rotated_unread_bytes: u64,
     /// Who publishes this input (see [`crate::nats::message::Publisher`]); 0 without a checkpoint.
     pub source: u64,
@@ -995,9 +995,9 @@ pub async fn resume(
             Some((old, unread)) if unread > 0 => {
                 rotated_unread_bytes = unread;
                 // The checkpoint moves on to the new file: the old one's tail can only be read
-                // by hand now, without it. `--continue-only` before each run avoids this.
+                // by hand now, without it. `--from PATH` reads rotated files and avoids this.
                 tracing::error!(
-                    "the input was rotated, and {unread} bytes at the end of its previous file '{}' were never read: this run starts on the new file; read them by hand with `tail -c +{} '{}' | ingest ...` (without this checkpoint), and see README, \"Rotation\", to lose nothing next time",
+                    "the input was rotated, and {unread} bytes at the end of its previous file '{}' were never read: this run starts on the new file; read them by hand with `tail -c +{} '{}' | ingest ...` (without this checkpoint), and run with --from PATH instead of standard input to lose nothing next time (README, \"Rotation\")",
                     old.display(),
                     s.input.offset + 1,
                     old.display(),

@@ -64,6 +64,10 @@ impl<R: Writable> Books<R> {
                 None => 0,
             };
             add(&self.metrics.lines_settled, batch.lines());
+            if let Some(last) = batch.last_timestamp() {
+                let ns = i64::try_from(last.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+                self.metrics.last_record_ns.store(ns, std::sync::atomic::Ordering::Relaxed);
+            }
             let due = self.checkpoint.as_mut().is_some_and(|(committer, settled)| {
                 *settled = batch.end();
                 committer.due((batch.rendered().len() + rejects_bytes) as u64)
