@@ -286,7 +286,9 @@ async fn read_set(
             .collect();
         for (step, (index, start)) in plan.steps.into_iter().enumerate() {
             let after: u64 = left[step + 1..].iter().sum();
-            metrics.pending_files_bytes.store(after, std::sync::atomic::Ordering::Relaxed);
+            metrics
+                .pending_files_bytes
+                .store(after, std::sync::atomic::Ordering::Relaxed);
             let member = &members[index];
             let file = match member.open() {
                 Ok(Some(file)) => file,

@@ -81,14 +81,16 @@ fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
         human(lines as f64 / secs),
         bytes as f64 / 1e6 / secs
     );
-    let lag = metrics.unread_bytes.load(Ordering::Relaxed) + metrics.pending_files_bytes.load(Ordering::Relaxed);
+    let lag =
+        metrics.unread_bytes.load(Ordering::Relaxed) + metrics.pending_files_bytes.load(Ordering::Relaxed);
     if lag > 0 {
         text.push_str(&format!("; {:.1} MB behind", lag as f64 / 1e6));
     }
     let last = metrics.last_record_ns.load(Ordering::Relaxed);
     if last != 0 {
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        text.push_str(&format!("; last record {:.0} s old", (now - i128::from(last)) as f64 / 1e9));
+        let secs = (now - i128::from(last)) as f64 / 1e9;
+        text.push_str(&format!("; last record {} old", age(secs)));
     }
     if let Some(down) = unavailable_for(&metrics.sink_open_since) {
         text.push_str(&format!("; sink unavailable for {} s", down.as_secs()));
@@ -97,6 +99,16 @@ fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
         text.push_str(&format!("; source unavailable for {} s", down.as_secs()));
     }
     (bytes, text)
+}
+
+/// `secs` in the unit that reads best: `42 s`, `5 min`, `3 h`, `12 d`.
+fn age(secs: f64) -> String {
+    match secs {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.0} h", s / 3600.0),
+        s => format!("{:.0} d", s / 86400.0),
+    }
 }
 
 /// How long a NATS server has been unavailable (since `open_since`, Unix ms), if it is.

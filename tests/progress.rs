@@ -120,7 +120,11 @@ fn progress_always_prints_whole_lines_when_stderr_is_not_a_terminal() {
     let _ = shown_tx.send(());
     closer.join().unwrap();
     assert!(
-        line.starts_with("ingest: progress: ") && line.contains(" lines, ") && line.ends_with("MB/s\n"),
+        line.starts_with("ingest: progress: ")
+            && line.contains(" lines, ")
+            && line.contains("MB/s")
+            && line.contains("; last record ")
+            && line.ends_with(" old\n"),
         "{line:?}"
     );
     assert!(!line.contains('\x1b') && !line.contains('\r'), "{line:?}");

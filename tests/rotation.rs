@@ -667,8 +667,15 @@ fn the_stats_say_how_far_behind_the_run_is() {
     write(&dir, "app.log.1", lines(0..10));
     let now = time::OffsetDateTime::now_utc();
     let stamp = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
-    write(&dir, "app.log", format!("{} INFO n=0000010\n", stamp(now - Duration::from_secs(90))));
-    let (code, stderr) = wait(start_run(&dir, &["--stats-json", "stats.json", "--metrics-textfile", "m.prom"]));
+    write(
+        &dir,
+        "app.log",
+        format!("{} INFO n=0000010\n", stamp(now - Duration::from_secs(90))),
+    );
+    let (code, stderr) = wait(start_run(
+        &dir,
+        &["--stats-json", "stats.json", "--metrics-textfile", "m.prom"],
+    ));
     assert_eq!(code, Some(0), "{stderr}");
     let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
     assert_eq!(stats["lag"]["bytes"], 0, "{stats}");
@@ -679,5 +686,8 @@ fn the_stats_say_how_far_behind_the_run_is() {
         .lines()
         .find_map(|l| l.strip_prefix("ingest_lag_seconds "))
         .and_then(|v| v.parse::<f64>().ok());
-    assert!(textfile.contains("ingest_lag_bytes 0\n") && lag.is_some_and(|s| (90.0..150.0).contains(&s)), "{textfile}");
+    assert!(
+        textfile.contains("ingest_lag_bytes 0\n") && lag.is_some_and(|s| (90.0..150.0).contains(&s)),
+        "{textfile}"
+    );
 }

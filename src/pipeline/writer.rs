@@ -66,7 +66,9 @@ impl<R: Writable> Books<R> {
             add(&self.metrics.lines_settled, batch.lines());
             if let Some(last) = batch.last_timestamp() {
                 let ns = i64::try_from(last.unix_timestamp_nanos()).unwrap_or(i64::MAX);
-                self.metrics.last_record_ns.store(ns, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .last_record_ns
+                    .store(ns, std::sync::atomic::Ordering::Relaxed);
             }
             let due = self.checkpoint.as_mut().is_some_and(|(committer, settled)| {
                 *settled = batch.end();

@@ -215,7 +215,9 @@ impl ReadLoop<'_> {
             self.metrics.reader.idle(reading.elapsed());
             buf.truncate(filled + *read.as_ref().unwrap_or(&0));
             if let Some(unread) = self.limits.fd.and_then(crate::os::unread) {
-                self.metrics.unread_bytes.store(unread, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .unread_bytes
+                    .store(unread, std::sync::atomic::Ordering::Relaxed);
             }
             {
                 let mut progress = lock(self.progress);
