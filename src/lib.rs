@@ -21,7 +21,8 @@
 //!   channels it goes through;
 //! - [`mod@format`]: text and JSON rendering, JSON string escaping, pure; [`record`]: the line
 //!   grammar, the record types and their fields ([`record::fields`]), pure;
-//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns (a file set's: [`checkpoint::set`]); [`atomic`]: replacing small files;
+//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns (a file set's: [`checkpoint::set`]);
+//!   [`atomic`]: replacing small files;
 //! - [`metrics`]: the one set of counters every stage adds to, per batch;
 //! - [`summary`], [`error`]: how a run ends (summary line, stats JSON, Prometheus textfile) and
 //!   its exit code;

@@ -691,3 +691,104 @@ fn the_stats_say_how_far_behind_the_run_is() {
         "{textfile}"
     );
 }
+
+#[test]
+fn auto_decides_per_file_and_a_multiline_record_never_spans_two_files() {
+    let dir = Scratch::new();
+    let json: String = (0..10)
+        .map(|n| format!("{{\"ts\":\"2026-12-05T00:00:{n:02}Z\",\"level\":\"info\",\"msg\":\"n={n:07}\"}}\n"))
+        .collect();
+    write(&dir, "app.log.1", json);
+    write(&dir, "app.log", lines(10..20));
+    run_ok(&dir);
+    assert_each_line_once(&dir.read("out.log"), 20, "json, then plain");
+    assert_eq!(dir.read("rejects.tsv"), "");
+
+    let dir = Scratch::new();
+    write(
+        &dir,
+        "app.log.1",
+        format!("{}  at frame 1\n  at frame 2\n", lines(0..5)),
+    );
+    write(
+        &dir,
+        "app.log",
+        format!("  at the start of the new file\n{}", lines(5..10)),
+    );
+    let (code, stderr) = wait(start_run(&dir, &["--multiline", "-f", "json"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = dir.read("out.log");
+    let records: Vec<&str> = out.lines().collect();
+    assert_eq!(records.len(), 10, "{out}");
+    assert!(
+        records[4].contains("at frame 2") && !records[4].contains("new file"),
+        "{}",
+        records[4]
+    );
+    // The new file's first line continues nothing: rejected, not joined to the old file's record.
+    assert!(dir.read("rejects.tsv").contains("at the start of the new file"));
+}
+
+#[test]
+fn a_follower_publishing_to_jetstream_sends_each_line_once_across_a_rotation_and_a_kill() {
+    let server = common::nats::Server::start("");
+    common::nats::create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let dir = Scratch::new();
+    let target = format!("{}/logs.app", server.url());
+    let follow = |dir: &Scratch| {
+        Command::new(BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args([
+                "-q",
+                "--from",
+                "app.log",
+                "--follow",
+                "--checkpoint",
+                "cp",
+                &target,
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let stored = || -> Vec<u64> {
+        common::nats::read_stream(&server.url(), "LOGS")
+            .iter()
+            .map(|m| {
+                let text = String::from_utf8_lossy(&m.payload);
+                text.split("n=").nth(1).unwrap()[..7].parse().unwrap()
+            })
+            .collect()
+    };
+    let wait_stored = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stored().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages after 30 s",
+                stored().len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    write(&dir, "app.log", lines(0..100));
+    let run = follow(&dir);
+    wait_stored(100);
+    append(&dir, "app.log", &lines(100..120));
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    write(&dir, "app.log", lines(120..150));
+    wait_stored(150);
+    let _ = Command::new("kill").args(["-9", &run.id().to_string()]).status();
+    let _ = wait(run);
+    append(&dir, "app.log", &lines(150..160));
+    let run = follow(&dir);
+    wait_stored(160);
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_eq!(stored(), (0..160).collect::<Vec<u64>>());
+}

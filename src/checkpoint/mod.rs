@@ -183,8 +183,24 @@ impl State {
             )),
             self.set
                 .as_ref()
-                .map_or_else(String::new, |set| set.render(self.input, self.fingerprint)),
+                .map_or_else(String::new, |set| set.render(self.current())),
         )
+    }
+
+    /// What the input fields say of the input: a file set's current file.
+    fn current(&self) -> set::Current {
+        set::Current {
+            input: self.input,
+            head: self.fingerprint,
+            source: self.source,
+        }
+    }
+
+    /// Makes `current` what the input fields say.
+    fn set_current(&mut self, current: set::Current) {
+        self.input = current.input;
+        self.fingerprint = current.head;
+        self.source = current.source;
     }
 
     fn parse(text: &str) -> Option<State> {
@@ -822,7 +838,7 @@ pub fn plan_set(
     let (output, rejects) = square_files(path, loaded.as_ref(), output, rejects)?;
     let (entries, was_current) = match loaded.as_ref().and_then(|s| Some((s.set.as_ref()?, s))) {
         Some((set, state)) => {
-            let (files, current) = set.entries(state.input, state.fingerprint);
+            let (files, current) = set.entries(state.current());
             (files, Some(current))
         }
         None => (Vec::new(), None),
@@ -853,15 +869,11 @@ pub fn plan_set(
         .or(current)
         .unwrap_or(files.len() - 1);
     let mut set = set::Set::new(set_path.to_owned(), files, index);
-    let (input, head, _) = set
-        .switch(index, state.input, state.fingerprint)
-        .expect("a file of the set");
+    let now = set.current(new_source);
     if current != Some(index) {
-        state.source = new_source();
         state.layout.clear();
     }
-    state.input = input;
-    state.fingerprint = head;
+    state.set_current(now);
     state.set = Some(set);
     if loaded.as_ref() != Some(&state) {
         state.save(path)?;
@@ -896,16 +908,14 @@ pub fn resume_in_set(
     state.output = output;
     state.rejects = rejects;
     state.finished = true;
+    let current = state.current();
     let set = state.set.as_mut().ok_or_else(changed)?;
-    let (input, head, other) = set
-        .switch(index, state.input, state.fingerprint)
-        .ok_or_else(changed)?;
+    let (now, other) = set.switch(index, current, new_source).ok_or_else(changed)?;
     if other {
-        state.source = new_source();
         state.layout.clear();
     }
-    state.input = input;
-    state.fingerprint = head;
+    state.set_current(now);
+    let input = now.input;
     Ok(Resume {
         start: input,
         source: state.source,

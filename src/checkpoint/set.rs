@@ -37,8 +37,25 @@ pub(super) struct Entry {
     seen: Option<Seen>,
     /// Read to its end after it was rotated: nothing of it can be lost any more.
     complete: bool,
+    /// Its inode when last listed: recognises a file nothing was read of yet (see [`assign`]).
+    ino: u64,
+    /// Who publishes it to a NATS OUTPUT (see `crate::nats::message::Publisher`): the same in
+    /// every run that reads it, so that a rerun knows its own messages; 0 until it is read.
+    source: u64,
     /// Where it was last seen, for messages.
     path: PathBuf,
+}
+
+/// What the checkpoint's input fields say of the current file (its commits move them, not the
+/// entry's copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Current {
+    /// How far it is read and committed.
+    pub(super) input: Position,
+    /// Its first bytes.
+    pub(super) head: Fingerprint,
+    /// Its publisher.
+    pub(super) source: u64,
 }
 
 /// A file as `stat` sees it.
@@ -69,24 +86,24 @@ impl Seen {
 }
 
 impl Set {
-    /// The set's lines of the checkpoint; the current file's position and first bytes are the
-    /// checkpoint's input ones (`input`, `head`), which commits move on.
-    pub(super) fn render(&self, input: Position, head: Fingerprint) -> String {
+    /// The set's lines of the checkpoint, the current file as `current` says.
+    pub(super) fn render(&self, current: Current) -> String {
         let mut text = format!("set {}\n", escape(self.path.as_os_str()));
         for (i, entry) in self.files.iter().enumerate() {
-            let (read, head) = if i == self.current {
-                (input, head)
+            let (read, head, source) = if i == self.current {
+                (current.input, current.head, current.source)
             } else {
-                (entry.read, entry.head)
+                (entry.read, entry.head, entry.source)
             };
             text.push_str(&format!(
-                "file {} {} {} {} {} {} {}\n",
+                "file {} {} {} {} {} {} {} {source:016x} {}\n",
                 head.render(),
                 read.offset,
                 read.lines,
                 read.context.map_or_else(|| "-".to_owned(), |c| c.render()),
                 u8::from(entry.complete),
                 entry.seen.map_or_else(|| "-".to_owned(), |s| s.render()),
+                entry.ino,
                 escape(entry.path.as_os_str()),
             ));
         }
@@ -110,7 +127,7 @@ impl Parsing {
             "set" => self.path = Some(PathBuf::from(unescape(value)?)),
             "current" => self.current = Some(value.parse().ok()?),
             "file" => {
-                let mut fields = value.splitn(7, ' ');
+                let mut fields = value.splitn(9, ' ');
                 let mut next = || fields.next();
                 let head = Fingerprint::parse(next()?)?;
                 let offset = next()?.parse().ok()?;
@@ -124,6 +141,8 @@ impl Parsing {
                     "-" => None,
                     s => Some(Seen::parse(s)?),
                 };
+                let ino = next()?.parse().ok()?;
+                let source = u64::from_str_radix(next()?, 16).ok()?;
                 let path = PathBuf::from(unescape(next()?)?);
                 let read = Position {
                     offset,
@@ -137,6 +156,8 @@ impl Parsing {
                     read,
                     seen,
                     complete,
+                    ino,
+                    source,
                     path,
                 });
             }
@@ -242,6 +263,24 @@ fn assign(entries: &[Entry], candidates: &mut [impl Candidate]) -> Vec<Option<us
             }
         }
     }
+    // A file nothing was committed of yet (a run killed before its first commit) has no content
+    // to be known by, but it may have published: found by its inode, and its first bytes when
+    // it had any, it keeps its publisher, so that the rerun knows what of it the stream holds.
+    // Without first bytes to check, a recycled inode could pass for it: not taken then.
+    for (e, entry) in entries.iter().enumerate() {
+        if entry.read.offset > 0 || entry.head.covers() == 0 || owner.contains(&Some(e)) {
+            continue;
+        }
+        for c in 0..candidates.len() {
+            let same = owner[c].is_none()
+                && candidates[c].seen().ino == entry.ino
+                && candidates[c].head().is_ok_and(|head| entry.head.matches(head));
+            if same {
+                owner[c] = Some(e);
+                break;
+            }
+        }
+    }
     owner
 }
 
@@ -275,6 +314,8 @@ pub(super) fn arrange(
                 read: Position::default(),
                 seen: None,
                 complete: false,
+                ino: 0,
+                source: 0,
                 path: PathBuf::new(),
             },
         };
@@ -282,6 +323,7 @@ pub(super) fn arrange(
             current = Some(c);
         }
         entry.path = candidate.path().to_owned();
+        entry.ino = candidate.seen().ino;
         if entry.seen == Some(candidate.seen()) {
             // Read to its end as it is now, and rotated since: nothing of it can be lost.
             entry.complete |= !candidate.live();
@@ -299,6 +341,15 @@ pub(super) fn arrange(
     (files, plan, current)
 }
 
+impl Entry {
+    /// Takes what the checkpoint's input fields say of it, as the current file.
+    fn keep(&mut self, current: Current) {
+        self.read = current.input;
+        self.head = current.head;
+        self.source = current.source;
+    }
+}
+
 impl Set {
     /// A set at `path` of `files`, reading `current`.
     pub(super) fn new(path: PathBuf, files: Vec<Entry>, current: usize) -> Set {
@@ -310,33 +361,55 @@ impl Set {
         &self.path
     }
 
-    /// The files and the current one's index, the current one's position and head made
-    /// `input` and `head` (a checkpoint's commits move those, not the entry).
-    pub(super) fn entries(&self, input: Position, head: Fingerprint) -> (Vec<Entry>, usize) {
+    /// The files and the current one's index, the current one as `current` says.
+    pub(super) fn entries(&self, current: Current) -> (Vec<Entry>, usize) {
         let mut files = self.files.clone();
-        files[self.current].read = input;
-        files[self.current].head = head;
+        files[self.current].keep(current);
         (files, self.current)
     }
 
-    /// Makes file `index` the current one (the one before it left at `input`, `head`); its
-    /// position and first bytes, and whether it is another file than before. `None` when there
-    /// is no such file.
+    /// What the checkpoint's input fields are to say of the current file (a publisher made by
+    /// `new_source` if it has none yet).
+    pub(super) fn current(&mut self, new_source: impl FnOnce() -> u64) -> Current {
+        let entry = &mut self.files[self.current];
+        if entry.source == 0 {
+            entry.source = new_source();
+        }
+        Current {
+            input: entry.read,
+            head: entry.head,
+            source: entry.source,
+        }
+    }
+
+    /// Makes file `index` the current one (the one before it left as `current` says); what the
+    /// checkpoint's input fields are to say of it (a publisher made by `new_source` if it has
+    /// none yet), and whether it is another file than before. `None` when there is no such file.
     pub(super) fn switch(
         &mut self,
         index: usize,
-        input: Position,
-        head: Fingerprint,
-    ) -> Option<(Position, Fingerprint, bool)> {
+        current: Current,
+        new_source: impl FnOnce() -> u64,
+    ) -> Option<(Current, bool)> {
         (index < self.files.len()).then_some(())?;
         let other = self.current != index;
         if other {
-            self.files[self.current].read = input;
-            self.files[self.current].head = head;
+            self.files[self.current].keep(current);
             self.current = index;
         }
-        let entry = &self.files[index];
-        Some((entry.read, entry.head, other))
+        let entry = &mut self.files[index];
+        let source = match (other, entry.source) {
+            (false, _) => current.source,
+            (true, 0) => new_source(),
+            (true, source) => source,
+        };
+        entry.source = source;
+        let now = Current {
+            input: entry.read,
+            head: entry.head,
+            source,
+        };
+        Some((now, other))
     }
 
     /// Records that file `index` was read to its end as it was when `seen`; `complete` when
@@ -411,6 +484,8 @@ mod tests {
             },
             seen: None,
             complete,
+            ino: 3,
+            source: 7,
             path: PathBuf::from("gone"),
         }
     }
@@ -457,6 +532,27 @@ mod tests {
     }
 
     #[test]
+    fn a_file_nothing_was_committed_of_is_known_by_its_inode_and_first_bytes() {
+        let bytes = b"2026-12-05T00:00:00Z INFO first\n";
+        let entry = Entry {
+            ino: 5,
+            head: Fingerprint::of(bytes),
+            ..read(bytes, 0, false)
+        };
+        let entries = [entry.clone()];
+        assert_eq!(assign(&entries, &mut [mem("app.log", bytes, 5)]), [Some(0)]);
+        // Another inode, or other first bytes on the same inode: not it.
+        assert_eq!(assign(&entries, &mut [mem("app.log", bytes, 6)]), [None]);
+        assert_eq!(assign(&entries, &mut [mem("app.log", b"other\n", 5)]), [None]);
+        // Nothing to check the inode against: not taken.
+        let empty = [Entry {
+            head: Fingerprint::of(b""),
+            ..entry
+        }];
+        assert_eq!(assign(&empty, &mut [mem("app.log", bytes, 5)]), [None]);
+    }
+
+    #[test]
     fn a_set_survives_a_round_trip_through_the_checkpoint() {
         let set = Set {
             path: PathBuf::from("/var/log/my app.log"),
@@ -478,7 +574,11 @@ mod tests {
             current: 1,
         };
         let current = &set.files[1];
-        let text = set.render(current.read, current.head);
+        let text = set.render(Current {
+            input: current.read,
+            head: current.head,
+            source: current.source,
+        });
         let mut parsing = Parsing::default();
         for line in text.lines() {
             let (key, value) = line.split_once(' ').unwrap();

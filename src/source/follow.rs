@@ -10,9 +10,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How often the file is looked at without inotify, and how long one wait lasts at most
-/// (a drain is seen within it).
+/// How often the file is looked at without inotify (a drain is seen within it).
 pub const POLL: Duration = Duration::from_millis(100);
+
+/// How long one wait lasts at most with inotify, which wakes it for anything that happens to
+/// the log: an idle follower wakes once a second (a drain is seen within it).
+const WATCHED: Duration = Duration::from_secs(1);
 
 /// A live log being followed.
 #[derive(Debug)]
@@ -79,7 +82,7 @@ impl Follow {
     }
 
     /// Waits at the end of the file until it has more, was rotated or truncated, `deadline`
-    /// passes, or `stop()` says so (asked at least every [`POLL`]).
+    /// passes, or `stop()` says so (asked at least once a second).
     pub fn wait(&mut self, deadline: Option<Instant>, stop: impl Fn() -> bool) -> Woke {
         // The last bytes read: a file truncated and written again up to the same length
         // (`copytruncate` and a busy writer) has other bytes there.
@@ -100,10 +103,11 @@ impl Follow {
                 return Woke::Rotated;
             }
             let now = Instant::now();
+            let most = if self.watch.is_some() { WATCHED } else { POLL };
             let slice = match deadline {
                 Some(deadline) if deadline <= now => return Woke::Quiet,
-                Some(deadline) => (deadline - now).min(POLL),
-                None => POLL,
+                Some(deadline) => (deadline - now).min(most),
+                None => most,
             };
             match &mut self.watch {
                 Some(watch) => {
