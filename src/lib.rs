@@ -85,6 +85,9 @@ pub enum Input {
 struct Reading {
     index: Option<usize>,
     follow: Option<source::follow::Follow>,
+    /// Read from its start: the first bytes it must start with (see
+    /// [`source::file::Settings::expect_head`]).
+    expect_head: Option<(bytes::Bytes, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 /// Opens the output (and rejects file), resumes from the checkpoint if there is one, then runs
@@ -155,7 +158,11 @@ async fn read_file(
                 path: path.to_owned(),
                 source,
             })?;
-        let reading = Reading { index: None, follow };
+        let reading = Reading {
+            index: None,
+            follow,
+            expect_head: None,
+        };
         read_input(
             config,
             Input::File(file),
@@ -236,6 +243,7 @@ async fn read_set(
     let mut damage = None;
     let mut listed_any = false;
     let mut listing = 0;
+    let mut unsure = 0;
     loop {
         listing += 1;
         let mut members = source::set::list(&set_path).map_err(|source| Error::Input {
@@ -243,7 +251,16 @@ async fn read_set(
             source,
         })?;
         listed_any |= !members.is_empty();
-        let mut plan = plan_set(config, checkpoint, &set_path, &mut members)?;
+        // A file rotated while it was looked into: listed again, a few times, before the plan
+        // (and a loss it would report) is trusted.
+        let mut plan = plan_set(config, checkpoint, &set_path, &mut members, unsure >= LISTINGS)?;
+        if plan.unsure && unsure < LISTINGS {
+            unsure += 1;
+            // logrotate is at work: a moment for it to finish.
+            tokio::time::sleep(std::time::Duration::from_millis(20 * unsure as u64)).await;
+            continue;
+        }
+        unsure = 0;
         for lost in &plan.lost {
             metrics::add(&metrics.lost_files, 1);
             metrics::add(&metrics.rotated_unread_bytes, lost.unread);
@@ -323,9 +340,17 @@ async fn read_set(
                 if followed { ", following it" } else { "" }
             );
             let name = format!("'{}'", member.path().display());
+            let replaced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let expect_head = match (start.offset, member.format(), member.listed_head()) {
+                (0, None, Some(head)) if !head.is_empty() => {
+                    Some((bytes::Bytes::copy_from_slice(head), replaced.clone()))
+                }
+                _ => None,
+            };
             let reading = Reading {
                 index: Some(index),
                 follow,
+                expect_head,
             };
             match read_input(
                 config,
@@ -347,6 +372,12 @@ async fn read_set(
                 Err(error) => return Err(error),
             }
             if drain.is_cancelled() {
+                break;
+            }
+            if replaced.load(std::sync::atomic::Ordering::Relaxed) {
+                // Emptied and written anew since it was listed (copytruncate): nothing of it was
+                // read; its old bytes are in the copy, which the next listing shows.
+                list_again = true;
                 break;
             }
             if followed {
@@ -380,6 +411,7 @@ fn plan_set(
     checkpoint: &std::path::Path,
     set_path: &std::path::Path,
     members: &mut [source::set::Member],
+    sure: bool,
 ) -> Result<checkpoint::set::Plan, Error> {
     let mut rejects = open_rejects(config)?;
     let rejects = rejects_target(config, rejects.as_mut());
@@ -388,12 +420,12 @@ fn plan_set(
             let subject = checkpoint::Output::Nats {
                 subject: &target.subject,
             };
-            checkpoint::plan_set(checkpoint, set_path, members, subject, rejects)
+            checkpoint::plan_set(checkpoint, set_path, members, subject, rejects, sure)
         }
         Output::File(_) | Output::Stdout => {
             let mut output = open_bytes(&config.output)?;
             let target = file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe);
-            checkpoint::plan_set(checkpoint, set_path, members, target, rejects)
+            checkpoint::plan_set(checkpoint, set_path, members, target, rejects, sure)
         }
     }
 }
@@ -425,7 +457,7 @@ async fn run_plain(
                 open_input(config, input, reading.index, target, rejects.as_mut(), &drain).await?;
             let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
-            let source = file_source(config, input, fd, &mut resume, reading.follow);
+            let source = file_source(config, input, fd, &mut resume, reading);
             let summary = run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await?;
             check_layout(config, *how, &summary);
             Ok(summary)
@@ -464,7 +496,7 @@ async fn run_plain(
                 metrics.clone(),
             )
             .await?;
-            let source = file_source(config, input, fd, &mut resume, reading.follow);
+            let source = file_source(config, input, fd, &mut resume, reading);
             let summary = run_pipeline(config, source, resume, size, output, rejects, metrics, drain).await?;
             check_layout(config, *how, &summary);
             Ok(summary)
@@ -520,10 +552,11 @@ fn file_source(
     input: Box<dyn Read + Send>,
     fd: Option<std::os::fd::RawFd>,
     resume: &mut Resume,
-    follow: Option<source::follow::Follow>,
+    reading: Reading,
 ) -> Box<dyn source::Source> {
     let settings = source::file::Settings {
-        follow,
+        follow: reading.follow,
+        expect_head: reading.expect_head,
         // A growing log's last line may still be half-written: a checkpointed run leaves it.
         hold_last_line: resume.committer.is_some(),
         start: resume.start,

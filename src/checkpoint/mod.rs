@@ -798,7 +798,9 @@ pub fn resume_stream(
 
 /// `--from PATH`: plans a run over the set at `set_path` (its files now: `candidates`, oldest
 /// first): squares OUTPUT and the rejects file with the checkpoint at `path`, matches what the
-/// checkpoint read to the files there now (see [`set`]), and saves what it learnt.
+/// checkpoint read to the files there now (see [`set`]), and saves what it learnt; unless a
+/// file could not be looked into ([`set::Plan::unsure`]) and `sure` is false: then nothing is
+/// saved, and the set is to be listed again.
 ///
 /// # Errors
 /// [`Error::Checkpoint`] as for [`resume`], and for a checkpoint made for standard input or
@@ -809,6 +811,7 @@ pub fn plan_set(
     candidates: &mut [impl set::Candidate],
     output: Output<'_>,
     rejects: Option<Target<'_>>,
+    sure: bool,
 ) -> Result<set::Plan, Error> {
     let loaded = State::load(path)?;
     if let Some(state) = &loaded {
@@ -844,7 +847,7 @@ pub fn plan_set(
         None => (Vec::new(), None),
     };
     let (files, plan, current) = set::arrange(&entries, was_current, candidates);
-    if files.is_empty() {
+    if files.is_empty() || (plan.unsure && !sure) {
         return Ok(plan);
     }
     let mut state = loaded.clone().unwrap_or_else(|| State {

@@ -207,6 +207,9 @@ pub struct Plan {
     pub steps: Vec<(usize, Position)>,
     /// Files the checkpoint was reading that are gone before their end was read.
     pub lost: Vec<Lost>,
+    /// A file could not be looked into (rotated while the set was being matched): the set is
+    /// better listed again before the plan is trusted.
+    pub unsure: bool,
 }
 
 /// A file gone before its end was read.
@@ -242,8 +245,10 @@ fn matches(entry: &Entry, candidate: &mut impl Candidate) -> io::Result<bool> {
 
 /// Matches the checkpoint's entries to `candidates` (the set now, oldest first), in order where
 /// the order allows: returns, per candidate, the entry it is.
-fn assign(entries: &[Entry], candidates: &mut [impl Candidate]) -> Vec<Option<usize>> {
+/// Also says whether a file could not be looked into.
+fn assign(entries: &[Entry], candidates: &mut [impl Candidate]) -> (Vec<Option<usize>>, bool) {
     let mut owner = vec![None; candidates.len()];
+    let mut unreadable = false;
     let mut next = 0;
     for (e, entry) in entries.iter().enumerate() {
         // Two files may start alike (a banner): the one after the last file matched comes first.
@@ -259,7 +264,10 @@ fn assign(entries: &[Entry], candidates: &mut [impl Candidate]) -> Vec<Option<us
                     break;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!("cannot read '{}': {e}", candidates[c].path().display()),
+                Err(e) => {
+                    tracing::debug!("cannot read '{}': {e}", candidates[c].path().display());
+                    unreadable = true;
+                }
             }
         }
     }
@@ -281,7 +289,7 @@ fn assign(entries: &[Entry], candidates: &mut [impl Candidate]) -> Vec<Option<us
             }
         }
     }
-    owner
+    (owner, unreadable)
 }
 
 /// Lays the checkpoint's `entries` (the current one at `was_current`) over `candidates`, the
@@ -292,8 +300,11 @@ pub(super) fn arrange(
     was_current: Option<usize>,
     candidates: &mut [impl Candidate],
 ) -> (Vec<Entry>, Plan, Option<usize>) {
-    let owner = assign(entries, candidates);
-    let mut plan = Plan::default();
+    let (owner, unsure) = assign(entries, candidates);
+    let mut plan = Plan {
+        unsure,
+        ..Plan::default()
+    };
     for (e, entry) in entries.iter().enumerate() {
         if owner.contains(&Some(e)) || entry.complete || entry.read.offset == 0 {
             continue;
@@ -503,10 +514,10 @@ mod tests {
         // A read to its end; B is newer and starts with the same banner.
         let entries = [read(&a, a.len(), true)];
         let mut now = [mem("app.log.1", &a, 1), mem("app.log", &b, 2)];
-        assert_eq!(assign(&entries, &mut now), [Some(0), None]);
+        assert_eq!(assign(&entries, &mut now).0, [Some(0), None]);
         // A rotated away for good: B is not taken for it, though longer and alike at first.
         let mut now = [mem("app.log.1", &b, 2), mem("app.log", b"new\n", 3)];
-        assert_eq!(assign(&entries, &mut now), [None, None]);
+        assert_eq!(assign(&entries, &mut now).0, [None, None]);
     }
 
     #[test]
@@ -515,7 +526,7 @@ mod tests {
         let (a, b) = (banner("a\n"), banner("b\n"));
         let entries = [read(&a, 100, true), read(&b, 100, false)];
         let mut now = [mem("app.log.2.gz", &a, 5), mem("app.log.1", &b, 6)];
-        assert_eq!(assign(&entries, &mut now), [Some(0), Some(1)]);
+        assert_eq!(assign(&entries, &mut now).0, [Some(0), Some(1)]);
     }
 
     #[test]
@@ -525,10 +536,10 @@ mod tests {
         let mut grown = short.clone();
         grown.extend_from_slice(&[b'x'; 5000]);
         let mut now = [mem("app.log", &grown, 7)];
-        assert_eq!(assign(&entries, &mut now), [Some(0)]);
+        assert_eq!(assign(&entries, &mut now).0, [Some(0)]);
         // Same inode, other content: a new file.
         let mut now = [mem("app.log", b"2026-12-05T00:00:01Z INFO other\n", 7)];
-        assert_eq!(assign(&entries, &mut now), [None]);
+        assert_eq!(assign(&entries, &mut now).0, [None]);
     }
 
     #[test]
@@ -540,16 +551,16 @@ mod tests {
             ..read(bytes, 0, false)
         };
         let entries = [entry.clone()];
-        assert_eq!(assign(&entries, &mut [mem("app.log", bytes, 5)]), [Some(0)]);
+        assert_eq!(assign(&entries, &mut [mem("app.log", bytes, 5)]).0, [Some(0)]);
         // Another inode, or other first bytes on the same inode: not it.
-        assert_eq!(assign(&entries, &mut [mem("app.log", bytes, 6)]), [None]);
-        assert_eq!(assign(&entries, &mut [mem("app.log", b"other\n", 5)]), [None]);
+        assert_eq!(assign(&entries, &mut [mem("app.log", bytes, 6)]).0, [None]);
+        assert_eq!(assign(&entries, &mut [mem("app.log", b"other\n", 5)]).0, [None]);
         // Nothing to check the inode against: not taken.
         let empty = [Entry {
             head: Fingerprint::of(b""),
             ..entry
         }];
-        assert_eq!(assign(&empty, &mut [mem("app.log", bytes, 5)]), [None]);
+        assert_eq!(assign(&empty, &mut [mem("app.log", bytes, 5)]).0, [None]);
     }
 
     #[test]

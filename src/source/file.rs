@@ -131,6 +131,10 @@ pub struct Settings {
     /// `--follow`: at the end of the input, wait for more instead of ending (until the file is
     /// rotated away or truncated).
     pub follow: Option<Follow>,
+    /// A file of a set read from its start: the first bytes it was recognised by. If the file
+    /// starts otherwise once read (emptied and written anew meanwhile, as `copytruncate` does),
+    /// nothing of it is handed out and `replaced` is set: the set is listed again.
+    pub expect_head: Option<(Bytes, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl Settings {
@@ -292,6 +296,18 @@ impl ReadLoop<'_> {
 
     /// Hands out what the buffer holds, by lines or (`--multiline`) by records.
     fn take(&mut self) -> bool {
+        if let Some((head, replaced)) = &self.limits.expect_head {
+            let have = &self.buffers.current;
+            if have.len() < head.len() {
+                // Not all of it read yet: nothing is handed out before it is checked.
+                return true;
+            }
+            if !have.starts_with(head) {
+                replaced.store(true, Ordering::Relaxed);
+                return false;
+            }
+            self.limits.expect_head = None;
+        }
         if !self.encoding_checked {
             self.encoding_checked = true;
             if self.buffers.current.starts_with(UTF8_BOM) {
@@ -543,6 +559,11 @@ impl ReadLoop<'_> {
 
     /// At end of input: what is left is a last line without `\n`.
     fn finish(&mut self) {
+        if let Some((_, replaced)) = self.limits.expect_head.take() {
+            // Shorter than the first bytes it was recognised by: emptied meanwhile.
+            replaced.store(true, Ordering::Relaxed);
+            return;
+        }
         if self.limits.skip > 0 {
             tracing::warn!(
                 "the input ended {} bytes before the committed point: nothing new",

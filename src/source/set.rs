@@ -52,6 +52,11 @@ impl Member {
         self.format
     }
 
+    /// Its first bytes as looked at when the set was planned, if they were.
+    pub fn listed_head(&self) -> Option<&[u8]> {
+        self.head.as_deref()
+    }
+
     /// Its `stat` when listed.
     pub fn stat(&self) -> Seen {
         self.seen
@@ -149,9 +154,33 @@ impl Candidate for Member {
 
 /// The files of the set at `path`, oldest first (PATH last, when it exists).
 ///
+/// A directory read while logrotate renames files in it may miss a file (renamed to a name
+/// already read past) or show one twice: the set is listed until two listings in a row agree
+/// (name for name, inode for inode), a few times at most.
+///
 /// # Errors
 /// When PATH's directory cannot be read.
 pub fn list(path: &Path) -> io::Result<Vec<Member>> {
+    const TRIES: usize = 20;
+    let same = |a: &[Member], b: &[Member]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(a, b)| a.path == b.path && a.seen.ino == b.seen.ino)
+    };
+    let mut last = list_once(path)?;
+    for _ in 0..TRIES {
+        let now = list_once(path)?;
+        if same(&last, &now) {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+/// One reading of the set's directory.
+fn list_once(path: &Path) -> io::Result<Vec<Member>> {
     let dir = crate::atomic::parent(path);
     let name = path
         .file_name()
