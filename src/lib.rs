@@ -261,19 +261,7 @@ async fn read_set(
             continue;
         }
         unsure = 0;
-        for lost in &plan.lost {
-            metrics::add(&metrics.lost_files, 1);
-            metrics::add(&metrics.rotated_unread_bytes, lost.unread);
-            tracing::error!(
-                "'{}' (as last seen) was gone before its end was read (rotated past logrotate's `rotate N`, or deleted): its lines after line {} are lost{}; run ingest more often than the log rotates, or keep more rotated files",
-                lost.path.display(),
-                lost.lines,
-                match lost.unread {
-                    0 => String::new(),
-                    n => format!(" (at least {n} bytes)"),
-                }
-            );
-        }
+        report_lost(&plan.lost, &metrics);
         use checkpoint::set::Candidate;
         let live = members.iter().position(|m| m.live() && m.format().is_none());
         if config.follow {
@@ -308,84 +296,26 @@ async fn read_set(
                 .pending_files_bytes
                 .store(after, std::sync::atomic::Ordering::Relaxed);
             let member = &members[index];
-            let file = match member.open() {
-                Ok(Some(file)) => file,
-                Ok(None) => {
+            let follow = config.follow && Some(index) == live;
+            match read_member(config, member, index, start, follow, &metrics, &drain).await? {
+                Ended::Read(damaged) => {
+                    if let Some(error) = damaged {
+                        // Its whole lines before the damage are written and committed: the
+                        // rest of the set is read, and the run fails at its end.
+                        tracing::error!("{error}");
+                        damage.get_or_insert(error);
+                    }
+                    if drain.is_cancelled() {
+                        break;
+                    }
+                    checkpoint::read_to_end(checkpoint, index, member.stat(), !member.live())?;
+                }
+                Ended::Stopped => break,
+                Ended::Changed => {
                     list_again = true;
                     break;
                 }
-                Err(source) => {
-                    return Err(Error::Input {
-                        path: member.path().to_owned(),
-                        source,
-                    });
-                }
-            };
-            let follow = match config.follow && Some(index) == live {
-                true => Some(
-                    source::follow::Follow::new(member.path().to_owned(), &file).map_err(|source| {
-                        Error::Input {
-                            path: member.path().to_owned(),
-                            source,
-                        }
-                    })?,
-                ),
-                false => None,
-            };
-            let followed = follow.is_some();
-            tracing::debug!(
-                "reading '{}' from line {}{}",
-                member.path().display(),
-                start.lines + 1,
-                if followed { ", following it" } else { "" }
-            );
-            let name = format!("'{}'", member.path().display());
-            let replaced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let expect_head = match (start.offset, member.format(), member.listed_head()) {
-                (0, None, Some(head)) if !head.is_empty() => {
-                    Some((bytes::Bytes::copy_from_slice(head), replaced.clone()))
-                }
-                _ => None,
-            };
-            let reading = Reading {
-                index: Some(index),
-                follow,
-                expect_head,
-            };
-            match read_input(
-                config,
-                Input::File(file),
-                reading,
-                &name,
-                metrics.clone(),
-                drain.clone(),
-            )
-            .await
-            {
-                Ok(_) => {}
-                Err(error @ Error::Damaged { .. }) => {
-                    // Its whole lines before the damage are written and committed: the rest of
-                    // the set is read, and the run fails at its end.
-                    tracing::error!("{error}");
-                    damage.get_or_insert(error);
-                }
-                Err(error) => return Err(error),
             }
-            if drain.is_cancelled() {
-                break;
-            }
-            if replaced.load(std::sync::atomic::Ordering::Relaxed) {
-                // Emptied and written anew since it was listed (copytruncate): nothing of it was
-                // read; its old bytes are in the copy, which the next listing shows.
-                list_again = true;
-                break;
-            }
-            if followed {
-                // Rotated away or truncated: the set is listed again, its tail read first.
-                list_again = true;
-                break;
-            }
-            checkpoint::read_to_end(checkpoint, index, member.stat(), !member.live())?;
         }
         // Listed again when a file was rotated between the listing and its reading; a few
         // times at most (unless following), so that a log rotated every moment lets a run end.
@@ -394,7 +324,8 @@ async fn read_set(
         }
         tracing::debug!("the set was rotated while being read (listing {listing}): listing it again");
     }
-    if !listed_any {
+    // Followed, a log not there yet is waited for (and a drain then ends the run cleanly).
+    if !listed_any && !config.follow {
         return Err(Error::NoInput {
             path: path.to_owned(),
         });
@@ -403,6 +334,105 @@ async fn read_set(
         return Err(error);
     }
     Ok(metrics.snapshot(started.elapsed()))
+}
+
+/// How reading one file of a set ended.
+enum Ended {
+    /// Read to its end (or to a drain); the damage met, if it is compressed and damaged.
+    Read(Option<Error>),
+    /// Followed until it was rotated away or truncated, or changed before it was read: the set
+    /// is to be listed again.
+    Changed,
+    /// Drained while it was read or followed.
+    Stopped,
+}
+
+/// Reads file `index` of the set (`member`) from `start`, following it when `follow`.
+async fn read_member(
+    config: &Config,
+    member: &source::set::Member,
+    index: usize,
+    start: checkpoint::Position,
+    follow: bool,
+    metrics: &Arc<Metrics>,
+    drain: &CancellationToken,
+) -> Result<Ended, Error> {
+    let failed = |source| Error::Input {
+        path: member.path().to_owned(),
+        source,
+    };
+    let Some(file) = member.open().map_err(failed)? else {
+        // Rotated between the listing and now.
+        return Ok(Ended::Changed);
+    };
+    let follow = match follow {
+        true => Some(source::follow::Follow::new(member.path().to_owned(), &file).map_err(failed)?),
+        false => None,
+    };
+    let followed = follow.is_some();
+    tracing::debug!(
+        "reading '{}' from line {}{}",
+        member.path().display(),
+        start.lines + 1,
+        if followed { ", following it" } else { "" }
+    );
+    // Read from its start: nothing is handed out unless it still starts as it was listed.
+    let replaced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let expect_head = match (start.offset, member.format(), member.listed_head()) {
+        (0, None, Some(head)) if !head.is_empty() => {
+            Some((bytes::Bytes::copy_from_slice(head), replaced.clone()))
+        }
+        _ => None,
+    };
+    let reading = Reading {
+        index: Some(index),
+        follow,
+        expect_head,
+    };
+    let name = format!("'{}'", member.path().display());
+    let damaged = match read_input(
+        config,
+        Input::File(file),
+        reading,
+        &name,
+        metrics.clone(),
+        drain.clone(),
+    )
+    .await
+    {
+        Ok(_) => None,
+        Err(error @ Error::Damaged { .. }) => Some(error),
+        Err(error) => return Err(error),
+    };
+    Ok(if replaced.load(std::sync::atomic::Ordering::Relaxed) {
+        // Emptied and written anew since it was listed (copytruncate): nothing of it was read;
+        // its old bytes are in the copy, which the next listing shows.
+        Ended::Changed
+    } else if drain.is_cancelled() && damaged.is_none() {
+        Ended::Stopped
+    } else if followed {
+        // Rotated away or truncated: the set is listed again, its tail read first.
+        Ended::Changed
+    } else {
+        Ended::Read(damaged)
+    })
+}
+
+/// Says, loudly, which files of the set were gone before their end was read, and counts them.
+fn report_lost(lost: &[checkpoint::set::Lost], metrics: &Metrics) {
+    for lost in lost {
+        metrics::add(&metrics.lost_files, 1);
+        metrics::add(&metrics.rotated_unread_bytes, lost.unread);
+        tracing::error!(
+            "'{}' (as last seen) was gone before its end was read (rotated past logrotate's `rotate N`, or deleted): its lines after line {} are lost{}; run ingest more often than the log rotates, or keep more rotated files",
+            lost.path.display(),
+            lost.lines,
+            match lost.unread {
+                0 => String::new(),
+                n => format!(" (at least {n} bytes)"),
+            }
+        );
+    }
 }
 
 /// Squares OUTPUT and the rejects file with the checkpoint and plans the run over the set.

@@ -793,3 +793,33 @@ fn a_follower_publishing_to_jetstream_sends_each_line_once_across_a_rotation_and
     assert_eq!(code, Some(143), "{stderr}");
     assert_eq!(stored(), (0..160).collect::<Vec<u64>>());
 }
+
+#[test]
+fn a_follower_started_before_the_log_exists_waits_for_it_and_drains_on_sigterm() {
+    let dir = Scratch::new();
+    // Not there yet: the follower waits instead of failing, and a SIGTERM then ends it cleanly.
+    let mut run = start_follow(&dir);
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the follower ended though it was to wait for the log"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    // Started again, it reads the log once it is there.
+    let run = start_follow(&dir);
+    write(&dir, "app.log", lines(0..10));
+    wait_for_records(&dir, 10);
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_each_line_once(&dir.read("out.log"), 10, "created after the start");
+}
