@@ -129,6 +129,10 @@ async fn read_file(
 ) -> Result<Summary, Error> {
     let started = std::time::Instant::now();
     let name = format!("'{}'", path.display());
+    let failed = |source| Error::Input {
+        path: path.to_owned(),
+        source,
+    };
     loop {
         let file = match File::open(path) {
             Ok(file) => file,
@@ -143,25 +147,16 @@ async fn read_file(
                     path: path.to_owned(),
                 });
             }
-            Err(source) => {
-                return Err(Error::Input {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
+            Err(source) => return Err(failed(source)),
         };
         let follow = config
             .follow
             .then(|| source::follow::Follow::new(path.to_owned(), &file))
             .transpose()
-            .map_err(|source| Error::Input {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(failed)?;
         let reading = Reading {
-            index: None,
             follow,
-            expect_head: None,
+            ..Reading::default()
         };
         read_input(
             config,
@@ -286,8 +281,8 @@ async fn read_set(
             .steps
             .iter()
             .map(|&(i, start)| match members[i].format() {
-                None => members[i].stat().size.saturating_sub(start.offset),
-                Some(_) => members[i].stat().size,
+                None => members[i].seen().size.saturating_sub(start.offset),
+                Some(_) => members[i].seen().size,
             })
             .collect();
         for (step, (index, start)) in plan.steps.into_iter().enumerate() {
@@ -308,7 +303,7 @@ async fn read_set(
                     if drain.is_cancelled() {
                         break;
                     }
-                    checkpoint::read_to_end(checkpoint, index, member.stat(), !member.live())?;
+                    checkpoint::read_to_end(checkpoint, index, member.seen(), !member.live())?;
                 }
                 Ended::Stopped => break,
                 Ended::Changed => {

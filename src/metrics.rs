@@ -137,6 +137,19 @@ pub fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl Metrics {
+    /// How far behind the run is in input: bytes not read yet, of the file being read and of
+    /// the set's files after it.
+    pub fn lag_bytes(&self) -> u64 {
+        self.unread_bytes.load(Ordering::Relaxed) + self.pending_files_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Milliseconds from the last written record's timestamp to now; `None` before the first.
+    pub fn lag_ms(&self) -> Option<i64> {
+        let last = self.last_record_ns.load(Ordering::Relaxed);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        (last != 0).then(|| i64::try_from((now - i128::from(last)) / 1_000_000).unwrap_or(i64::MAX))
+    }
+
     /// The counters now, as plain numbers.
     pub fn snapshot(&self, elapsed: Duration) -> Summary {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -158,12 +171,8 @@ impl Metrics {
             rotated_unread_bytes: get(&self.rotated_unread_bytes),
             damaged_inputs: get(&self.damaged_inputs),
             lost_files: get(&self.lost_files),
-            lag_bytes: get(&self.unread_bytes) + get(&self.pending_files_bytes),
-            lag_ms: {
-                let last = self.last_record_ns.load(Ordering::Relaxed);
-                let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-                (last != 0).then(|| i64::try_from((now - i128::from(last)) / 1_000_000).unwrap_or(i64::MAX))
-            },
+            lag_bytes: self.lag_bytes(),
+            lag_ms: self.lag_ms(),
             elapsed,
             reader: self.reader.snapshot(),
             parser: self.parser.snapshot(),

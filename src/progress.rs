@@ -81,16 +81,12 @@ fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
         human(lines as f64 / secs),
         bytes as f64 / 1e6 / secs
     );
-    let lag =
-        metrics.unread_bytes.load(Ordering::Relaxed) + metrics.pending_files_bytes.load(Ordering::Relaxed);
+    let lag = metrics.lag_bytes();
     if lag > 0 {
         text.push_str(&format!("; {:.1} MB behind", lag as f64 / 1e6));
     }
-    let last = metrics.last_record_ns.load(Ordering::Relaxed);
-    if last != 0 {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let secs = (now - i128::from(last)) as f64 / 1e9;
-        text.push_str(&format!("; last record {} old", age(secs)));
+    if let Some(ms) = metrics.lag_ms() {
+        text.push_str(&format!("; last record {} old", age(ms as f64 / 1e3)));
     }
     if let Some(down) = unavailable_for(&metrics.sink_open_since) {
         text.push_str(&format!("; sink unavailable for {} s", down.as_secs()));

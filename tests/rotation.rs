@@ -170,6 +170,11 @@ impl Rotation {
 
 /// `ingest --from app.log --checkpoint cp out.log` in `dir`, started.
 fn start_run(dir: &Scratch, extra: &[&str]) -> Child {
+    start_run_to(dir, extra, "out.log")
+}
+
+/// `ingest --from app.log --checkpoint cp OUTPUT` in `dir`, started.
+fn start_run_to(dir: &Scratch, extra: &[&str], output: &str) -> Child {
     Command::new(BIN)
         .env_clear()
         .current_dir(dir.path(""))
@@ -183,7 +188,7 @@ fn start_run(dir: &Scratch, extra: &[&str]) -> Child {
             "rejects.tsv",
         ])
         .args(extra)
-        .arg("out.log")
+        .arg(output)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -736,24 +741,7 @@ fn a_follower_publishing_to_jetstream_sends_each_line_once_across_a_rotation_and
     common::nats::create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
     let dir = Scratch::new();
     let target = format!("{}/logs.app", server.url());
-    let follow = |dir: &Scratch| {
-        Command::new(BIN)
-            .env_clear()
-            .current_dir(dir.path(""))
-            .args([
-                "-q",
-                "--from",
-                "app.log",
-                "--follow",
-                "--checkpoint",
-                "cp",
-                &target,
-            ])
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let follow = |dir: &Scratch| start_run_to(dir, &["--follow"], &target);
     let stored = || -> Vec<u64> {
         common::nats::read_stream(&server.url(), "LOGS")
             .iter()

@@ -937,13 +937,11 @@ pub fn read_to_end(path: &Path, index: usize, seen: set::Seen, complete: bool) -
     let Some(mut state) = State::load(path)? else {
         return Ok(());
     };
-    let input = state.input;
     if state
         .set
         .as_mut()
         .is_some_and(|set| set.read_to_end(index, seen, complete))
     {
-        state.input = input;
         state.save(path)?;
     }
     Ok(())

@@ -404,23 +404,9 @@ impl Set {
     ) -> Option<(Current, bool)> {
         (index < self.files.len()).then_some(())?;
         let other = self.current != index;
-        if other {
-            self.files[self.current].keep(current);
-            self.current = index;
-        }
-        let entry = &mut self.files[index];
-        let source = match (other, entry.source) {
-            (false, _) => current.source,
-            (true, 0) => new_source(),
-            (true, source) => source,
-        };
-        entry.source = source;
-        let now = Current {
-            input: entry.read,
-            head: entry.head,
-            source,
-        };
-        Some((now, other))
+        self.files[self.current].keep(current);
+        self.current = index;
+        Some((self.current(new_source), other))
     }
 
     /// Records that file `index` was read to its end as it was when `seen`; `complete` when

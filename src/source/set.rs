@@ -24,7 +24,6 @@ use crate::checkpoint::set::{Candidate, Seen};
 pub struct Member {
     path: PathBuf,
     format: Option<Format>,
-    live: bool,
     seen: Seen,
     order: Order,
     head: Option<Vec<u8>>,
@@ -57,11 +56,6 @@ impl Member {
         self.head.as_deref()
     }
 
-    /// Its `stat` when listed.
-    pub fn stat(&self) -> Seen {
-        self.seen
-    }
-
     /// Opens it for reading from its start; `None` when it is gone or no longer the file listed
     /// (rotated meanwhile: the set is listed again). The same inode is not enough:
     /// `copytruncate` empties the file in place and the program writes it anew, so its first
@@ -88,10 +82,14 @@ impl Member {
         Ok(Some(file))
     }
 
+    /// [`Member::open`], a file rotated meanwhile an error (of looking into it).
+    fn opened(&self) -> io::Result<File> {
+        self.open()?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "rotated meanwhile"))
+    }
+
     fn content(&self) -> io::Result<Box<dyn Read + Send>> {
-        let file = self
-            .open()?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "rotated meanwhile"))?;
+        let file = self.opened()?;
         match self.format {
             Some(format) => decompress::reader(file, format),
             None => Ok(Box::new(file)),
@@ -109,7 +107,7 @@ impl Candidate for Member {
     }
 
     fn live(&self) -> bool {
-        self.live
+        self.order == Order::Live
     }
 
     fn head(&mut self) -> io::Result<&[u8]> {
@@ -127,9 +125,7 @@ impl Candidate for Member {
         let len = len.min(offset as usize);
         let mut bytes = vec![0; len];
         if self.format.is_none() {
-            let file = self
-                .open()?
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "rotated meanwhile"))?;
+            let file = self.opened()?;
             if file.metadata()?.len() < offset {
                 return Ok(None);
             }
@@ -210,7 +206,6 @@ fn list_once(path: &Path) -> io::Result<Vec<Member>> {
         members.push(Member {
             path: entry.path(),
             format,
-            live: order == Order::Live,
             seen,
             order,
             head: None,
