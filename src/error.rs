@@ -263,6 +263,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message with its chain of causes joined by `: `, and a hint on a line of its own.
+    pub fn describe(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        if let Some(hint) = self.hint() {
+            message.push_str("\nhint: ");
+            message.push_str(hint);
+        }
+        message
+    }
+
     /// The exit code this error ends the process with.
     pub fn exit(&self) -> Exit {
         match self {

@@ -167,11 +167,16 @@ async fn read_file(
             drain.clone(),
         )
         .await?;
-        if !config.follow || drain.is_cancelled() {
+        if !config.follow || drain.is_cancelled() || output_closed(&metrics) {
             break;
         }
     }
     Ok(metrics.snapshot(started.elapsed()))
+}
+
+/// The reader of `-` went away: the run ends, quietly, whatever is left to read or follow.
+fn output_closed(metrics: &Metrics) -> bool {
+    metrics.output_closed.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `--follow`: waits until `path` is there; false when drained first.
@@ -235,7 +240,6 @@ async fn read_set(
         path: path.to_owned(),
         source,
     })?;
-    let mut damage = None;
     let mut listed_any = false;
     let mut listing = 0;
     let mut unsure = 0;
@@ -296,9 +300,9 @@ async fn read_set(
                 Ended::Read(damaged) => {
                     if let Some(error) = damaged {
                         // Its whole lines before the damage are written and committed: the
-                        // rest of the set is read, and the run fails at its end.
-                        tracing::error!("{error}");
-                        damage.get_or_insert(error);
+                        // rest of the set is read, and the run ends with 74 (the summary's
+                        // count of damaged inputs says so); each damage said once, here.
+                        tracing::error!("{}", error.describe());
                     }
                     if drain.is_cancelled() {
                         break;
@@ -324,9 +328,6 @@ async fn read_set(
         return Err(Error::NoInput {
             path: path.to_owned(),
         });
-    }
-    if let Some(error) = damage {
-        return Err(error);
     }
     Ok(metrics.snapshot(started.elapsed()))
 }
@@ -403,7 +404,7 @@ async fn read_member(
         // Emptied and written anew since it was listed (copytruncate): nothing of it was read;
         // its old bytes are in the copy, which the next listing shows.
         Ended::Changed
-    } else if drain.is_cancelled() && damaged.is_none() {
+    } else if output_closed(metrics) || (drain.is_cancelled() && damaged.is_none()) {
         Ended::Stopped
     } else if followed {
         // Rotated away or truncated: the set is listed again, its tail read first.

@@ -1,7 +1,6 @@
 //! The `ingest` binary: parse the command line, build the runtime, run, map the outcome to an
 //! exit code. Everything else lives in the library.
 
-use std::error::Error as _;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
@@ -118,18 +117,7 @@ fn main() -> ExitCode {
 
 /// Prints the error with its chain of causes, and a hint; returns its exit code.
 fn report(error: &Error) -> ExitCode {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if let Some(hint) = error.hint() {
-        message.push_str("\nhint: ");
-        message.push_str(hint);
-    }
-    fail(&message, error.exit())
+    fail(&error.describe(), error.exit())
 }
 
 fn fail(message: &str, exit: Exit) -> ExitCode {

@@ -91,6 +91,9 @@ pub struct Metrics {
     pub last_record_ns: std::sync::atomic::AtomicI64,
     /// Compressed inputs found damaged or cut short (their whole lines before it were read).
     pub damaged_inputs: AtomicU64,
+    /// The reader of `-` went away (`ingest - | head`): nothing more is read, not even the next
+    /// file of a set or what a follower waits for.
+    pub output_closed: AtomicBool,
     /// The output is a NATS sink (the `sink` counters below mean something).
     pub sink_active: AtomicBool,
     /// Messages published to NATS (re-sends included).

@@ -128,6 +128,8 @@ impl Summary {
     /// 65 past `max_rejects`, else 0.
     pub fn exit(&self, max_rejects: Option<u64>, signal: Option<Signal>) -> Exit {
         match signal {
+            // A file of a set found damaged (said when met): the rest was read, then this.
+            _ if self.damaged_inputs > 0 => Exit::Io,
             Some(signal) => signal.exit(),
             None if self.lost_files > 0 || self.rotated_unread_bytes > 0 => Exit::InputLost,
             None if max_rejects.is_some_and(|max| self.rejected() > max) => Exit::TooManyRejects,

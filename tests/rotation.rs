@@ -508,6 +508,11 @@ fn a_cut_short_rotated_gz_gives_its_good_lines_then_an_error_naming_it_and_the_r
     );
     let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
     assert_eq!(stats["damaged_inputs"], 1);
+    assert_eq!(
+        stderr.matches("is damaged").count(),
+        1,
+        "said more than once:\n{stderr}"
+    );
     // Said once: the next run does not read the damaged file again.
     run_ok(&dir);
     assert_eq!(numbers(&dir.read("out.log")).len() as u64, good + 20);
@@ -526,6 +531,51 @@ fn a_checkpoint_of_standard_input_or_of_another_set_is_refused() {
     let (code, stderr) = common::run_in(&dir, &["--from", "missing.log", "out2.log"], "", &[]);
     assert_eq!(code, Some(66), "{stderr}");
     assert!(stderr.contains("no file"), "{stderr}");
+}
+
+#[test]
+fn a_log_in_a_directory_that_is_not_there_is_no_input_with_or_without_a_checkpoint() {
+    let dir = Scratch::new();
+    for extra in [&["--checkpoint", "cp"][..], &[]] {
+        let mut args = vec!["--from", "missing_dir/app.log"];
+        args.extend_from_slice(extra);
+        args.push("out.log");
+        let (code, stderr) = common::run_in(&dir, &args, "", &[]);
+        assert_eq!(code, Some(66), "{args:?}: {stderr}");
+        assert!(stderr.contains("no file 'missing_dir/app.log'"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_follower_writing_to_a_closed_pipe_ends_quietly_with_exit_0() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..300));
+    let mut run = Command::new(BIN)
+        .env_clear()
+        .current_dir(dir.path(""))
+        .args(["-q", "--from", "app.log", "--follow", "--checkpoint", "cp", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -3`: three lines read, then the pipe closed.
+    let mut stdout = std::io::BufReader::new(run.stdout.take().unwrap());
+    for _ in 0..3 {
+        std::io::BufRead::read_line(&mut stdout, &mut String::new()).unwrap();
+    }
+    drop(stdout);
+    append(&dir, "app.log", &lines(300..310));
+    // Bounded: a follower that goes on (it restarted the pipeline on every EPIPE) fails here.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("still running 20 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 /// `ingest --from app.log --follow --checkpoint cp out.log` in `dir`, started.

@@ -223,6 +223,9 @@ pub async fn run<S: Sink, R: Writable>(
     match result {
         Ok(()) => Ok(()),
         Err(Stop::Write(Failure { quiet: true, .. })) => {
+            metrics
+                .output_closed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             cancel.cancel();
             Ok(())
         }

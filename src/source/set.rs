@@ -175,14 +175,35 @@ pub fn list(path: &Path) -> io::Result<Vec<Member>> {
     Ok(last)
 }
 
-/// One reading of the set's directory.
+/// Where the log at `path` really is: a symbolic link (`/var/log/containers/*.log`, a log
+/// linked into place) followed, so that its rotated files are looked for beside its target.
+fn resolve(path: &Path) -> PathBuf {
+    let mut path = path.to_owned();
+    // A few links deep at most: a loop of links is no log.
+    for _ in 0..8 {
+        match fs::read_link(&path) {
+            // A relative target is relative to the link's directory (an absolute one replaces it).
+            Ok(target) => path = crate::atomic::parent(&path).join(target),
+            Err(_) => break,
+        }
+    }
+    path
+}
+
+/// One reading of the set's directory; none when the directory is not there (yet).
 fn list_once(path: &Path) -> io::Result<Vec<Member>> {
+    let path = &resolve(path);
     let dir = crate::atomic::parent(path);
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
     let mut members = Vec::new();
-    for entry in fs::read_dir(dir)? {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(members),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
         let entry = entry?;
         let file_name = entry.file_name();
         let Some((order, _)) = rotation(name, &file_name) else {
