@@ -88,6 +88,8 @@ struct Reading {
     /// Read from its start: the first bytes it must start with (see
     /// [`source::file::Settings::expect_head`]).
     expect_head: Option<(bytes::Bytes, Arc<std::sync::atomic::AtomicBool>)>,
+    /// A rotated file the program writes to no more: its last line is final without newline.
+    last_line_final: bool,
 }
 
 /// Opens the output (and rejects file), resumes from the checkpoint if there is one, then runs
@@ -263,13 +265,28 @@ async fn read_set(
         report_lost(&plan.lost, &metrics);
         use checkpoint::set::Candidate;
         let live = members.iter().position(|m| m.live() && m.format().is_none());
+        // The file followed: the live log; while it is still empty after a rotation, the
+        // newest rotated file if it has bytes (the program writes on to it until it reopens
+        // PATH), until PATH has bytes and that file was quiet a while (see source::follow).
+        let followed = live.map(|live| match live.checked_sub(1) {
+            Some(last)
+                if members[live].seen().size == 0
+                    && members[last].format().is_none()
+                    && members[last].seen().size > 0 =>
+            {
+                last
+            }
+            _ => live,
+        });
         if config.follow {
-            // The live log is followed even when nothing new is in it yet.
-            match live {
-                Some(live) if !plan.steps.iter().any(|&(i, _)| i == live) => {
-                    plan.steps.push((live, checkpoint::Position::default()));
+            // The followed file is read even when nothing new is in it yet; nothing after it.
+            match followed {
+                Some(followed) => {
+                    if !plan.steps.iter().any(|&(i, _)| i == followed) {
+                        plan.steps.push((followed, checkpoint::Position::default()));
+                    }
+                    plan.steps.retain(|&(i, _)| i <= followed);
                 }
-                Some(_) => {}
                 None => {
                     if wait_for(path, &drain).await {
                         continue;
@@ -295,8 +312,18 @@ async fn read_set(
                 .pending_files_bytes
                 .store(after, std::sync::atomic::Ordering::Relaxed);
             let member = &members[index];
-            let follow = config.follow && Some(index) == live;
-            match read_member(config, member, index, start, follow, &metrics, &drain).await? {
+            let reading = MemberReading {
+                index,
+                start,
+                // Followed: watched through PATH, where the program writes.
+                follow: live
+                    .filter(|_| config.follow && Some(index) == followed)
+                    .map(|live| members[live].path()),
+                // A rotated file's last line without newline is final once a newer file has
+                // bytes: the program writes there now.
+                last_line_final: !member.live() && members[index + 1..].iter().any(|m| m.seen().size > 0),
+            };
+            match read_member(config, checkpoint, member, reading, &metrics, &drain).await? {
                 Ended::Read(damaged) => {
                     if let Some(error) = damaged {
                         // Its whole lines before the damage are written and committed: the
@@ -307,7 +334,8 @@ async fn read_set(
                     if drain.is_cancelled() {
                         break;
                     }
-                    checkpoint::read_to_end(checkpoint, index, member.seen(), !member.live())?;
+                    let compressed = member.format().is_some();
+                    checkpoint::read_to_end(checkpoint, index, member.seen(), !member.live(), compressed)?;
                 }
                 Ended::Stopped => break,
                 Ended::Changed => {
@@ -343,13 +371,24 @@ enum Ended {
     Stopped,
 }
 
-/// Reads file `index` of the set (`member`) from `start`, following it when `follow`.
+/// How one file of a set is read.
+struct MemberReading<'a> {
+    /// Its place in the set (and the checkpoint's).
+    index: usize,
+    /// Where reading starts, as planned.
+    start: checkpoint::Position,
+    /// Followed at its end: PATH, watched for the program writing elsewhere.
+    follow: Option<&'a std::path::Path>,
+    /// Its last line is final even without a newline.
+    last_line_final: bool,
+}
+
+/// Reads one file of the set (`member`), as `how` says.
 async fn read_member(
     config: &Config,
+    checkpoint: &std::path::Path,
     member: &source::set::Member,
-    index: usize,
-    start: checkpoint::Position,
-    follow: bool,
+    how: MemberReading<'_>,
     metrics: &Arc<Metrics>,
     drain: &CancellationToken,
 ) -> Result<Ended, Error> {
@@ -361,29 +400,35 @@ async fn read_member(
         // Rotated between the listing and now.
         return Ok(Ended::Changed);
     };
-    let follow = match follow {
-        true => Some(source::follow::Follow::new(member.path().to_owned(), &file).map_err(failed)?),
-        false => None,
+    let follow = match how.follow {
+        Some(path) => Some(source::follow::Follow::new(path.to_owned(), &file).map_err(failed)?),
+        None => None,
     };
-    let followed = follow.is_some();
+    // Kept to tell, once it ends, whether a followed file was deleted.
+    let kept = follow
+        .as_ref()
+        .map(|_| file.try_clone())
+        .transpose()
+        .map_err(failed)?;
     tracing::debug!(
         "reading '{}' from line {}{}",
         member.path().display(),
-        start.lines + 1,
-        if followed { ", following it" } else { "" }
+        how.start.lines + 1,
+        if kept.is_some() { ", following it" } else { "" }
     );
     // Read from its start: nothing is handed out unless it still starts as it was listed.
     let replaced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let expect_head = match (start.offset, member.format(), member.listed_head()) {
+    let expect_head = match (how.start.offset, member.format(), member.listed_head()) {
         (0, None, Some(head)) if !head.is_empty() => {
             Some((bytes::Bytes::copy_from_slice(head), replaced.clone()))
         }
         _ => None,
     };
     let reading = Reading {
-        index: Some(index),
+        index: Some(how.index),
         follow,
         expect_head,
+        last_line_final: how.last_line_final,
     };
     let name = format!("'{}'", member.path().display());
     let damaged = match read_input(
@@ -406,8 +451,15 @@ async fn read_member(
         Ended::Changed
     } else if output_closed(metrics) || (drain.is_cancelled() && damaged.is_none()) {
         Ended::Stopped
-    } else if followed {
-        // Rotated away or truncated: the set is listed again, its tail read first.
+    } else if let Some(kept) = kept {
+        // Rotated away or truncated: the set is listed again, its tail read first. A file
+        // deleted meanwhile is in no listing: read to its end, it is marked so here.
+        if let Ok(meta) = kept.metadata()
+            && std::os::unix::fs::MetadataExt::nlink(&meta) == 0
+        {
+            let seen = checkpoint::set::Seen::of(&meta);
+            checkpoint::read_to_end(checkpoint, how.index, seen, true, false)?;
+        }
         Ended::Changed
     } else {
         Ended::Read(damaged)
@@ -584,7 +636,7 @@ fn file_source(
         follow: reading.follow,
         expect_head: reading.expect_head,
         // A growing log's last line may still be half-written: a checkpointed run leaves it.
-        hold_last_line: resume.committer.is_some(),
+        hold_last_line: resume.committer.is_some() && !reading.last_line_final,
         start: resume.start,
         skip: resume.skip,
         preread: std::mem::take(&mut resume.preread),

@@ -861,3 +861,121 @@ fn a_follower_started_before_the_log_exists_waits_for_it_and_drains_on_sigterm()
     assert_eq!(code, Some(143), "{stderr}");
     assert_each_line_once(&dir.read("out.log"), 10, "created after the start");
 }
+
+#[test]
+fn a_rotated_files_last_line_without_newline_is_written_once_a_newer_file_has_lines() {
+    let dir = Scratch::new();
+    let mut unfinished = lines(0..100);
+    unfinished.pop();
+    write(&dir, "app.log", &unfinished);
+    run_ok(&dir);
+    assert_each_line_once(&dir.read("out.log"), 99, "the last line left for later");
+    // Rotated (logrotate's `create`), and the program writes to the new file: line 99 is final.
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    write(&dir, "app.log", lines(100..200));
+    run_ok(&dir);
+    assert_each_line_once(&dir.read("out.log"), 200, "after the rotation");
+    run_ok(&dir);
+    assert_each_line_once(&dir.read("out.log"), 200, "a rerun");
+
+    // Followed: the same, once the program writes to the new file.
+    let dir = Scratch::new();
+    write(&dir, "app.log", &unfinished);
+    let run = start_follow(&dir);
+    wait_for_records(&dir, 99);
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    write(&dir, "app.log", lines(100..200));
+    wait_for_records(&dir, 200);
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_each_line_once(&dir.read("out.log"), 200, "followed");
+}
+
+#[test]
+fn a_follower_reads_what_the_program_writes_to_the_renamed_log_before_the_new_files_lines() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..100));
+    // The program's descriptor: it writes there until it is told to reopen PATH.
+    let mut program = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path("app.log"))
+        .unwrap();
+    let run = start_follow(&dir);
+    wait_for_records(&dir, 100);
+    // logrotate's `create`: renamed, a new empty file.
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    write(&dir, "app.log", "");
+    // The program's own pace, not a synchronisation: its `postrotate` signal comes a moment
+    // later, and it writes on to the old file meanwhile (any moment must give the same output).
+    std::thread::sleep(Duration::from_millis(500));
+    program.write_all(lines(100..200).as_bytes()).unwrap();
+    wait_for_records(&dir, 200);
+    // Reopened: the new file's lines come after the old file's.
+    let mut program = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path("app.log"))
+        .unwrap();
+    program.write_all(lines(200..300).as_bytes()).unwrap();
+    wait_for_records(&dir, 300);
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_each_line_once(&dir.read("out.log"), 300, "late writes to the renamed log");
+}
+
+/// Follows `app.log` in `dir` (200 lines), has `rotate` append 10 lines and rotate it once they
+/// are out, and expects 220 lines in all and no loss said: nothing was unread.
+fn follow_and_expect_no_loss(dir: &Scratch, what: &str, rotate: impl FnOnce()) {
+    let run = start_run_to(dir, &["--follow", "--stats-json", "stats.json"], "out.log");
+    wait_for_records(dir, 200);
+    rotate();
+    wait_for_records(dir, 220);
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{what}: {stderr}");
+    assert!(
+        !stderr.contains("lost"),
+        "{what}: a loss said where there is none:\n{stderr}"
+    );
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["lost_files"], 0, "{what}: {stats}");
+    assert_each_line_once(&dir.read("out.log"), 220, what);
+}
+
+#[test]
+fn a_followed_log_deleted_or_rotated_beside_its_links_target_after_it_was_read_is_not_lost() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..200));
+    follow_and_expect_no_loss(&dir, "deleted, then written anew", || {
+        append(&dir, "app.log", &lines(200..210));
+        wait_for_records(&dir, 210);
+        std::fs::remove_file(dir.path("app.log")).unwrap();
+        write(&dir, "app.log", lines(210..220));
+    });
+
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..200));
+    follow_and_expect_no_loss(&dir, "appended, deleted and written anew at once", || {
+        append(&dir, "app.log", &lines(200..210));
+        std::fs::remove_file(dir.path("app.log")).unwrap();
+        write(&dir, "app.log", lines(210..220));
+    });
+
+    // A link to the log, as /var/log/containers/ has: rotated beside its target.
+    let dir = Scratch::new();
+    std::fs::create_dir(dir.path("real")).unwrap();
+    write(&dir, "real/app.log", lines(0..200));
+    std::os::unix::fs::symlink("real/app.log", dir.path("app.log")).unwrap();
+    follow_and_expect_no_loss(&dir, "a link's target rotated", || {
+        append(&dir, "real/app.log", &lines(200..210));
+        std::fs::rename(dir.path("real/app.log"), dir.path("real/app.log.1")).unwrap();
+        write(&dir, "real/app.log", lines(210..220));
+    });
+}

@@ -929,19 +929,34 @@ pub fn resume_in_set(
 }
 
 /// `--from PATH`: records that file `index` of the set was read to its end as it was when
-/// `seen`; `complete` when it was a rotated file (nothing more can come to it unseen).
+/// `seen`; `complete` when it was a rotated file (nothing more can come to it unseen). Not when
+/// a plain file's last line, without newline, was left unread (`compressed`: its size says
+/// nothing of that): it is read again once that line is final.
 ///
 /// # Errors
 /// [`Error::Checkpoint`] when the checkpoint cannot be read or written.
-pub fn read_to_end(path: &Path, index: usize, seen: set::Seen, complete: bool) -> Result<(), Error> {
+pub fn read_to_end(
+    path: &Path,
+    index: usize,
+    seen: set::Seen,
+    complete: bool,
+    compressed: bool,
+) -> Result<(), Error> {
     let Some(mut state) = State::load(path)? else {
         return Ok(());
     };
-    if state
-        .set
-        .as_mut()
-        .is_some_and(|set| set.read_to_end(index, seen, complete))
+    let current = state.current();
+    let Some(set) = state.set.as_mut() else {
+        return Ok(());
+    };
+    if !compressed
+        && set
+            .read_of(index, current)
+            .is_none_or(|read| read.offset < seen.size)
     {
+        return Ok(());
+    }
+    if set.read_to_end(index, seen, complete) {
         state.save(path)?;
     }
     Ok(())

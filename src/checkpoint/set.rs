@@ -70,6 +70,16 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// The file as `meta` (its `stat`) says.
+    pub fn of(meta: &std::fs::Metadata) -> Seen {
+        use std::os::unix::fs::MetadataExt;
+        Seen {
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        }
+    }
+
     fn render(&self) -> String {
         format!("{}:{}:{}", self.ino, self.size, self.mtime_ns)
     }
@@ -407,6 +417,17 @@ impl Set {
         self.files[self.current].keep(current);
         self.current = index;
         Some((self.current(new_source), other))
+    }
+
+    /// How far file `index` is read, the current one as `current` says; `None` when there is no
+    /// such file.
+    pub(super) fn read_of(&self, index: usize, current: Current) -> Option<Position> {
+        let entry = self.files.get(index)?;
+        Some(if index == self.current {
+            current.input
+        } else {
+            entry.read
+        })
     }
 
     /// Records that file `index` was read to its end as it was when `seen`; `complete` when

@@ -94,7 +94,8 @@ struct ReadLoop<'a> {
     /// The input's first bytes were looked at: a UTF-8 byte order mark, or an encoding ingest
     /// does not read.
     encoding_checked: bool,
-    /// `--follow`: the file was seen rotated away; it is read to its end once more, then ends.
+    /// `--follow`: the file was found done with (rotated away, see [`Woke::Rotated`]); it is
+    /// read to its end once more, then ends.
     rotated: bool,
 }
 
@@ -277,7 +278,12 @@ impl ReadLoop<'_> {
             let woke = follow.wait(deadline, || cancel.is_cancelled() || lock(progress).stop);
             self.metrics.reader.idle(waiting.elapsed());
             match woke {
-                Woke::More => return Followed::Read,
+                Woke::More => {
+                    // Rotated away but still written to: the next time it is done with, it is
+                    // read once more first.
+                    self.rotated = false;
+                    return Followed::Read;
+                }
                 Woke::Quiet => {
                     if !self.hand_out_held(Piece::Lines) {
                         return Followed::Stop;
@@ -288,7 +294,12 @@ impl ReadLoop<'_> {
                     self.rotated = true;
                     return Followed::Read;
                 }
-                Woke::Rotated | Woke::Truncated => return Followed::End,
+                Woke::Rotated => {
+                    // The program writes elsewhere: a last line without newline is final.
+                    self.limits.hold_last_line = false;
+                    return Followed::End;
+                }
+                Woke::Truncated => return Followed::End,
                 Woke::Stopped => return Followed::Stop,
             }
         }

@@ -1,7 +1,8 @@
 //! `--follow`: what the reader does at the end of the live log instead of ending: waits for
 //! more (woken by inotify on the log's directory, or every [`POLL`] without it), and ends the
-//! file's run once it was rotated away (renamed, deleted, replaced) or truncated
-//! (`copytruncate`), so that the set is listed again and the old file's tail read first.
+//! file's run once it was truncated (`copytruncate`), or rotated away (renamed, deleted,
+//! replaced) and done with: the program writes to the new file and this one was quiet for
+//! [`ROTATE_WAIT`]. Then the set is listed again and the old file's tail read first.
 
 use std::fs::File;
 use std::io::Seek;
@@ -17,6 +18,12 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// the log: an idle follower wakes once a second (a drain is seen within it).
 const WATCHED: Duration = Duration::from_secs(1);
 
+/// How long a log rotated away must stay quiet, once the program writes to the new file (or
+/// the old one is deleted), before it is done with. A program writes on to the file it has
+/// open until it reopens PATH (logrotate's `postrotate` signal, a thread still holding the old
+/// descriptor); those lines come out before the new file's. Fluent Bit's `Rotate_Wait`.
+pub const ROTATE_WAIT: Duration = Duration::from_secs(2);
+
 /// A live log being followed.
 #[derive(Debug)]
 pub struct Follow {
@@ -27,6 +34,9 @@ pub struct Follow {
     ino: u64,
     /// Watches PATH's directory: appends, renames, creations; `None`: polling.
     watch: Option<inotify::Inotify>,
+    /// When the file last had more to read (or following began): a file rotated away is done
+    /// with once it has been quiet for [`ROTATE_WAIT`].
+    grew: Instant,
 }
 
 /// What a wait at the end of the file came to.
@@ -34,7 +44,8 @@ pub struct Follow {
 pub enum Woke {
     /// The file has more bytes to read.
     More,
-    /// PATH is another file now (or none): the one read was rotated away.
+    /// PATH is another file now (or none), the program writes elsewhere (the new file has
+    /// bytes, or this one is deleted), and this one was quiet for [`ROTATE_WAIT`]: done with.
     Rotated,
     /// The file is shorter than what was read: truncated (`copytruncate`).
     Truncated,
@@ -78,7 +89,27 @@ impl Follow {
             file,
             ino,
             watch,
+            grew: Instant::now(),
         })
+    }
+
+    /// True when the file was rotated away and is done with (see [`Woke::Rotated`]); else, how
+    /// long it may still have to stay quiet (`None`: as long as the program writes nowhere else).
+    fn done(&self, now: Instant) -> Result<(), Option<Duration>> {
+        let elsewhere = match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.ino() == self.ino => return Err(None),
+            Ok(meta) => meta.len() > 0,
+            Err(_) => false,
+        };
+        // A deleted file can be reopened by no one: only a descriptor still open writes to it.
+        let deleted = self.file.metadata().is_ok_and(|m| m.nlink() == 0);
+        if !elsewhere && !deleted {
+            return Err(None);
+        }
+        match ROTATE_WAIT.checked_sub(now - self.grew) {
+            Some(left) if !left.is_zero() => Err(Some(left)),
+            _ => Ok(()),
+        }
     }
 
     /// Waits at the end of the file until it has more, was rotated or truncated, `deadline`
@@ -96,14 +127,17 @@ impl Follow {
             if size < read_to || self.last_bytes(read_to) != last {
                 return Woke::Truncated;
             }
+            let now = Instant::now();
             if size > read_to {
+                self.grew = now;
                 return Woke::More;
             }
-            if !std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
-                return Woke::Rotated;
+            let mut most = if self.watch.is_some() { WATCHED } else { POLL };
+            match self.done(now) {
+                Ok(()) => return Woke::Rotated,
+                Err(Some(left)) => most = most.min(left),
+                Err(None) => {}
             }
-            let now = Instant::now();
-            let most = if self.watch.is_some() { WATCHED } else { POLL };
             let slice = match deadline {
                 Some(deadline) if deadline <= now => return Woke::Quiet,
                 Some(deadline) => (deadline - now).min(most),

@@ -213,11 +213,7 @@ fn list_once(path: &Path) -> io::Result<Vec<Member>> {
             Ok(meta) if meta.is_file() => meta,
             _ => continue,
         };
-        let seen = Seen {
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        };
+        let seen = Seen::of(&meta);
         // By its first bytes, whatever its name says.
         let mut first = [0u8; 4];
         let n = File::open(entry.path())
