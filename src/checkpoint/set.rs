@@ -12,7 +12,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::position::{Fingerprint, Position, escape, unescape};
+use super::position::{CONTEXT_BYTES, Fingerprint, Position, escape, unescape};
 
 /// The set as the checkpoint keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,6 +208,11 @@ pub trait Candidate {
     /// # Errors
     /// When it cannot be read.
     fn before(&mut self, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>>;
+    /// How long its content is (decompressed, for a compressed file).
+    ///
+    /// # Errors
+    /// When it cannot be read.
+    fn len(&mut self) -> io::Result<u64>;
 }
 
 /// What a run over the set does.
@@ -261,8 +266,13 @@ fn assign(entries: &[Entry], candidates: &mut [impl Candidate]) -> (Vec<Option<u
     let mut unreadable = false;
     let mut next = 0;
     for (e, entry) in entries.iter().enumerate() {
-        // Two files may start alike (a banner): the one after the last file matched comes first.
-        let order = (next..candidates.len()).chain(0..next.min(candidates.len()));
+        // The file itself first (still on its inode, holding what was read): a copy of it made
+        // since (logrotate's `copy`, or `copytruncate` before its truncate) is not it. Then, as
+        // two files may start alike (a banner), the one after the last file matched.
+        let itself =
+            (0..candidates.len()).find(|&c| owner[c].is_none() && candidates[c].seen().ino == entry.ino);
+        let in_order = (next..candidates.len()).chain(0..next.min(candidates.len()));
+        let order = itself.into_iter().chain(in_order.filter(|&c| Some(c) != itself));
         for c in order {
             if owner[c].is_some() {
                 continue;
@@ -302,6 +312,100 @@ fn assign(entries: &[Entry], candidates: &mut [impl Candidate]) -> (Vec<Option<u
     (owner, unreadable)
 }
 
+/// A rotated file that holds a copy of a log's content (logrotate's `copy` and `copytruncate`
+/// make one; the log keeps its inode), measured against how far that content was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copy {
+    /// It holds nothing that was not read (it is shorter than entry `.0`'s read point, or as
+    /// long): done with, never read.
+    Read(usize),
+    /// It holds bytes past the read point of the live log's entry `.0` (none: nothing of the log
+    /// read yet), which the log holds too and gives: not read itself while the log does.
+    Pending(Option<usize>),
+    /// It holds bytes past entry `.0`'s read point, and that log was emptied (`copytruncate`):
+    /// it takes the entry's place, and is read from there.
+    From(usize),
+}
+
+/// Finds the copies among `candidates` (see [`Copy`]), and the entries whose file is gone or
+/// was emptied in place and whose content a copy holds (not lost: their lines are in the copy,
+/// or were read; what was written between logrotate's copy and its truncate, or to a rotated
+/// file after gzip read it, is lost by logrotate, and no one can tell).
+///
+/// Copies are told by content: the same first bytes, and either the same bytes before the
+/// copy's end as the live log has there (the log still holds them), or, for a log gone or
+/// emptied in place, no more than was read of it, or the bytes before its read point. A file
+/// known by an entry of its own is taken for a copy of a log emptied in place only (the copy
+/// `copytruncate` made, known since it was pending), not of a gone one.
+fn copies(
+    entries: &[Entry],
+    owner: &[Option<usize>],
+    candidates: &mut [impl Candidate],
+) -> io::Result<(Vec<Option<Copy>>, Vec<bool>)> {
+    let mut found = vec![None; candidates.len()];
+    let mut covered = vec![false; entries.len()];
+    let live = candidates.iter().position(|c| c.live());
+    // Entries whose file is gone, or is the live log's inode with other content now (emptied
+    // in place), each with whether it was emptied.
+    let gone: Vec<(usize, bool)> = (0..entries.len())
+        .filter(|&e| !owner.contains(&Some(e)) && !entries[e].complete && entries[e].read.offset > 0)
+        .map(|e| {
+            (
+                e,
+                live.is_some_and(|l| candidates[l].seen().ino == entries[e].ino),
+            )
+        })
+        .collect();
+    for c in 0..candidates.len() {
+        if candidates[c].live() {
+            continue;
+        }
+        let own = owner[c].map(|e| &entries[e]);
+        let unchanged = own.is_some_and(|e| e.seen == Some(candidates[c].seen()));
+        if let (false, Some(l)) = (unchanged, live)
+            && is_copy_of(candidates, c, l)?
+        {
+            // The log's entry, if it is still that content (else it was read from none yet).
+            let log = owner[l].filter(|&e| entries[e].read.offset > 0);
+            let read = log.map_or(0, |e| entries[e].read.offset);
+            found[c] = Some(match log {
+                Some(e) if candidates[c].len()? <= read => Copy::Read(e),
+                _ => Copy::Pending(log),
+            });
+            continue;
+        }
+        for &(e, emptied) in &gone {
+            let entry = &entries[e];
+            if (own.is_some() && !emptied) || !entry.head.matches(candidates[c].head()?) {
+                continue;
+            }
+            let shorter = candidates[c].len()? <= entry.read.offset;
+            if !shorter && !matches(entry, &mut candidates[c])? {
+                continue;
+            }
+            covered[e] = true;
+            // Read to its end already, or further by its own entry: nothing to change.
+            if !unchanged && own.is_none_or(|o| o.read.offset < entry.read.offset) {
+                found[c] = Some(if shorter { Copy::Read(e) } else { Copy::From(e) });
+            }
+            break;
+        }
+    }
+    Ok((found, covered))
+}
+
+/// True when candidate `c` holds the first bytes of live log `l` (its first bytes, and the
+/// bytes before its end, are the log's there): a copy of it, which the log still holds.
+fn is_copy_of(candidates: &mut [impl Candidate], c: usize, l: usize) -> io::Result<bool> {
+    let head = candidates[c].head()?.to_vec();
+    if head.is_empty() || !candidates[l].head()?.starts_with(&head) {
+        return Ok(false);
+    }
+    let len = candidates[c].len()?;
+    let tail = candidates[c].before(len, CONTEXT_BYTES)?;
+    Ok(tail.is_some() && tail == candidates[l].before(len, CONTEXT_BYTES)?)
+}
+
 /// Lays the checkpoint's `entries` (the current one at `was_current`) over `candidates`, the
 /// set now, oldest first: the set's files as the checkpoint will know them (one per candidate),
 /// the plan, and which candidate was the current file.
@@ -310,13 +414,19 @@ pub(super) fn arrange(
     was_current: Option<usize>,
     candidates: &mut [impl Candidate],
 ) -> (Vec<Entry>, Plan, Option<usize>) {
-    let (owner, unsure) = assign(entries, candidates);
+    let (owner, mut unsure) = assign(entries, candidates);
+    let (found, covered) = copies(entries, &owner, candidates).unwrap_or_else(|e| {
+        // Not trusted: the set is listed again.
+        tracing::debug!("cannot look for copies in the set: {e}");
+        unsure = true;
+        (vec![None; candidates.len()], vec![false; entries.len()])
+    });
     let mut plan = Plan {
         unsure,
         ..Plan::default()
     };
     for (e, entry) in entries.iter().enumerate() {
-        if owner.contains(&Some(e)) || entry.complete || entry.read.offset == 0 {
+        if owner.contains(&Some(e)) || covered[e] || entry.complete || entry.read.offset == 0 {
             continue;
         }
         plan.lost.push(Lost {
@@ -345,6 +455,59 @@ pub(super) fn arrange(
         }
         entry.path = candidate.path().to_owned();
         entry.ino = candidate.seen().ino;
+        if let Some(copy) = found[c] {
+            match copy {
+                Copy::Read(e) => {
+                    // Nothing of it is read again: its end is where reading stands. (The line
+                    // count there is the log's, past the copy's end when it is shorter: no line
+                    // of it is ever numbered again.)
+                    let len = candidate.len().unwrap_or(entries[e].read.offset);
+                    let tail = candidate
+                        .before(len, CONTEXT_BYTES)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    entry.read = Position {
+                        offset: len,
+                        lines: entries[e].read.lines.min(len),
+                        continues: None,
+                        context: Some(Fingerprint::of(&tail)),
+                    };
+                    entry.head = entries[e].head;
+                    entry.seen = Some(candidate.seen());
+                    entry.complete = true;
+                }
+                // Read where the log it copies stands, from the log itself.
+                Copy::Pending(log) => {
+                    if let Some(e) = log
+                        && entry.read.offset < entries[e].read.offset
+                    {
+                        entry.read = entries[e].read;
+                        entry.head = entries[e].head;
+                        entry.source = entries[e].source;
+                    }
+                    if let Ok(head) = candidate.head()
+                        && head.len() as u64 > entry.head.covers()
+                    {
+                        entry.head = Fingerprint::of(head);
+                    }
+                    entry.seen = None;
+                }
+                Copy::From(e) => {
+                    entry = Entry {
+                        path: entry.path,
+                        ino: entry.ino,
+                        ..entries[e].clone()
+                    };
+                    if Some(e) == was_current {
+                        current = Some(c);
+                    }
+                    plan.steps.push((c, entry.read));
+                }
+            }
+            files.push(entry);
+            continue;
+        }
         if entry.seen == Some(candidate.seen()) {
             // Read to its end as it is now, and rotated since: nothing of it can be lost.
             entry.complete |= !candidate.live();
@@ -475,6 +638,9 @@ mod tests {
             let offset = offset as usize;
             Ok((offset <= self.bytes.len()).then(|| self.bytes[offset.saturating_sub(len)..offset].to_vec()))
         }
+        fn len(&mut self) -> io::Result<u64> {
+            Ok(self.bytes.len() as u64)
+        }
     }
 
     fn mem(name: &str, bytes: &[u8], ino: u64) -> Mem {
@@ -568,6 +734,58 @@ mod tests {
             ..entry
         }];
         assert_eq!(assign(&empty, &mut [mem("app.log", bytes, 5)]).0, [None]);
+    }
+
+    /// The plan's steps (candidate, offset) and the losses it reports.
+    fn plan(entries: &[Entry], now: &mut [Mem]) -> (Vec<(usize, u64)>, usize) {
+        let (_, plan, _) = arrange(entries, entries.len().checked_sub(1), now);
+        let steps = plan.steps.iter().map(|(c, p)| (*c, p.offset)).collect();
+        (steps, plan.lost.len())
+    }
+
+    #[test]
+    fn a_copy_of_the_log_is_never_read_while_the_log_gives_its_lines() {
+        let log = b"2026-12-05T00:00:00Z INFO a\n2026-12-05T00:00:01Z INFO b\n2026-12-05T00:00:02Z INFO c\n"
+            .to_vec();
+        // Read up to `b`; copied (logrotate's `copy`, or `copytruncate` before its truncate) as
+        // long as what was read, then longer: the log itself is read on, never the copy.
+        let entries = [Entry {
+            ino: 2,
+            ..read(&log, 56, false)
+        }];
+        let mut now = [mem("app.log.1", &log[..56], 9), mem("app.log", &log, 2)];
+        assert_eq!(plan(&entries, &mut now), (vec![(1, 56)], 0));
+        let mut now = [mem("app.log.1", &log, 9), mem("app.log", &log, 2)];
+        assert_eq!(plan(&entries, &mut now), (vec![(1, 56)], 0));
+        // Nothing read of the log yet: the log, from its start.
+        let mut now = [mem("app.log.1", &log[..56], 9), mem("app.log", &log, 2)];
+        assert_eq!(plan(&[], &mut now).0, [(1, 0)]);
+    }
+
+    #[test]
+    fn a_log_emptied_in_place_goes_on_in_its_copy_and_is_no_loss() {
+        let log = b"2026-12-05T00:00:00Z INFO a\n2026-12-05T00:00:01Z INFO b\n2026-12-05T00:00:02Z INFO c\n"
+            .to_vec();
+        // Its first bytes as they were when it was first planned: a copy is never shorter.
+        let entries = [Entry {
+            ino: 2,
+            head: Fingerprint::of(&log[..28]),
+            ..read(&log, 56, false)
+        }];
+        let new = b"2026-12-05T00:00:03Z INFO d\n";
+        // The copy holds more than was read: read from there, then the new content.
+        let mut now = [mem("app.log.1", &log, 9), mem("app.log", new, 2)];
+        assert_eq!(plan(&entries, &mut now), (vec![(0, 56), (1, 0)], 0));
+        // The copy holds less than was read (a follower read past it before the truncate).
+        let mut now = [mem("app.log.1", &log[..28], 9), mem("app.log", new, 2)];
+        assert_eq!(plan(&entries, &mut now), (vec![(1, 0)], 0));
+        // No copy: the log's unread end is gone, and said so.
+        let mut now = [mem("app.log", new, 2)];
+        assert_eq!(plan(&entries, &mut now), (vec![(0, 0)], 1));
+        // A rotated file that only starts alike is no copy of a log known by an entry of its own.
+        let other = [&log[..28], b"2026-12-05T00:00:09Z INFO x\n".as_slice()].concat();
+        let mut now = [mem("app.log.1", &other, 9), mem("app.log", &log, 2)];
+        assert_eq!(plan(&entries, &mut now).0, [(0, 0), (1, 56)]);
     }
 
     #[test]

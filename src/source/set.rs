@@ -27,6 +27,8 @@ pub struct Member {
     seen: Seen,
     order: Order,
     head: Option<Vec<u8>>,
+    /// Its content's length, once a compressed one was measured.
+    len: Option<u64>,
 }
 
 /// Where a file stands in the set: its rotation suffix read as numbers.
@@ -119,6 +121,17 @@ impl Candidate for Member {
             self.head = Some(head);
         }
         Ok(self.head.as_deref().unwrap_or_default())
+    }
+
+    fn len(&mut self) -> io::Result<u64> {
+        if self.format.is_none() {
+            return Ok(self.seen.size);
+        }
+        if self.len.is_none() {
+            // Decompressed once; a checkpoint knows it by its `stat` afterwards.
+            self.len = Some(io::copy(&mut self.content()?, &mut io::sink())?);
+        }
+        Ok(self.len.unwrap_or_default())
     }
 
     fn before(&mut self, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
@@ -226,6 +239,7 @@ fn list_once(path: &Path) -> io::Result<Vec<Member>> {
             seen,
             order,
             head: None,
+            len: None,
         });
     }
     // `app.log.1.gz` beside `app.log.1` is being compressed from it: not read yet.
