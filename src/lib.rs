@@ -451,6 +451,12 @@ async fn read_member(
         Ended::Changed
     } else if output_closed(metrics) || (drain.is_cancelled() && damaged.is_none()) {
         Ended::Stopped
+    } else if metrics
+        .output_replaced
+        .swap(false, std::sync::atomic::Ordering::Relaxed)
+    {
+        // OUTPUT was rotated away: the set is listed again, and the next run opens it anew.
+        Ended::Changed
     } else if let Some(kept) = kept {
         // Rotated away or truncated: the set is listed again, its tail read first. A file
         // deleted meanwhile is in no listing: read to its end, it is marked so here.

@@ -83,8 +83,14 @@ pub struct Metrics {
     pub rotated_unread_bytes: AtomicU64,
     /// `--from PATH`: files gone before their end was read (rotated away, deleted).
     pub lost_files: AtomicU64,
-    /// Bytes of the regular file being read past where the reader is.
-    pub unread_bytes: AtomicU64,
+    /// The regular file being read: its size at the reader's last look (each read), and
+    /// where in it the reader has handed out lines up to; their difference is what is unread.
+    pub input_size: AtomicU64,
+    /// See [`Metrics::input_size`].
+    pub input_read: AtomicU64,
+    /// The file being read: its last modification at the reader's last look, in Unix
+    /// nanoseconds (0: not a regular file).
+    pub input_mtime_ns: std::sync::atomic::AtomicI64,
     /// `--from PATH`: bytes of the set's files still to read after the current one.
     pub pending_files_bytes: AtomicU64,
     /// The last written record's timestamp, in Unix nanoseconds; 0 before the first.
@@ -94,6 +100,9 @@ pub struct Metrics {
     /// The reader of `-` went away (`ingest - | head`): nothing more is read, not even the next
     /// file of a set or what a follower waits for.
     pub output_closed: AtomicBool,
+    /// A follower found OUTPUT rotated away (renamed, deleted) at a commit and ended its run:
+    /// the next run opens it anew. Taken back by the loop that starts the next run.
+    pub output_replaced: AtomicBool,
     /// The output is a NATS sink (the `sink` counters below mean something).
     pub sink_active: AtomicBool,
     /// Messages published to NATS (re-sends included).
@@ -140,17 +149,38 @@ pub fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl Metrics {
-    /// How far behind the run is in input: bytes not read yet, of the file being read and of
-    /// the set's files after it.
+    /// How far behind the run is in input: bytes not handed out yet, of the file being read
+    /// (as large as it was at the reader's last read) and of the set's files after it.
     pub fn lag_bytes(&self) -> u64 {
-        self.unread_bytes.load(Ordering::Relaxed) + self.pending_files_bytes.load(Ordering::Relaxed)
+        let size = self.input_size.load(Ordering::Relaxed);
+        size.saturating_sub(self.input_read.load(Ordering::Relaxed))
+            + self.pending_files_bytes.load(Ordering::Relaxed)
     }
 
     /// Milliseconds from the last written record's timestamp to now; `None` before the first.
-    pub fn lag_ms(&self) -> Option<i64> {
+    pub fn last_record_age_ms(&self) -> Option<i64> {
         let last = self.last_record_ns.load(Ordering::Relaxed);
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
         (last != 0).then(|| i64::try_from((now - i128::from(last)) / 1_000_000).unwrap_or(i64::MAX))
+    }
+
+    /// How far behind the run is in time, in milliseconds: 0 when nothing is unread; else from
+    /// the last written record's timestamp to now (the unread lines came after it), or, before
+    /// any, from when the file being read was last written to (they are at least that old).
+    /// Never negative (a clock ahead, timestamps in the future).
+    pub fn lag_ms(&self) -> i64 {
+        if self.lag_bytes() == 0 {
+            return 0;
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        let since = match self.last_record_ns.load(Ordering::Relaxed) {
+            0 => self.input_mtime_ns.load(Ordering::Relaxed),
+            last => last,
+        };
+        if since == 0 {
+            return 0;
+        }
+        i64::try_from((now - i128::from(since)) / 1_000_000).map_or(i64::MAX, |ms| ms.max(0))
     }
 
     /// The counters now, as plain numbers.

@@ -180,16 +180,19 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> bo
     ready != 0
 }
 
-/// Bytes of the regular file `fd` past its read offset; `None` for anything else (a pipe).
-pub fn unread(fd: std::os::fd::RawFd) -> Option<u64> {
-    // SAFETY: a zeroed stat is a valid value to be overwritten; fstat and lseek only look at
-    // the descriptor, which the caller keeps open.
+/// The size of the regular file `fd` and its last modification (Unix nanoseconds); `None` for
+/// anything else (a pipe).
+pub fn file_size(fd: std::os::fd::RawFd) -> Option<(u64, i64)> {
+    // SAFETY: a zeroed stat is a valid value to be overwritten; fstat only looks at the
+    // descriptor, which the caller keeps open.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstat(fd, &raw mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
-    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    (at >= 0).then(|| (stat.st_size as u64).saturating_sub(at as u64))
+    Some((
+        stat.st_size as u64,
+        stat.st_mtime * 1_000_000_000 + stat.st_mtime_nsec,
+    ))
 }
 
 #[cfg(test)]

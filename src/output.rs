@@ -42,6 +42,16 @@ pub trait Writable: AsyncWrite + Unpin + Send {
     fn closed_is_quiet(&self) -> bool {
         false
     }
+
+    /// Its length now, for a regular file (which a checkpoint names); `None` for the others.
+    fn length(&self) -> Option<u64> {
+        None
+    }
+
+    /// True when its path names another file now, or none (rotated away: renamed, deleted).
+    fn replaced(&self) -> bool {
+        false
+    }
 }
 
 /// A file descriptor written with plain blocking `write(2)` calls, fsynced on shutdown.
@@ -58,6 +68,8 @@ pub struct AppendFile {
     stdout: bool,
     /// Bytes written since writeback was last started; see [`AppendFile::start_writeback`].
     unsynced: u64,
+    /// The path it was opened by, to tell when it was rotated away; `None` for standard output.
+    path: Option<std::path::PathBuf>,
 }
 
 impl AppendFile {
@@ -117,6 +129,7 @@ impl AppendFile {
             regular,
             stdout: false,
             unsynced: 0,
+            path: Some(path.to_owned()),
         })
     }
 
@@ -140,6 +153,7 @@ impl AppendFile {
             regular,
             stdout: true,
             unsynced: 0,
+            path: None,
         })
     }
 
@@ -266,6 +280,21 @@ impl Writable for AppendFile {
 
     fn closed_is_quiet(&self) -> bool {
         self.stdout
+    }
+
+    fn length(&self) -> Option<u64> {
+        self.regular.then(|| self.size().ok()).flatten()
+    }
+
+    fn replaced(&self) -> bool {
+        let Some(path) = self.path.as_deref().filter(|_| self.regular) else {
+            return false;
+        };
+        let now = std::fs::metadata(path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        self.id().is_ok_and(|id| now != Some(id))
     }
 }
 

@@ -83,9 +83,10 @@ fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
     );
     let lag = metrics.lag_bytes();
     if lag > 0 {
-        text.push_str(&format!("; {:.1} MB behind", lag as f64 / 1e6));
+        let behind = age(metrics.lag_ms() as f64 / 1e3);
+        text.push_str(&format!("; {:.1} MB ({behind}) behind", lag as f64 / 1e6));
     }
-    if let Some(ms) = metrics.lag_ms() {
+    if let Some(ms) = metrics.last_record_age_ms() {
         text.push_str(&format!("; last record {} old", age(ms as f64 / 1e3)));
     }
     if let Some(down) = unavailable_for(&metrics.sink_open_since) {

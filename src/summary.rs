@@ -100,8 +100,8 @@ pub struct Summary {
     /// How far behind the run is: input bytes not read yet (of the file being read, and of the
     /// set's files after it).
     pub lag_bytes: u64,
-    /// Milliseconds from the last written record's timestamp to now; `None` before the first.
-    pub lag_ms: Option<i64>,
+    /// How far behind the run is in time (see [`crate::metrics::Metrics::lag_ms`]).
+    pub lag_ms: i64,
     /// Wall time so far.
     pub elapsed: Duration,
     /// The reader's waits; its channel is the parsers' input.
@@ -191,7 +191,7 @@ impl Summary {
             "rotated_unread_bytes": self.rotated_unread_bytes,
             "damaged_inputs": self.damaged_inputs,
             "lost_files": self.lost_files,
-            "lag": {"bytes": self.lag_bytes, "seconds": self.lag_ms.map(|ms| ms as f64 / 1e3)},
+            "lag": {"bytes": self.lag_bytes, "seconds": self.lag_ms as f64 / 1e3},
             "stages": {
                 "reader": stage(&self.reader, json!({"lines_out": self.lines, "bytes_in": self.bytes_in})),
                 "parser": stage(&self.parser, json!({"lines_in": self.lines_parsed})),
@@ -284,14 +284,12 @@ impl Summary {
             "Input bytes not read yet: of the file being read and of the rotated files after it.",
             &[("", self.lag_bytes as f64)],
         );
-        if let Some(seconds) = self.lag_ms.map(|ms| ms as f64 / 1e3) {
-            metric(
-                "ingest_lag_seconds",
-                "gauge",
-                "Seconds from the last written record's timestamp to now.",
-                &[("", seconds)],
-            );
-        }
+        metric(
+            "ingest_lag_seconds",
+            "gauge",
+            "How far behind in time: 0 when nothing is unread, else seconds since the last written record's timestamp.",
+            &[("", self.lag_ms as f64 / 1e3)],
+        );
         metric(
             "ingest_lost_files",
             "gauge",

@@ -20,12 +20,26 @@ struct Written {
     rejects: Vec<u8>,
 }
 
-fn written(disk: &Disk) -> Written {
-    let read = |name| std::fs::read(disk.path(name)).unwrap_or_default();
+/// OUTPUT (`out.log`) and the rejects file (`rejects.tsv`) in the disk's directory `dir` (""
+/// for its root).
+fn written(disk: &Disk, dir: &str) -> Written {
+    let read = |name: &str| std::fs::read(disk.path(&format!("{dir}{name}"))).unwrap_or_default();
     Written {
         output: read("out.log"),
         rejects: read("rejects.tsv"),
     }
+}
+
+/// A disk with `dir` made on it and durable (its name fsynced), nothing of that counted as a
+/// change of the run's.
+fn disk_with(dir: &str) -> Disk {
+    let mut disk = Disk::mount();
+    if !dir.is_empty() {
+        std::fs::create_dir(disk.path(dir)).unwrap();
+        std::fs::File::open(disk.root()).unwrap().sync_all().unwrap();
+        disk.power_cycle();
+    }
+    disk
 }
 
 /// `ingest ARGS` with the disk as its working directory and `input` on stdin, to its end (a
@@ -71,9 +85,16 @@ fn killed(status: ExitStatus) -> bool {
 /// runs, 0 for the uninterrupted one (the collector takes a consumer of its own for each).
 /// Returns how many cuts were taken.
 fn cut_everywhere(args: &dyn Fn(u64) -> Vec<String>, input: &Path, most: u64) -> u64 {
+    cut_everywhere_in("", args, input, most)
+}
+
+/// [`cut_everywhere`] for a case whose OUTPUT and rejects file are in `dir` on the disk (which
+/// is there before the run).
+fn cut_everywhere_in(dir: &str, args: &dyn Fn(u64) -> Vec<String>, input: &Path, most: u64) -> u64 {
+    let written = |disk: &Disk| written(disk, dir);
     let reference_args = args(0);
     let reference_args: Vec<&str> = reference_args.iter().map(String::as_str).collect();
-    let mut disk = Disk::mount();
+    let mut disk = disk_with(dir);
     let (status, stderr) = run(&disk, &reference_args, input);
     let changes = disk.changes();
     let reference = written(&disk);
@@ -102,7 +123,7 @@ fn cut_everywhere(args: &dyn Fn(u64) -> Vec<String>, input: &Path, most: u64) ->
         let at = 1 + i * span / most;
         let args = args(i + 1);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut disk = Disk::mount();
+        let mut disk = disk_with(dir);
         disk.cut_at(at);
         let (first, mut told) = run(&disk, &args, input);
         if !killed(first) {
@@ -211,6 +232,27 @@ fn text_output_after_a_power_cut_at_any_point_is_one_uninterrupted_runs() {
     let args = [&FILES[..], &["--max-line-bytes", "4096", "out.log"]].concat();
     let cuts = cut_everywhere(&|_| strings(&args), &dir.path("in.log"), 80);
     assert!(cuts >= 70, "only {cuts} cuts taken");
+}
+
+#[test]
+fn output_in_another_directory_than_the_checkpoint_after_a_power_cut_is_one_uninterrupted_runs() {
+    // The checkpoint's directory is fsynced at every commit; OUTPUT's and the rejects file's
+    // names in a directory of their own are durable only by the fsync made when they are created.
+    let dir = Scratch::new();
+    std::fs::write(dir.path("in.log"), plain_with_rejects()).unwrap();
+    let args = [
+        "--checkpoint",
+        "cp",
+        "--checkpoint-bytes",
+        "8192",
+        "--rejects",
+        "out/rejects.tsv",
+        "--max-line-bytes",
+        "4096",
+        "out/out.log",
+    ];
+    let cuts = cut_everywhere_in("out/", &|_| strings(&args), &dir.path("in.log"), 40);
+    assert!(cuts >= 30, "only {cuts} cuts taken");
 }
 
 #[test]

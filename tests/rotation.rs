@@ -634,12 +634,20 @@ fn a_follower_writing_to_a_closed_pipe_ends_quietly_with_exit_0() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // `| head -3`: three lines read, then the pipe closed.
-    let mut stdout = std::io::BufReader::new(run.stdout.take().unwrap());
-    for _ in 0..3 {
-        std::io::BufRead::read_line(&mut stdout, &mut String::new()).unwrap();
+    // `| head -3`: three lines read, then the pipe closed (by the thread that reads them).
+    let stdout = run.stdout.take().unwrap();
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdout = std::io::BufReader::new(stdout);
+        for _ in 0..3 {
+            let _ = std::io::BufRead::read_line(&mut stdout, &mut String::new());
+        }
+        let _ = read_tx.send(());
+    });
+    if read_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = run.kill();
+        panic!("three lines not written within 30 s");
     }
-    drop(stdout);
     append(&dir, "app.log", &lines(300..310));
     // Bounded: a follower that goes on (it restarted the pipeline on every EPIPE) fails here.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -778,6 +786,27 @@ fn a_follower_commits_while_idle_and_a_rerun_after_a_kill_writes_nothing_twice()
     assert_each_line_once(&dir.read("out.log"), 110, "after the kill");
 }
 
+/// The lines a child writes to `out`, as a thread reads them.
+fn lines_of(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
+            let Ok(line) = line else { break };
+            if tx.send(line + "\n").is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next line from [`lines_of`]; bounded: after 30 s without one, the test fails.
+fn next_line(lines: &std::sync::mpsc::Receiver<String>) -> String {
+    lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a line within 30 s")
+}
+
 #[test]
 fn follow_to_standard_output_without_a_checkpoint_prints_appended_lines_and_drains_on_sigint() {
     let dir = Scratch::new();
@@ -790,16 +819,8 @@ fn follow_to_standard_output_without_a_checkpoint_prints_appended_lines_and_drai
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = std::io::BufReader::new(run.stdout.take().unwrap());
-    let mut read_records = |n: usize| {
-        (0..n)
-            .map(|_| {
-                let mut line = String::new();
-                std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-                line
-            })
-            .collect::<String>()
-    };
+    let stdout = lines_of(run.stdout.take().unwrap());
+    let read_records = |n: usize| (0..n).map(|_| next_line(&stdout)).collect::<String>();
     assert_eq!(numbers(&read_records(3)), [0, 1, 2]);
     append(&dir, "app.log", &lines(3..5));
     assert_eq!(numbers(&read_records(2)), [3, 4]);
@@ -814,35 +835,66 @@ fn follow_to_standard_output_without_a_checkpoint_prints_appended_lines_and_drai
     assert_eq!(code, Some(130), "{stderr}");
 }
 
-#[test]
-fn the_stats_say_how_far_behind_the_run_is() {
-    let dir = Scratch::new();
-    write(&dir, "app.log.1", lines(0..10));
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
-    write(
-        &dir,
-        "app.log",
-        format!("{} INFO n=0000010\n", stamp(now - Duration::from_secs(90))),
-    );
+/// A run on `dir`'s set with the stats and the textfile: the lag they give (bytes, seconds),
+/// the same in both.
+fn lag(dir: &Scratch) -> (u64, f64) {
     let (code, stderr) = wait(start_run(
-        &dir,
+        dir,
         &["--stats-json", "stats.json", "--metrics-textfile", "m.prom"],
     ));
     assert_eq!(code, Some(0), "{stderr}");
     let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
-    assert_eq!(stats["lag"]["bytes"], 0, "{stats}");
-    let seconds = stats["lag"]["seconds"].as_f64().unwrap();
-    assert!((90.0..150.0).contains(&seconds), "lag {seconds} s");
+    let bytes = stats["lag"]["bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{stats}"));
+    let seconds = stats["lag"]["seconds"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{stats}"));
     let textfile = dir.read("m.prom");
-    let lag = textfile
-        .lines()
-        .find_map(|l| l.strip_prefix("ingest_lag_seconds "))
-        .and_then(|v| v.parse::<f64>().ok());
-    assert!(
-        textfile.contains("ingest_lag_bytes 0\n") && lag.is_some_and(|s| (90.0..150.0).contains(&s)),
-        "{textfile}"
-    );
+    let metric = |name: &str| -> f64 {
+        let found = textfile.lines().find_map(|l| l.strip_prefix(&format!("{name} ")));
+        found
+            .unwrap_or_else(|| panic!("no {name}:\n{textfile}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(metric("ingest_lag_bytes"), bytes as f64);
+    assert!((metric("ingest_lag_seconds") - seconds).abs() < 1e-9);
+    (bytes, seconds)
+}
+
+#[test]
+fn the_stats_say_how_far_behind_the_run_is() {
+    let stamp = |ago: i64| {
+        let t = time::OffsetDateTime::now_utc() - time::Duration::seconds(ago);
+        t.format(&time::format_description::well_known::Rfc3339).unwrap()
+    };
+    // Everything read: no lag, however old the records (235 days) or new (2 h ahead).
+    for ago in [235 * 86_400, 90, -7_200] {
+        let dir = Scratch::new();
+        write(&dir, "app.log.1", lines(0..10));
+        write(&dir, "app.log", format!("{} INFO n=0000010\n", stamp(ago)));
+        assert_eq!(lag(&dir), (0, 0.0), "records {ago} s old");
+        // A run with nothing new says the same.
+        assert_eq!(lag(&dir), (0, 0.0), "records {ago} s old, a rerun");
+    }
+    // A last line still being written is unread: its bytes exactly, and the time since the last
+    // record written (never negative).
+    for (ago, seconds) in [(90, 90.0..150.0), (-7_200, 0.0..0.001)] {
+        let dir = Scratch::new();
+        let partial = format!("{} INFO n=0000011 still being wri", stamp(0));
+        write(
+            &dir,
+            "app.log",
+            format!("{} INFO n=0000010\n{partial}", stamp(ago)),
+        );
+        let (bytes, lag_seconds) = lag(&dir);
+        assert_eq!(bytes, partial.len() as u64, "records {ago} s old");
+        assert!(
+            seconds.contains(&lag_seconds),
+            "records {ago} s old: lag {lag_seconds} s"
+        );
+    }
 }
 
 #[test]
@@ -1116,4 +1168,74 @@ fn a_run_between_copytruncates_copy_and_its_truncate_reads_nothing_twice_and_rep
     let stderr = run_ok(&dir);
     assert!(!stderr.contains("lost"), "{stderr}");
     assert_each_line_once(&dir.read("out.log"), 260, "truncated before any run saw the copy");
+}
+
+/// Waits (bounded: 10 s) until the checkpoint in `dir` has committed all of `app.log`.
+fn wait_for_commit(dir: &Scratch) {
+    let size = std::fs::metadata(dir.path("app.log")).unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.read("cp").contains(&format!("\ninput_bytes {size}\n")) {
+        assert!(Instant::now() < deadline, "not committed:\n{}", dir.read("cp"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_follower_goes_on_when_output_is_emptied_or_rotated_away_while_it_writes() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..100));
+    let run = start_follow(&dir);
+    wait_for_records(&dir, 100);
+    // logrotate's copytruncate on OUTPUT.
+    std::fs::copy(dir.path("out.log"), dir.path("out.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path("out.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&dir, "app.log", &lines(100..150));
+    wait_for_records(&dir, 50);
+    // Drained, then started again: it goes on (it exited 74, "shorter than at the last commit").
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    let run = start_follow(&dir);
+    append(&dir, "app.log", &lines(150..160));
+    wait_for_records(&dir, 60);
+    // Emptied again, committed while idle, killed, started again.
+    std::fs::copy(dir.path("out.log"), dir.path("out.log.2")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path("out.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&dir, "app.log", &lines(160..170));
+    wait_for_records(&dir, 10);
+    wait_for_commit(&dir);
+    let _ = Command::new("kill").args(["-9", &run.id().to_string()]).status();
+    let _ = wait(run);
+    let run = start_follow(&dir);
+    append(&dir, "app.log", &lines(170..180));
+    wait_for_records(&dir, 20);
+    // Rotated away (renamed): what was read before its next commit goes to the renamed file,
+    // and from that commit on the follower writes to a new OUTPUT at its path.
+    std::fs::rename(dir.path("out.log"), dir.path("out.log.3")).unwrap();
+    append(&dir, "app.log", &lines(180..190));
+    wait_for_commit(&dir);
+    append(&dir, "app.log", &lines(190..200));
+    wait_for_records(&dir, 10);
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    let all: String = ["out.log.1", "out.log.2", "out.log.3", "out.log"]
+        .iter()
+        .map(|name| dir.read(name))
+        .collect();
+    assert_each_line_once(&all, 200, "OUTPUT rotated three times");
 }

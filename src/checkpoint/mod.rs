@@ -64,6 +64,11 @@ pub trait Commit: Send + std::fmt::Debug {
     fn due_at(&self) -> Option<Instant> {
         None
     }
+
+    /// The files' lengths as they are, synced, just before a commit (`None`: not a file). Where
+    /// one differs from what this run wrote to it (emptied by `copytruncate` while written),
+    /// the commit names it as it is, so that a rerun finds what the checkpoint says.
+    fn lengths_are(&mut self, _output: Option<u64>, _rejects: Option<u64>) {}
 }
 
 /// Where a run starts, and how it commits: what [`resume`] found.
@@ -345,9 +350,13 @@ pub struct Committer {
     /// What is on disk now (or will be at the first save); `finished: false` there means a
     /// run is writing.
     state: State,
-    /// The files' lengths when this run started writing.
-    output_base: u64,
-    rejects_base: Option<u64>,
+    /// What the files' lengths are at a commit: their length at an anchor (when this run
+    /// started writing, or when a file was found other than this run left it), plus what this
+    /// run wrote since (its count of bytes written was at `.1` then).
+    output_base: (u64, u64),
+    rejects_base: Option<(u64, u64)>,
+    /// The files' lengths as they are, for the next commit (see [`Commit::lengths_are`]).
+    real: (Option<u64>, Option<u64>),
     /// Output bytes since the last commit.
     pending: u64,
     every_bytes: u64,
@@ -363,8 +372,9 @@ impl Committer {
     fn new(path: &Path, state: State, every_bytes: u64) -> Committer {
         Committer {
             path: path.to_owned(),
-            output_base: state.output.bytes,
-            rejects_base: state.rejects.as_ref().map(|r| r.bytes),
+            output_base: (state.output.bytes, 0),
+            rejects_base: state.rejects.as_ref().map(|r| (r.bytes, 0)),
+            real: (None, None),
             state,
             pending: 0,
             every_bytes,
@@ -402,6 +412,10 @@ impl Commit for Committer {
         Some(self.last + Self::EVERY)
     }
 
+    fn lengths_are(&mut self, output: Option<u64>, rejects: Option<u64>) {
+        self.real = (output, rejects);
+    }
+
     fn commit(
         &mut self,
         input: Position,
@@ -410,11 +424,28 @@ impl Commit for Committer {
         finished: bool,
     ) -> Result<(), Error> {
         self.state.input = input;
-        self.state.output.bytes = self.output_base + output_written;
-        if let (Some(rejects), Some(base)) = (self.state.rejects.as_mut(), self.rejects_base) {
-            rejects.bytes = base + rejects_written;
+        let (output_real, rejects_real) = std::mem::take(&mut self.real);
+        self.state.output.bytes = anchored(&mut self.output_base, output_written, output_real, "OUTPUT");
+        if let (Some(rejects), Some(base)) = (self.state.rejects.as_mut(), self.rejects_base.as_mut()) {
+            rejects.bytes = anchored(base, rejects_written, rejects_real, "the rejects file");
         }
         self.save(finished)
+    }
+}
+
+/// A file's length at a commit, from its `base` (length, and bytes written then) and the bytes
+/// written by now; re-anchored on `real`, its length as it is, where that differs.
+fn anchored(base: &mut (u64, u64), written: u64, real: Option<u64>, name: &str) -> u64 {
+    let expected = base.0 + (written - base.1);
+    match real {
+        Some(real) if real != expected => {
+            tracing::info!(
+                "{name} is {real} bytes long, not the {expected} this run accounts for: emptied while written (rotated with copytruncate?) or appended to by another program; going on from its length as it is"
+            );
+            *base = (real, written);
+            real
+        }
+        _ => expected,
     }
 }
 

@@ -212,7 +212,7 @@ pub trait Candidate {
     ///
     /// # Errors
     /// When it cannot be read.
-    fn len(&mut self) -> io::Result<u64>;
+    fn content_len(&mut self) -> io::Result<u64>;
 }
 
 /// What a run over the set does.
@@ -369,7 +369,7 @@ fn copies(
             let log = owner[l].filter(|&e| entries[e].read.offset > 0);
             let read = log.map_or(0, |e| entries[e].read.offset);
             found[c] = Some(match log {
-                Some(e) if candidates[c].len()? <= read => Copy::Read(e),
+                Some(e) if candidates[c].content_len()? <= read => Copy::Read(e),
                 _ => Copy::Pending(log),
             });
             continue;
@@ -379,7 +379,7 @@ fn copies(
             if (own.is_some() && !emptied) || !entry.head.matches(candidates[c].head()?) {
                 continue;
             }
-            let shorter = candidates[c].len()? <= entry.read.offset;
+            let shorter = candidates[c].content_len()? <= entry.read.offset;
             if !shorter && !matches(entry, &mut candidates[c])? {
                 continue;
             }
@@ -401,7 +401,7 @@ fn is_copy_of(candidates: &mut [impl Candidate], c: usize, l: usize) -> io::Resu
     if head.is_empty() || !candidates[l].head()?.starts_with(&head) {
         return Ok(false);
     }
-    let len = candidates[c].len()?;
+    let len = candidates[c].content_len()?;
     let tail = candidates[c].before(len, CONTEXT_BYTES)?;
     Ok(tail.is_some() && tail == candidates[l].before(len, CONTEXT_BYTES)?)
 }
@@ -461,7 +461,7 @@ pub(super) fn arrange(
                     // Nothing of it is read again: its end is where reading stands. (The line
                     // count there is the log's, past the copy's end when it is shorter: no line
                     // of it is ever numbered again.)
-                    let len = candidate.len().unwrap_or(entries[e].read.offset);
+                    let len = candidate.content_len().unwrap_or(entries[e].read.offset);
                     let tail = candidate
                         .before(len, CONTEXT_BYTES)
                         .ok()
@@ -638,7 +638,7 @@ mod tests {
             let offset = offset as usize;
             Ok((offset <= self.bytes.len()).then(|| self.bytes[offset.saturating_sub(len)..offset].to_vec()))
         }
-        fn len(&mut self) -> io::Result<u64> {
+        fn content_len(&mut self) -> io::Result<u64> {
             Ok(self.bytes.len() as u64)
         }
     }
@@ -691,6 +691,17 @@ mod tests {
         // A rotated away for good: B is not taken for it, though longer and alike at first.
         let mut now = [mem("app.log.1", &b, 2), mem("app.log", b"new\n", 3)];
         assert_eq!(assign(&entries, &mut now).0, [None, None]);
+    }
+
+    #[test]
+    fn a_file_with_the_same_first_bytes_and_length_but_other_bytes_where_reading_stopped_is_another() {
+        // Both start with the same 4 KiB banner and are as long; only the 256 bytes before the
+        // point read to tell them apart.
+        let (a, b) = (banner("one\nline a\n"), banner("two\nline b\n"));
+        assert_eq!(a.len(), b.len());
+        let entries = [read(&a, a.len(), false)];
+        assert_eq!(assign(&entries, &mut [mem("app.log", &b, 8)]).0, [None]);
+        assert_eq!(assign(&entries, &mut [mem("app.log", &a, 8)]).0, [Some(0)]);
     }
 
     #[test]

@@ -85,6 +85,8 @@ where
 {
     let started = Instant::now();
     let cancel = CancellationToken::new();
+    // This run's own drain: a signal drains it, and so does the writer when it must end early.
+    let drain = drain.child_token();
     let tuning = Tuning::new(config.capacity.get(), config.workers.get());
     let window = Arc::new(Semaphore::new(tuning.window));
     let (lines_tx, lines_rx) = async_channel::bounded(tuning.window);
@@ -145,6 +147,9 @@ where
         checkpoint: fed.committer.zip(start),
         // Half the window: the reader keeps slots to read ahead while acknowledgements come.
         hold: tuning.window / 2,
+        // A checkpointed follower goes on in a new run: what it read next is found by the
+        // checkpoint (without one, a new run would read the log from its first line again).
+        restart: (config.follow && config.checkpoint.is_some()).then(|| drain.clone()),
     };
     let writer = writer::run(
         valid_rx,

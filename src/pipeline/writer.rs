@@ -29,6 +29,9 @@ pub struct Settings {
     pub checkpoint: Option<(Box<dyn Commit>, Position)>,
     /// Batches the sink may hold unsettled between two sends (see [`Sink::send`]).
     pub hold: usize,
+    /// A follower's run, drained when OUTPUT is found rotated away at a commit, so that the
+    /// next run writes to the file at OUTPUT's path (a run that reads to its end just ends).
+    pub restart: Option<CancellationToken>,
 }
 
 /// The rejects file and the checkpoint: what the writer keeps besides the sink.
@@ -41,6 +44,8 @@ struct Books<R> {
     sent: Position,
     committed: Position,
     metrics: Arc<Metrics>,
+    /// See [`Settings::restart`].
+    restart: Option<CancellationToken>,
 }
 
 impl<R: Writable> Books<R> {
@@ -124,8 +129,18 @@ impl<R: Writable> Books<R> {
             rejects.sync()?;
         }
         let rejects_len = self.rejects.as_ref().map_or(0, |r| r.stored().bytes);
+        committer.lengths_are(sink.length(), self.rejects.as_ref().and_then(|r| r.length()));
         committer.commit(*settled, sink.committed_len(), rejects_len, false)?;
         self.committed = *settled;
+        // Rotated away while written: this run ends as a drain does, and the next one opens
+        // OUTPUT anew (a follower's; see `Settings::restart`).
+        if let Some(restart) = self.restart.as_ref().filter(|_| sink.replaced()) {
+            tracing::info!("{} was rotated away: reopening it", sink.describe());
+            self.metrics
+                .output_replaced
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            restart.cancel();
+        }
         Ok(())
     }
 }
@@ -166,6 +181,7 @@ pub async fn run<S: Sink, R: Writable>(
         sent: start,
         committed: start,
         metrics: metrics.clone(),
+        restart: settings.restart,
     };
     let result = async {
         loop {
@@ -213,6 +229,7 @@ pub async fn run<S: Sink, R: Writable>(
         }
         if let Some((committer, settled)) = books.checkpoint.as_mut() {
             let rejects_len = books.rejects.as_ref().map_or(0, |r| r.stored().bytes);
+            committer.lengths_are(sink.length(), books.rejects.as_ref().and_then(|r| r.length()));
             committer.commit(*settled, sink.committed_len(), rejects_len, true)?;
         }
         Ok::<(), Stop>(())
@@ -400,6 +417,7 @@ mod tests {
                 retry: POLICY,
                 checkpoint: None,
                 hold: 0,
+                restart: None,
             },
             metrics.clone(),
             CancellationToken::new(),
@@ -634,6 +652,7 @@ mod tests {
             retry: POLICY,
             checkpoint: Some((Box::new(committer), Position::default())),
             hold: 0,
+            restart: None,
         };
         let metrics = Arc::new(Metrics::default());
         run(
@@ -745,7 +764,7 @@ mod tests {
                     tx.try_send(batch(b * 10 + 1..=b * 10 + 10, &window)).unwrap();
                 }
                 drop(tx);
-                let settings = Settings { retry: POLICY, checkpoint: None, hold: 0 };
+                let settings = Settings { retry: POLICY, checkpoint: None, hold: 0, restart: None };
                 let metrics = Arc::new(Metrics::default());
                 let result = run(rx, FileSink::new(Shared(sink.clone()), POLICY), None::<FaultySink>, settings, metrics.clone(), CancellationToken::new()).await;
                 result.map(|()| metrics.snapshot(Duration::ZERO))

@@ -148,6 +148,14 @@ impl<W: Writable> Sink for FileSink<W> {
         self.stored
     }
 
+    fn length(&self) -> Option<u64> {
+        self.output.length()
+    }
+
+    fn replaced(&self) -> bool {
+        self.output.replaced()
+    }
+
     async fn shutdown(&mut self) -> Result<(), Stop> {
         Ok(FileSink::shutdown(self).await?)
     }

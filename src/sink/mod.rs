@@ -41,6 +41,16 @@ pub trait Sink: Send {
     /// What reached the destination so far.
     fn stored(&self) -> Stored;
 
+    /// The output's length now, where a checkpoint names it (a regular file).
+    fn length(&self) -> Option<u64> {
+        None
+    }
+
+    /// True when the output's path names another file now (rotated away).
+    fn replaced(&self) -> bool {
+        false
+    }
+
     /// The largest rendered record (without its newline) this sink can carry, if limited.
     fn max_record_bytes(&self) -> Option<usize> {
         None

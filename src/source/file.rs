@@ -191,6 +191,11 @@ impl ReadLoop<'_> {
     }
 
     fn read_all(&mut self, mut input: impl Read) {
+        // This input's lag from the start: what the run before it (another file) left goes.
+        self.metrics.input_read.store(self.offset, Ordering::Relaxed);
+        self.metrics.input_size.store(self.offset, Ordering::Relaxed);
+        self.metrics.input_mtime_ns.store(0, Ordering::Relaxed);
+        self.look_at_input();
         let preread = std::mem::take(&mut self.limits.preread);
         if !preread.is_empty() {
             self.buffers.make_room().extend_from_slice(&preread);
@@ -219,11 +224,10 @@ impl ReadLoop<'_> {
             let read = input.read(&mut buf[filled..]);
             self.metrics.reader.idle(reading.elapsed());
             buf.truncate(filled + *read.as_ref().unwrap_or(&0));
-            if let Some(unread) = self.limits.fd.and_then(crate::os::unread) {
-                self.metrics
-                    .unread_bytes
-                    .store(unread, std::sync::atomic::Ordering::Relaxed);
+            if let Some(follow) = self.limits.follow.as_mut() {
+                follow.saw(&buf[filled..]);
             }
+            self.look_at_input();
             {
                 let mut progress = lock(self.progress);
                 progress.reading = false;
@@ -263,6 +267,14 @@ impl ReadLoop<'_> {
             if !handed_out || lock(self.progress).stop {
                 return;
             }
+        }
+    }
+
+    /// Notes how large the input file is now, for the lag (see `Metrics::lag_bytes`).
+    fn look_at_input(&self) {
+        if let Some((size, mtime_ns)) = self.limits.fd.and_then(crate::os::file_size) {
+            self.metrics.input_size.store(size, Ordering::Relaxed);
+            self.metrics.input_mtime_ns.store(mtime_ns, Ordering::Relaxed);
         }
     }
 
@@ -680,6 +692,7 @@ impl ReadLoop<'_> {
         self.seq += 1;
         self.line_no += lines;
         self.offset += bytes;
+        self.metrics.input_read.store(self.offset, Ordering::Relaxed);
         self.excess = after;
         add(&self.metrics.lines_read, lines);
         add(&self.metrics.bytes_in, bytes);
@@ -941,6 +954,54 @@ mod tests {
         assert_eq!(cut_all(b"a\nb\n", 2), [piece("a\nb\n", 2)]);
         assert_eq!(cut_all(b"a\nb\nc", 2), [piece("a\nb\n", 2), piece("c", 1)]);
         assert_eq!(cut_all(b"abc", 2), [piece("abc", 1)]);
+    }
+
+    /// Reads `input` through the reader with `settings`; the lines handed out.
+    async fn hand_out(input: &'static [u8], settings: Settings) -> Vec<u8> {
+        let (tx, rx) = async_channel::bounded(4);
+        let stage = tokio::spawn(run(
+            io::Cursor::new(input),
+            tx,
+            Arc::new(Semaphore::new(4)),
+            Settings {
+                batch_lines: 7,
+                max_line_bytes: 1 << 20,
+                ..settings
+            },
+            Arc::new(Metrics::default()),
+            CancellationToken::new(),
+            CancellationToken::new(),
+        ));
+        let mut seen = Vec::new();
+        while let Ok(batch) = rx.recv().await {
+            seen.extend_from_slice(&batch.data);
+        }
+        stage.await.unwrap().unwrap();
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_file_that_no_longer_starts_as_it_was_listed_hands_out_nothing() {
+        // Emptied and written anew (copytruncate) between its listing and its first read: its
+        // old lines are in the copy, these are not the ones the set planned to read from here.
+        let replaced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listed = Bytes::from_static(b"2026-12-05T00:00:00Z INFO old\n");
+        let settings = Settings {
+            expect_head: Some((listed.clone(), replaced.clone())),
+            ..Settings::default()
+        };
+        let out = hand_out(b"2026-12-05T00:00:01Z INFO new\nmore\n", settings).await;
+        assert_eq!(String::from_utf8_lossy(&out), "");
+        assert!(replaced.load(Ordering::Relaxed));
+        // As listed: read.
+        let replaced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let settings = Settings {
+            expect_head: Some((listed, replaced.clone())),
+            ..Settings::default()
+        };
+        let out = hand_out(b"2026-12-05T00:00:00Z INFO old\nmore\n", settings).await;
+        assert_eq!(out, b"2026-12-05T00:00:00Z INFO old\nmore\n");
+        assert!(!replaced.load(Ordering::Relaxed));
     }
 
     #[tokio::test]

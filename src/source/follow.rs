@@ -37,7 +37,14 @@ pub struct Follow {
     /// When the file last had more to read (or following began): a file rotated away is done
     /// with once it has been quiet for [`ROTATE_WAIT`].
     grew: Instant,
+    /// The last bytes read (up to [`LAST_BYTES`]), as the reader read them: a file emptied and
+    /// written again past where reading stopped (`copytruncate` and a busy writer) has other
+    /// bytes there. Taken when read, not when the wait begins, which may be after the truncate.
+    last: Vec<u8>,
 }
+
+/// How many of the last bytes read are kept to tell a file written anew from the one read.
+const LAST_BYTES: usize = 64;
 
 /// What a wait at the end of the file came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,13 +91,26 @@ impl Follow {
                 }
             }
         });
-        Ok(Follow {
+        let mut follow = Follow {
             path,
             file,
             ino,
             watch,
             grew: Instant::now(),
-        })
+            last: Vec::new(),
+        };
+        // The bytes before where reading starts: an earlier run read them.
+        let start = follow.file.stream_position()?;
+        follow.last = follow.last_bytes(start);
+        Ok(follow)
+    }
+
+    /// Takes note of bytes the reader just read from the file (see `Follow::last`).
+    pub fn saw(&mut self, read: &[u8]) {
+        let keep = &read[read.len().saturating_sub(LAST_BYTES)..];
+        let excess = (self.last.len() + keep.len()).saturating_sub(LAST_BYTES);
+        self.last.drain(..excess);
+        self.last.extend_from_slice(keep);
     }
 
     /// True when the file was rotated away and is done with (see [`Woke::Rotated`]); else, how
@@ -115,16 +135,13 @@ impl Follow {
     /// Waits at the end of the file until it has more, was rotated or truncated, `deadline`
     /// passes, or `stop()` says so (asked at least once a second).
     pub fn wait(&mut self, deadline: Option<Instant>, stop: impl Fn() -> bool) -> Woke {
-        // The last bytes read: a file truncated and written again up to the same length
-        // (`copytruncate` and a busy writer) has other bytes there.
         let read_to = self.file.stream_position().unwrap_or(0);
-        let last = self.last_bytes(read_to);
         loop {
             if stop() {
                 return Woke::Stopped;
             }
             let size = self.file.metadata().map_or(0, |m| m.len());
-            if size < read_to || self.last_bytes(read_to) != last {
+            if size < read_to || !self.last_bytes(read_to).ends_with(&self.last) {
                 return Woke::Truncated;
             }
             let now = Instant::now();
@@ -159,13 +176,53 @@ impl Follow {
         }
     }
 
-    /// Up to 64 bytes of the file before `offset`.
+    /// Up to [`LAST_BYTES`] of the file before `offset`.
     fn last_bytes(&self, offset: u64) -> Vec<u8> {
         use std::os::unix::fs::FileExt;
-        let len = offset.min(64);
+        let len = offset.min(LAST_BYTES as u64);
         let mut bytes = vec![0; len as usize];
         let n = self.file.read_at(&mut bytes, offset - len).unwrap_or(0);
         bytes.truncate(n);
         bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, SeekFrom};
+
+    #[test]
+    fn a_log_emptied_and_written_past_where_reading_stopped_is_seen_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let old: String = (0..10)
+            .map(|n| format!("2026-12-05T00:00:0{n}Z INFO old {n}\n"))
+            .collect();
+        std::fs::write(&path, &old).unwrap();
+        let mut file = File::open(&path).unwrap();
+        let mut follow = Follow::new(path.clone(), &file).unwrap();
+        let mut read = Vec::new();
+        file.read_to_end(&mut read).unwrap();
+        follow.saw(&read);
+        // copytruncate, and the program writes on past where reading stopped, all before the
+        // follower next looks: the same inode, longer than what was read, other bytes there.
+        let new: String = (0..20)
+            .map(|n| format!("2026-12-05T00:01:{n:02}Z INFO new {n}\n"))
+            .collect();
+        std::fs::write(&path, &new).unwrap();
+        let soon = Some(Instant::now() + Duration::from_secs(1));
+        assert_eq!(follow.wait(soon, || false), Woke::Truncated);
+
+        // Only appended to: more to read.
+        std::fs::write(&path, &old).unwrap();
+        file.seek(SeekFrom::End(0)).unwrap();
+        let mut follow = Follow::new(path.clone(), &file).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"more\n"))
+            .unwrap();
+        assert_eq!(follow.wait(soon, || false), Woke::More);
     }
 }

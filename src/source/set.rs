@@ -123,7 +123,7 @@ impl Candidate for Member {
         Ok(self.head.as_deref().unwrap_or_default())
     }
 
-    fn len(&mut self) -> io::Result<u64> {
+    fn content_len(&mut self) -> io::Result<u64> {
         if self.format.is_none() {
             return Ok(self.seen.size);
         }
@@ -170,6 +170,13 @@ impl Candidate for Member {
 /// # Errors
 /// When PATH's directory cannot be read.
 pub fn list(path: &Path) -> io::Result<Vec<Member>> {
+    list_with(path, &mut || {})
+}
+
+/// [`list`], running `between` in each listing between reading the directory's names and
+/// looking at the files they name: the moment a rotation makes a listing wrong, which a test
+/// makes happen there.
+fn list_with(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> {
     const TRIES: usize = 20;
     let same = |a: &[Member], b: &[Member]| {
         a.len() == b.len()
@@ -177,9 +184,9 @@ pub fn list(path: &Path) -> io::Result<Vec<Member>> {
                 .zip(b)
                 .all(|(a, b)| a.path == b.path && a.seen.ino == b.seen.ino)
     };
-    let mut last = list_once(path)?;
+    let mut last = list_once(path, between)?;
     for _ in 0..TRIES {
-        let now = list_once(path)?;
+        let now = list_once(path, between)?;
         if same(&last, &now) {
             return Ok(now);
         }
@@ -204,7 +211,7 @@ fn resolve(path: &Path) -> PathBuf {
 }
 
 /// One reading of the set's directory; none when the directory is not there (yet).
-fn list_once(path: &Path) -> io::Result<Vec<Member>> {
+fn list_once(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> {
     let path = &resolve(path);
     let dir = crate::atomic::parent(path);
     let name = path
@@ -216,25 +223,28 @@ fn list_once(path: &Path) -> io::Result<Vec<Member>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(members),
         Err(e) => return Err(e),
     };
+    let mut names = Vec::new();
     for entry in entries {
-        let entry = entry?;
-        let file_name = entry.file_name();
-        let Some((order, _)) = rotation(name, &file_name) else {
-            continue;
-        };
-        let meta = match fs::metadata(entry.path()) {
+        let file_name = entry?.file_name();
+        if let Some((order, _)) = rotation(name, &file_name) {
+            names.push((dir.join(file_name), order));
+        }
+    }
+    between();
+    for (file, order) in names {
+        let meta = match fs::metadata(&file) {
             Ok(meta) if meta.is_file() => meta,
             _ => continue,
         };
         let seen = Seen::of(&meta);
         // By its first bytes, whatever its name says.
         let mut first = [0u8; 4];
-        let n = File::open(entry.path())
+        let n = File::open(&file)
             .and_then(|f| f.read_at(&mut first, 0))
             .unwrap_or(0);
         let format = Format::sniff(&first[..n]);
         members.push(Member {
-            path: entry.path(),
+            path: file,
             format,
             seen,
             order,
@@ -302,6 +312,58 @@ fn rotation(name: &OsStr, file: &OsStr) -> Option<(Order, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The contents of the files a listing found, oldest first.
+    fn contents(members: &[Member]) -> Vec<String> {
+        members
+            .iter()
+            .map(|m| fs::read_to_string(&m.path).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_listing_taken_while_logrotate_renames_is_listed_again_until_it_holds_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        fs::write(dir.path().join("app.log.1"), "a\n").unwrap();
+        fs::write(&path, "b\n").unwrap();
+        // logrotate's `create`, once, after the first listing read the names: that listing
+        // finds app.log.1 (now b) and the new app.log (c), and misses app.log.2 (a).
+        let mut rotated = false;
+        let mut rotate = || {
+            if !std::mem::replace(&mut rotated, true) {
+                fs::rename(dir.path().join("app.log.1"), dir.path().join("app.log.2")).unwrap();
+                fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+                fs::write(&path, "c\n").unwrap();
+            }
+        };
+        let members = list_with(&path, &mut rotate).unwrap();
+        assert_eq!(contents(&members), ["a\n", "b\n", "c\n"]);
+    }
+
+    #[test]
+    fn a_file_emptied_and_written_anew_since_it_was_listed_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        fs::write(&path, "2026-12-05T00:00:00Z INFO old\n").unwrap();
+        let mut members = list(&path).unwrap();
+        members[0].head().unwrap();
+        // copytruncate between the listing and the open: the same inode, other first bytes.
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        fs::write(&path, "2026-12-05T00:00:01Z INFO new\n").unwrap();
+        assert!(
+            members[0].open().unwrap().is_none(),
+            "opened a file that is not the one listed"
+        );
+        // Unchanged, it is opened.
+        let mut members = list(&path).unwrap();
+        members[0].head().unwrap();
+        assert!(members[0].open().unwrap().is_some());
+    }
 
     fn order(names: &[&str]) -> Vec<String> {
         let mut known: Vec<(Order, &str)> = names
