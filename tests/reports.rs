@@ -232,3 +232,29 @@ fn quiet_still_says_when_the_reports_cannot_be_written() {
         .stderr(predicate::str::contains("ingest: error: cannot write stats to"))
         .stderr(predicate::str::contains("ingest: error: cannot write metrics to"));
 }
+
+#[test]
+fn the_readme_documents_every_stats_key_and_every_textfile_metric() {
+    let dir = Scratch::new();
+    ingest()
+        .args(["--stats-json"])
+        .arg(dir.path("stats.json"))
+        .arg("--metrics-textfile")
+        .arg(dir.path("m.prom"))
+        .arg(dir.path("out.log"))
+        .write_stdin(SAMPLE)
+        .assert()
+        .success();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let s = stats(&dir);
+    let keys: Vec<&String> = s.as_object().unwrap().keys().collect();
+    let metrics = scrape(&dir.read("m.prom"));
+    let names: std::collections::BTreeSet<&str> = metrics.samples.iter().map(|m| m.metric.as_str()).collect();
+    let missing: Vec<String> = keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .chain(names.iter().map(|n| format!("`{n}")))
+        .filter(|k| !readme.contains(k.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "the README does not name {missing:?}");
+}
