@@ -281,6 +281,16 @@ fn wait(child: Child) -> (Option<i32>, String) {
     (code, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// SIGTERM to a run, which drains it: it ends by the signal (143). Returns its stderr.
+fn drain(run: Child) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let (code, stderr) = wait(run);
+    assert_eq!(code, Some(143), "{stderr}");
+    stderr
+}
+
 /// A small random source (xorshift), seeded from the clock and printed, for the kill points.
 struct Dice(u64);
 
@@ -716,11 +726,7 @@ fn follow_with_kills(options: &str, rounds: u32, lossless: bool) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{stderr}");
+    drain(run);
     assert!(
         kills > 0 && rotation.rotations >= 2,
         "{kills} kills, {} rotations",
@@ -768,17 +774,8 @@ fn a_follower_commits_while_idle_and_a_rerun_after_a_kill_writes_nothing_twice()
     wait_for_records(&dir, 100);
     append(&dir, "app.log", &lines(100..110));
     wait_for_records(&dir, 110);
-    // Idle from here: the checkpoint covers every line within seconds (bounded: 10 s).
-    let size = std::fs::metadata(dir.path("app.log")).unwrap().len();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.read("cp").contains(&format!("\ninput_bytes {size}\n")) {
-        assert!(
-            Instant::now() < deadline,
-            "not committed while idle:\n{}",
-            dir.read("cp")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Idle from here: the checkpoint covers every line within seconds.
+    wait_for_commit(&dir);
     let _ = Command::new("kill").args(["-9", &run.id().to_string()]).status();
     let _ = wait(run);
     let (code, stderr) = wait(start_run(&dir, &[]));
@@ -973,11 +970,7 @@ fn a_follower_publishing_to_jetstream_sends_each_line_once_across_a_rotation_and
     append(&dir, "app.log", &lines(150..160));
     let run = follow(&dir);
     wait_stored(160);
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{stderr}");
+    drain(run);
     assert_eq!(stored(), (0..160).collect::<Vec<u64>>());
 }
 
@@ -994,20 +987,12 @@ fn a_follower_started_before_the_log_exists_waits_for_it_and_drains_on_sigterm()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{stderr}");
+    drain(run);
     // Started again, it reads the log once it is there.
     let run = start_follow(&dir);
     write(&dir, "app.log", lines(0..10));
     wait_for_records(&dir, 10);
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{stderr}");
+    drain(run);
     assert_each_line_once(&dir.read("out.log"), 10, "created after the start");
 }
 
@@ -1035,11 +1020,7 @@ fn a_rotated_files_last_line_without_newline_is_written_once_a_newer_file_has_li
     std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
     write(&dir, "app.log", lines(100..200));
     wait_for_records(&dir, 200);
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{stderr}");
+    drain(run);
     assert_each_line_once(&dir.read("out.log"), 200, "followed");
 }
 
@@ -1069,11 +1050,7 @@ fn a_follower_reads_what_the_program_writes_to_the_renamed_log_before_the_new_fi
         .unwrap();
     program.write_all(lines(200..300).as_bytes()).unwrap();
     wait_for_records(&dir, 300);
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{stderr}");
+    drain(run);
     assert_each_line_once(&dir.read("out.log"), 300, "late writes to the renamed log");
 }
 
@@ -1084,11 +1061,7 @@ fn follow_and_expect_no_loss(dir: &Scratch, what: &str, rotate: impl FnOnce()) {
     wait_for_records(dir, 200);
     rotate();
     wait_for_records(dir, 220);
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{what}: {stderr}");
+    let stderr = drain(run);
     assert!(
         !stderr.contains("lost"),
         "{what}: a loss said where there is none:\n{stderr}"
@@ -1170,6 +1143,16 @@ fn a_run_between_copytruncates_copy_and_its_truncate_reads_nothing_twice_and_rep
     assert_each_line_once(&dir.read("out.log"), 260, "truncated before any run saw the copy");
 }
 
+/// logrotate's `copytruncate` of `name` in `dir` to `copy`.
+fn copytruncate(dir: &Scratch, name: &str, copy: &str) {
+    std::fs::copy(dir.path(name), dir.path(copy)).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path(name))
+        .unwrap();
+    file.set_len(0).unwrap();
+}
+
 /// Waits (bounded: 10 s) until the checkpoint in `dir` has committed all of `app.log`.
 fn wait_for_commit(dir: &Scratch) {
     let size = std::fs::metadata(dir.path("app.log")).unwrap().len();
@@ -1186,33 +1169,16 @@ fn a_follower_goes_on_when_output_is_emptied_or_rotated_away_while_it_writes() {
     write(&dir, "app.log", lines(0..100));
     let run = start_follow(&dir);
     wait_for_records(&dir, 100);
-    // logrotate's copytruncate on OUTPUT.
-    std::fs::copy(dir.path("out.log"), dir.path("out.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path("out.log"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&dir, "out.log", "out.log.1");
     append(&dir, "app.log", &lines(100..150));
     wait_for_records(&dir, 50);
     // Drained, then started again: it goes on (it exited 74, "shorter than at the last commit").
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{stderr}");
+    drain(run);
     let run = start_follow(&dir);
     append(&dir, "app.log", &lines(150..160));
     wait_for_records(&dir, 60);
     // Emptied again, committed while idle, killed, started again.
-    std::fs::copy(dir.path("out.log"), dir.path("out.log.2")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path("out.log"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&dir, "out.log", "out.log.2");
     append(&dir, "app.log", &lines(160..170));
     wait_for_records(&dir, 10);
     wait_for_commit(&dir);
@@ -1228,11 +1194,7 @@ fn a_follower_goes_on_when_output_is_emptied_or_rotated_away_while_it_writes() {
     wait_for_commit(&dir);
     append(&dir, "app.log", &lines(190..200));
     wait_for_records(&dir, 10);
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let (code, stderr) = wait(run);
-    assert_eq!(code, Some(143), "{stderr}");
+    drain(run);
     let all: String = ["out.log.1", "out.log.2", "out.log.3", "out.log"]
         .iter()
         .map(|name| dir.read(name))
