@@ -1201,3 +1201,21 @@ fn a_follower_goes_on_when_output_is_emptied_or_rotated_away_while_it_writes() {
         .collect();
     assert_each_line_once(&all, 200, "OUTPUT rotated three times");
 }
+
+#[test]
+fn a_loss_found_while_no_file_of_the_set_is_there_is_said_once() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..200));
+    run_ok(&dir);
+    append(&dir, "app.log", &lines(200..210));
+    std::fs::remove_file(dir.path("app.log")).unwrap();
+    let (code, stderr) = wait(start_run(&dir, &[]));
+    assert_eq!(code, Some(66), "{stderr}");
+    assert_eq!(stderr.matches("are lost").count(), 1, "{stderr}");
+    // The log is back: the loss is not said again.
+    write(&dir, "app.log", lines(210..220));
+    let stderr = run_ok(&dir);
+    assert!(!stderr.contains("lost"), "said again:\n{stderr}");
+    let want: Vec<u64> = (0..200).chain(210..220).collect();
+    assert_eq!(numbers(&dir.read("out.log")), want);
+}

@@ -878,7 +878,18 @@ pub fn plan_set(
         None => (Vec::new(), None),
     };
     let (files, plan, current) = set::arrange(&entries, was_current, candidates);
-    if files.is_empty() || (plan.unsure && !sure) {
+    if plan.unsure && !sure {
+        return Ok(plan);
+    }
+    if files.is_empty() {
+        // No file there now: what is lost is said once, the next run knows it.
+        if let Some(mut state) = loaded.filter(|_| !plan.lost.is_empty()) {
+            let current = state.current();
+            if let Some(set) = state.set.as_mut() {
+                set.all_gone(current);
+            }
+            state.save(path)?;
+        }
         return Ok(plan);
     }
     let mut state = loaded.clone().unwrap_or_else(|| State {

@@ -582,6 +582,15 @@ impl Set {
         Some((self.current(new_source), other))
     }
 
+    /// Marks every file done with: none of them is there any more, and what was lost of them
+    /// has been said (the current one as `current` says).
+    pub(super) fn all_gone(&mut self, current: Current) {
+        self.files[self.current].keep(current);
+        for entry in &mut self.files {
+            entry.complete = true;
+        }
+    }
+
     /// How far file `index` is read, the current one as `current` says; `None` when there is no
     /// such file.
     pub(super) fn read_of(&self, index: usize, current: Current) -> Option<Position> {
