@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """File sets and --follow, side by side in one go (issue 22's targets):
 
-    python3 benches/fileset.py [--mb N] [--runs K] [--bin PATH] [--seconds S]
+    python3 benches/fileset.py [--mb N] [--runs K] [--bin PATH] [--seconds S] [--extra OLD_BIN]
 
 1. Throughput: `--from` a set of 10 rotated files of N/10 MB each (app.log.9 ... app.log.1,
    app.log) against `--from` one N MB file (default 500), and `--from big.log.gz` against
    `zcat big.log.gz | ingest`; K runs each (default 5), interleaved, each with a fresh
-   checkpoint and OUTPUT on tmpfs. Medians and ratios.
+   checkpoint and OUTPUT on tmpfs. Medians and ratios. With --extra, another build's (a
+   baseline's) runs of the same four are interleaved with them, and the ratios printed.
 2. `--follow` latency: a writer appends 1,000 lines a second for S seconds (default 20), each
    carrying the time it was written; the follower writes them to OUTPUT, which this script reads
    as it grows (every millisecond): the time from a line's write to its record in OUTPUT,
    median, 99th percentile and worst.
+   The same with the log rotated every 5 s (renamed to app.log-NNNN, the writer reopening
+   app.log at once, as a `postrotate` reload does): the new file's first lines wait for the old
+   one to be done with (quiet for ROTATE_WAIT, 2 s) so that no late line of it comes after them.
 3. `--follow` idle: CPU time (utime + stime, /proc) the follower takes over 60 s with nothing
    to read, per 10 s.
 4. Peak RSS (VmHWM): a follower that read the N MB file and waits at its end, against a stdin
@@ -86,12 +90,71 @@ def wait_lines(path, n, timeout):
     return False
 
 
+def follow_latency(binary, tmp, cp, out, seconds, rotate_every, label):
+    """A follower of a log written at 1,000 lines a second for `seconds` (renamed every
+    `rotate_every` seconds, the writer reopening it at once): prints the time from a line's write
+    to its record in OUTPUT; returns the follower, still running."""
+    live = os.path.join(tmp, f"live{label}")
+    os.makedirs(live)
+    log = os.path.join(live, "app.log")
+    open(log, "w").close()
+    follower = subprocess.Popen([binary, "-q", "--from", log, "--follow", "--checkpoint", cp, out])
+    wrote = {}
+
+    def writer():
+        f = open(log, "a")
+        n, began, rotations = 0, time.perf_counter(), 0
+        while n < seconds * 1000:
+            due = began + n / 1000
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)
+            if rotate_every and n > 0 and n % (rotate_every * 1000) == 0:
+                rotations += 1
+                os.rename(log, f"{log}-{rotations:04d}")
+                f.close()
+                f = open(log, "a")
+            wrote[n] = time.perf_counter()
+            f.write(f"2026-04-15T00:00:00Z INFO seq={n}\n")
+            f.flush()
+            n += 1
+        f.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    latencies, seen, buf = [], 0, b""
+    while os.path.exists(out) is False:
+        time.sleep(0.001)
+    with open(out, "rb") as f:
+        deadline = time.time() + seconds + 30
+        while seen < seconds * 1000 and time.time() < deadline:
+            chunk = f.read()
+            if not chunk:
+                time.sleep(0.001)
+                continue
+            now = time.perf_counter()
+            buf += chunk
+            *whole, buf = buf.split(b"\n")
+            for line in whole:
+                n = int(line.rsplit(b"seq=", 1)[1])
+                latencies.append((now - wrote[n]) * 1000)
+                seen += 1
+    thread.join()
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+    what = f", renamed every {rotate_every} s" if rotate_every else ""
+    print(f"{label} --follow at 1,000 lines/s for {seconds} s{what}: {len(latencies)} lines; write -> OUTPUT "
+          f"median {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, worst {latencies[-1]:.1f} ms")
+    return follower
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--bin", default="target/release/ingest")
+    parser.add_argument("--extra", help="another build to run beside --bin in section 1")
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
@@ -121,61 +184,22 @@ def main():
             "zcat .gz | ingest": f"zcat {tmp}/big.log.gz | {binary} -q {out}",
             "--from .gz": f"{binary} -q --from {tmp}/big.log.gz {out}",
         }
+        if args.extra:
+            extra = os.path.abspath(args.extra)
+            variants.update({f"{name} (extra)": command.replace(binary, extra) for name, command in variants.items()})
         medians = median_runs(variants, args.runs, reset)
         print(f"1. {args.mb} MB, {lines} lines; {args.runs} runs each, interleaved")
         for name, median in medians.items():
-            print(f"   {name:18} median {median:6.3f} s  {lines / median / 1e6:5.2f} M lines/s")
+            print(f"   {name:26} median {median:6.3f} s  {lines / median / 1e6:5.2f} M lines/s")
+        for name in list(medians):
+            if f"{name} (extra)" in medians:
+                print(f"   {name}: {medians[name] / medians[f'{name} (extra)']:.3f}x the extra build's time")
         print(f"   10 files / one file: {medians['--from 10 files'] / medians['--from one file']:.3f}x the time;"
               f"  --from .gz / zcat | ingest: {medians['--from .gz'] / medians['zcat .gz | ingest']:.3f}x")
 
         # 2. Latency at 1,000 lines a second.
-        live = os.path.join(tmp, "live")
-        os.makedirs(live)
-        log = os.path.join(live, "app.log")
-        open(log, "w").close()
         reset()
-        follower = subprocess.Popen([binary, "-q", "--from", log, "--follow", "--checkpoint", cp, out])
-        wrote = {}
-        stop = threading.Event()
-
-        def writer():
-            with open(log, "a") as f:
-                n, began = 0, time.perf_counter()
-                while n < args.seconds * 1000:
-                    due = began + n / 1000
-                    now = time.perf_counter()
-                    if due > now:
-                        time.sleep(due - now)
-                    wrote[n] = time.perf_counter()
-                    f.write(f"2026-04-15T00:00:00Z INFO seq={n}\n")
-                    f.flush()
-                    n += 1
-            stop.set()
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        latencies, seen, buf = [], 0, b""
-        while os.path.exists(out) is False:
-            time.sleep(0.001)
-        with open(out, "rb") as f:
-            deadline = time.time() + args.seconds + 30
-            while seen < args.seconds * 1000 and time.time() < deadline:
-                chunk = f.read()
-                if not chunk:
-                    time.sleep(0.001)
-                    continue
-                now = time.perf_counter()
-                buf += chunk
-                *whole, buf = buf.split(b"\n")
-                for line in whole:
-                    n = int(line.rsplit(b"seq=", 1)[1])
-                    latencies.append((now - wrote[n]) * 1000)
-                    seen += 1
-        thread.join()
-        latencies.sort()
-        p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-        print(f"2. --follow at 1,000 lines/s for {args.seconds} s: {len(latencies)} lines; write -> OUTPUT "
-              f"median {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, worst {latencies[-1]:.1f} ms")
+        follower = follow_latency(binary, tmp, cp, out, args.seconds, None, "2.")
 
         # 3. Idle: over 60 s, as CPU time comes in clock ticks (10 ms).
         before = cpu_seconds(follower.pid)
@@ -184,6 +208,12 @@ def main():
         print(f"3. --follow idle: {idle * 1000:.0f} ms of CPU in 60 s, {idle * 1000 / 6:.1f} ms per 10 s")
         follower.send_signal(signal.SIGTERM)
         follower.wait()
+
+        # 2b. Latency across rotations.
+        reset()
+        rotating = follow_latency(binary, tmp, cp, out, args.seconds, 5, "2b.")
+        rotating.send_signal(signal.SIGTERM)
+        rotating.wait()
 
         # 4. Peak RSS: a follower that read the big file, and a stdin run through a pipe.
         reset()

@@ -197,6 +197,11 @@ pub struct Args {
     #[arg(long, requires = "from")]
     pub follow: bool,
 
+    /// With --follow: once the program writes to the new file, read the rotated log on until
+    /// it was quiet for SECS (lines a program writes late to it come out first), then the new file
+    #[arg(long, value_name = "SECS", requires = "follow", default_value_t = config::DEFAULT_ROTATE_WAIT.as_secs_f64())]
+    pub rotate_wait: f64,
+
     /// Collector: the durable pull consumer to read through (created when missing)
     #[arg(long, value_name = "NAME", requires = "from", help_heading = "NATS COLLECTOR")]
     pub consumer: Option<String>,
@@ -370,10 +375,12 @@ impl Args {
         if self.follow && !matches!(from, Some(config::Origin::Files(_))) {
             return Err("--follow is for --from PATH (a log file); a NATS stream is followed by running without --until-idle".to_owned());
         }
+        let rotate_wait = secs(self.rotate_wait, "--rotate-wait")?;
         Ok(Config {
             output,
             from,
             follow: self.follow,
+            rotate_wait,
             input,
             multiline: self.multiline.then(|| config::Multiline {
                 max_record_lines: self.max_record_lines as usize,

@@ -133,6 +133,10 @@ pub struct Multiline {
     pub timeout: Duration,
 }
 
+/// `--rotate-wait` when not given: a program writes on to a rotated log until it reopens
+/// the new one, and a thread of it may write one line more a moment later.
+pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(2);
+
 /// `--max-record-lines` when not given.
 pub const DEFAULT_MAX_RECORD_LINES: u32 = 1000;
 /// `--multiline-timeout` when not given, in milliseconds.
@@ -147,6 +151,9 @@ pub struct Config {
     pub from: Option<Origin>,
     /// `--follow`: keep reading `--from PATH` as it grows, across rotations, until a signal.
     pub follow: bool,
+    /// `--rotate-wait`: how long a followed log rotated away must stay quiet, once the program
+    /// writes elsewhere, before the new file is read (see `source::follow`).
+    pub rotate_wait: Duration,
     /// How input lines are read.
     pub input: InputLayout,
     /// `--multiline`: join continuation lines to the record before them.
@@ -190,6 +197,7 @@ impl Config {
             output,
             from: None,
             follow: false,
+            rotate_wait: DEFAULT_ROTATE_WAIT,
             input: InputLayout::default(),
             multiline: None,
             workers: NonZeroUsize::from(

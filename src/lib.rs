@@ -153,7 +153,7 @@ async fn read_file(
         };
         let follow = config
             .follow
-            .then(|| source::follow::Follow::new(path.to_owned(), &file))
+            .then(|| source::follow::Follow::new(path.to_owned(), &file, config.rotate_wait))
             .transpose()
             .map_err(failed)?;
         let reading = Reading {
@@ -401,7 +401,9 @@ async fn read_member(
         return Ok(Ended::Changed);
     };
     let follow = match how.follow {
-        Some(path) => Some(source::follow::Follow::new(path.to_owned(), &file).map_err(failed)?),
+        Some(path) => {
+            Some(source::follow::Follow::new(path.to_owned(), &file, config.rotate_wait).map_err(failed)?)
+        }
         None => None,
     };
     // Kept to tell, once it ends, whether a followed file was deleted.

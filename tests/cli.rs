@@ -303,6 +303,14 @@ fn usage_errors_exit_2() {
         .args(["--retry-initial-ms", "10", "--retry-max-ms", "5"])
         .assert()
         .code(2);
+    ingest()
+        .args(["--from", "app.log", "--rotate-wait", "1"])
+        .assert()
+        .code(2);
+    ingest()
+        .args(["--from", "app.log", "--follow", "--rotate-wait", "-1"])
+        .assert()
+        .code(2);
 }
 
 #[test]

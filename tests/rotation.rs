@@ -1219,3 +1219,29 @@ fn a_loss_found_while_no_file_of_the_set_is_there_is_said_once() {
     let want: Vec<u64> = (0..200).chain(210..220).collect();
     assert_eq!(numbers(&dir.read("out.log")), want);
 }
+
+#[test]
+fn a_rotated_log_is_read_until_it_was_quiet_for_the_rotate_wait_before_the_new_file() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", lines(0..100));
+    let mut program = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path("app.log"))
+        .unwrap();
+    let run = start_run(&dir, &["--follow", "--rotate-wait", "3"]);
+    wait_for_records(&dir, 100);
+    std::fs::rename(dir.path("app.log"), dir.path("app.log.1")).unwrap();
+    write(&dir, "app.log", lines(101..110));
+    // A thread of the program writes one line more to the old file after the new one has lines.
+    let late = Instant::now();
+    program.write_all(line(100).as_bytes()).unwrap();
+    wait_for_records(&dir, 110);
+    // Not before the old file was quiet for 3 s (a lower bound: a slow machine only adds).
+    assert!(
+        late.elapsed() >= Duration::from_secs(3),
+        "the new file after {:?}",
+        late.elapsed()
+    );
+    drain(run);
+    assert_each_line_once(&dir.read("out.log"), 110, "the late line first");
+}

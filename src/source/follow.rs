@@ -2,7 +2,7 @@
 //! more (woken by inotify on the log's directory, or every [`POLL`] without it), and ends the
 //! file's run once it was truncated (`copytruncate`), or rotated away (renamed, deleted,
 //! replaced) and done with: the program writes to the new file and this one was quiet for
-//! [`ROTATE_WAIT`]. Then the set is listed again and the old file's tail read first.
+//! `--rotate-wait`. Then the set is listed again and the old file's tail read first.
 
 use std::fs::File;
 use std::io::Seek;
@@ -18,12 +18,6 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// the log: an idle follower wakes once a second (a drain is seen within it).
 const WATCHED: Duration = Duration::from_secs(1);
 
-/// How long a log rotated away must stay quiet, once the program writes to the new file (or
-/// the old one is deleted), before it is done with. A program writes on to the file it has
-/// open until it reopens PATH (logrotate's `postrotate` signal, a thread still holding the old
-/// descriptor); those lines come out before the new file's. Fluent Bit's `Rotate_Wait`.
-pub const ROTATE_WAIT: Duration = Duration::from_secs(2);
-
 /// A live log being followed.
 #[derive(Debug)]
 pub struct Follow {
@@ -35,8 +29,13 @@ pub struct Follow {
     /// Watches PATH's directory: appends, renames, creations; `None`: polling.
     watch: Option<inotify::Inotify>,
     /// When the file last had more to read (or following began): a file rotated away is done
-    /// with once it has been quiet for [`ROTATE_WAIT`].
+    /// with once it has been quiet for `rotate_wait`.
     grew: Instant,
+    /// How long a log rotated away must stay quiet, once the program writes to the new file (or
+    /// the old one is deleted), before it is done with. A program writes on to the file it has
+    /// open until it reopens PATH (logrotate's `postrotate` signal, a thread still holding the
+    /// old descriptor); those lines come out before the new file's. Fluent Bit's `Rotate_Wait`.
+    rotate_wait: Duration,
     /// The last bytes read (up to [`LAST_BYTES`]), as the reader read them: a file emptied and
     /// written again past where reading stopped (`copytruncate` and a busy writer) has other
     /// bytes there. Taken when read, not when the wait begins, which may be after the truncate.
@@ -52,7 +51,7 @@ pub enum Woke {
     /// The file has more bytes to read.
     More,
     /// PATH is another file now (or none), the program writes elsewhere (the new file has
-    /// bytes, or this one is deleted), and this one was quiet for [`ROTATE_WAIT`]: done with.
+    /// bytes, or this one is deleted), and this one was quiet for `--rotate-wait`: done with.
     Rotated,
     /// The file is shorter than what was read: truncated (`copytruncate`).
     Truncated,
@@ -63,11 +62,12 @@ pub enum Woke {
 }
 
 impl Follow {
-    /// Follows `file`, the log at `path`.
+    /// Follows `file`, the log at `path`; done with it once it is rotated away and was quiet
+    /// for `rotate_wait` (see [`Woke::Rotated`]).
     ///
     /// # Errors
     /// When the file's descriptor cannot be duplicated or looked at.
-    pub fn new(path: PathBuf, file: &File) -> std::io::Result<Follow> {
+    pub fn new(path: PathBuf, file: &File, rotate_wait: Duration) -> std::io::Result<Follow> {
         let file = file.try_clone()?;
         let ino = file.metadata()?.ino();
         let watch = inotify::Inotify::init().ok().and_then(|inotify| {
@@ -97,6 +97,7 @@ impl Follow {
             ino,
             watch,
             grew: Instant::now(),
+            rotate_wait,
             last: Vec::new(),
         };
         // The bytes before where reading starts: an earlier run read them.
@@ -126,7 +127,7 @@ impl Follow {
         if !elsewhere && !deleted {
             return Err(None);
         }
-        match ROTATE_WAIT.checked_sub(now - self.grew) {
+        match self.rotate_wait.checked_sub(now - self.grew) {
             Some(left) if !left.is_zero() => Err(Some(left)),
             _ => Ok(()),
         }
@@ -201,7 +202,7 @@ mod tests {
             .collect();
         std::fs::write(&path, &old).unwrap();
         let mut file = File::open(&path).unwrap();
-        let mut follow = Follow::new(path.clone(), &file).unwrap();
+        let mut follow = Follow::new(path.clone(), &file, Duration::from_secs(2)).unwrap();
         let mut read = Vec::new();
         file.read_to_end(&mut read).unwrap();
         follow.saw(&read);
@@ -217,7 +218,7 @@ mod tests {
         // Only appended to: more to read.
         std::fs::write(&path, &old).unwrap();
         file.seek(SeekFrom::End(0)).unwrap();
-        let mut follow = Follow::new(path.clone(), &file).unwrap();
+        let mut follow = Follow::new(path.clone(), &file, Duration::from_secs(2)).unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
