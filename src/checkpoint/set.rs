@@ -335,8 +335,9 @@ enum Copy {
 /// Copies are told by content: the same first bytes, and either the same bytes before the
 /// copy's end as the live log has there (the log still holds them), or, for a log gone or
 /// emptied in place, no more than was read of it, or the bytes before its read point. A file
-/// known by an entry of its own is taken for a copy of a log emptied in place only (the copy
-/// `copytruncate` made, known since it was pending), not of a gone one.
+/// known by an entry of its own is taken for a copy of a log gone only when that entry is a
+/// copy left pending for it (or the log was emptied in place: `copytruncate`), so that a file
+/// that merely starts alike keeps its own reading.
 fn copies(
     entries: &[Entry],
     owner: &[Option<usize>],
@@ -376,7 +377,9 @@ fn copies(
         }
         for &(e, emptied) in &gone {
             let entry = &entries[e];
-            if (own.is_some() && !emptied) || !entry.head.matches(candidates[c].head()?) {
+            // A copy left pending for this log carries its publisher (see `Copy::Pending`).
+            let pending_of_it = own.is_some_and(|o| o.source != 0 && o.source == entry.source);
+            if (own.is_some() && !emptied && !pending_of_it) || !entry.head.matches(candidates[c].head()?) {
                 continue;
             }
             let shorter = candidates[c].content_len()? <= entry.read.offset;
@@ -806,6 +809,44 @@ mod tests {
         let other = [&log[..28], b"2026-12-05T00:00:09Z INFO x\n".as_slice()].concat();
         let mut now = [mem("app.log.1", &other, 9), mem("app.log", &log, 2)];
         assert_eq!(plan(&entries, &mut now).0, [(0, 0), (1, 56)]);
+    }
+
+    #[test]
+    fn a_copy_left_pending_goes_on_where_its_log_was_read_when_the_log_is_deleted() {
+        let log = b"2026-12-05T00:00:00Z INFO a\n2026-12-05T00:00:01Z INFO b\n2026-12-05T00:00:02Z INFO c\n"
+            .to_vec();
+        let head = Fingerprint::of(&log[..28]);
+        // The copy was pending at `a` (the log's publisher, 7); the log, read on to `c`, is then
+        // deleted (no new file on its inode).
+        let copy = Entry {
+            ino: 9,
+            head,
+            ..read(&log, 28, false)
+        };
+        let gone = Entry {
+            ino: 2,
+            head,
+            ..read(&log, 84, false)
+        };
+        let mut now = [mem("app.log.1", &log[..56], 9), mem("app.log", b"new\n", 3)];
+        assert_eq!(plan(&[copy.clone(), gone.clone()], &mut now), (vec![(1, 0)], 0));
+        // Read only to `b` when deleted: the copy from there.
+        let gone = Entry {
+            ino: 2,
+            head,
+            ..read(&log, 56, false)
+        };
+        let mut now = [mem("app.log.1", &log, 9), mem("app.log", b"new\n", 3)];
+        assert_eq!(plan(&[copy.clone(), gone], &mut now), (vec![(0, 56), (1, 0)], 0));
+        // A file of its own that only starts alike is not taken for a copy of a gone log.
+        let other = Entry { source: 8, ..copy };
+        let gone = Entry {
+            ino: 2,
+            head,
+            ..read(&log, 84, false)
+        };
+        let mut now = [mem("app.log.1", &log[..56], 9), mem("app.log", b"new\n", 3)];
+        assert_eq!(plan(&[other, gone], &mut now), (vec![(0, 28), (1, 0)], 1));
     }
 
     #[test]
