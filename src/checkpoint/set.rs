@@ -349,7 +349,9 @@ fn copies(
     // Entries whose file is gone, or is the live log's inode with other content now (emptied
     // in place), each with whether it was emptied.
     let gone: Vec<(usize, bool)> = (0..entries.len())
-        .filter(|&e| !owner.contains(&Some(e)) && !entries[e].complete && entries[e].read.offset > 0)
+        // Read to its end too: gzip's copy of a rotated file misses what the program wrote to it
+        // after gzip read it, which a reader may have read first.
+        .filter(|&e| !owner.contains(&Some(e)) && entries[e].read.offset > 0)
         .map(|e| {
             (
                 e,
@@ -375,7 +377,9 @@ fn copies(
             });
             continue;
         }
-        for &(e, emptied) in &gone {
+        // Newest first: of files that start alike (a banner), a copy is most likely of the
+        // file rotated last.
+        for &(e, emptied) in gone.iter().rev() {
             let entry = &entries[e];
             // A copy left pending for this log carries its publisher (see `Copy::Pending`).
             let pending_of_it = own.is_some_and(|o| o.source != 0 && o.source == entry.source);
@@ -847,6 +851,21 @@ mod tests {
         };
         let mut now = [mem("app.log.1", &log[..56], 9), mem("app.log", b"new\n", 3)];
         assert_eq!(plan(&[other, gone], &mut now), (vec![(0, 28), (1, 0)], 1));
+    }
+
+    #[test]
+    fn a_compressed_copy_shorter_than_what_was_read_of_its_file_is_done_with() {
+        // app.log.1 read to its end (with what the program wrote to it late), then compressed
+        // by logrotate from what it held when gzip read it, and deleted.
+        let log = b"2026-12-05T00:00:00Z INFO a\n2026-12-05T00:00:01Z INFO b\n2026-12-05T00:00:02Z INFO c\n"
+            .to_vec();
+        let entries = [Entry {
+            ino: 2,
+            head: Fingerprint::of(&log[..28]),
+            ..read(&log, 84, true)
+        }];
+        let mut now = [mem("app.log.1.gz", &log[..56], 9), mem("app.log", b"new\n", 3)];
+        assert_eq!(plan(&entries, &mut now), (vec![(1, 0)], 0));
     }
 
     #[test]
