@@ -14,7 +14,8 @@
    median, 99th percentile and worst.
    The same with the log rotated every 5 s (renamed to app.log-NNNN, the writer reopening
    app.log at once, as a `postrotate` reload does): the new file's first lines wait for the old
-   one to be done with (quiet for ROTATE_WAIT, 2 s) so that no late line of it comes after them.
+   one to be done with (quiet for --rotate-wait, 2 s) so that no late line of it comes after
+   them; with --rotate-wait S, again with that value (2c).
 3. `--follow` idle: CPU time (utime + stime, /proc) the follower takes over 60 s with nothing
    to read, per 10 s.
 4. Peak RSS (VmHWM): a follower that read the N MB file and waits at its end, against a stdin
@@ -90,7 +91,7 @@ def wait_lines(path, n, timeout):
     return False
 
 
-def follow_latency(binary, tmp, cp, out, seconds, rotate_every, label):
+def follow_latency(binary, tmp, cp, out, seconds, rotate_every, label, extra=()):
     """A follower of a log written at 1,000 lines a second for `seconds` (renamed every
     `rotate_every` seconds, the writer reopening it at once): prints the time from a line's write
     to its record in OUTPUT; returns the follower, still running."""
@@ -98,7 +99,7 @@ def follow_latency(binary, tmp, cp, out, seconds, rotate_every, label):
     os.makedirs(live)
     log = os.path.join(live, "app.log")
     open(log, "w").close()
-    follower = subprocess.Popen([binary, "-q", "--from", log, "--follow", "--checkpoint", cp, out])
+    follower = subprocess.Popen([binary, "-q", "--from", log, "--follow", *extra, "--checkpoint", cp, out])
     wrote = {}
 
     def writer():
@@ -155,6 +156,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--bin", default="target/release/ingest")
     parser.add_argument("--extra", help="another build to run beside --bin in section 1")
+    parser.add_argument("--rotate-wait", type=float, help="section 2b again with this --rotate-wait")
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
@@ -214,6 +216,13 @@ def main():
         rotating = follow_latency(binary, tmp, cp, out, args.seconds, 5, "2b.")
         rotating.send_signal(signal.SIGTERM)
         rotating.wait()
+        if args.rotate_wait is not None:
+            reset()
+            label = f"2c. (--rotate-wait {args.rotate_wait})"
+            extra = ["--rotate-wait", str(args.rotate_wait)]
+            rotating = follow_latency(binary, tmp, cp, out, args.seconds, 5, label, extra)
+            rotating.send_signal(signal.SIGTERM)
+            rotating.wait()
 
         # 4. Peak RSS: a follower that read the big file, and a stdin run through a pipe.
         reset()
