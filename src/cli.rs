@@ -1,6 +1,6 @@
 //! The command line: clap's raw [`Args`], checked and turned into the library's [`Config`].
 //!
-//! `main` parses `Args`, calls [`Args::into_config`] and hands the `Config` to [`crate::run`];
+//! `main` parses `Args`, calls [`Args::into_config`] and hands the `Config` to [`crate::run()`];
 //! nothing past this file sees a raw flag.
 
 use std::io::IsTerminal;

@@ -1,6 +1,6 @@
 //! SIGINT and SIGTERM: the first asks for a drain, the second stops the process at once.
 //!
-//! The binary starts a [`Watcher`] and passes its drain token to [`crate::run`]; tests pass a
+//! The binary starts a [`Watcher`] and passes its drain token to [`crate::run()`]; tests pass a
 //! token of their own instead, so the pipeline never touches signals itself.
 
 use std::fmt;
