@@ -182,7 +182,7 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> bo
 
 /// The size of the regular file `fd` and its last modification (Unix nanoseconds); `None` for
 /// anything else (a pipe).
-pub fn file_size(fd: std::os::fd::RawFd) -> Option<(u64, i64)> {
+pub fn size_and_mtime(fd: std::os::fd::RawFd) -> Option<(u64, i64)> {
     // SAFETY: a zeroed stat is a valid value to be overwritten; fstat only looks at the
     // descriptor, which the caller keeps open.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };

@@ -493,11 +493,7 @@ pub(super) fn arrange(
                         entry.head = entries[e].head;
                         entry.source = entries[e].source;
                     }
-                    if let Ok(head) = candidate.head()
-                        && head.len() as u64 > entry.head.covers()
-                    {
-                        entry.head = Fingerprint::of(head);
-                    }
+                    entry.look_longer(candidate);
                     entry.seen = None;
                 }
                 Copy::From(e) => {
@@ -519,12 +515,7 @@ pub(super) fn arrange(
             // Read to its end as it is now, and rotated since: nothing of it can be lost.
             entry.complete |= !candidate.live();
         } else {
-            // A longer look at its first bytes tells it apart from more files next time.
-            match candidate.head() {
-                Ok(head) if head.len() as u64 > entry.head.covers() => entry.head = Fingerprint::of(head),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("cannot read '{}': {e}", candidate.path().display()),
-            }
+            entry.look_longer(candidate);
             plan.steps.push((c, entry.read));
         }
         files.push(entry);
@@ -533,6 +524,16 @@ pub(super) fn arrange(
 }
 
 impl Entry {
+    /// Takes a longer look at `candidate`'s first bytes, when it has more than the entry knows:
+    /// it tells the file apart from more files next time.
+    fn look_longer(&mut self, candidate: &mut impl Candidate) {
+        match candidate.head() {
+            Ok(head) if head.len() as u64 > self.head.covers() => self.head = Fingerprint::of(head),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot read '{}': {e}", candidate.path().display()),
+        }
+    }
+
     /// Takes what the checkpoint's input fields say of it, as the current file.
     fn keep(&mut self, current: Current) {
         self.read = current.input;
@@ -851,6 +852,18 @@ mod tests {
         };
         let mut now = [mem("app.log.1", &log[..56], 9), mem("app.log", b"new\n", 3)];
         assert_eq!(plan(&[other, gone], &mut now), (vec![(0, 28), (1, 0)], 1));
+    }
+
+    #[test]
+    fn a_rotated_file_that_starts_like_the_log_but_ends_otherwise_is_no_copy_of_it() {
+        // The same first 4 KiB (a banner), other bytes before its end than the log has there.
+        let (log, other) = (banner("a1\na2\na3\n"), banner("b1\n"));
+        let entries = [Entry {
+            ino: 2,
+            ..read(&log, log.len(), false)
+        }];
+        let mut now = [mem("app.log.1", &other, 9), mem("app.log", &log, 2)];
+        assert_eq!(plan(&entries, &mut now).0, [(0, 0), (1, log.len() as u64)]);
     }
 
     #[test]

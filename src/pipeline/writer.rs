@@ -128,9 +128,7 @@ impl<R: Writable> Books<R> {
         if let Some(rejects) = self.rejects.as_mut() {
             rejects.sync()?;
         }
-        let rejects_len = self.rejects.as_ref().map_or(0, |r| r.stored().bytes);
-        committer.lengths_are(sink.length(), self.rejects.as_ref().and_then(|r| r.length()));
-        committer.commit(*settled, sink.committed_len(), rejects_len, false)?;
+        commit_files(committer.as_mut(), *settled, sink, self.rejects.as_ref(), false)?;
         self.committed = *settled;
         // Rotated away while written: this run ends as a drain does, and the next one opens
         // OUTPUT anew (a follower's; see `Settings::restart`).
@@ -143,6 +141,20 @@ impl<R: Writable> Books<R> {
         }
         Ok(())
     }
+}
+
+/// Commits the input up to `settled` with what this run stored in OUTPUT and the rejects file
+/// (both synced), and their lengths as they are (see [`Commit::lengths_are`]).
+fn commit_files<R: Writable>(
+    committer: &mut dyn Commit,
+    settled: Position,
+    sink: &impl Sink,
+    rejects: Option<&FileSink<R>>,
+    finished: bool,
+) -> Result<(), Error> {
+    committer.lengths_are(sink.length(), rejects.and_then(|r| r.length()));
+    let rejects_len = rejects.map_or(0, |r| r.stored().bytes);
+    committer.commit(settled, sink.committed_len(), rejects_len, finished)
 }
 
 /// Adds what reached the sink between `before` and `now` to the counters.
@@ -228,9 +240,7 @@ pub async fn run<S: Sink, R: Writable>(
             rejects.shutdown().await?;
         }
         if let Some((committer, settled)) = books.checkpoint.as_mut() {
-            let rejects_len = books.rejects.as_ref().map_or(0, |r| r.stored().bytes);
-            committer.lengths_are(sink.length(), books.rejects.as_ref().and_then(|r| r.length()));
-            committer.commit(*settled, sink.committed_len(), rejects_len, true)?;
+            commit_files(committer.as_mut(), *settled, &sink, books.rejects.as_ref(), true)?;
         }
         Ok::<(), Stop>(())
     }

@@ -272,7 +272,7 @@ impl ReadLoop<'_> {
 
     /// Notes how large the input file is now, for the lag (see `Metrics::lag_bytes`).
     fn look_at_input(&self) {
-        if let Some((size, mtime_ns)) = self.limits.fd.and_then(crate::os::file_size) {
+        if let Some((size, mtime_ns)) = self.limits.fd.and_then(crate::os::size_and_mtime) {
             self.metrics.input_size.store(size, Ordering::Relaxed);
             self.metrics.input_mtime_ns.store(mtime_ns, Ordering::Relaxed);
         }
