@@ -878,6 +878,9 @@ pub fn plan_set(
         None => (Vec::new(), None),
     };
     let (files, plan, current) = set::arrange(&entries, was_current, candidates);
+    tracing::debug!(
+        "the set as the checkpoint knew it: {entries:?} (current {was_current:?}); now: {files:?}; plan: {plan:?}"
+    );
     if plan.unsure && !sure {
         return Ok(plan);
     }

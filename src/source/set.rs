@@ -178,11 +178,17 @@ pub fn list(path: &Path) -> io::Result<Vec<Member>> {
 /// makes happen there.
 fn list_with(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> {
     const TRIES: usize = 20;
+    // The live log's first bytes too (one may have grown into the other's): emptied and
+    // written anew in place between two listings, its copy may be missing from the first.
+    let same_start = |a: &Option<Vec<u8>>, b: &Option<Vec<u8>>| match (a, b) {
+        (Some(a), Some(b)) => a.starts_with(b) || b.starts_with(a),
+        (a, b) => a.is_none() && b.is_none(),
+    };
     let same = |a: &[Member], b: &[Member]| {
         a.len() == b.len()
             && a.iter()
                 .zip(b)
-                .all(|(a, b)| a.path == b.path && a.seen.ino == b.seen.ino)
+                .all(|(a, b)| a.path == b.path && a.seen.ino == b.seen.ino && same_start(&a.head, &b.head))
     };
     let mut last = list_once(path, between)?;
     for _ in 0..TRIES {
@@ -243,12 +249,19 @@ fn list_once(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> 
             .and_then(|f| f.read_at(&mut first, 0))
             .unwrap_or(0);
         let format = Format::sniff(&first[..n]);
+        // The live log's first bytes are taken now, with its name: `copytruncate` rewrites it
+        // in place, and first bytes looked at after the listing could be of content newer
+        // than the listing knows (its copy missing from it).
+        let head = match (&order, format) {
+            (Order::Live, None) => first_bytes(&file).ok(),
+            _ => None,
+        };
         members.push(Member {
             path: file,
             format,
             seen,
             order,
-            head: None,
+            head,
             len: None,
         });
     }
@@ -261,6 +274,15 @@ fn list_once(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> 
     members.retain(|m| !is_compressed_name(&m.path) || !plain.contains(&m.order));
     members.sort_by(|a, b| a.order.cmp(&b.order));
     Ok(members)
+}
+
+/// The first bytes of the plain file at `path`, up to [`FINGERPRINT_BYTES`].
+fn first_bytes(path: &Path) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(FINGERPRINT_BYTES);
+    File::open(path)?
+        .take(FINGERPRINT_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
 }
 
 fn is_compressed_name(path: &Path) -> bool {
@@ -342,19 +364,42 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_taken_while_logrotate_copies_and_truncates_is_listed_again_until_it_holds_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        fs::write(&path, "a\n").unwrap();
+        // `copytruncate` (and a line written after it) while the second listing is between
+        // the names (app.log alone, as in the first) and the files: the names agree, the
+        // log's first bytes do not.
+        let mut listings = 0;
+        let mut rotate = || {
+            listings += 1;
+            if listings == 2 {
+                fs::copy(&path, dir.path().join("app.log.1")).unwrap();
+                fs::write(&path, "b\n").unwrap();
+            }
+        };
+        let members = list_with(&path, &mut rotate).unwrap();
+        assert_eq!(contents(&members), ["a\n", "b\n"]);
+    }
+
+    #[test]
     fn a_file_emptied_and_written_anew_since_it_was_listed_is_not_opened() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
         fs::write(&path, "2026-12-05T00:00:00Z INFO old\n").unwrap();
         let mut members = list(&path).unwrap();
-        members[0].head().unwrap();
-        // copytruncate between the listing and the open: the same inode, other first bytes.
+        // copytruncate between the listing and the plan (which looks at the first bytes) and
+        // the open: the same inode, other first bytes. Its copy is not in this listing: what
+        // the log holds now must not be taken for what it held when listed.
+        fs::copy(&path, dir.path().join("app.log.1")).unwrap();
         fs::OpenOptions::new()
             .write(true)
             .truncate(true)
             .open(&path)
             .unwrap();
         fs::write(&path, "2026-12-05T00:00:01Z INFO new\n").unwrap();
+        assert_eq!(members[0].head().unwrap(), b"2026-12-05T00:00:00Z INFO old\n");
         assert!(
             members[0].open().unwrap().is_none(),
             "opened a file that is not the one listed"
