@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod decompress;
 pub mod file;
 pub mod follow;
+pub mod glob;
 pub mod jetstream;
 pub mod lease;
 pub mod set;

@@ -285,6 +285,11 @@ fn first_bytes(path: &Path) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
+/// True when `file` is a rotated file of the log named `name` (both file names).
+pub(crate) fn is_rotation_of(name: &OsStr, file: &OsStr) -> bool {
+    name != file && rotation(name, file).is_some()
+}
+
 fn is_compressed_name(path: &Path) -> bool {
     matches!(path.extension().and_then(OsStr::to_str), Some("gz" | "zst"))
 }
