@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::output::{AppendFile, Writable};
 use crate::record::RejectReason;
 
+pub mod journal;
 pub mod position;
 pub mod set;
 
