@@ -15,6 +15,7 @@ use crate::format::Format;
 use crate::layout::{Clock, Layout};
 use crate::progress;
 use crate::record::Severity;
+use crate::source::glob::Glob;
 
 const AFTER_HELP: &str = "\
 Records (--input plain):
@@ -186,11 +187,17 @@ pub struct Args {
     pub shutdown_timeout: f64,
 
     /// Read the log file PATH instead of stdin; with --checkpoint, also the rotated files
-    /// beside it that are not read yet (PATH.1, PATH.2.gz, PATH-20261204...), oldest first. Or
-    /// collect records from a JetStream stream: `nats://HOST[:PORT][,HOST[:PORT]...]/STREAM`
-    /// (or `tls://...`; needs --consumer and --checkpoint)
-    #[arg(long, value_name = "PATH|URL")]
-    pub from: Option<PathBuf>,
+    /// beside it that are not read yet (PATH.1, PATH.2.gz, PATH-20261204...), oldest first.
+    /// PATH may be a glob (`*`, `?`, `[...]`, `**` for any directories; quote it) and --from
+    /// may be given several times: every log they match, one after another. Or collect records
+    /// from a JetStream stream: `nats://HOST[:PORT][,HOST[:PORT]...]/STREAM` (or `tls://...`;
+    /// needs --consumer and --checkpoint)
+    #[arg(long, value_name = "PATH|GLOB|URL")]
+    pub from: Vec<PathBuf>,
+
+    /// With --from GLOB: leave out the logs GLOB matches (may be given several times)
+    #[arg(long, value_name = "GLOB", requires = "from")]
+    pub exclude: Vec<PathBuf>,
 
     /// With --from PATH: keep running at the end of PATH and read lines as they are appended,
     /// across rotations (rename and create, copytruncate), until SIGINT/SIGTERM
@@ -305,20 +312,33 @@ impl Args {
             }
             None => None,
         };
-        let from = match &self.from {
-            Some(url) => match nats_address(url, Role::Stream) {
-                Some(address) => {
-                    if self.consumer.is_none() {
-                        return Err("--from a NATS stream needs --consumer NAME: the durable consumer that keeps its place".to_owned());
-                    }
-                    let until_idle = self.until_idle.map(|s| secs(s, "--until-idle")).transpose()?;
-                    Some(Box::new(self.nats_input(address?, timeout, until_idle)?))
+        let streams = self
+            .from
+            .iter()
+            .filter(|url| nats_address(url, Role::Stream).is_some())
+            .count();
+        if streams > 0 && (self.from.len() > 1 || !self.exclude.is_empty()) {
+            return Err("a NATS stream is collected alone: give --from once, without --exclude".to_owned());
+        }
+        let from = match self
+            .from
+            .first()
+            .map(|url| (url, nats_address(url, Role::Stream)))
+        {
+            Some((_, Some(address))) => {
+                if self.consumer.is_none() {
+                    return Err("--from a NATS stream needs --consumer NAME: the durable consumer that keeps its place".to_owned());
                 }
-                None => {
-                    self.check_file_set(url, nats.is_some())?;
-                    None
+                let until_idle = self.until_idle.map(|s| secs(s, "--until-idle")).transpose()?;
+                Some(Box::new(self.nats_input(address?, timeout, until_idle)?))
+            }
+            Some((_, None)) => {
+                for path in &self.from {
+                    self.check_file_set(path, nats.is_some())?;
                 }
-            },
+                self.check_globs(nats.is_some())?;
+                None
+            }
             None => None,
         };
         if from.is_some() {
@@ -340,7 +360,7 @@ impl Args {
                 return Err("--from needs --checkpoint PATH: the checkpoint holds what is written, so that acks go out only after it and a rerun writes nothing twice".to_owned());
             }
         }
-        if self.checkpoint.is_some() && self.output.as_os_str() == "-" && self.from.is_none() {
+        if self.checkpoint.is_some() && self.output.as_os_str() == "-" && self.from.is_empty() {
             return Err("--checkpoint needs an OUTPUT file: standard output cannot be cut back".to_owned());
         }
         if self.checkpoint.is_some() {
@@ -367,19 +387,35 @@ impl Args {
             None if self.output.as_os_str() == "-" => Output::Stdout,
             None => Output::File(self.output),
         };
+        let one_log = match self.from.as_slice() {
+            [path] if self.exclude.is_empty() => Glob::new(path).is_ok_and(|g| g.is_literal()),
+            _ => false,
+        };
         let from = match (from, self.from) {
             (Some(nats), _) => Some(config::Origin::Nats(nats)),
-            (None, Some(path)) => Some(config::Origin::Files(path)),
-            (None, None) => None,
+            (None, mut paths) if one_log => Some(config::Origin::Files(paths.remove(0))),
+            (None, paths) if paths.is_empty() => None,
+            (None, include) => Some(config::Origin::Logs(config::Logs {
+                include,
+                exclude: self.exclude,
+            })),
         };
-        if self.follow && !matches!(from, Some(config::Origin::Files(_))) {
-            return Err("--follow is for --from PATH (a log file); a NATS stream is followed by running without --until-idle".to_owned());
+        match from {
+            Some(config::Origin::Files(_)) => {}
+            Some(config::Origin::Logs(_)) if self.follow => {
+                return Err("--follow reads one log for now: give --from PATH once, without wildcards (a follower per log, or a cron run over the glob)".to_owned());
+            }
+            _ if self.follow => {
+                return Err("--follow is for --from PATH (a log file); a NATS stream is followed by running without --until-idle".to_owned());
+            }
+            _ => {}
         }
         let rotate_wait = secs(self.rotate_wait, "--rotate-wait")?;
         Ok(Config {
             output,
             from,
             follow: self.follow,
+            file_key: None,
             rotate_wait,
             input,
             multiline: self.multiline.then(|| config::Multiline {
@@ -503,6 +539,39 @@ impl Args {
                     "--from '{}' is {what} '{}': ingest would read back what it writes; give each its own file",
                     path.display(),
                     other.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `--from` and `--exclude` globs: each one well formed, and none taking a file the
+    /// run writes.
+    fn check_globs(&self, nats_output: bool) -> Result<(), String> {
+        let parse = |paths: &[PathBuf]| {
+            paths
+                .iter()
+                .map(|p| Glob::new(p).map_err(|e| format!("--from/--exclude {e}")))
+                .collect::<Result<Vec<Glob>, String>>()
+        };
+        let (include, exclude) = (parse(&self.from)?, parse(&self.exclude)?);
+        let outputs = [
+            (Some(&self.output).filter(|_| !nats_output), "OUTPUT"),
+            (self.rejects.as_ref(), "--rejects"),
+            (self.checkpoint.as_ref(), "--checkpoint"),
+        ];
+        for (path, what) in outputs {
+            let Some(path) = path else { continue };
+            let Ok(path) = std::path::absolute(path) else {
+                continue;
+            };
+            let taken = include.iter().find(|g| !g.is_literal() && g.matches(&path));
+            let left_out = exclude.iter().any(|g| g.matches(&path));
+            if let (Some(glob), false) = (taken, left_out) {
+                return Err(format!(
+                    "--from '{}' takes {what} '{}': ingest would read back what it writes; write elsewhere, or leave it out with --exclude",
+                    glob.text(),
+                    path.display()
                 ));
             }
         }

@@ -104,8 +104,19 @@ pub struct NatsInput {
 pub enum Origin {
     /// A log file; with `--checkpoint`, its rotated predecessors too.
     Files(PathBuf),
+    /// Every log some globs match (`--from` with wildcards or given several times).
+    Logs(Logs),
     /// A JetStream stream, through a durable consumer.
     Nats(Box<NatsInput>),
+}
+
+/// `--from GLOB ... --exclude GLOB ...`: the logs of one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logs {
+    /// The globs that take logs (checked: each parses).
+    pub include: Vec<PathBuf>,
+    /// The globs that leave logs out.
+    pub exclude: Vec<PathBuf>,
 }
 
 /// How input lines are read (`--input`, `--pattern`, `--tz`, `--time-format`).
@@ -151,6 +162,8 @@ pub struct Config {
     pub from: Option<Origin>,
     /// `--follow`: keep reading `--from PATH` as it grows, across rotations, until a signal.
     pub follow: bool,
+    /// With many logs: the log a pipeline run reads, named in each of its records (`file`).
+    pub file_key: Option<std::sync::Arc<str>>,
     /// `--rotate-wait`: how long a followed log rotated away must stay quiet, once the program
     /// writes elsewhere, before the new file is read (see `source::follow`).
     pub rotate_wait: Duration,
@@ -197,6 +210,7 @@ impl Config {
             output,
             from: None,
             follow: false,
+            file_key: None,
             rotate_wait: DEFAULT_ROTATE_WAIT,
             input: InputLayout::default(),
             multiline: None,

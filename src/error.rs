@@ -152,6 +152,12 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// `--from GLOB`: no log matches.
+    #[error("no log matches --from {globs}")]
+    NoLogs {
+        /// The globs, quoted.
+        globs: String,
+    },
     /// `--from PATH`: neither PATH nor any rotated file beside it is there.
     #[error("no file '{}' to read, nor any rotated file of it beside it", path.display())]
     NoInput {
@@ -284,7 +290,7 @@ impl Error {
         match self {
             Error::Open { .. } => Exit::CannotCreate,
             Error::Locked { .. } | Error::Collecting { .. } => Exit::Busy,
-            Error::NoInput { .. } => Exit::InputLost,
+            Error::NoInput { .. } | Error::NoLogs { .. } => Exit::InputLost,
             Error::Read(_)
             | Error::Input { .. }
             | Error::Damaged { .. }
@@ -331,6 +337,9 @@ impl Error {
             ),
             Error::NoInput { .. } => {
                 Some("check the path; a log that is not written yet is there once its program starts")
+            }
+            Error::NoLogs { .. } => {
+                Some("check the globs (quoted, so that the shell leaves them to ingest) and --exclude")
             }
             Error::Read(_)
             | Error::Input { .. }

@@ -62,6 +62,21 @@ pub fn write_fields(buf: &mut Vec<u8>, format: Format, fields: &Fields) {
     }
 }
 
+/// Appends the `file` key a record of many logs carries (written after its fields): in text
+/// ` file=PATH` (logfmt), in JSON `,"file":"PATH"`.
+pub fn write_file_key(buf: &mut Vec<u8>, format: Format, path: &str) {
+    match format {
+        Format::Text => {
+            buf.extend_from_slice(b" file=");
+            write_logfmt_value(buf, path.as_bytes());
+        }
+        Format::Json => {
+            buf.extend_from_slice(b",\"file\":");
+            write_json_string(buf, path.as_bytes());
+        }
+    }
+}
+
 /// Appends one record whose message may span lines (`\n` inside), then `suffix` (see
 /// [`write_fields`]): in text, each line after the first indented by [`TEXT_INDENT`] spaces so
 /// that every output line starting with a digit starts a record; in JSON, `\n` escaped.

@@ -6,10 +6,11 @@
 //! - [`cli`], [`generate`]: flags into a checked [`Config`] ([`config`], which everything below
 //!   reads); the man page and completions from clap's `Command`;
 //! - [`mod@run`]: the runs [`run()`] starts, one file each (one input, a log alone, a log and its
-//!   rotated files, the collector): each picks a source and a sink and starts the pipeline;
+//!   rotated files, many logs, the collector): each picks a source and a sink and starts the
+//!   pipeline;
 //! - [`source`]: every way records come in, one [`source::Source`] trait: standard input or a
 //!   file ([`source::file`]; compressed: [`source::decompress`]; a log and its rotated files:
-//!   [`source::set`]), a JetStream stream ([`source::jetstream`], the collector's fetcher,
+//!   [`source::set`]; the logs `--from` globs match: [`source::glob`]), a JetStream stream ([`source::jetstream`], the collector's fetcher,
 //!   on [`source::consumer`] and its [`source::lease`]);
 //! - [`pipeline`]: parse -> validate -> write ([`pipeline::parser`], [`pipeline::validator`],
 //!   [`pipeline::writer`]), and how the stages start, stop and push back;
@@ -23,7 +24,8 @@
 //!   channels it goes through;
 //! - [`mod@format`]: text and JSON rendering, JSON string escaping, pure; [`record`]: the line
 //!   grammar, the record types and their fields ([`record::fields`]), pure;
-//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns (a file set's: [`checkpoint::set`]);
+//! - [`checkpoint`]: `--checkpoint`, exactly-once reruns (a file set's: [`checkpoint::set`];
+//!   many logs' shared one: [`checkpoint::journal`]);
 //!   [`atomic`]: replacing small files;
 //! - [`metrics`]: the one set of counters every stage adds to, per batch;
 //! - [`summary`], [`error`]: how a run ends (summary line, stats JSON, Prometheus textfile) and
@@ -88,9 +90,13 @@ pub async fn run(
     match (&config.from, &config.checkpoint) {
         (Some(config::Origin::Nats(from)), _) => run::collect::collect(config, from, metrics, drain).await,
         (Some(config::Origin::Files(path)), Some(checkpoint)) => {
-            run::set::read_set(config, path, checkpoint, metrics, drain).await
+            let store = checkpoint::Store::File(checkpoint.clone());
+            run::set::read_set(config, path, &store, metrics, drain).await
         }
         (Some(config::Origin::Files(path)), None) => run::file::read_file(config, path, metrics, drain).await,
+        (Some(config::Origin::Logs(logs)), checkpoint) => {
+            run::logs::read_logs(config, logs, checkpoint.as_deref(), metrics, drain).await
+        }
         (None, _) => run::read_stdin(config, input, metrics, drain).await,
     }
 }

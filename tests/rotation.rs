@@ -124,8 +124,13 @@ impl Writer {
 /// truncate, and `compress` those written to the rotated file after gzip read it: no reader can
 /// have them but by chance.
 fn kept_lines(dir: &Scratch) -> std::collections::BTreeSet<u64> {
+    kept_lines_in(&dir.path(""))
+}
+
+/// [`kept_lines`] of the set in directory `dir`.
+fn kept_lines_in(dir: &Path) -> std::collections::BTreeSet<u64> {
     let mut kept = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(dir.path("")).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if !name.starts_with("app.log") {
@@ -199,13 +204,17 @@ struct Rotation {
 
 impl Rotation {
     fn new(dir: &Scratch, options: &str) -> Rotation {
+        Rotation::of(dir, "app.log", options)
+    }
+
+    /// A configuration whose stanza names `logs` (a glob, as host configurations do).
+    fn of(dir: &Scratch, logs: &str, options: &str) -> Rotation {
         let conf = dir.path("logrotate.conf");
-        let log = dir.path("app.log");
         std::fs::write(
             &conf,
             format!(
                 "{} {{\n  rotate 50\n  missingok\n  ifempty\n  {}\n}}\n",
-                log.display(),
+                dir.path(logs).display(),
                 options.replace(';', "\n  ")
             ),
         )
@@ -1273,4 +1282,92 @@ fn a_compressed_copy_missing_what_was_written_late_to_its_file_is_not_read_again
     let stderr = run_ok(&dir);
     assert!(!stderr.contains("lost"), "{stderr}");
     assert_each_line_once(&dir.read("out.log"), 1030, "the shorter .gz");
+}
+
+/// The numbers of a JSON OUTPUT's records, per `file`, in order.
+fn numbers_per_log(output: &str) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let mut logs: std::collections::BTreeMap<String, Vec<u64>> = std::collections::BTreeMap::new();
+    for line in output.lines() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let file = record["file"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no file key: {line}"));
+        let message = record["message"].as_str().unwrap();
+        let n = message.rsplit_once("n=").unwrap().1.parse().unwrap();
+        logs.entry(file.to_owned()).or_default().push(n);
+    }
+    logs
+}
+
+#[test]
+fn cron_runs_over_a_glob_of_logs_with_kills_give_each_line_of_each_log_once_in_order() {
+    let dir = Scratch::new();
+    let logs: Vec<PathBuf> = (0..4).map(|i| dir.path(&format!("l{i}/app.log"))).collect();
+    for log in &logs {
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    }
+    // One stanza for all of them, as a host's configuration has.
+    let mut rotation = Rotation::of(&dir, "*/app.log", "create");
+    let writers: Vec<Writer> = logs.iter().map(|l| Writer::start(l.clone())).collect();
+    let mut dice = Dice::new();
+    let run = |dir: &Scratch| {
+        Command::new(BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args([
+                "-q",
+                "--from",
+                "*/app.log",
+                "--checkpoint",
+                "cp",
+                "--format",
+                "json",
+            ])
+            .args(["--rejects", "rejects.tsv", "out.json"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut killed = 0;
+    for round in 0..30 {
+        if dice.below(3) == 0 {
+            rotation.rotate();
+            for writer in &writers {
+                // The postrotate HUP: each program reopens its log.
+                writer.rotate(|| {});
+            }
+        }
+        let child = run(&dir);
+        if dice.below(3) == 0 {
+            std::thread::sleep(Duration::from_millis(dice.below(80)));
+            let _ = Command::new("kill")
+                .args(["-9", &child.id().to_string()])
+                .status();
+            killed += 1;
+            let _ = wait(child);
+        } else {
+            let (code, stderr) = wait(child);
+            assert_eq!(code, Some(0), "round {round}: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(dice.below(100)));
+    }
+    let written: Vec<u64> = writers.into_iter().map(Writer::stop).collect();
+    let (code, stderr) = wait(run(&dir));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        killed > 0 && rotation.rotations >= 3,
+        "{killed} kills, {} rotations",
+        rotation.rotations
+    );
+    let per_log = numbers_per_log(&common::read(&dir.path("out.json")));
+    for (log, written) in logs.iter().zip(written) {
+        let got = per_log.get(&*log.to_string_lossy()).cloned().unwrap_or_default();
+        let out: String = got.iter().map(|&n| format!("x n={n}\n")).collect();
+        let kept = kept_lines_in(log.parent().unwrap());
+        // `create` loses nothing: every line written is kept, once, in order.
+        assert_kept_lines_once(&out, &kept, written, true, &log.display().to_string());
+    }
+    assert_eq!(std::fs::read(dir.path("rejects.tsv")).unwrap(), b"");
 }

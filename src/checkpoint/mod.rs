@@ -331,6 +331,60 @@ impl State {
     fn save(&self, path: &Path) -> Result<(), Error> {
         atomic::write(path, self.render().as_bytes()).map_err(|source| unusable(path, source))
     }
+
+    /// A log nothing was read of yet.
+    fn fresh() -> State {
+        State {
+            fingerprint: Fingerprint::of(b""),
+            input_id: None,
+            input: Position::default(),
+            output: Written { id: None, bytes: 0 },
+            rejects: None,
+            finished: true,
+            source: 0,
+            layout: String::new(),
+            set: None,
+        }
+    }
+
+    /// True for a state of which nothing was read (a log new to a shared checkpoint).
+    fn is_fresh(&self) -> bool {
+        self.set.is_none() && self.input.offset == 0 && self.fingerprint.len == 0
+    }
+
+    /// Its lines as a journal keeps them: the head (the files', shared by every log) and the
+    /// log's entry.
+    fn split(&self) -> (String, String) {
+        let (mut head, mut entry) = (String::new(), String::new());
+        for line in self.render().lines().skip(1) {
+            let key = line.split_once(' ').map_or(line, |(key, _)| key);
+            let to = if HEAD_KEYS.contains(&key) {
+                &mut head
+            } else {
+                &mut entry
+            };
+            to.push_str(line);
+            to.push('\n');
+        }
+        (head, entry)
+    }
+
+    /// [`State::split`] undone; `None` when the lines do not make a state.
+    fn join(head: &str, entry: &str) -> Option<State> {
+        // The input's five fixed lines come before the head's, as in a checkpoint file.
+        let mut lines = entry.lines();
+        let mut text = format!("{HEADER}\n");
+        for line in lines.by_ref().take(5) {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str(head);
+        for line in lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        State::parse(&text)
+    }
 }
 
 fn unusable(path: &Path, source: io::Error) -> Error {
@@ -344,10 +398,176 @@ fn refuse(path: &Path, message: String) -> Error {
     unusable(path, io::Error::new(io::ErrorKind::InvalidData, message))
 }
 
+/// Where a checkpoint's state is kept: a file of its own (one input), or one log's entry in the
+/// journal many logs share ([`Shared`]).
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// `--checkpoint PATH` of one input.
+    File(PathBuf),
+    /// One log of many: its entry, under `key` (its path), in the shared checkpoint.
+    Log {
+        /// The checkpoint.
+        shared: Shared,
+        /// The log's key: its path.
+        key: String,
+    },
+}
+
+/// The checkpoint many logs share (`--from GLOB --checkpoint PATH`): a journal whose head
+/// (OUTPUT's and the rejects file's lengths, and whether a run is writing) holds for all logs,
+/// and an entry per log (see [`journal`]). Made at the first save when there is none.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    path: PathBuf,
+    journal: Arc<Mutex<Option<journal::Journal>>>,
+}
+
+/// The lines of a state that hold for every log of a journal.
+const HEAD_KEYS: [&str; 5] = [
+    "output_bytes",
+    "output_file",
+    "rejects_bytes",
+    "rejects_file",
+    "finished",
+];
+
+impl Shared {
+    /// The checkpoint at `path`: its journal, or a journal made from a checkpoint of one
+    /// `--from PATH` (which becomes that log's entry), or none yet.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when it cannot be read, or belongs to standard input.
+    pub fn open(path: &Path) -> Result<Shared, Error> {
+        let shared = |journal| Shared {
+            path: path.to_owned(),
+            journal: Arc::new(Mutex::new(journal)),
+        };
+        if let Some(journal) = journal::Journal::open(path).map_err(|e| unusable(path, e))? {
+            return Ok(shared(Some(journal)));
+        }
+        let Some(state) = State::load(path)? else {
+            return Ok(shared(None));
+        };
+        let Some(set) = &state.set else {
+            return Err(refuse(
+                path,
+                "it was made for standard input, not --from: give each input its own checkpoint".to_owned(),
+            ));
+        };
+        let key = set.path().to_string_lossy().into_owned();
+        let (head, entry) = state.split();
+        let journal = journal::Journal::create(path, &head, std::iter::once((key, entry)).collect())
+            .map_err(|e| unusable(path, e))?;
+        tracing::info!(
+            "{}: now the checkpoint of many logs (it was of one)",
+            path.display()
+        );
+        Ok(shared(Some(journal)))
+    }
+
+    /// The logs it knows, by path.
+    pub fn logs(&self) -> Vec<PathBuf> {
+        lock(&self.journal)
+            .as_ref()
+            .map_or_else(Vec::new, |j| j.entries().keys().map(PathBuf::from).collect())
+    }
+
+    /// Where the log at `path` is kept in it.
+    pub fn store(&self, path: &Path) -> Store {
+        Store::Log {
+            shared: self.clone(),
+            key: path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+impl Store {
+    /// The checkpoint file, for messages.
+    pub fn path(&self) -> &Path {
+        match self {
+            Store::File(path)
+            | Store::Log {
+                shared: Shared { path, .. },
+                ..
+            } => path,
+        }
+    }
+
+    fn load(&self) -> Result<Option<State>, Error> {
+        match self {
+            Store::File(path) => State::load(path),
+            Store::Log { shared, key } => {
+                let journal = lock(&shared.journal);
+                let Some(journal) = journal.as_ref() else {
+                    return Ok(None);
+                };
+                let entry = match journal.entries().get(key) {
+                    Some(entry) => entry.clone(),
+                    // A log new to the checkpoint: nothing of it read, the files as the head says.
+                    None => State::fresh().split().1,
+                };
+                State::join(journal.head(), &entry).map(Some).ok_or_else(|| {
+                    refuse(
+                        &shared.path,
+                        format!("its entry for '{key}' is out of shape: remove it to start over"),
+                    )
+                })
+            }
+        }
+    }
+
+    fn save(&self, state: &State) -> Result<(), Error> {
+        match self {
+            Store::File(path) => state.save(path),
+            Store::Log { .. } => {
+                let (head, entry) = state.split();
+                self.commit_entry(&head, Some(&entry))
+            }
+        }
+    }
+
+    /// Drops the log's entry (the log is gone, and said lost if lines of it were unread).
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when the checkpoint cannot be written.
+    pub fn forget(&self) -> Result<(), Error> {
+        let Store::Log { shared, .. } = self else {
+            return Ok(());
+        };
+        let head = lock(&shared.journal).as_ref().map(|j| j.head().to_owned());
+        match head {
+            Some(head) => self.commit_entry(&head, None),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits `head` and the log's entry (`None`: dropped) to the shared journal.
+    fn commit_entry(&self, head: &str, entry: Option<&str>) -> Result<(), Error> {
+        let Store::Log { shared, key } = self else {
+            return Ok(());
+        };
+        let mut journal = lock(&shared.journal);
+        let saved = match (journal.as_mut(), entry) {
+            (Some(journal), entry) => journal.commit(head, [(key.as_str(), entry)]).map(drop),
+            (None, Some(entry)) => {
+                let entries = std::iter::once((key.clone(), entry.to_owned())).collect();
+                journal::Journal::create(&shared.path, head, entries).map(|made| *journal = Some(made))
+            }
+            (None, None) => Ok(()),
+        };
+        saved.map_err(|e| unusable(&shared.path, e))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every change to the journal is whole or not made: a panic cannot leave half of one.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Commits the writer's progress every few MiB or seconds, and at the end.
 #[derive(Debug)]
 pub struct Committer {
-    path: PathBuf,
+    store: Store,
     /// What is on disk now (or will be at the first save); `finished: false` there means a
     /// run is writing.
     state: State,
@@ -370,9 +590,9 @@ impl Committer {
 
     /// A committer that starts from `state`, whose file lengths are where this run's writing
     /// begins.
-    fn new(path: &Path, state: State, every_bytes: u64) -> Committer {
+    fn new(store: Store, state: State, every_bytes: u64) -> Committer {
         Committer {
-            path: path.to_owned(),
+            store,
             output_base: (state.output.bytes, 0),
             rejects_base: state.rejects.as_ref().map(|r| (r.bytes, 0)),
             real: (None, None),
@@ -385,7 +605,7 @@ impl Committer {
 
     fn save(&mut self, finished: bool) -> Result<(), Error> {
         self.state.finished = finished;
-        self.state.save(&self.path)?;
+        self.store.save(&self.state)?;
         self.pending = 0;
         self.last = Instant::now();
         Ok(())
@@ -732,7 +952,7 @@ fn read_nothing(
             rejects: rejects.cloned(),
             ..s.clone()
         };
-        Box::new(Committer::new(path, state, every_bytes)) as Box<dyn Commit>
+        Box::new(Committer::new(Store::File(path.to_owned()), state, every_bytes)) as Box<dyn Commit>
     });
     let start = state.map_or_else(Position::default, |s| s.input);
     let resume = Resume {
@@ -822,7 +1042,11 @@ pub fn resume_stream(
     let committed = (state.input.offset > 0).then_some(state.input.offset);
     let resume = Resume {
         start,
-        committer: Some(Box::new(Committer::new(path, state, every_bytes))),
+        committer: Some(Box::new(Committer::new(
+            Store::File(path.to_owned()),
+            state,
+            every_bytes,
+        ))),
         ..Resume::default()
     };
     Ok((resume, committed))
@@ -838,16 +1062,18 @@ pub fn resume_stream(
 /// [`Error::Checkpoint`] as for [`resume`], and for a checkpoint made for standard input or
 /// another set.
 pub fn plan_set(
-    path: &Path,
+    store: &Store,
     set_path: &Path,
     candidates: &mut [impl set::Candidate],
     output: Output<'_>,
     rejects: Option<Target<'_>>,
     sure: bool,
 ) -> Result<set::Plan, Error> {
-    let loaded = State::load(path)?;
+    let path = store.path();
+    let loaded = store.load()?;
     if let Some(state) = &loaded {
         match &state.set {
+            None if state.is_fresh() => {}
             None => {
                 return Err(refuse(
                     path,
@@ -892,7 +1118,7 @@ pub fn plan_set(
             if let Some(set) = state.set.as_mut() {
                 set.all_gone(current);
             }
-            state.save(path)?;
+            store.save(&state)?;
         }
         return Ok(plan);
     }
@@ -925,7 +1151,7 @@ pub fn plan_set(
     state.set_current(now);
     state.set = Some(set);
     if loaded.as_ref() != Some(&state) {
-        state.save(path)?;
+        store.save(&state)?;
     }
     Ok(plan)
 }
@@ -937,12 +1163,13 @@ pub fn plan_set(
 /// # Errors
 /// [`Error::Checkpoint`] when the checkpoint cannot be read or written.
 pub fn resume_in_set(
-    path: &Path,
+    store: &Store,
     index: usize,
     output: Output<'_>,
     rejects: Option<Target<'_>>,
     every_bytes: u64,
 ) -> Result<Resume, Error> {
+    let path = store.path();
     let changed = || {
         unusable(
             path,
@@ -952,7 +1179,7 @@ pub fn resume_in_set(
             ),
         )
     };
-    let mut state = State::load(path)?.ok_or_else(changed)?;
+    let mut state = store.load()?.ok_or_else(changed)?;
     let (output, rejects) = square_files(path, Some(&state), output, rejects)?;
     state.output = output;
     state.rejects = rejects;
@@ -969,7 +1196,7 @@ pub fn resume_in_set(
         start: input,
         source: state.source,
         layout: Some(state.layout.clone()).filter(|l| !l.is_empty()),
-        committer: Some(Box::new(Committer::new(path, state, every_bytes))),
+        committer: Some(Box::new(Committer::new(store.clone(), state, every_bytes))),
         ..Resume::default()
     })
 }
@@ -982,13 +1209,13 @@ pub fn resume_in_set(
 /// # Errors
 /// [`Error::Checkpoint`] when the checkpoint cannot be read or written.
 pub fn read_to_end(
-    path: &Path,
+    store: &Store,
     index: usize,
     seen: set::Seen,
     complete: bool,
     compressed: bool,
 ) -> Result<(), Error> {
-    let Some(mut state) = State::load(path)? else {
+    let Some(mut state) = store.load()? else {
         return Ok(());
     };
     let current = state.current();
@@ -1003,7 +1230,7 @@ pub fn read_to_end(
         return Ok(());
     }
     if set.read_to_end(index, seen, complete) {
-        state.save(path)?;
+        store.save(&state)?;
     }
     Ok(())
 }
@@ -1103,7 +1330,7 @@ pub async fn resume(
         set: None,
     };
     let layout = Some(state.layout.clone()).filter(|l| !l.is_empty());
-    let committer = Committer::new(path, state, options.every_bytes);
+    let committer = Committer::new(Store::File(path.to_owned()), state, options.every_bytes);
 
     let prefix_len = prefix.bytes.len() as u64;
     let (input, skip, preread): (Box<dyn Read + Send>, u64, Bytes) = match (prefix.size, prefix.rest) {

@@ -123,6 +123,11 @@ where
             metrics: metrics.clone(),
             reading: (!layout.is_fast_plain() || config.multiline.is_some())
                 .then(|| parser::Reading::new(layout.clone(), config.multiline.map(|m| m.max_record_lines))),
+            file: config.file_key.as_deref().map_or_else(Vec::new, |path| {
+                let mut key = Vec::new();
+                crate::format::write_file_key(&mut key, config.format, path);
+                key
+            }),
         };
         stages.spawn(
             "parser",

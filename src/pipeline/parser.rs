@@ -33,7 +33,7 @@ pub fn parse_batch(first_line: u64, data: Bytes) -> Parsed {
         format: Format::Text,
         rejects: true,
     };
-    parse_into(first_line, data, usize::MAX, render, None)
+    parse_into(first_line, data, usize::MAX, render, b"", None)
 }
 
 /// [`parse_batch`] with another layout (and `--multiline`'s record-line limit), rendering
@@ -69,6 +69,7 @@ pub fn parse_batch_with(
         render,
         None,
         &mut Reading::new(layout, max_record_lines),
+        b"",
     )
 }
 
@@ -79,6 +80,7 @@ fn parse_into(
     data: Bytes,
     max_line_bytes: usize,
     render: Render,
+    file: &[u8],
     pool: Option<&Arc<EntryPool>>,
 ) -> Parsed {
     assert!(
@@ -118,7 +120,11 @@ fn parse_into(
                         severity,
                         message,
                     };
-                    write_record(&mut parsed.out, render.format, &record);
+                    if file.is_empty() {
+                        write_record(&mut parsed.out, render.format, &record);
+                    } else {
+                        write_record_with(&mut parsed.out, render.format, &record, file);
+                    }
                     parsed.keep(&record, message.as_ptr() as usize - data.as_ptr() as usize);
                     None
                 }
@@ -184,6 +190,8 @@ struct Building<'r> {
     max_line_bytes: usize,
     render: Render,
     suffix: &'r mut Vec<u8>,
+    /// The log's `file` key, rendered (many logs), written after the fields.
+    file: &'r [u8],
 }
 
 impl Building<'_> {
@@ -200,6 +208,7 @@ impl Building<'_> {
             Outcome::Record(read) => {
                 self.suffix.clear();
                 write_fields(self.suffix, self.render.format, read.fields);
+                self.suffix.extend_from_slice(self.file);
                 let message_start = self.decoded.len();
                 self.decoded.extend_from_slice(read.message);
                 let raw_start = text.as_ptr() as usize - self.raw.as_ptr() as usize;
@@ -271,6 +280,7 @@ fn parse_layout(
     render: Render,
     pool: Option<&Arc<EntryPool>>,
     reading: &mut Reading,
+    file: &[u8],
 ) -> Parsed {
     let raw = batch.data.clone();
     let (first_line, head_continues, tail_too_long) =
@@ -288,6 +298,7 @@ fn parse_layout(
         max_line_bytes,
         render,
         suffix,
+        file,
     };
     building.decoded.reserve(raw.len());
     building.parsed.entries.reserve(raw.len() / 64 + 1);
@@ -519,6 +530,8 @@ pub(crate) struct Worker {
     pub metrics: Arc<Metrics>,
     /// How lines are read, when not with fast `plain`.
     pub reading: Option<Reading>,
+    /// Written after every record's fields: the log's `file` key (many logs), or nothing.
+    pub file: Vec<u8>,
 }
 
 impl Worker {
@@ -545,6 +558,7 @@ impl Worker {
                         self.render,
                         Some(&self.pool),
                         reading,
+                        &self.file,
                     )
                 } else {
                     parse_into(
@@ -552,6 +566,7 @@ impl Worker {
                         batch.data,
                         self.max_line_bytes,
                         self.render,
+                        &self.file,
                         Some(&self.pool),
                     )
                 };

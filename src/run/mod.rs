@@ -6,6 +6,7 @@
 
 pub mod collect;
 pub mod file;
+pub mod logs;
 pub mod set;
 
 use std::fs::File;
@@ -35,7 +36,8 @@ pub enum Input {
 /// followed (`--follow`) at its end.
 #[derive(Default)]
 struct Reading {
-    index: Option<usize>,
+    /// The checkpoint's set, and this file's place in it.
+    member: Option<(checkpoint::Store, usize)>,
     follow: Option<source::follow::Follow>,
     /// Read from its start: the first bytes it must start with (see
     /// [`source::file::Settings::expect_head`]).
@@ -119,7 +121,7 @@ async fn read_input(
 async fn run_plain(
     config: &Config,
     input: Input,
-    reading: Reading,
+    mut reading: Reading,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
@@ -138,8 +140,15 @@ async fn run_plain(
             let mut output = open_bytes(&config.output)?;
             let mut rejects = open_rejects(config)?;
             let target = file_target(&config.output, &mut output);
-            let (mut input, mut resume) =
-                open_input(config, input, reading.index, target, rejects.as_mut(), &drain).await?;
+            let (mut input, mut resume) = open_input(
+                config,
+                input,
+                reading.member.take(),
+                target,
+                rejects.as_mut(),
+                &drain,
+            )
+            .await?;
             let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
             let source = file_source(config, input, fd, &mut resume, reading);
@@ -155,7 +164,7 @@ async fn run_plain(
             let (mut input, mut resume) = open_input(
                 config,
                 input,
-                reading.index,
+                reading.member.take(),
                 Some(subject),
                 rejects.as_mut(),
                 &drain,
@@ -358,18 +367,18 @@ fn rejects_target<'a>(
 async fn open_input(
     config: &Config,
     input: Input,
-    member: Option<usize>,
+    member: Option<(checkpoint::Store, usize)>,
     output: Option<checkpoint::Output<'_>>,
     rejects: Option<&mut AppendFile>,
     drain: &CancellationToken,
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     match (&config.checkpoint, input, output) {
-        (Some(path), Input::File(mut file), output) if let Some(index) = member => {
+        (_, Input::File(mut file), output) if let Some((store, index)) = member => {
             // Standard output cannot be cut back; the checkpoint still says what is written.
             let output = output.unwrap_or(checkpoint::Output::Pipe);
             let rejects = rejects_target(config, rejects);
             let mut resume =
-                checkpoint::resume_in_set(path, index, output, rejects, config.checkpoint_bytes)?;
+                checkpoint::resume_in_set(&store, index, output, rejects, config.checkpoint_bytes)?;
             // A file is sought to where reading starts; a decompressing pipe read up to it.
             if file.metadata().is_ok_and(|m| m.is_file()) {
                 use std::io::Seek;

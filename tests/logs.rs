@@ -1,0 +1,236 @@
+//! Many logs in one run: `--from GLOB` (and `--from` several times), `--exclude`, rotated files
+//! folded into their log, the `file` key, one checkpoint for all logs (taking on a checkpoint
+//! of one log), loss per log. The kills under logrotate are in `tests/rotation.rs`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use common::{Scratch, run_in};
+
+/// Lines `from..to` of log `name`.
+fn lines(name: &str, range: std::ops::Range<u64>) -> String {
+    range
+        .map(|i| format!("2026-12-05T00:00:{:02}Z INFO {name} n={i}\n", i % 60))
+        .collect()
+}
+
+fn write(dir: &Scratch, path: &str, text: &str) {
+    let path = dir.path(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn append(dir: &Scratch, path: &str, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path(path))
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// The messages of a JSON OUTPUT, per `file` key (relative to `dir`), in order.
+fn per_log(dir: &Scratch, output: &str) -> BTreeMap<String, Vec<String>> {
+    let root = dir.path("");
+    let mut logs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in dir.read(output).lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let file = record["file"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no file key: {line}"));
+        let file = std::path::Path::new(file).strip_prefix(&root).unwrap();
+        logs.entry(file.display().to_string())
+            .or_default()
+            .push(record["message"].as_str().unwrap().to_owned());
+    }
+    logs
+}
+
+fn messages(name: &str, range: std::ops::Range<u64>) -> Vec<String> {
+    range.map(|i| format!("{name} n={i}")).collect()
+}
+
+const GLOB_RUN: &[&str] = &[
+    "-q",
+    "--from",
+    "*/*.log",
+    "--exclude",
+    "*/debug.log",
+    "--checkpoint",
+    "cp",
+    "--format",
+    "json",
+    "out.json",
+];
+
+#[test]
+fn a_glob_reads_each_log_with_its_rotated_files_once_and_names_it_in_every_record() {
+    let dir = Scratch::new();
+    write(&dir, "web/access.log.2.gz", "");
+    {
+        let gz = std::fs::File::create(dir.path("web/access.log.2.gz")).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(gz, flate2::Compression::default());
+        gz.write_all(lines("access", 0..3).as_bytes()).unwrap();
+        gz.finish().unwrap();
+    }
+    write(&dir, "web/access.log.1", &lines("access", 3..5));
+    write(&dir, "web/access.log", &lines("access", 5..8));
+    write(&dir, "web/error.log", &lines("error", 0..2));
+    write(&dir, "app/app.log", &lines("app", 0..4));
+    write(&dir, "app/debug.log", &lines("debug", 0..4));
+    let (code, stderr) = run_in(&dir, GLOB_RUN, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let want = BTreeMap::from([
+        ("app/app.log".to_owned(), messages("app", 0..4)),
+        ("web/access.log".to_owned(), messages("access", 0..8)),
+        ("web/error.log".to_owned(), messages("error", 0..2)),
+    ]);
+    assert_eq!(per_log(&dir, "out.json"), want);
+
+    // A rerun writes nothing; lines appended since come out once, each log's after its own.
+    let (code, stderr) = run_in(&dir, GLOB_RUN, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
+    append(&dir, "web/error.log", &lines("error", 2..5));
+    append(&dir, "app/app.log", &lines("app", 4..6));
+    write(&dir, "app/new.log", &lines("new", 0..2));
+    let (code, stderr) = run_in(&dir, GLOB_RUN, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let got = per_log(&dir, "out.json");
+    assert_eq!(got["web/error.log"], messages("error", 0..5));
+    assert_eq!(got["app/app.log"], messages("app", 0..6));
+    assert_eq!(got["app/new.log"], messages("new", 0..2));
+    assert_eq!(got["web/access.log"], messages("access", 0..8));
+    // One checkpoint, a journal: commits append what moved.
+    assert!(dir.read("cp").starts_with("ingest checkpoint 3\n"));
+}
+
+#[test]
+fn text_output_of_many_logs_names_each_record_s_log_after_it() {
+    let dir = Scratch::new();
+    write(&dir, "a/x.log", &lines("x", 0..1));
+    write(&dir, "b/y.log", &lines("y", 0..1));
+    let (code, stderr) = run_in(
+        &dir,
+        &["-q", "--from", "a/*.log", "--from", "b/y.log", "out.log"],
+        "",
+        &[],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let root = dir.path("");
+    assert_eq!(
+        dir.read("out.log"),
+        format!(
+            "     1  INFO x n=0 file={}\n     1  INFO y n=0 file={}\n",
+            root.join("a/x.log").display(),
+            root.join("b/y.log").display()
+        )
+    );
+}
+
+#[test]
+fn a_glob_that_matches_nothing_exits_66_and_says_what_to_check() {
+    let dir = Scratch::new();
+    let (code, stderr) = run_in(&dir, &["--from", "nothing/*.log", "out.log"], "", &[]);
+    assert_eq!(code, Some(66));
+    assert!(
+        stderr.contains("no log matches --from 'nothing/*.log'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("quoted"), "{stderr}");
+}
+
+#[test]
+fn a_glob_that_takes_a_file_the_run_writes_is_refused() {
+    let dir = Scratch::new();
+    write(&dir, "app.log", &lines("app", 0..1));
+    let (code, stderr) = run_in(&dir, &["--from", "*.log", "out.log"], "", &[]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--from '*.log' takes OUTPUT"), "{stderr}");
+    // Left out, it is fine.
+    let (code, stderr) = run_in(
+        &dir,
+        &["-q", "--from", "*.log", "--exclude", "out.log", "out.log"],
+        "",
+        &[],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(dir.read("out.log").lines().count(), 1);
+}
+
+#[test]
+fn a_checkpoint_of_one_log_is_taken_on_by_a_glob_without_a_line_twice() {
+    let dir = Scratch::new();
+    write(&dir, "logs/a.log", &lines("a", 0..3));
+    write(&dir, "logs/b.log", &lines("b", 0..2));
+    let one = [
+        "-q",
+        "--from",
+        "logs/a.log",
+        "--checkpoint",
+        "cp",
+        "--format",
+        "json",
+        "out.json",
+    ];
+    let (code, stderr) = run_in(&dir, &one, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(dir.read("cp").starts_with("ingest checkpoint 2\n"));
+    append(&dir, "logs/a.log", &lines("a", 3..4));
+    let many = [
+        "-q",
+        "--from",
+        "logs/*.log",
+        "--checkpoint",
+        "cp",
+        "--format",
+        "json",
+        "out.json",
+    ];
+    let (code, stderr) = run_in(&dir, &many, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = dir.read("out.json");
+    let a: Vec<&str> = out.lines().filter(|l| l.contains("\"a n=")).collect();
+    assert_eq!(a.len(), 4, "{out}");
+    // The first three were written by the run of one log, without a file key.
+    assert!(!a[2].contains("\"file\"") && a[3].contains("\"file\""), "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("\"b n=")).count(), 2, "{out}");
+}
+
+#[test]
+fn a_log_deleted_with_lines_unread_is_a_loss_said_once_and_then_forgotten() {
+    let dir = Scratch::new();
+    write(&dir, "logs/a.log", &lines("a", 0..2));
+    write(&dir, "logs/b.log", &lines("b", 0..2));
+    let run = ["--from", "logs/*.log", "--checkpoint", "cp", "out.log"];
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    append(&dir, "logs/b.log", &lines("b", 2..4));
+    std::fs::remove_file(dir.path("logs/b.log")).unwrap();
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(66), "{stderr}");
+    assert_eq!(
+        stderr.matches("was gone before its end was read").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("logs/b.log"), "{stderr}");
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("gone"), "{stderr}");
+    let dropped = dir
+        .read("cp")
+        .lines()
+        .any(|l| l.starts_with("- ") && l.ends_with("logs/b.log"));
+    assert!(dropped, "its entry is dropped: {}", dir.read("cp"));
+    assert_eq!(dir.read("out.log").lines().count(), 4);
+}
+
+#[test]
+fn follow_takes_one_log_for_now_and_says_so() {
+    let dir = Scratch::new();
+    let (code, stderr) = run_in(&dir, &["--from", "*.log", "--follow", "out"], "", &[]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--follow reads one log for now"), "{stderr}");
+}
