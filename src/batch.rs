@@ -12,7 +12,7 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::checkpoint::{Fingerprint, Position};
+use crate::checkpoint::{At, Fingerprint, Position};
 use crate::format::{Format, write_reject};
 use crate::record::{ParsedRecord, RawRecord, RejectReason, Severity, ValidRecord, split_lines};
 
@@ -50,6 +50,8 @@ pub struct RawBatch {
     /// A collector's batch: the messages fetched (`data` is empty; `end_offset` is the last
     /// one's stream sequence).
     pub messages: Vec<Fetched>,
+    /// Many logs: which log and file the batch is of.
+    pub at: Option<At>,
 }
 
 impl RawBatch {
@@ -360,6 +362,8 @@ pub struct ParsedBatch {
     pub seq: u64,
     /// Where in the input the batch ends.
     pub end: Position,
+    /// Many logs: which log and file the batch is of.
+    pub at: Option<At>,
     /// The batch's outcome.
     pub parsed: Parsed,
     /// The batch's slot in the in-flight window.
@@ -375,16 +379,24 @@ pub struct ValidBatch {
     parsed: Parsed,
     /// Where in the input the batch ends.
     end: Position,
+    /// Many logs: which log and file the batch is of.
+    at: Option<At>,
     /// The batch's slot in the in-flight window, freed once written.
     _permit: OwnedSemaphorePermit,
 }
 
 impl ValidBatch {
     /// The batch the validator passes on: `parsed` with only the entries that passed.
-    pub(crate) fn new(parsed: Parsed, end: Position, permit: OwnedSemaphorePermit) -> ValidBatch {
+    pub(crate) fn new(
+        parsed: Parsed,
+        end: Position,
+        at: Option<At>,
+        permit: OwnedSemaphorePermit,
+    ) -> ValidBatch {
         ValidBatch {
             parsed,
             end,
+            at,
             _permit: permit,
         }
     }
@@ -410,6 +422,11 @@ impl ValidBatch {
     /// Where in the input the batch ends: once it is written, everything before is settled.
     pub fn end(&self) -> Position {
         self.end
+    }
+
+    /// Many logs: which log and file the batch is of.
+    pub fn at(&self) -> Option<At> {
+        self.at
     }
 
     /// Input lines the batch covered, whatever their outcome.

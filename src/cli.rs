@@ -402,6 +402,9 @@ impl Args {
         };
         match from {
             Some(config::Origin::Files(_)) => {}
+            Some(config::Origin::Logs(_)) if matches!(output, Output::Nats(_)) => {
+                return Err("--from GLOB writes to a file or `-` for now: publish each log with a --from PATH of its own".to_owned());
+            }
             Some(config::Origin::Logs(_)) if self.follow => {
                 return Err("--follow reads one log for now: give --from PATH once, without wildcards (a follower per log, or a cron run over the glob)".to_owned());
             }
@@ -415,7 +418,7 @@ impl Args {
             output,
             from,
             follow: self.follow,
-            file_key: None,
+            per_log: None,
             rotate_wait,
             input,
             multiline: self.multiline.then(|| config::Multiline {

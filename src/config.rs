@@ -110,6 +110,17 @@ pub enum Origin {
     Nats(Box<NatsInput>),
 }
 
+/// What the parsers need of each log of a run over many.
+#[derive(Clone, Debug, Default)]
+pub struct PerLog {
+    /// Each log's path.
+    pub paths: Vec<std::sync::Arc<str>>,
+    /// Each log's layout, as an index into `layouts`.
+    pub layout_of: Vec<u32>,
+    /// The layouts the logs are read with.
+    pub layouts: Vec<std::sync::Arc<Layout>>,
+}
+
 /// `--from GLOB ... --exclude GLOB ...`: the logs of one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Logs {
@@ -162,8 +173,9 @@ pub struct Config {
     pub from: Option<Origin>,
     /// `--follow`: keep reading `--from PATH` as it grows, across rotations, until a signal.
     pub follow: bool,
-    /// With many logs: the log a pipeline run reads, named in each of its records (`file`).
-    pub file_key: Option<std::sync::Arc<str>>,
+    /// Many logs in one pipeline: each log's path (its records' `file` key) and layout, by the
+    /// index its batches carry.
+    pub per_log: Option<std::sync::Arc<PerLog>>,
     /// `--rotate-wait`: how long a followed log rotated away must stay quiet, once the program
     /// writes elsewhere, before the new file is read (see `source::follow`).
     pub rotate_wait: Duration,
@@ -210,7 +222,7 @@ impl Config {
             output,
             from: None,
             follow: false,
-            file_key: None,
+            per_log: None,
             rotate_wait: DEFAULT_ROTATE_WAIT,
             input: InputLayout::default(),
             multiline: None,

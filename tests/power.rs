@@ -259,7 +259,11 @@ fn output_in_another_directory_than_the_checkpoint_after_a_power_cut_is_one_unin
 fn three_logs_of_a_glob_after_a_power_cut_at_any_point_are_one_uninterrupted_runs() {
     // One checkpoint for all three (a journal, on the disk); the logs themselves elsewhere.
     let dir = Scratch::new();
-    let lines: Vec<String> = plain_with_rejects().lines().take(8_000).map(|l| format!("{l}\n")).collect();
+    let lines: Vec<String> = plain_with_rejects()
+        .lines()
+        .take(8_000)
+        .map(|l| format!("{l}\n"))
+        .collect();
     for (i, name) in ["a", "b", "c"].iter().enumerate() {
         std::fs::create_dir(dir.path(name)).unwrap();
         let text: String = lines[i * 1000..].concat();
@@ -268,7 +272,15 @@ fn three_logs_of_a_glob_after_a_power_cut_at_any_point_are_one_uninterrupted_run
     let glob = format!("{}/*/app.log", dir.path("").display());
     let args = [
         &FILES[..],
-        &["--from", &glob, "--max-line-bytes", "4096", "--format", "json", "out.log"],
+        &[
+            "--from",
+            &glob,
+            "--max-line-bytes",
+            "4096",
+            "--format",
+            "json",
+            "out.log",
+        ],
     ]
     .concat();
     let cuts = cut_everywhere(&|_| strings(&args), &dir.path("a/app.log"), 60);

@@ -28,6 +28,7 @@ pub mod set;
 
 pub use position::{CONTEXT_BYTES, FINGERPRINT_BYTES, Fingerprint, Position};
 use position::{escape, unescape};
+pub use set::{At, Done};
 
 /// How the writer records its progress; [`Committer`] (the checkpoint file) in a real run.
 ///
@@ -70,6 +71,10 @@ pub trait Commit: Send + std::fmt::Debug {
     /// one differs from what this run wrote to it (emptied by `copytruncate` while written),
     /// the commit names it as it is, so that a rerun finds what the checkpoint says.
     fn lengths_are(&mut self, _output: Option<u64>, _rejects: Option<u64>) {}
+
+    /// A batch is written: the input is settled up to `end` (many logs: in the log and file
+    /// `at` names). Called for every batch, before the commit that covers it.
+    fn settled(&mut self, _end: Position, _at: Option<At>) {}
 }
 
 /// Where a run starts, and how it commits: what [`resume`] found.
@@ -568,6 +573,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct Committer {
     store: Store,
+    /// Many logs in one pipeline: their states, the writer's progress applied batch by batch.
+    many: Option<Logs>,
     /// What is on disk now (or will be at the first save); `finished: false` there means a
     /// run is writing.
     state: State,
@@ -593,6 +600,7 @@ impl Committer {
     fn new(store: Store, state: State, every_bytes: u64) -> Committer {
         Committer {
             store,
+            many: None,
             output_base: (state.output.bytes, 0),
             rejects_base: state.rejects.as_ref().map(|r| (r.bytes, 0)),
             real: (None, None),
@@ -605,7 +613,10 @@ impl Committer {
 
     fn save(&mut self, finished: bool) -> Result<(), Error> {
         self.state.finished = finished;
-        self.store.save(&self.state)?;
+        match self.many.as_mut() {
+            Some(logs) => logs.save(&self.state)?,
+            None => self.store.save(&self.state)?,
+        }
         self.pending = 0;
         self.last = Instant::now();
         Ok(())
@@ -637,6 +648,12 @@ impl Commit for Committer {
         self.real = (output, rejects);
     }
 
+    fn settled(&mut self, end: Position, at: Option<At>) {
+        if let (Some(logs), Some(at)) = (self.many.as_mut(), at) {
+            logs.settled(end, at);
+        }
+    }
+
     fn commit(
         &mut self,
         input: Position,
@@ -644,7 +661,9 @@ impl Commit for Committer {
         rejects_written: u64,
         finished: bool,
     ) -> Result<(), Error> {
-        self.state.input = input;
+        if self.many.is_none() {
+            self.state.input = input;
+        }
         let (output_real, rejects_real) = std::mem::take(&mut self.real);
         self.state.output.bytes = anchored(&mut self.output_base, output_written, output_real, "OUTPUT");
         if let (Some(rejects), Some(base)) = (self.state.rejects.as_mut(), self.rejects_base.as_mut()) {
@@ -1363,6 +1382,243 @@ pub async fn resume(
         layout,
     };
     Ok((input, resume))
+}
+
+// Many logs in one pipeline (`--from GLOB --checkpoint`): the plan of a run over all of them,
+// made against the shared checkpoint ([`Shared`]) and saved in one commit; then each log's
+// state as the writer settles its batches, every commit naming only the logs that moved.
+
+/// Every log's state as the run moves it, by the index its batches carry.
+#[derive(Debug)]
+struct Logs {
+    shared: Shared,
+    keys: Vec<String>,
+    states: Vec<State>,
+    /// Logs moved since the last commit, in the order they moved (`moved` says which).
+    order: Vec<usize>,
+    moved: Vec<bool>,
+}
+
+impl Logs {
+    /// A batch of log `at.log` is written: its file `at.member` is read up to `end`, or (the
+    /// batch after its last one) to its end.
+    fn settled(&mut self, end: Position, at: At) {
+        let log = at.log as usize;
+        let Some(state) = self.states.get_mut(log) else {
+            return;
+        };
+        let member = at.member as usize;
+        let current = state.current();
+        let Some(set) = state.set.as_mut() else {
+            return;
+        };
+        match at.done {
+            Some(done) => {
+                // Not when a plain file's last line, without newline, was left unread.
+                let read = set.read_of(member, current);
+                if !done.compressed && read.is_none_or(|read| read.offset < done.seen.size) {
+                    return;
+                }
+                if !set.read_to_end(member, done.seen, done.complete) {
+                    return;
+                }
+            }
+            None => {
+                if let Some((now, _)) = set.switch(member, current, new_source) {
+                    state.set_current(now);
+                }
+                state.input = end;
+            }
+        }
+        if !self.moved[log] {
+            self.moved[log] = true;
+            self.order.push(log);
+        }
+    }
+
+    /// Commits `head` (the files' lengths) and the logs moved since the last commit.
+    fn save(&mut self, head: &State) -> Result<(), Error> {
+        let (head, _) = head.split();
+        let entries: Vec<(String, String)> = self
+            .order
+            .drain(..)
+            .map(|log| {
+                self.moved[log] = false;
+                (self.keys[log].clone(), self.states[log].split().1)
+            })
+            .collect();
+        commit(
+            &self.shared,
+            &head,
+            entries.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+        )
+    }
+}
+
+/// Commits `head` and `changes` to the shared journal (made when there is none).
+fn commit<'a>(
+    shared: &Shared,
+    head: &str,
+    changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<(), Error> {
+    let mut journal = lock(&shared.journal);
+    let saved = match journal.as_mut() {
+        Some(journal) => journal.commit(head, changes).map(drop),
+        None => {
+            let entries = changes
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+                .collect();
+            journal::Journal::create(&shared.path, head, entries).map(|made| *journal = Some(made))
+        }
+    };
+    saved.map_err(|e| unusable(&shared.path, e))
+}
+
+/// What [`plan`] makes of a run over many logs.
+#[derive(Debug)]
+pub struct Planned {
+    /// Per log, in the order given: which of its files to read from where, and what is lost.
+    pub plans: Vec<set::Plan>,
+    /// Per log, the layout `--input auto` picked for it in an earlier run (empty: none).
+    pub layouts: Vec<String>,
+    /// Commits the writer's progress over all logs.
+    pub committer: Committer,
+}
+
+/// Plans a run over `logs` (each a path and its set's files now, oldest first): squares OUTPUT
+/// and the rejects file once with the shared checkpoint, matches each log's entry to its files
+/// (a log new to it starts at its first line), and saves what changed in one commit. A log
+/// with no file left is said lost if it was not read to its end (its plan's `lost`) and
+/// forgotten. `None` when a file could not be looked into (rotated meanwhile) and not `sure`:
+/// the logs are better listed again, nothing was saved.
+///
+/// # Errors
+/// [`Error::Checkpoint`] when the checkpoint cannot be read or written, or the files were
+/// changed behind its back.
+pub fn plan_logs(
+    shared: &Shared,
+    logs: &mut [(PathBuf, Vec<impl set::Candidate>)],
+    output: Output<'_>,
+    rejects: Option<Target<'_>>,
+    every_bytes: u64,
+    sure: bool,
+) -> Result<Option<Planned>, Error> {
+    let head = Store::Log {
+        shared: shared.clone(),
+        key: String::new(),
+    }
+    .load()?;
+    let loads: Vec<Option<State>> = logs
+        .iter()
+        .map(|(path, _)| {
+            let known = lock(&shared.journal)
+                .as_ref()
+                .is_some_and(|j| j.entries().contains_key(&*path.to_string_lossy()));
+            match known {
+                true => shared.store(path).load(),
+                false => Ok(None),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let mut arranged = Vec::with_capacity(logs.len());
+    for ((_, candidates), loaded) in logs.iter_mut().zip(&loads) {
+        let (entries, was_current) = match loaded.as_ref().and_then(|s| Some((s.set.as_ref()?, s))) {
+            Some((set, state)) => {
+                let (files, current) = set.entries(state.current());
+                (files, Some(current))
+            }
+            None => (Vec::new(), None),
+        };
+        let (files, plan, current) = set::arrange(&entries, was_current, candidates);
+        if plan.unsure && !sure {
+            return Ok(None);
+        }
+        arranged.push((files, plan, current));
+    }
+    let (output, rejects) = square_files(&shared.path, head.as_ref(), output, rejects)?;
+    let fresh = || State {
+        output: output.clone(),
+        rejects: rejects.clone(),
+        ..State::fresh()
+    };
+    let mut head = head.unwrap_or_else(fresh);
+    head.output = output.clone();
+    head.rejects = rejects.clone();
+    head.finished = true;
+    let mut changes = Vec::new();
+    let (mut keys, mut states, mut plans, mut layouts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (((path, _), loaded), (files, plan, current)) in logs.iter().zip(loads).zip(arranged) {
+        let key = path.to_string_lossy().into_owned();
+        let state = if files.is_empty() {
+            // Gone: what is lost is said once (the plan), and the log forgotten.
+            if loaded.is_some() {
+                changes.push((key.clone(), None));
+            }
+            fresh()
+        } else {
+            let mut state = loaded.clone().unwrap_or_else(fresh);
+            // The current file: the first to read, else the one that was current, else the newest.
+            let index = plan
+                .steps
+                .first()
+                .map(|&(c, _)| c)
+                .or(current)
+                .unwrap_or(files.len() - 1);
+            let mut set = set::Set::new(path.clone(), files, index);
+            let now = set.current(new_source);
+            state.set_current(now);
+            state.set = Some(set);
+            // The head's fields are the run's, whatever the entry said.
+            (state.output, state.rejects, state.finished) = (output.clone(), rejects.clone(), true);
+            let changed = loaded.is_none_or(|was| {
+                State {
+                    output: output.clone(),
+                    rejects: rejects.clone(),
+                    finished: true,
+                    ..was
+                } != state
+            });
+            if changed {
+                changes.push((key.clone(), Some(state.split().1)));
+            }
+            state
+        };
+        layouts.push(state.layout.clone());
+        keys.push(key);
+        states.push(state);
+        plans.push(plan);
+    }
+    let (head_text, _) = head.split();
+    commit(
+        shared,
+        &head_text,
+        changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
+    )?;
+    let count = states.len();
+    let mut committer = Committer::new(Store::File(shared.path.clone()), head, every_bytes);
+    committer.many = Some(Logs {
+        shared: shared.clone(),
+        keys,
+        states,
+        order: Vec::new(),
+        moved: vec![false; count],
+    });
+    Ok(Some(Planned {
+        plans,
+        layouts,
+        committer,
+    }))
+}
+
+impl Committer {
+    /// Many logs: keeps the layout `--input auto` picked for log `log`, written with its next
+    /// commit.
+    pub fn keep_layout_of(&mut self, log: usize, name: &str) {
+        if let Some(state) = self.many.as_mut().and_then(|m| m.states.get_mut(log)) {
+            name.clone_into(&mut state.layout);
+        }
+    }
 }
 
 #[cfg(test)]

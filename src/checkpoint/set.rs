@@ -190,6 +190,29 @@ impl Parsing {
     }
 }
 
+/// Which log of many (`--from GLOB`) and which file of its set a batch is of: its position is
+/// in that file. The batch after a file's last one says that file was read to its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct At {
+    /// The log, by its index in the run.
+    pub log: u32,
+    /// The file, by its index in the log's set as the run planned it.
+    pub member: u32,
+    /// The file was read to its end: nothing of it follows.
+    pub done: Option<Done>,
+}
+
+/// A file of a set read to its end (see `checkpoint::read_to_end`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// The file as `stat` saw it when listed.
+    pub seen: Seen,
+    /// It was a rotated file: nothing more can come to it unseen.
+    pub complete: bool,
+    /// Compressed: its size says nothing of a last line left unread.
+    pub compressed: bool,
+}
+
 /// A file of the set as [`super::plan_set`] looks at it; the source lists them and reads them.
 pub trait Candidate {
     /// Where it is.

@@ -110,6 +110,11 @@ where
         stages.spawn(name, task);
     }
     let pool = Arc::new(EntryPool::default());
+    // A layout is read by the general parser unless it is fast `plain` without --multiline.
+    let reading_of = |layout: &Arc<crate::layout::Layout>| {
+        (!layout.is_fast_plain() || config.multiline.is_some())
+            .then(|| parser::Reading::new(layout.clone(), config.multiline.map(|m| m.max_record_lines)))
+    };
     for worker in 0..config.workers.get() {
         let parser = parser::Worker {
             id: worker,
@@ -121,12 +126,30 @@ where
                 rejects: rejects.is_some(),
             },
             metrics: metrics.clone(),
-            reading: (!layout.is_fast_plain() || config.multiline.is_some())
-                .then(|| parser::Reading::new(layout.clone(), config.multiline.map(|m| m.max_record_lines))),
-            file: config.file_key.as_deref().map_or_else(Vec::new, |path| {
-                let mut key = Vec::new();
-                crate::format::write_file_key(&mut key, config.format, path);
-                key
+            reading: reading_of(&layout),
+            per_log: config.per_log.as_ref().map(|logs| {
+                let files = logs
+                    .paths
+                    .iter()
+                    .map(|path| {
+                        let mut key = Vec::new();
+                        crate::format::write_file_key(&mut key, config.format, path);
+                        key
+                    })
+                    .collect();
+                let fast: Vec<bool> = logs.layouts.iter().map(|l| reading_of(l).is_none()).collect();
+                let readings = logs
+                    .layout_of
+                    .iter()
+                    .map(|&l| (!fast[l as usize]).then_some(l as usize))
+                    .collect();
+                (files, readings)
+            }),
+            readings: config.per_log.as_ref().map_or_else(Vec::new, |logs| {
+                logs.layouts
+                    .iter()
+                    .map(|l| reading_of(l).unwrap_or_else(|| parser::Reading::new(l.clone(), None)))
+                    .collect()
             }),
         };
         stages.spawn(

@@ -47,6 +47,7 @@ pub fn parse_batch_with(
 ) -> Parsed {
     let window = Arc::new(tokio::sync::Semaphore::new(1));
     let batch = RawBatch {
+        at: None,
         seq: 0,
         first_line,
         data,
@@ -516,6 +517,10 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
     parsed
 }
 
+/// Many logs: per log (by the index its batches carry), its `file` key rendered, and the index
+/// of its reading in [`Worker::readings`] (`None`: fast `plain`).
+pub(crate) type PerLog = (Vec<Vec<u8>>, Vec<Option<usize>>);
+
 /// One parser task and what it needs.
 pub(crate) struct Worker {
     /// Which worker, from 0, for the log.
@@ -530,8 +535,10 @@ pub(crate) struct Worker {
     pub metrics: Arc<Metrics>,
     /// How lines are read, when not with fast `plain`.
     pub reading: Option<Reading>,
-    /// Written after every record's fields: the log's `file` key (many logs), or nothing.
-    pub file: Vec<u8>,
+    /// Many logs: what each log's batches are parsed with.
+    pub per_log: Option<PerLog>,
+    /// Many logs: a reading per layout the logs are read with.
+    pub readings: Vec<Reading>,
 }
 
 impl Worker {
@@ -549,16 +556,24 @@ impl Worker {
         let mut lines = 0;
         while let Some(batch) = recv(&lines_rx, &cancel, times).await {
             let (parsed, end) = if batch.messages.is_empty() {
+                // The batch's log's `file` key and layout (many logs), or the run's.
+                let (file, reading): (&[u8], Option<&mut Reading>) = match (&self.per_log, batch.at) {
+                    (Some((files, readings)), Some(at)) => (
+                        &files[at.log as usize],
+                        readings[at.log as usize].map(|r| &mut self.readings[r]),
+                    ),
+                    _ => (b"", self.reading.as_mut()),
+                };
                 let parsed = if batch.long_line {
                     Parsed::long_line(batch.first_line, batch.data, self.render)
-                } else if let Some(reading) = self.reading.as_mut() {
+                } else if let Some(reading) = reading {
                     parse_layout(
                         &batch,
                         self.max_line_bytes,
                         self.render,
                         Some(&self.pool),
                         reading,
-                        &self.file,
+                        file,
                     )
                 } else {
                     parse_into(
@@ -566,7 +581,7 @@ impl Worker {
                         batch.data,
                         self.max_line_bytes,
                         self.render,
-                        &self.file,
+                        file,
                         Some(&self.pool),
                     )
                 };
@@ -595,6 +610,7 @@ impl Worker {
             let out = ParsedBatch {
                 seq: batch.seq,
                 end,
+                at: batch.at,
                 parsed,
                 permit: batch.permit,
             };

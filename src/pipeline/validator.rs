@@ -122,7 +122,7 @@ pub fn validate(mut batch: ParsedBatch, rules: &Rules, report: &mut ValidatorRep
     report.dropped += dropped;
     report.filtered += filtered;
     report.valid += parsed.entries.len() as u64;
-    ValidBatch::new(batch.parsed, batch.end, batch.permit)
+    ValidBatch::new(batch.parsed, batch.end, batch.at, batch.permit)
 }
 
 /// Runs the validator until the parsers are done and every batch is passed on, or `cancel` fires.
@@ -189,6 +189,7 @@ mod tests {
     fn parsed(text: &'static [u8]) -> ParsedBatch {
         let window = Arc::new(Semaphore::new(1));
         ParsedBatch {
+            at: None,
             seq: 0,
             end: Position::default(),
             parsed: parse_batch(1, Bytes::from_static(text)),

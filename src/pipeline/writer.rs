@@ -77,6 +77,7 @@ impl<R: Writable> Books<R> {
             }
             let due = self.checkpoint.as_mut().is_some_and(|(committer, settled)| {
                 *settled = batch.end();
+                committer.settled(batch.end(), batch.at());
                 committer.due((batch.rendered().len() + rejects_bytes) as u64)
             });
             if due {
@@ -390,6 +391,7 @@ mod tests {
         let permit = window.clone().try_acquire_owned().unwrap();
         validate(
             ParsedBatch {
+                at: None,
                 seq: 0,
                 end: Position::default(),
                 parsed,
@@ -641,6 +643,7 @@ mod tests {
             let parsed = parse_batch(b * 1000 + 1, Bytes::from(text));
             let permit = window.clone().try_acquire_owned().unwrap();
             let batch = ParsedBatch {
+                at: None,
                 seq: b,
                 end: Position::default(),
                 parsed,

@@ -1,30 +1,37 @@
 //! `--from GLOB` (or `--from` given several times): every log the globs match, each with its
-//! rotated files, one after another; with `--checkpoint`, one checkpoint for all of them (a
-//! journal: each commit names the log that moved, and OUTPUT's length for all).
+//! rotated files, in one pipeline run; with `--checkpoint`, one checkpoint for all of them (a
+//! journal: each commit names the logs that moved, and OUTPUT's length for all).
 //!
-//! Each log is read as `--from PATH` reads one ([`super::set`], [`super::file`]), its records
-//! naming it in a `file` key. Logs the checkpoint knows whose files are all gone are said lost
-//! if lines of them were unread, and forgotten.
+//! The run lists every log's set, plans all of them against the checkpoint in one commit
+//! ([`checkpoint::plan_logs`]), settles each log's layout, and hands the reader the files to read as
+//! one sequence of parts, each batch tagged with its log and file ([`checkpoint::At`]): the
+//! parsers name the log in a `file` key, the writer's commits move each log's entry. Logs the
+//! checkpoint knows whose files are all gone are said lost if lines of them were unread, and
+//! forgotten.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{file, output_closed, set};
-use crate::checkpoint::Shared;
-use crate::config::{Config, Logs};
+use super::{file_target, open_bytes, open_rejects, rejects_target, run_pipeline, set::report_lost};
+use crate::checkpoint::set::Candidate;
+use crate::checkpoint::{self, At, Done, Position, Resume, Shared};
+use crate::config::{self, Config, Logs, Output, PerLog};
 use crate::error::Error;
+use crate::layout::{self, Layout};
 use crate::metrics::Metrics;
-use crate::source;
-use crate::source::glob::Glob;
+use crate::record;
+use crate::sink;
+use crate::source::{self, Feed, Source, Started, file::Part, glob::Glob, set::Member};
 use crate::summary::Summary;
 
-/// Reads every log `logs` matches now, in the order of their paths.
+/// Reads every log `logs` matches now, in the order of their paths, in one pipeline run.
 ///
 /// # Errors
-/// [`Error::NoLogs`] when none matches (and the checkpoint knows none); the first error of a
-/// log's run otherwise (a log gone between the look and its reading is passed over).
+/// [`Error::NoLogs`] when none matches (and the checkpoint knows none); the errors of a run of
+/// one log otherwise.
 pub async fn read_logs(
     config: &Config,
     logs: &Logs,
@@ -43,13 +50,13 @@ pub async fn read_logs(
     let shared = checkpoint.map(Shared::open).transpose()?;
     let known = shared.as_ref().map_or_else(Vec::new, Shared::logs);
     let found = source::glob::discover(&include, &exclude, &|path| known.iter().any(|k| k == path));
-    tracing::debug!("{} logs match", found.logs.len());
-    // Logs the checkpoint knows whose files are all gone: what of them was unread is said lost
-    // (by the plan, once), then they are forgotten.
-    let gone: Vec<&PathBuf> = known
-        .iter()
+    // Logs the checkpoint knows whose files are all gone: planned with no file, so that what
+    // of them was unread is said lost (once), then forgotten.
+    let gone: Vec<PathBuf> = known
+        .into_iter()
         .filter(|k| !found.logs.contains(k) && source::set::list(k).is_ok_and(|m| m.is_empty()))
         .collect();
+    tracing::debug!("{} logs match, {} known logs gone", found.logs.len(), gone.len());
     if found.logs.is_empty() && gone.is_empty() {
         let shown: Vec<String> = logs
             .include
@@ -60,35 +67,334 @@ pub async fn read_logs(
             globs: shown.join(" "),
         });
     }
-    if let Some(shared) = &shared {
-        for path in gone {
-            let store = shared.store(path);
-            match set::read_set(config, path, &store, metrics.clone(), drain.clone()).await {
-                Ok(_) | Err(Error::NoInput { .. }) => store.forget()?,
-                Err(error) => return Err(error),
-            }
+    let paths: Vec<PathBuf> = found.logs.into_iter().chain(gone).collect();
+    let mut output = open_bytes(&config.output)?;
+    let mut rejects = open_rejects(config)?;
+    let (listed, plans, mut committer) = match &shared {
+        Some(shared) => {
+            let target = file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe);
+            let (listed, planned) = plan(
+                config,
+                shared,
+                &paths,
+                target,
+                rejects_target(config, rejects.as_mut()),
+            )
+            .await?;
+            (listed, planned.plans, Some((planned.committer, planned.layouts)))
+        }
+        None => {
+            // Without a checkpoint, each log alone, from its first line (as `--from PATH`).
+            let listed: Vec<Vec<Member>> = paths
+                .iter()
+                .map(|path| Ok(list(path)?.into_iter().filter(|m| m.live()).collect()))
+                .collect::<Result<_, Error>>()?;
+            let plans = listed
+                .iter()
+                .map(|members| checkpoint::set::Plan {
+                    steps: (0..members.len()).map(|i| (i, Position::default())).collect(),
+                    ..checkpoint::set::Plan::default()
+                })
+                .collect();
+            (listed, plans, None)
+        }
+    };
+    for plan in &plans {
+        report_lost(&plan.lost, &metrics);
+    }
+    // Each log's layout: as given, kept by the checkpoint, or judged by its first lines.
+    let per_log = settle_layouts(config, &paths, &listed, &plans, committer.as_mut());
+    let mut parts = Vec::new();
+    for (log, (mut members, plan)) in listed.into_iter().zip(plans).enumerate() {
+        let newer_has_bytes: Vec<bool> = (0..members.len())
+            .map(|i| {
+                use checkpoint::set::Candidate;
+                members[i + 1..].iter().any(|m| m.seen().size > 0)
+            })
+            .collect();
+        let mut taken: Vec<Option<Member>> = members.drain(..).map(Some).collect();
+        for (index, start) in plan.steps {
+            let Some(member) = taken[index].take() else {
+                continue;
+            };
+            let layout = per_log.layouts[per_log.layout_of[log] as usize].clone();
+            parts.push(part(
+                config,
+                member,
+                log,
+                index,
+                start,
+                newer_has_bytes[index],
+                shared.is_some(),
+                layout,
+            ));
         }
     }
-    for path in &found.logs {
-        if drain.is_cancelled() || output_closed(&metrics) {
-            break;
+    let config = Config {
+        per_log: Some(Arc::new(per_log)),
+        ..config.clone()
+    };
+    let source = Box::new(Parts(parts));
+    let resume = Resume {
+        committer: committer.map(|(c, _)| Box::new(c) as Box<dyn checkpoint::Commit>),
+        ..Resume::default()
+    };
+    match &config.output {
+        Output::File(_) | Output::Stdout => {
+            let output = sink::file::FileSink::new(output, config.retry);
+            run_pipeline(
+                &config,
+                source,
+                resume,
+                None,
+                output,
+                rejects,
+                metrics.clone(),
+                drain,
+            )
+            .await?;
         }
-        let config = Config {
-            file_key: Some(Arc::from(path.to_string_lossy())),
-            ..config.clone()
-        };
-        let read = match &shared {
-            Some(shared) => {
-                set::read_set(&config, path, &shared.store(path), metrics.clone(), drain.clone()).await
-            }
-            None => file::read_file(&config, path, metrics.clone(), drain.clone()).await,
-        };
-        match read {
-            Ok(_) => {}
-            // Gone between the look and its turn (with a checkpoint, a loss was said).
-            Err(Error::NoInput { .. }) => tracing::debug!("'{}' is gone: passed over", path.display()),
-            Err(error) => return Err(error),
-        }
+        Output::Nats(_) => unreachable!("refused by the command line"),
     }
     Ok(metrics.snapshot(started.elapsed()))
+}
+
+/// Lists every log's set and plans the run over all of them, listing again (a few times) while
+/// a file was rotated as it was looked into.
+async fn plan(
+    config: &Config,
+    shared: &Shared,
+    paths: &[PathBuf],
+    mut output: checkpoint::Output<'_>,
+    mut rejects: Option<checkpoint::Target<'_>>,
+) -> Result<(Vec<Vec<Member>>, checkpoint::Planned), Error> {
+    const LISTINGS: u64 = 5;
+    for listing in 1..=LISTINGS {
+        let mut logs: Vec<(PathBuf, Vec<Member>)> = paths
+            .iter()
+            .map(|path| Ok((path.clone(), list(path)?)))
+            .collect::<Result<_, Error>>()?;
+        let reborrow_output = reborrow(&mut output);
+        let reborrow_rejects = rejects.as_mut().map(reborrow_target);
+        let sure = listing == LISTINGS;
+        if let Some(planned) = checkpoint::plan_logs(
+            shared,
+            &mut logs,
+            reborrow_output,
+            reborrow_rejects,
+            config.checkpoint_bytes,
+            sure,
+        )? {
+            return Ok((logs.into_iter().map(|(_, m)| m).collect(), planned));
+        }
+        // logrotate is at work: a moment for it to finish.
+        tokio::time::sleep(std::time::Duration::from_millis(20 * listing)).await;
+    }
+    unreachable!("the last listing is planned whatever it finds")
+}
+
+/// The files of the set at `path`, oldest first.
+fn list(path: &Path) -> Result<Vec<Member>, Error> {
+    source::set::list(path).map_err(|source| Error::Input {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn reborrow<'b>(output: &'b mut checkpoint::Output<'_>) -> checkpoint::Output<'b> {
+    match output {
+        checkpoint::Output::File(target) => checkpoint::Output::File(reborrow_target(target)),
+        checkpoint::Output::Nats { subject } => checkpoint::Output::Nats { subject },
+        checkpoint::Output::Pipe => checkpoint::Output::Pipe,
+    }
+}
+
+fn reborrow_target<'b>(target: &'b mut checkpoint::Target<'_>) -> checkpoint::Target<'b> {
+    checkpoint::Target {
+        sink: &mut *target.sink,
+        path: target.path,
+    }
+}
+
+/// Each log's layout: the one given; else the one the checkpoint kept for it; else the one that
+/// reads most of the first lines of its first file to read (kept with its next commit).
+fn settle_layouts(
+    config: &Config,
+    paths: &[PathBuf],
+    listed: &[Vec<Member>],
+    plans: &[checkpoint::set::Plan],
+    mut committer: Option<&mut (checkpoint::Committer, Vec<String>)>,
+) -> PerLog {
+    let mut per_log = PerLog {
+        paths: paths.iter().map(|p| Arc::from(p.to_string_lossy())).collect(),
+        ..PerLog::default()
+    };
+    let clock = match &config.input {
+        config::InputLayout::Auto(clock) => clock.clone(),
+        config::InputLayout::Fixed(layout) => {
+            per_log.layouts.push(Arc::new(layout.clone()));
+            per_log.layout_of = vec![0; paths.len()];
+            return per_log;
+        }
+    };
+    let mut known: Vec<(String, u32)> = Vec::new();
+    for (log, (members, plan)) in listed.iter().zip(plans).enumerate() {
+        let kept = committer
+            .as_ref()
+            .and_then(|(_, layouts)| layouts.get(log))
+            .filter(|name| !name.is_empty())
+            .and_then(|name| Layout::named(name, clock.clone()).ok());
+        let chosen = kept.or_else(|| {
+            let &(index, start) = plan.steps.first()?;
+            let lines = first_lines(&members[index], start.offset);
+            let picked = layout::detect(record::split_lines(&lines), &clock)?;
+            if let Some((committer, _)) = committer.as_mut() {
+                committer.keep_layout_of(log, &picked.name);
+            }
+            Some(picked)
+        });
+        // No record to judge by yet: plain for this run, judged again on the next.
+        let chosen = chosen.unwrap_or_default();
+        let at = match known.iter().find(|(name, _)| *name == chosen.name) {
+            Some(&(_, at)) => at,
+            None => {
+                let at = per_log.layouts.len() as u32;
+                known.push((chosen.name.clone(), at));
+                per_log.layouts.push(Arc::new(chosen));
+                at
+            }
+        };
+        per_log.layout_of.push(at);
+    }
+    per_log
+}
+
+/// The first lines of `member` from `offset` on, about as many as `--input auto` looks at.
+fn first_lines(member: &Member, offset: u64) -> Vec<u8> {
+    // 64 lines of 250 bytes: read once per log, most of many small logs' bytes otherwise.
+    const MOST: u64 = 16 * 1024;
+    let Ok(Some(file)) = member.open() else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::new();
+    let read = match member.format() {
+        None => {
+            use std::io::Seek;
+            let mut file = file;
+            file.seek(std::io::SeekFrom::Start(offset))
+                .and_then(|_| file.take(MOST).read_to_end(&mut bytes))
+        }
+        Some(format) => source::decompress::reader(file, format).and_then(|mut content| {
+            std::io::copy(&mut (&mut content).take(offset), &mut std::io::sink())?;
+            content.take(MOST).read_to_end(&mut bytes)
+        }),
+    };
+    if read.is_err() {
+        bytes.clear();
+    }
+    let bytes = match offset {
+        0 => bytes.strip_prefix(record::UTF8_BOM).unwrap_or(&bytes).to_vec(),
+        _ => bytes,
+    };
+    // Whole lines only.
+    let whole = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
+    bytes[..whole].to_vec()
+}
+
+/// The reading of file `index` of log `log` from `start`, as a part of the run.
+#[allow(clippy::too_many_arguments)]
+fn part(
+    config: &Config,
+    member: Member,
+    log: usize,
+    index: usize,
+    start: Position,
+    newer_has_bytes: bool,
+    checkpointed: bool,
+    layout: Arc<Layout>,
+) -> Part {
+    use checkpoint::set::Candidate;
+    let compressed = member.format().is_some();
+    let live = member.live();
+    // Read from its start: nothing is handed out unless it still starts as it was listed.
+    let expect_head = match (start.offset, member.format(), member.listed_head()) {
+        (0, None, Some(head)) if !head.is_empty() => Some((
+            bytes::Bytes::copy_from_slice(head),
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        )),
+        _ => None,
+    };
+    let mut settings = source::file::Settings {
+        // A growing log's last line may still be half-written: a checkpointed run leaves it;
+        // a rotated file's is final once a newer file has bytes.
+        hold_last_line: checkpointed && (live || !newer_has_bytes),
+        start,
+        skip: if compressed { start.offset } else { 0 },
+        expect_head,
+        ..source::file::Settings::from_config(config)
+    };
+    if let Some(records) = settings.multiline.as_mut() {
+        records.layout = layout;
+    }
+    let done = checkpointed.then(|| Done {
+        seen: member.seen(),
+        complete: !live,
+        compressed,
+    });
+    let path = member.path().to_owned();
+    Part {
+        open: Box::new(move || {
+            let file = match member.open() {
+                Ok(Some(file)) => file,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::error!(
+                        "cannot read '{}': {e}; it is read on by the next run",
+                        path.display()
+                    );
+                    return None;
+                }
+            };
+            match member.format() {
+                Some(format) => source::decompress::reader(file, format).ok(),
+                None => {
+                    use std::io::Seek;
+                    let mut file = file;
+                    file.seek(std::io::SeekFrom::Start(start.offset)).ok()?;
+                    Some(Box::new(file) as Box<dyn Read + Send>)
+                }
+            }
+        }),
+        settings,
+        at: Some(At {
+            log: log as u32,
+            member: index as u32,
+            done: None,
+        }),
+        done,
+    }
+}
+
+/// The files of a run over many logs, as one source.
+struct Parts(Vec<Part>);
+
+impl Source for Parts {
+    fn start(self: Box<Self>, feed: Feed, committer: Option<Box<dyn checkpoint::Commit>>) -> Started {
+        let mut parts = self.0;
+        for part in &mut parts {
+            part.settings.batch_lines = feed.batch_lines;
+        }
+        let reader = source::file::run_parts(
+            parts,
+            feed.lines_tx,
+            feed.window,
+            feed.metrics,
+            feed.drain,
+            feed.cancel,
+        );
+        Started {
+            tasks: vec![("reader", Box::pin(reader))],
+            committer,
+        }
+    }
 }

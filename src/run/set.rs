@@ -265,7 +265,7 @@ async fn read_member(
 }
 
 /// Says, loudly, which files of the set were gone before their end was read, and counts them.
-fn report_lost(lost: &[checkpoint::set::Lost], metrics: &Metrics) {
+pub(super) fn report_lost(lost: &[checkpoint::set::Lost], metrics: &Metrics) {
     for lost in lost {
         metrics::add(&metrics.lost_files, 1);
         metrics::add(&metrics.rotated_unread_bytes, lost.unread);

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::follow::{Follow, Woke};
 use super::{Feed, Source, Started};
 use crate::batch::{CHUNK_BYTES, LONG_LINE_PREFIX, RawBatch};
-use crate::checkpoint::{Commit, Fingerprint, Position};
+use crate::checkpoint::{At, Commit, Done, Fingerprint, Position};
 use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
@@ -97,6 +97,8 @@ struct ReadLoop<'a> {
     /// `--follow`: the file was found done with (rotated away, see [`Woke::Rotated`]); it is
     /// read to its end once more, then ends.
     rotated: bool,
+    /// Many logs: the log and file its batches are of.
+    at: Option<At>,
 }
 
 /// What following the input at its end came to.
@@ -180,7 +182,7 @@ enum Piece {
 impl ReadLoop<'_> {
     /// Reads `input` to its end, a read error (left in `progress`), a stop request, a cancel,
     /// or until the parsers are gone; leaves the work done in `progress` for the stage's report.
-    fn run(mut self, input: impl Read) {
+    fn run(&mut self, input: impl Read) {
         self.read_all(input);
         // Stopped by a drain: the record held back was read, and goes out whole.
         if self.held > 0 && !self.cancel.is_cancelled() {
@@ -662,6 +664,7 @@ impl ReadLoop<'_> {
         let end_offset = self.offset + bytes;
         let end_context = (piece != Piece::LongLine).then(|| Fingerprint::of_end(&data));
         let batch = RawBatch {
+            at: self.at,
             seq: self.seq,
             first_line: self.line_no,
             data,
@@ -840,6 +843,41 @@ pub async fn run(
     drain: CancellationToken,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
+    let part = Part {
+        open: Box::new(move || Some(Box::new(input) as Box<dyn Read + Send>)),
+        settings: limits,
+        at: None,
+        done: None,
+    };
+    run_parts(vec![part], lines_tx, window, metrics, drain, cancel).await
+}
+
+/// One file of a run over many logs: opened in its turn (so that few are open at once), its
+/// batches numbered on from the last file's.
+pub struct Part {
+    /// Opens it; `None` when it is gone or no longer the file planned (its log is passed over
+    /// for the rest of the run).
+    pub open: Box<dyn FnOnce() -> Option<Box<dyn Read + Send>> + Send>,
+    /// How it is read.
+    pub settings: Settings,
+    /// Its log and file, for its batches.
+    pub at: Option<At>,
+    /// Read to its end, a batch says so (with `at`), for the checkpoint.
+    pub done: Option<Done>,
+}
+
+/// [`run`] over `parts`, one after another, as one input for the pipeline.
+///
+/// # Errors
+/// [`Error::Read`] when reading a part fails.
+pub async fn run_parts(
+    parts: Vec<Part>,
+    lines_tx: async_channel::Sender<RawBatch>,
+    window: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
     let progress = Arc::new(Mutex::new(Progress::default()));
     // Not a sender: holding one would keep the channel open after the thread is done.
     let lines = lines_tx.clone().downgrade();
@@ -852,33 +890,76 @@ pub async fn run(
             Handle::current(),
         );
         move || {
-            let read_loop = ReadLoop {
-                lines_tx: &lines_tx,
-                window: &window,
-                progress: &progress,
-                metrics: &metrics,
-                cancel: &cancel,
-                runtime: &runtime,
-                line_no: limits.start.lines + 1,
-                offset: limits.start.offset,
-                buffers: Buffers::default(),
-                pieces: Vec::new(),
-                long_line: None,
-                scanned: 0,
-                searched: 0,
-                seq: 0,
-                held: 0,
-                held_lines: 0,
-                held_threshold: None,
-                // A rerun that starts inside a record past what it keeps goes on rejecting it.
-                excess: limits.start.continues,
-                cuts: Vec::new(),
-                // Only a run that starts at the input's first byte sees how it begins.
-                encoding_checked: limits.start.offset > 0 || limits.skip > 0,
-                rotated: false,
-                limits,
-            };
-            read_loop.run(input);
+            let (mut seq, mut buffers, mut searched) = (0, Buffers::default(), 0);
+            // A log whose file was not there as planned: the rest of it waits for the next run.
+            let mut passed_over = None;
+            for part in parts {
+                // A drain is seen by the read loop, after it handed out what was read ahead.
+                if cancel.is_cancelled() {
+                    break;
+                }
+                if part.at.is_some_and(|at| Some(at.log) == passed_over) {
+                    continue;
+                }
+                let Some(input) = (part.open)() else {
+                    passed_over = part.at.map(|at| at.log);
+                    continue;
+                };
+                let limits = part.settings;
+                let replaced = limits.expect_head.as_ref().map(|(_, r)| r.clone());
+                let mut read_loop = ReadLoop {
+                    lines_tx: &lines_tx,
+                    window: &window,
+                    progress: &progress,
+                    metrics: &metrics,
+                    cancel: &cancel,
+                    runtime: &runtime,
+                    line_no: limits.start.lines + 1,
+                    offset: limits.start.offset,
+                    buffers,
+                    pieces: Vec::new(),
+                    long_line: None,
+                    scanned: 0,
+                    searched,
+                    seq,
+                    held: 0,
+                    held_lines: 0,
+                    held_threshold: None,
+                    // A rerun that starts inside a record past what it keeps goes on rejecting it.
+                    excess: limits.start.continues,
+                    cuts: Vec::new(),
+                    // Only a run that starts at the input's first byte sees how it begins.
+                    encoding_checked: limits.start.offset > 0 || limits.skip > 0,
+                    rotated: false,
+                    at: part.at,
+                    limits,
+                };
+                read_loop.run(input);
+                let stopped = cancel.is_cancelled() || {
+                    let progress = lock(&progress);
+                    progress.stop || progress.error.is_some()
+                };
+                if replaced.is_some_and(|r| r.load(Ordering::Relaxed)) {
+                    passed_over = part.at.map(|at| at.log);
+                } else if let (false, Some(at), Some(done)) = (stopped, part.at, part.done) {
+                    // After the file's last batch: it was read to its end.
+                    read_loop.at = Some(At {
+                        done: Some(done),
+                        ..at
+                    });
+                    if !read_loop.send(Bytes::new(), 0, Piece::Lines, 0, None) {
+                        break;
+                    }
+                }
+                (seq, searched) = (read_loop.seq, read_loop.searched);
+                buffers = std::mem::take(&mut read_loop.buffers);
+                // A line left unfinished is read again by the run that finds it whole.
+                buffers.current.clear();
+                if stopped {
+                    break;
+                }
+            }
+            lock(&progress).searched = searched;
             drop(lines_tx); // closes the channel for the parsers
             let _ = done_tx.send(());
         }

@@ -440,6 +440,7 @@ async fn run(
             add(&metrics.bytes_in, bytes);
             let end = batch.last().map_or(fetching.highest, |m| m.seq);
             let raw = RawBatch {
+                at: None,
                 seq: batch_no,
                 first_line: 1,
                 data: Bytes::new(),

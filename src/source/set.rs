@@ -243,19 +243,21 @@ fn list_once(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> 
             _ => continue,
         };
         let seen = Seen::of(&meta);
-        // By its first bytes, whatever its name says.
-        let mut first = [0u8; 4];
-        let n = File::open(&file)
-            .and_then(|f| f.read_at(&mut first, 0))
-            .unwrap_or(0);
-        let format = Format::sniff(&first[..n]);
         // The live log's first bytes are taken now, with its name: `copytruncate` rewrites it
         // in place, and first bytes looked at after the listing could be of content newer
         // than the listing knows (its copy missing from it).
-        let head = match (&order, format) {
-            (Order::Live, None) => first_bytes(&file).ok(),
-            _ => None,
-        };
+        let live = order == Order::Live;
+        let first = File::open(&file)
+            .and_then(|f| {
+                let mut first = Vec::with_capacity(if live { FINGERPRINT_BYTES } else { 4 });
+                f.take(if live { FINGERPRINT_BYTES as u64 } else { 4 })
+                    .read_to_end(&mut first)
+                    .map(|_| first)
+            })
+            .unwrap_or_default();
+        // By its first bytes, whatever its name says.
+        let format = Format::sniff(&first[..first.len().min(4)]);
+        let head = (live && format.is_none()).then_some(first);
         members.push(Member {
             path: file,
             format,
@@ -274,15 +276,6 @@ fn list_once(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> 
     members.retain(|m| !is_compressed_name(&m.path) || !plain.contains(&m.order));
     members.sort_by(|a, b| a.order.cmp(&b.order));
     Ok(members)
-}
-
-/// The first bytes of the plain file at `path`, up to [`FINGERPRINT_BYTES`].
-fn first_bytes(path: &Path) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(FINGERPRINT_BYTES);
-    File::open(path)?
-        .take(FINGERPRINT_BYTES as u64)
-        .read_to_end(&mut head)?;
-    Ok(head)
 }
 
 /// True when `file` is a rotated file of the log named `name` (both file names).
