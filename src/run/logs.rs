@@ -48,14 +48,20 @@ pub async fn read_logs(
     };
     let (include, exclude) = (globs(&logs.include), globs(&logs.exclude));
     let shared = checkpoint.map(Shared::open).transpose()?;
-    let known = shared.as_ref().map_or_else(Vec::new, Shared::logs);
-    let found = source::glob::discover(&include, &exclude, &|path| known.iter().any(|k| k == path));
+    let known: std::collections::HashSet<PathBuf> = shared
+        .as_ref()
+        .map_or_else(Vec::new, Shared::logs)
+        .into_iter()
+        .collect();
+    let found = source::glob::discover(&include, &exclude, &|path| known.contains(path));
+    let matched: std::collections::HashSet<&PathBuf> = found.logs.iter().collect();
     // Logs the checkpoint knows whose files are all gone: planned with no file, so that what
     // of them was unread is said lost (once), then forgotten.
-    let gone: Vec<PathBuf> = known
+    let mut gone: Vec<PathBuf> = known
         .into_iter()
-        .filter(|k| !found.logs.contains(k) && source::set::list(k).is_ok_and(|m| m.is_empty()))
+        .filter(|k| !matched.contains(k) && source::set::list(k).is_ok_and(|m| m.is_empty()))
         .collect();
+    gone.sort();
     tracing::debug!("{} logs match, {} known logs gone", found.logs.len(), gone.len());
     if found.logs.is_empty() && gone.is_empty() {
         let shown: Vec<String> = logs
@@ -330,6 +336,7 @@ fn part(
         hold_last_line: checkpointed && (live || !newer_has_bytes),
         start,
         skip: if compressed { start.offset } else { 0 },
+        size_hint: (!compressed).then(|| member.seen().size.saturating_sub(start.offset)),
         expect_head,
         ..source::file::Settings::from_config(config)
     };

@@ -99,6 +99,8 @@ struct ReadLoop<'a> {
     rotated: bool,
     /// Many logs: the log and file its batches are of.
     at: Option<At>,
+    /// Bytes read from this input so far.
+    read: u64,
 }
 
 /// What following the input at its end came to.
@@ -134,6 +136,9 @@ pub struct Settings {
     /// `--follow`: at the end of the input, wait for more instead of ending (until the file is
     /// rotated away or truncated).
     pub follow: Option<Follow>,
+    /// About how many bytes there are to read (a file's size when listed, less where reading
+    /// starts): a small file's reads ask for little more, instead of a whole chunk zeroed.
+    pub size_hint: Option<u64>,
     /// A file of a set read from its start: the first bytes it was recognised by. If the file
     /// starts otherwise once read (emptied and written anew meanwhile, as `copytruncate` does),
     /// nothing of it is handed out and `replaced` is set: the set is listed again.
@@ -218,14 +223,20 @@ impl ReadLoop<'_> {
                 }
                 progress.reading = true;
             }
+            // Room for what is left of a file of known size (and a little more: it may have
+            // grown), else a whole chunk.
+            let chunk = self.limits.size_hint.map_or(CHUNK_BYTES, |left| {
+                (left.saturating_sub(self.read) as usize + 4096).min(CHUNK_BYTES)
+            });
             let buf = self.buffers.make_room();
             let filled = buf.len();
-            buf.resize(filled + CHUNK_BYTES, 0);
+            buf.resize(filled + chunk, 0);
             // Time in `read(2)` is time waiting on the input: the reader's idle time.
             let reading = Instant::now();
             let read = input.read(&mut buf[filled..]);
             self.metrics.reader.idle(reading.elapsed());
             buf.truncate(filled + *read.as_ref().unwrap_or(&0));
+            self.read += *read.as_ref().unwrap_or(&0) as u64;
             if let Some(follow) = self.limits.follow.as_mut() {
                 follow.saw(&buf[filled..]);
             }
@@ -932,6 +943,7 @@ pub async fn run_parts(
                     encoding_checked: limits.start.offset > 0 || limits.skip > 0,
                     rotated: false,
                     at: part.at,
+                    read: 0,
                     limits,
                 };
                 read_loop.run(input);
