@@ -328,6 +328,23 @@ impl Dice {
     }
 }
 
+/// A third of the time, SIGKILLs the run `child` within `within_ms` (1 returned); else waits
+/// for it to end with 0 (0 returned).
+fn kill_or_wait(child: Child, dice: &mut Dice, within_ms: u64, what: &str) -> u32 {
+    if dice.below(3) == 0 {
+        std::thread::sleep(Duration::from_millis(dice.below(within_ms)));
+        let _ = Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status();
+        let _ = wait(child);
+        1
+    } else {
+        let (code, stderr) = wait(child);
+        assert_eq!(code, Some(0), "{what}: {stderr}");
+        0
+    }
+}
+
 /// Cron-like runs every ~100 ms while the writer writes and logrotate rotates in `options`' way
 /// (the writer writing on while it works); a third of the runs SIGKILLed at a random moment;
 /// sometimes two or three rotations with no run between. Then the writer stops, a last run
@@ -349,16 +366,12 @@ fn cron_like(options: &str, min_rotations: u32, lossless: bool) {
             1 | 2 => writer.rotate(|| rotation.rotate()),
             _ => {}
         }
-        let run = start_run(&dir, &[]);
-        if dice.below(3) == 0 {
-            std::thread::sleep(Duration::from_millis(dice.below(60)));
-            let _ = Command::new("kill").args(["-9", &run.id().to_string()]).status();
-            killed += 1;
-            let _ = wait(run);
-        } else {
-            let (code, stderr) = wait(run);
-            assert_eq!(code, Some(0), "round {round} ({options}): {stderr}");
-        }
+        killed += kill_or_wait(
+            start_run(&dir, &[]),
+            &mut dice,
+            60,
+            &format!("round {round} ({options})"),
+        );
         std::thread::sleep(Duration::from_millis(dice.below(100)));
     }
     let written = writer.stop();
@@ -1339,18 +1352,7 @@ fn cron_runs_over_a_glob_of_logs_with_kills_give_each_line_of_each_log_once_in_o
                 writer.rotate(|| {});
             }
         }
-        let child = run(&dir);
-        if dice.below(3) == 0 {
-            std::thread::sleep(Duration::from_millis(dice.below(80)));
-            let _ = Command::new("kill")
-                .args(["-9", &child.id().to_string()])
-                .status();
-            killed += 1;
-            let _ = wait(child);
-        } else {
-            let (code, stderr) = wait(child);
-            assert_eq!(code, Some(0), "round {round}: {stderr}");
-        }
+        killed += kill_or_wait(run(&dir), &mut dice, 80, &format!("round {round}"));
         std::thread::sleep(Duration::from_millis(dice.below(100)));
     }
     let written: Vec<u64> = writers.into_iter().map(Writer::stop).collect();

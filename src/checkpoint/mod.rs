@@ -1116,13 +1116,7 @@ pub fn plan_set(
         }
     }
     let (output, rejects) = square_files(path, loaded.as_ref(), output, rejects)?;
-    let (entries, was_current) = match loaded.as_ref().and_then(|s| Some((s.set.as_ref()?, s))) {
-        Some((set, state)) => {
-            let (files, current) = set.entries(state.current());
-            (files, Some(current))
-        }
-        None => (Vec::new(), None),
-    };
+    let (entries, was_current) = known_files(loaded.as_ref());
     let (files, plan, current) = set::arrange(&entries, was_current, candidates);
     tracing::debug!(
         "the set as the checkpoint knew it: {entries:?} (current {was_current:?}); now: {files:?}; plan: {plan:?}"
@@ -1173,6 +1167,17 @@ pub fn plan_set(
         store.save(&state)?;
     }
     Ok(plan)
+}
+
+/// The files of the set `state` knows (none without one), and which of them is current.
+fn known_files(state: Option<&State>) -> (Vec<set::Entry>, Option<usize>) {
+    match state.and_then(|s| Some((s.set.as_ref()?, s))) {
+        Some((set, state)) => {
+            let (files, current) = set.entries(state.current());
+            (files, Some(current))
+        }
+        None => (Vec::new(), None),
+    }
 }
 
 /// `--from PATH`: prepares the run over file `index` of the set (as [`plan_set`] listed them)
@@ -1523,13 +1528,7 @@ pub fn plan_logs(
         .collect::<Result<_, _>>()?;
     let mut arranged = Vec::with_capacity(logs.len());
     for ((_, candidates), loaded) in logs.iter_mut().zip(&loads) {
-        let (entries, was_current) = match loaded.as_ref().and_then(|s| Some((s.set.as_ref()?, s))) {
-            Some((set, state)) => {
-                let (files, current) = set.entries(state.current());
-                (files, Some(current))
-            }
-            None => (Vec::new(), None),
-        };
+        let (entries, was_current) = known_files(loaded.as_ref());
         let (files, plan, current) = set::arrange(&entries, was_current, candidates);
         if plan.unsure && !sure {
             return Ok(None);

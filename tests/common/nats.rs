@@ -32,12 +32,25 @@ pub fn server_binary() -> PathBuf {
     })
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, for a server to take.
+///
+/// Below the kernel's ephemeral range (32768 up, where `bind(0)` and every outgoing connection
+/// take theirs): a port picked there could be taken as some client's source port before the
+/// server binds it, and a cluster node then fails to start. Each call takes the next of a
+/// sequence that starts at a point of its own for each test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let port = (LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between {LOW} and {}", LOW + SPAN)
 }
 
 /// One `nats-server` process and what it needs to be started again the same way.
@@ -98,10 +111,16 @@ impl Server {
         self.child = Some(child);
         let port = self.port;
         let log = self.log.clone();
+        let child = self.child.as_mut().expect("just started");
         wait_until("nats-server to accept connections", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "nats-server ended ({status}) before it took connections on port {port}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        let _ = log;
     }
 
     /// `nats://127.0.0.1:PORT`.
