@@ -23,6 +23,7 @@ pub enum Format {
 ///
 /// Any parsed record renders; the parsers render every record of a batch, and the validator
 /// keeps the bytes of those it accepts (see [`crate::batch::ValidBatch`]).
+#[inline]
 pub fn write_record(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>) {
     match format {
         Format::Text => write_text(buf, record),
@@ -80,6 +81,7 @@ pub fn write_file_key(buf: &mut Vec<u8>, format: Format, path: &str) {
 /// Appends one record whose message may span lines (`\n` inside), then `suffix` (see
 /// [`write_fields`]): in text, each line after the first indented by [`TEXT_INDENT`] spaces so
 /// that every output line starting with a digit starts a record; in JSON, `\n` escaped.
+#[inline(always)]
 pub fn write_record_with(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>, suffix: &[u8]) {
     match format {
         Format::Text => {

@@ -331,6 +331,7 @@ pub fn trim_line(line: &[u8]) -> &[u8] {
 }
 
 /// Parses one line (without its `\n`) by the record contract in the README.
+#[inline]
 pub fn parse_line(line: &[u8]) -> Line<'_> {
     parse_line_with(line, parse_timestamp)
 }
