@@ -199,6 +199,11 @@ pub struct Args {
     #[arg(long, value_name = "GLOB", requires = "from")]
     pub exclude: Vec<PathBuf>,
 
+    /// With --from and a --checkpoint not made yet: read the logs from their first line, or
+    /// from their end (a host with a long backlog: only what is written from now on)
+    #[arg(long, value_name = "WHERE", value_enum, default_value_t = StartAt::First, requires_all = ["from", "checkpoint"])]
+    pub start_at: StartAt,
+
     /// With --from PATH: keep running at the end of PATH and read lines as they are appended,
     /// across rotations (rename and create, copytruncate), until SIGINT/SIGTERM
     #[arg(long, requires = "from")]
@@ -281,6 +286,15 @@ pub struct Args {
     /// Print more: -v for each stage's report, -vv for everything (RUST_LOG overrides)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `--start-at`: where a checkpoint's first run starts in the logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartAt {
+    /// Their first line.
+    First,
+    /// Their end: rotated files are done with, the live log read from its last whole line on.
+    End,
 }
 
 impl Args {
@@ -418,6 +432,7 @@ impl Args {
             output,
             from,
             follow: self.follow,
+            start_at_end: self.start_at == StartAt::End,
             per_log: None,
             rotate_wait,
             input,

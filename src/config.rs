@@ -173,6 +173,8 @@ pub struct Config {
     pub from: Option<Origin>,
     /// `--follow`: keep reading `--from PATH` as it grows, across rotations, until a signal.
     pub follow: bool,
+    /// `--start-at end`: a checkpoint's first run starts at the logs' ends.
+    pub start_at_end: bool,
     /// Many logs in one pipeline: each log's path (its records' `file` key) and layout, by the
     /// index its batches carry.
     pub per_log: Option<std::sync::Arc<PerLog>>,
@@ -222,6 +224,7 @@ impl Config {
             output,
             from: None,
             follow: false,
+            start_at_end: false,
             per_log: None,
             rotate_wait: DEFAULT_ROTATE_WAIT,
             input: InputLayout::default(),

@@ -234,3 +234,51 @@ fn follow_takes_one_log_for_now_and_says_so() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--follow reads one log for now"), "{stderr}");
 }
+
+#[test]
+fn start_at_end_skips_the_backlog_of_the_logs_a_new_checkpoint_finds_and_reads_later_logs_whole() {
+    let dir = Scratch::new();
+    {
+        let gz = std::fs::File::create(dir.path("web/access.log.2.gz")).or_else(|_| {
+            std::fs::create_dir_all(dir.path("web"))?;
+            std::fs::File::create(dir.path("web/access.log.2.gz"))
+        });
+        let mut gz = flate2::write::GzEncoder::new(gz.unwrap(), flate2::Compression::default());
+        gz.write_all(lines("access", 0..3).as_bytes()).unwrap();
+        gz.finish().unwrap();
+    }
+    write(&dir, "web/access.log.1", &lines("access", 3..5));
+    // A last line being written as the checkpoint is made: read whole once it is.
+    write(
+        &dir,
+        "web/access.log",
+        &format!("{}2026-12-05T00:00:07Z INFO access", lines("access", 5..7)),
+    );
+    write(&dir, "app/app.log", &lines("app", 0..4));
+    let run = [
+        "-q",
+        "--from",
+        "*/*.log",
+        "--checkpoint",
+        "cp",
+        "--start-at",
+        "end",
+        "--format",
+        "json",
+        "out.json",
+    ];
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(dir.read("out.json"), "", "the backlog is skipped");
+    append(&dir, "web/access.log", " n=7\n");
+    append(&dir, "web/access.log", &lines("access", 8..9));
+    append(&dir, "app/app.log", &lines("app", 4..5));
+    write(&dir, "db/db.log", &lines("db", 0..2));
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let got = per_log(&dir, "out.json");
+    assert_eq!(got["web/access.log"], messages("access", 7..9));
+    assert_eq!(got["app/app.log"], messages("app", 4..5));
+    // A log found after the checkpoint was made starts at its first line.
+    assert_eq!(got["db/db.log"], messages("db", 0..2));
+}

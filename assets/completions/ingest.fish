@@ -25,6 +25,8 @@ complete -c ingest -l retry-max-ms -d 'Longest retry delay in milliseconds' -r
 complete -c ingest -l shutdown-timeout -d 'After SIGINT/SIGTERM, give up on the drain after SECS and exit 74' -r
 complete -c ingest -l from -d 'Read the log file PATH instead of stdin; with --checkpoint, also the rotated files beside it that are not read yet (PATH.1, PATH.2.gz, PATH-20261204...), oldest first. PATH may be a glob (`*`, `?`, `[...]`, `**` for any directories; quote it) and --from may be given several times: every log they match, one after another. Or collect records from a JetStream stream: `nats://HOST[:PORT][,HOST[:PORT]...]/STREAM` (or `tls://...`; needs --consumer and --checkpoint)' -r -F
 complete -c ingest -l exclude -d 'With --from GLOB: leave out the logs GLOB matches (may be given several times)' -r -F
+complete -c ingest -l start-at -d 'With --from and a --checkpoint not made yet: read the logs from their first line, or from their end (a host with a long backlog: only what is written from now on)' -r -f -a "first\t'Their first line'
+end\t'Their end: rotated files are done with, the live log read from its last whole line on'"
 complete -c ingest -l rotate-wait -d 'With --follow: once the program writes to the new file, read the rotated log on until it was quiet for SECS (lines a program writes late to it come out first), then the new file' -r
 complete -c ingest -l consumer -d 'Collector: the durable pull consumer to read through (created when missing)' -r
 complete -c ingest -l filter -d 'Collector: only messages on subjects matching SUBJECT (`logs.web.>`); for a new consumer' -r

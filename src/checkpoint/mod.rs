@@ -425,6 +425,8 @@ pub enum Store {
 pub struct Shared {
     path: PathBuf,
     journal: Arc<Mutex<Option<journal::Journal>>>,
+    /// There was no checkpoint: this run makes it (what `--start-at end` is for).
+    new: bool,
 }
 
 /// The lines of a state that hold for every log of a journal.
@@ -443,8 +445,9 @@ impl Shared {
     /// # Errors
     /// [`Error::Checkpoint`] when it cannot be read, or belongs to standard input.
     pub fn open(path: &Path) -> Result<Shared, Error> {
-        let shared = |journal| Shared {
+        let shared = |journal: Option<journal::Journal>| Shared {
             path: path.to_owned(),
+            new: journal.is_none(),
             journal: Arc::new(Mutex::new(journal)),
         };
         if let Some(journal) = journal::Journal::open(path).map_err(|e| unusable(path, e))? {
@@ -1087,6 +1090,7 @@ pub fn plan_set(
     output: Output<'_>,
     rejects: Option<Target<'_>>,
     sure: bool,
+    start_at_end: bool,
 ) -> Result<set::Plan, Error> {
     let path = store.path();
     let loaded = store.load()?;
@@ -1117,7 +1121,10 @@ pub fn plan_set(
     }
     let (output, rejects) = square_files(path, loaded.as_ref(), output, rejects)?;
     let (entries, was_current) = known_files(loaded.as_ref());
-    let (files, plan, current) = set::arrange(&entries, was_current, candidates);
+    let (mut files, mut plan, current) = set::arrange(&entries, was_current, candidates);
+    if start_at_end && loaded.is_none() {
+        set::at_end(&mut files, &mut plan, candidates);
+    }
     tracing::debug!(
         "the set as the checkpoint knew it: {entries:?} (current {was_current:?}); now: {files:?}; plan: {plan:?}"
     );
@@ -1508,6 +1515,7 @@ pub fn plan_logs(
     rejects: Option<Target<'_>>,
     every_bytes: u64,
     sure: bool,
+    start_at_end: bool,
 ) -> Result<Option<Planned>, Error> {
     let head = Store::Log {
         shared: shared.clone(),
@@ -1529,9 +1537,12 @@ pub fn plan_logs(
     let mut arranged = Vec::with_capacity(logs.len());
     for ((_, candidates), loaded) in logs.iter_mut().zip(&loads) {
         let (entries, was_current) = known_files(loaded.as_ref());
-        let (files, plan, current) = set::arrange(&entries, was_current, candidates);
+        let (mut files, mut plan, current) = set::arrange(&entries, was_current, candidates);
         if plan.unsure && !sure {
             return Ok(None);
+        }
+        if start_at_end && shared.new && loaded.is_none() {
+            set::at_end(&mut files, &mut plan, candidates);
         }
         arranged.push((files, plan, current));
     }

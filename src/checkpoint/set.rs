@@ -546,6 +546,58 @@ pub(super) fn arrange(
     (files, plan, current)
 }
 
+/// `--start-at end`, for a set the checkpoint did not know: every file as read to its end now
+/// (rotated ones done with, the live log up to its last whole line, its lines counted from
+/// there), nothing planned. A file that cannot be looked into keeps its plan (read whole).
+pub(super) fn at_end(files: &mut [Entry], plan: &mut Plan, candidates: &mut [impl Candidate]) {
+    let mut skipped = Vec::new();
+    for (c, (entry, candidate)) in files.iter_mut().zip(candidates.iter_mut()).enumerate() {
+        let end = if candidate.live() {
+            candidate
+                .seen()
+                .size
+                .checked_sub(1)
+                .map_or(Ok(0), |last| last_line_end(candidate, last))
+        } else {
+            candidate.content_len()
+        };
+        let Ok(end) = end else { continue };
+        let tail = candidate
+            .before(end, CONTEXT_BYTES)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        entry.look_longer(candidate);
+        entry.read = Position {
+            offset: end,
+            lines: 0,
+            continues: None,
+            context: Some(Fingerprint::of(&tail)),
+        };
+        if !candidate.live() {
+            entry.seen = Some(candidate.seen());
+            entry.complete = true;
+        }
+        skipped.push(c);
+    }
+    plan.steps.retain(|(c, _)| !skipped.contains(c));
+}
+
+/// Where the last whole line of `candidate` ends at or before byte `last` (0: none).
+fn last_line_end(candidate: &mut impl Candidate, last: u64) -> io::Result<u64> {
+    const STEP: u64 = 64 * 1024;
+    let mut to = last + 1;
+    while to > 0 {
+        let len = to.min(STEP);
+        let bytes = candidate.before(to, len as usize)?.unwrap_or_default();
+        if let Some(i) = memchr::memrchr(b'\n', &bytes) {
+            return Ok(to - len + i as u64 + 1);
+        }
+        to -= len;
+    }
+    Ok(0)
+}
+
 impl Entry {
     /// Takes a longer look at `candidate`'s first bytes, when it has more than the entry knows:
     /// it tells the file apart from more files next time.

@@ -190,6 +190,7 @@ async fn plan(
             reborrow_rejects,
             config.checkpoint_bytes,
             sure,
+            config.start_at_end,
         )? {
             return Ok((logs.into_iter().map(|(_, m)| m).collect(), planned));
         }

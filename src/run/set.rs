@@ -296,12 +296,28 @@ fn plan_set(
             let subject = checkpoint::Output::Nats {
                 subject: &target.subject,
             };
-            checkpoint::plan_set(checkpoint, set_path, members, subject, rejects, sure)
+            checkpoint::plan_set(
+                checkpoint,
+                set_path,
+                members,
+                subject,
+                rejects,
+                sure,
+                config.start_at_end,
+            )
         }
         Output::File(_) | Output::Stdout => {
             let mut output = open_bytes(&config.output)?;
             let target = file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe);
-            checkpoint::plan_set(checkpoint, set_path, members, target, rejects, sure)
+            checkpoint::plan_set(
+                checkpoint,
+                set_path,
+                members,
+                target,
+                rejects,
+                sure,
+                config.start_at_end,
+            )
         }
     }
 }
