@@ -95,7 +95,8 @@ pub struct Metrics {
     pub pending_files_bytes: AtomicU64,
     /// The last written record's timestamp, in Unix nanoseconds; 0 before the first.
     pub last_record_ns: std::sync::atomic::AtomicI64,
-    /// Compressed inputs found damaged or cut short (their whole lines before it were read).
+    /// Compressed inputs found damaged or cut short (their whole lines before it were read);
+    /// many logs: files that could not be opened.
     pub damaged_inputs: AtomicU64,
     /// The reader of `-` went away (`ingest - | head`): nothing more is read, not even the next
     /// file of a set or what a follower waits for.

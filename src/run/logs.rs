@@ -125,6 +125,7 @@ pub async fn read_logs(
             };
             let layout = per_log.layouts[per_log.layout_of[log] as usize].clone();
             parts.push(part(
+                &metrics,
                 config,
                 member,
                 log,
@@ -311,6 +312,7 @@ fn first_lines(member: &Member, offset: u64) -> Vec<u8> {
 /// The reading of file `index` of log `log` from `start`, as a part of the run.
 #[allow(clippy::too_many_arguments)]
 fn part(
+    metrics: &Arc<Metrics>,
     config: &Config,
     member: Member,
     log: usize,
@@ -350,16 +352,16 @@ fn part(
         compressed,
     });
     let path = member.path().to_owned();
+    let metrics = metrics.clone();
     Part {
         open: Box::new(move || {
             let file = match member.open() {
                 Ok(Some(file)) => file,
                 Ok(None) => return None,
                 Err(e) => {
-                    tracing::error!(
-                        "cannot read '{}': {e}; it is read on by the next run",
-                        path.display()
-                    );
+                    // Said, counted (exit 74 at the end), and left for the next run.
+                    tracing::error!("cannot read '{}': {e}; the next run reads it", path.display());
+                    crate::metrics::add(&metrics.damaged_inputs, 1);
                     return None;
                 }
             };
