@@ -90,8 +90,7 @@ pub async fn run(
     match (&config.from, &config.checkpoint) {
         (Some(config::Origin::Nats(from)), _) => run::collect::collect(config, from, metrics, drain).await,
         (Some(config::Origin::Files(path)), Some(checkpoint)) => {
-            let store = checkpoint::Store::File(checkpoint.clone());
-            run::set::read_set(config, path, &store, metrics, drain).await
+            run::set::read_set(config, path, checkpoint, metrics, drain).await
         }
         (Some(config::Origin::Files(path)), None) => run::file::read_file(config, path, metrics, drain).await,
         (Some(config::Origin::Logs(logs)), checkpoint) => {

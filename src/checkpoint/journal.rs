@@ -3,20 +3,22 @@
 //! (one busy log among 10,000 writes a few hundred bytes), and stays atomic for all logs at once.
 //!
 //! The file starts `ingest checkpoint 3`; then records, each a few lines: `= HEAD` (what holds
-//! for the whole run at that commit: OUTPUT's length, ...), `+ KEY VALUE` (an entry set), `- KEY`
-//! (an entry gone), and last `. LEN HASH`: the record's length and a hash of its bytes before
+//! for the whole run at that commit: OUTPUT's length, ...), `+ KEY` and `> VALUE` (an entry
+//! set), `- KEY` (an entry gone), each escaped as the checkpoint's paths are (`\n`, `\\`), and
+//! last `. LEN HASH`: the record's length and a hash of its bytes before
 //! that line. A record counts whole or not at all: a torn tail (a power cut mid-append) ends
 //! the replay there, and the next commit writes over it. The first record is the snapshot; once
 //! the records after it outgrow it (and [`COMPACT_BYTES`]), a commit writes a fresh snapshot
 //! instead, replacing the file atomically.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::position::Fingerprint;
+use super::position::{Fingerprint, escape, unescape};
 use crate::atomic;
 
 /// The file's first line.
@@ -166,44 +168,16 @@ fn close(record: &mut Vec<u8>) {
 }
 
 fn push_line(record: &mut Vec<u8>, op: char, key: &str, value: Option<&str>) {
-    record.push(op as u8);
-    record.push(b' ');
-    quote(record, key, true);
+    let line = |op: char, text: &str| format!("{op} {}\n", escape(OsStr::new(text)));
+    record.extend_from_slice(line(op, key).as_bytes());
     if let Some(value) = value {
-        record.push(b' ');
-        quote(record, value, false);
-    }
-    record.push(b'\n');
-}
-
-/// Writes `text` on one line: `\` and newlines escaped, and spaces too in a key.
-fn quote(out: &mut Vec<u8>, text: &str, key: bool) {
-    for b in text.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b' ' if key => out.extend_from_slice(b"\\s"),
-            b => out.push(b),
-        }
+        record.extend_from_slice(line('>', value).as_bytes());
     }
 }
 
-fn unquote(text: &str) -> Option<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        out.push(match chars.next()? {
-            '\\' => '\\',
-            'n' => '\n',
-            's' => ' ',
-            _ => return None,
-        });
-    }
-    Some(out)
+/// A line's text, as [`push_line`] escaped it.
+fn text(line: &str) -> Option<String> {
+    unescape(line)?.into_string().ok()
 }
 
 /// Replays `bytes` (starting with [`MAGIC`]) up to the last whole record; `None` when not even
@@ -245,6 +219,8 @@ enum Op {
 fn record(bytes: &[u8], start: usize) -> Option<(Vec<Op>, usize)> {
     let mut ops = Vec::new();
     let mut at = start;
+    // `+ KEY`, waiting for its `> VALUE`.
+    let mut key = None;
     loop {
         let len = memchr::memchr(b'\n', &bytes[at..])?;
         let line = std::str::from_utf8(&bytes[at..at + len]).ok()?;
@@ -258,12 +234,10 @@ fn record(bytes: &[u8], start: usize) -> Option<(Vec<Op>, usize)> {
                     && u64::from_str_radix(hash, 16).ok()? == Fingerprint::of(body).hash;
                 return whole.then_some((ops, next));
             }
-            "=" => ops.push(Op::Head(unquote(rest)?)),
-            "+" => {
-                let (key, value) = rest.split_once(' ')?;
-                ops.push(Op::Set(unquote(key)?, unquote(value)?));
-            }
-            "-" => ops.push(Op::Remove(unquote(rest)?)),
+            "=" => ops.push(Op::Head(text(rest)?)),
+            "+" => key = Some(text(rest)?),
+            ">" => ops.push(Op::Set(key.take()?, text(rest)?)),
+            "-" => ops.push(Op::Remove(text(rest)?)),
             _ => return None,
         }
         at = next;

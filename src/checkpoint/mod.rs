@@ -352,11 +352,6 @@ impl State {
         }
     }
 
-    /// True for a state of which nothing was read (a log new to a shared checkpoint).
-    fn is_fresh(&self) -> bool {
-        self.set.is_none() && self.input.offset == 0 && self.fingerprint.len == 0
-    }
-
     /// Its lines as a journal keeps them: the head (the files', shared by every log) and the
     /// log's entry.
     fn split(&self) -> (String, String) {
@@ -401,21 +396,6 @@ fn unusable(path: &Path, source: io::Error) -> Error {
 
 fn refuse(path: &Path, message: String) -> Error {
     unusable(path, io::Error::new(io::ErrorKind::InvalidData, message))
-}
-
-/// Where a checkpoint's state is kept: a file of its own (one input), or one log's entry in the
-/// journal many logs share ([`Shared`]).
-#[derive(Clone, Debug)]
-pub enum Store {
-    /// `--checkpoint PATH` of one input.
-    File(PathBuf),
-    /// One log of many: its entry, under `key` (its path), in the shared checkpoint.
-    Log {
-        /// The checkpoint.
-        shared: Shared,
-        /// The log's key: its path.
-        key: String,
-    },
 }
 
 /// The checkpoint many logs share (`--from GLOB --checkpoint PATH`): a journal whose head
@@ -480,90 +460,25 @@ impl Shared {
             .map_or_else(Vec::new, |j| j.entries().keys().map(PathBuf::from).collect())
     }
 
-    /// Where the log at `path` is kept in it.
-    pub fn store(&self, path: &Path) -> Store {
-        Store::Log {
-            shared: self.clone(),
-            key: path.to_string_lossy().into_owned(),
-        }
-    }
-}
-
-impl Store {
-    /// The checkpoint file, for messages.
-    pub fn path(&self) -> &Path {
-        match self {
-            Store::File(path)
-            | Store::Log {
-                shared: Shared { path, .. },
-                ..
-            } => path,
-        }
-    }
-
-    fn load(&self) -> Result<Option<State>, Error> {
-        match self {
-            Store::File(path) => State::load(path),
-            Store::Log { shared, key } => {
-                let journal = lock(&shared.journal);
-                let Some(journal) = journal.as_ref() else {
-                    return Ok(None);
-                };
-                let entry = match journal.entries().get(key) {
-                    Some(entry) => entry.clone(),
-                    // A log new to the checkpoint: nothing of it read, the files as the head says.
-                    None => State::fresh().split().1,
-                };
-                State::join(journal.head(), &entry).map(Some).ok_or_else(|| {
-                    refuse(
-                        &shared.path,
-                        format!("its entry for '{key}' is out of shape: remove it to start over"),
-                    )
-                })
-            }
-        }
-    }
-
-    fn save(&self, state: &State) -> Result<(), Error> {
-        match self {
-            Store::File(path) => state.save(path),
-            Store::Log { .. } => {
-                let (head, entry) = state.split();
-                self.commit_entry(&head, Some(&entry))
-            }
-        }
-    }
-
-    /// Drops the log's entry (the log is gone, and said lost if lines of it were unread).
-    ///
-    /// # Errors
-    /// [`Error::Checkpoint`] when the checkpoint cannot be written.
-    pub fn forget(&self) -> Result<(), Error> {
-        let Store::Log { shared, .. } = self else {
-            return Ok(());
+    /// The state of the log at `path`, `None` when it does not know it; with `None`, the
+    /// head (the files' lengths) as a state of nothing read, `None` while there is no journal.
+    fn load(&self, path: Option<&Path>) -> Result<Option<State>, Error> {
+        let journal = lock(&self.journal);
+        let Some(journal) = journal.as_ref() else {
+            return Ok(None);
         };
-        let head = lock(&shared.journal).as_ref().map(|j| j.head().to_owned());
-        match head {
-            Some(head) => self.commit_entry(&head, None),
-            None => Ok(()),
-        }
-    }
-
-    /// Commits `head` and the log's entry (`None`: dropped) to the shared journal.
-    fn commit_entry(&self, head: &str, entry: Option<&str>) -> Result<(), Error> {
-        let Store::Log { shared, key } = self else {
-            return Ok(());
+        let key = path.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let entry = match (journal.entries().get(&key), path) {
+            (Some(entry), _) => entry.clone(),
+            (None, Some(_)) => return Ok(None),
+            (None, None) => State::fresh().split().1,
         };
-        let mut journal = lock(&shared.journal);
-        let saved = match (journal.as_mut(), entry) {
-            (Some(journal), entry) => journal.commit(head, [(key.as_str(), entry)]).map(drop),
-            (None, Some(entry)) => {
-                let entries = std::iter::once((key.clone(), entry.to_owned())).collect();
-                journal::Journal::create(&shared.path, head, entries).map(|made| *journal = Some(made))
-            }
-            (None, None) => Ok(()),
-        };
-        saved.map_err(|e| unusable(&shared.path, e))
+        State::join(journal.head(), &entry).map(Some).ok_or_else(|| {
+            refuse(
+                &self.path,
+                format!("its entry for '{key}' is out of shape: remove it to start over"),
+            )
+        })
     }
 }
 
@@ -575,7 +490,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Commits the writer's progress every few MiB or seconds, and at the end.
 #[derive(Debug)]
 pub struct Committer {
-    store: Store,
+    path: PathBuf,
     /// Many logs in one pipeline: their states, the writer's progress applied batch by batch.
     many: Option<Logs>,
     /// What is on disk now (or will be at the first save); `finished: false` there means a
@@ -600,9 +515,9 @@ impl Committer {
 
     /// A committer that starts from `state`, whose file lengths are where this run's writing
     /// begins.
-    fn new(store: Store, state: State, every_bytes: u64) -> Committer {
+    fn new(path: &Path, state: State, every_bytes: u64) -> Committer {
         Committer {
-            store,
+            path: path.to_owned(),
             many: None,
             output_base: (state.output.bytes, 0),
             rejects_base: state.rejects.as_ref().map(|r| (r.bytes, 0)),
@@ -618,7 +533,7 @@ impl Committer {
         self.state.finished = finished;
         match self.many.as_mut() {
             Some(logs) => logs.save(&self.state)?,
-            None => self.store.save(&self.state)?,
+            None => self.state.save(&self.path)?,
         }
         self.pending = 0;
         self.last = Instant::now();
@@ -974,7 +889,7 @@ fn read_nothing(
             rejects: rejects.cloned(),
             ..s.clone()
         };
-        Box::new(Committer::new(Store::File(path.to_owned()), state, every_bytes)) as Box<dyn Commit>
+        Box::new(Committer::new(path, state, every_bytes)) as Box<dyn Commit>
     });
     let start = state.map_or_else(Position::default, |s| s.input);
     let resume = Resume {
@@ -1064,11 +979,7 @@ pub fn resume_stream(
     let committed = (state.input.offset > 0).then_some(state.input.offset);
     let resume = Resume {
         start,
-        committer: Some(Box::new(Committer::new(
-            Store::File(path.to_owned()),
-            state,
-            every_bytes,
-        ))),
+        committer: Some(Box::new(Committer::new(path, state, every_bytes))),
         ..Resume::default()
     };
     Ok((resume, committed))
@@ -1084,7 +995,7 @@ pub fn resume_stream(
 /// [`Error::Checkpoint`] as for [`resume`], and for a checkpoint made for standard input or
 /// another set.
 pub fn plan_set(
-    store: &Store,
+    path: &Path,
     set_path: &Path,
     candidates: &mut [impl set::Candidate],
     output: Output<'_>,
@@ -1092,11 +1003,9 @@ pub fn plan_set(
     sure: bool,
     start_at_end: bool,
 ) -> Result<set::Plan, Error> {
-    let path = store.path();
-    let loaded = store.load()?;
+    let loaded = State::load(path)?;
     if let Some(state) = &loaded {
         match &state.set {
-            None if state.is_fresh() => {}
             None => {
                 return Err(refuse(
                     path,
@@ -1138,7 +1047,7 @@ pub fn plan_set(
             if let Some(set) = state.set.as_mut() {
                 set.all_gone(current);
             }
-            store.save(&state)?;
+            state.save(path)?;
         }
         return Ok(plan);
     }
@@ -1156,14 +1065,7 @@ pub fn plan_set(
     state.output = output;
     state.rejects = rejects;
     state.finished = true;
-    // The current file: the first to read, else the one that was current, else the newest.
-    let index = plan
-        .steps
-        .first()
-        .map(|&(c, _)| c)
-        .or(current)
-        .unwrap_or(files.len() - 1);
-    let mut set = set::Set::new(set_path.to_owned(), files, index);
+    let (mut set, index) = set_now(set_path, files, &plan, current);
     let now = set.current(new_source);
     if current != Some(index) {
         state.layout.clear();
@@ -1171,9 +1073,26 @@ pub fn plan_set(
     state.set_current(now);
     state.set = Some(set);
     if loaded.as_ref() != Some(&state) {
-        store.save(&state)?;
+        state.save(path)?;
     }
     Ok(plan)
+}
+
+/// The set of `files` (not empty) as planned: its current file the first to read, else the one
+/// that was current, else the newest; and that file's index.
+fn set_now(
+    path: &Path,
+    files: Vec<set::Entry>,
+    plan: &set::Plan,
+    current: Option<usize>,
+) -> (set::Set, usize) {
+    let index = plan
+        .steps
+        .first()
+        .map(|&(c, _)| c)
+        .or(current)
+        .unwrap_or(files.len() - 1);
+    (set::Set::new(path.to_owned(), files, index), index)
 }
 
 /// The files of the set `state` knows (none without one), and which of them is current.
@@ -1194,13 +1113,12 @@ fn known_files(state: Option<&State>) -> (Vec<set::Entry>, Option<usize>) {
 /// # Errors
 /// [`Error::Checkpoint`] when the checkpoint cannot be read or written.
 pub fn resume_in_set(
-    store: &Store,
+    path: &Path,
     index: usize,
     output: Output<'_>,
     rejects: Option<Target<'_>>,
     every_bytes: u64,
 ) -> Result<Resume, Error> {
-    let path = store.path();
     let changed = || {
         unusable(
             path,
@@ -1210,7 +1128,7 @@ pub fn resume_in_set(
             ),
         )
     };
-    let mut state = store.load()?.ok_or_else(changed)?;
+    let mut state = State::load(path)?.ok_or_else(changed)?;
     let (output, rejects) = square_files(path, Some(&state), output, rejects)?;
     state.output = output;
     state.rejects = rejects;
@@ -1227,7 +1145,7 @@ pub fn resume_in_set(
         start: input,
         source: state.source,
         layout: Some(state.layout.clone()).filter(|l| !l.is_empty()),
-        committer: Some(Box::new(Committer::new(store.clone(), state, every_bytes))),
+        committer: Some(Box::new(Committer::new(path, state, every_bytes))),
         ..Resume::default()
     })
 }
@@ -1240,13 +1158,13 @@ pub fn resume_in_set(
 /// # Errors
 /// [`Error::Checkpoint`] when the checkpoint cannot be read or written.
 pub fn read_to_end(
-    store: &Store,
+    path: &Path,
     index: usize,
     seen: set::Seen,
     complete: bool,
     compressed: bool,
 ) -> Result<(), Error> {
-    let Some(mut state) = store.load()? else {
+    let Some(mut state) = State::load(path)? else {
         return Ok(());
     };
     let current = state.current();
@@ -1261,7 +1179,7 @@ pub fn read_to_end(
         return Ok(());
     }
     if set.read_to_end(index, seen, complete) {
-        store.save(&state)?;
+        state.save(path)?;
     }
     Ok(())
 }
@@ -1361,7 +1279,7 @@ pub async fn resume(
         set: None,
     };
     let layout = Some(state.layout.clone()).filter(|l| !l.is_empty());
-    let committer = Committer::new(Store::File(path.to_owned()), state, options.every_bytes);
+    let committer = Committer::new(path, state, options.every_bytes);
 
     let prefix_len = prefix.bytes.len() as u64;
     let (input, skip, preread): (Box<dyn Read + Send>, u64, Bytes) = match (prefix.size, prefix.rest) {
@@ -1498,41 +1416,32 @@ pub struct Planned {
     pub committer: Committer,
 }
 
-/// Plans a run over `logs` (each a path and its set's files now, oldest first): squares OUTPUT
-/// and the rejects file once with the shared checkpoint, matches each log's entry to its files
-/// (a log new to it starts at its first line), and saves what changed in one commit. A log
-/// with no file left is said lost if it was not read to its end (its plan's `lost`) and
-/// forgotten. `None` when a file could not be looked into (rotated meanwhile) and not `sure`:
-/// the logs are better listed again, nothing was saved.
+/// Each log's entry matched to its files now, by [`arrange_logs`]; what [`plan_logs`] saves.
+#[derive(Debug)]
+pub struct Arranged {
+    head: Option<State>,
+    loads: Vec<Option<State>>,
+    /// Per log: its files as the checkpoint will know them, the plan, the current one.
+    arranged: Vec<(Vec<set::Entry>, set::Plan, Option<usize>)>,
+}
+
+/// Matches each log's entry in the shared checkpoint to its files now (`logs`: each a path and
+/// its set's files, oldest first; a log new to it starts at its first line, or with
+/// `start_at_end` at its end when this run makes the checkpoint). `None` when a file could not
+/// be looked into (rotated meanwhile) and not `sure`: the logs are better listed again.
 ///
 /// # Errors
-/// [`Error::Checkpoint`] when the checkpoint cannot be read or written, or the files were
-/// changed behind its back.
-pub fn plan_logs(
+/// [`Error::Checkpoint`] when the checkpoint cannot be read.
+pub fn arrange_logs(
     shared: &Shared,
     logs: &mut [(PathBuf, Vec<impl set::Candidate>)],
-    output: Output<'_>,
-    rejects: Option<Target<'_>>,
-    every_bytes: u64,
     sure: bool,
     start_at_end: bool,
-) -> Result<Option<Planned>, Error> {
-    let head = Store::Log {
-        shared: shared.clone(),
-        key: String::new(),
-    }
-    .load()?;
+) -> Result<Option<Arranged>, Error> {
+    let head = shared.load(None)?;
     let loads: Vec<Option<State>> = logs
         .iter()
-        .map(|(path, _)| {
-            let known = lock(&shared.journal)
-                .as_ref()
-                .is_some_and(|j| j.entries().contains_key(&*path.to_string_lossy()));
-            match known {
-                true => shared.store(path).load(),
-                false => Ok(None),
-            }
-        })
+        .map(|(path, _)| shared.load(Some(path)))
         .collect::<Result<_, _>>()?;
     let mut arranged = Vec::with_capacity(logs.len());
     for ((_, candidates), loaded) in logs.iter_mut().zip(&loads) {
@@ -1546,6 +1455,34 @@ pub fn plan_logs(
         }
         arranged.push((files, plan, current));
     }
+    Ok(Some(Arranged {
+        head,
+        loads,
+        arranged,
+    }))
+}
+
+/// Plans a run over the logs at `paths`, as [`arrange_logs`] matched them: squares OUTPUT and
+/// the rejects file once with the shared checkpoint, and saves what changed in one commit. A
+/// log with no file left is said lost if it was not read to its end (its plan's `lost`) and
+/// forgotten.
+///
+/// # Errors
+/// [`Error::Checkpoint`] when the checkpoint cannot be read or written, or the files were
+/// changed behind its back.
+pub fn plan_logs(
+    shared: &Shared,
+    paths: &[PathBuf],
+    arranged: Arranged,
+    output: Output<'_>,
+    rejects: Option<Target<'_>>,
+    every_bytes: u64,
+) -> Result<Planned, Error> {
+    let Arranged {
+        head,
+        loads,
+        arranged,
+    } = arranged;
     let (output, rejects) = square_files(&shared.path, head.as_ref(), output, rejects)?;
     let fresh = || State {
         output: output.clone(),
@@ -1558,7 +1495,7 @@ pub fn plan_logs(
     head.finished = true;
     let mut changes = Vec::new();
     let (mut keys, mut states, mut plans, mut layouts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (((path, _), loaded), (files, plan, current)) in logs.iter().zip(loads).zip(arranged) {
+    for ((path, loaded), (files, plan, current)) in paths.iter().zip(loads).zip(arranged) {
         let key = path.to_string_lossy().into_owned();
         let state = if files.is_empty() {
             // Gone: what is lost is said once (the plan), and the log forgotten.
@@ -1568,14 +1505,7 @@ pub fn plan_logs(
             fresh()
         } else {
             let mut state = loaded.clone().unwrap_or_else(fresh);
-            // The current file: the first to read, else the one that was current, else the newest.
-            let index = plan
-                .steps
-                .first()
-                .map(|&(c, _)| c)
-                .or(current)
-                .unwrap_or(files.len() - 1);
-            let mut set = set::Set::new(path.clone(), files, index);
+            let (mut set, _) = set_now(path, files, &plan, current);
             let now = set.current(new_source);
             state.set_current(now);
             state.set = Some(set);
@@ -1606,7 +1536,7 @@ pub fn plan_logs(
         changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
     )?;
     let count = states.len();
-    let mut committer = Committer::new(Store::File(shared.path.clone()), head, every_bytes);
+    let mut committer = Committer::new(&shared.path, head, every_bytes);
     committer.many = Some(Logs {
         shared: shared.clone(),
         keys,
@@ -1614,11 +1544,11 @@ pub fn plan_logs(
         order: Vec::new(),
         moved: vec![false; count],
     });
-    Ok(Some(Planned {
+    Ok(Planned {
         plans,
         layouts,
         committer,
-    }))
+    })
 }
 
 impl Committer {

@@ -24,7 +24,7 @@ use crate::layout::{self, Layout};
 use crate::metrics::Metrics;
 use crate::record;
 use crate::sink;
-use crate::source::{self, Feed, Source, Started, file::Part, glob::Glob, set::Member};
+use crate::source::{self, file::Part, glob::Glob, set::Member};
 use crate::summary::Summary;
 
 /// Reads every log `logs` matches now, in the order of their paths, in one pipeline run.
@@ -141,7 +141,7 @@ pub async fn read_logs(
         per_log: Some(Arc::new(per_log)),
         ..config.clone()
     };
-    let source = Box::new(Parts(parts));
+    let source = Box::new(source::file::FileSource::parts(parts));
     let resume = Resume {
         committer: committer.map(|(c, _)| Box::new(c) as Box<dyn checkpoint::Commit>),
         ..Resume::default()
@@ -172,33 +172,26 @@ async fn plan(
     config: &Config,
     shared: &Shared,
     paths: &[PathBuf],
-    mut output: checkpoint::Output<'_>,
-    mut rejects: Option<checkpoint::Target<'_>>,
+    output: checkpoint::Output<'_>,
+    rejects: Option<checkpoint::Target<'_>>,
 ) -> Result<(Vec<Vec<Member>>, checkpoint::Planned), Error> {
     const LISTINGS: u64 = 5;
-    for listing in 1..=LISTINGS {
+    let mut listing = 0;
+    let (logs, arranged) = loop {
+        listing += 1;
         let mut logs: Vec<(PathBuf, Vec<Member>)> = paths
             .iter()
             .map(|path| Ok((path.clone(), list(path)?)))
             .collect::<Result<_, Error>>()?;
-        let reborrow_output = reborrow(&mut output);
-        let reborrow_rejects = rejects.as_mut().map(reborrow_target);
         let sure = listing == LISTINGS;
-        if let Some(planned) = checkpoint::plan_logs(
-            shared,
-            &mut logs,
-            reborrow_output,
-            reborrow_rejects,
-            config.checkpoint_bytes,
-            sure,
-            config.start_at_end,
-        )? {
-            return Ok((logs.into_iter().map(|(_, m)| m).collect(), planned));
+        if let Some(arranged) = checkpoint::arrange_logs(shared, &mut logs, sure, config.start_at_end)? {
+            break (logs, arranged);
         }
         // logrotate is at work: a moment for it to finish.
         tokio::time::sleep(std::time::Duration::from_millis(20 * listing)).await;
-    }
-    unreachable!("the last listing is planned whatever it finds")
+    };
+    let planned = checkpoint::plan_logs(shared, paths, arranged, output, rejects, config.checkpoint_bytes)?;
+    Ok((logs.into_iter().map(|(_, m)| m).collect(), planned))
 }
 
 /// The files of the set at `path`, oldest first.
@@ -207,21 +200,6 @@ fn list(path: &Path) -> Result<Vec<Member>, Error> {
         path: path.to_owned(),
         source,
     })
-}
-
-fn reborrow<'b>(output: &'b mut checkpoint::Output<'_>) -> checkpoint::Output<'b> {
-    match output {
-        checkpoint::Output::File(target) => checkpoint::Output::File(reborrow_target(target)),
-        checkpoint::Output::Nats { subject } => checkpoint::Output::Nats { subject },
-        checkpoint::Output::Pipe => checkpoint::Output::Pipe,
-    }
-}
-
-fn reborrow_target<'b>(target: &'b mut checkpoint::Target<'_>) -> checkpoint::Target<'b> {
-    checkpoint::Target {
-        sink: &mut *target.sink,
-        path: target.path,
-    }
 }
 
 /// Each log's layout: the one given; else the one the checkpoint kept for it; else the one that
@@ -382,29 +360,5 @@ fn part(
             done: None,
         }),
         done,
-    }
-}
-
-/// The files of a run over many logs, as one source.
-struct Parts(Vec<Part>);
-
-impl Source for Parts {
-    fn start(self: Box<Self>, feed: Feed, committer: Option<Box<dyn checkpoint::Commit>>) -> Started {
-        let mut parts = self.0;
-        for part in &mut parts {
-            part.settings.batch_lines = feed.batch_lines;
-        }
-        let reader = source::file::run_parts(
-            parts,
-            feed.lines_tx,
-            feed.window,
-            feed.metrics,
-            feed.drain,
-            feed.cancel,
-        );
-        Started {
-            tasks: vec![("reader", Box::pin(reader))],
-            committer,
-        }
     }
 }

@@ -36,8 +36,7 @@ pub enum Input {
 /// followed (`--follow`) at its end.
 #[derive(Default)]
 struct Reading {
-    /// The checkpoint's set, and this file's place in it.
-    member: Option<(checkpoint::Store, usize)>,
+    index: Option<usize>,
     follow: Option<source::follow::Follow>,
     /// Read from its start: the first bytes it must start with (see
     /// [`source::file::Settings::expect_head`]).
@@ -121,7 +120,7 @@ async fn read_input(
 async fn run_plain(
     config: &Config,
     input: Input,
-    mut reading: Reading,
+    reading: Reading,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
@@ -140,15 +139,8 @@ async fn run_plain(
             let mut output = open_bytes(&config.output)?;
             let mut rejects = open_rejects(config)?;
             let target = file_target(&config.output, &mut output);
-            let (mut input, mut resume) = open_input(
-                config,
-                input,
-                reading.member.take(),
-                target,
-                rejects.as_mut(),
-                &drain,
-            )
-            .await?;
+            let (mut input, mut resume) =
+                open_input(config, input, reading.index, target, rejects.as_mut(), &drain).await?;
             let (config, how) = &settle_layout(config, &mut input, &mut resume, fd, &drain)?;
             let output = sink::file::FileSink::new(output, config.retry);
             let source = file_source(config, input, fd, &mut resume, reading);
@@ -164,7 +156,7 @@ async fn run_plain(
             let (mut input, mut resume) = open_input(
                 config,
                 input,
-                reading.member.take(),
+                reading.index,
                 Some(subject),
                 rejects.as_mut(),
                 &drain,
@@ -367,18 +359,18 @@ fn rejects_target<'a>(
 async fn open_input(
     config: &Config,
     input: Input,
-    member: Option<(checkpoint::Store, usize)>,
+    member: Option<usize>,
     output: Option<checkpoint::Output<'_>>,
     rejects: Option<&mut AppendFile>,
     drain: &CancellationToken,
 ) -> Result<(Box<dyn Read + Send>, Resume), Error> {
     match (&config.checkpoint, input, output) {
-        (_, Input::File(mut file), output) if let Some((store, index)) = member => {
+        (Some(path), Input::File(mut file), output) if let Some(index) = member => {
             // Standard output cannot be cut back; the checkpoint still says what is written.
             let output = output.unwrap_or(checkpoint::Output::Pipe);
             let rejects = rejects_target(config, rejects);
             let mut resume =
-                checkpoint::resume_in_set(&store, index, output, rejects, config.checkpoint_bytes)?;
+                checkpoint::resume_in_set(path, index, output, rejects, config.checkpoint_bytes)?;
             // A file is sought to where reading starts; a decompressing pipe read up to it.
             if file.metadata().is_ok_and(|m| m.is_file()) {
                 use std::io::Seek;

@@ -22,7 +22,7 @@ use crate::summary::Summary;
 pub async fn read_set(
     config: &Config,
     path: &std::path::Path,
-    checkpoint: &checkpoint::Store,
+    checkpoint: &std::path::Path,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
@@ -176,7 +176,7 @@ struct MemberReading<'a> {
 /// Reads one file of the set (`member`), as `how` says.
 async fn read_member(
     config: &Config,
-    checkpoint: &checkpoint::Store,
+    checkpoint: &std::path::Path,
     member: &source::set::Member,
     how: MemberReading<'_>,
     metrics: &Arc<Metrics>,
@@ -217,7 +217,7 @@ async fn read_member(
         _ => None,
     };
     let reading = Reading {
-        member: Some((checkpoint.clone(), how.index)),
+        index: Some(how.index),
         follow,
         expect_head,
         last_line_final: how.last_line_final,
@@ -284,7 +284,7 @@ pub(super) fn report_lost(lost: &[checkpoint::set::Lost], metrics: &Metrics) {
 /// Squares OUTPUT and the rejects file with the checkpoint and plans the run over the set.
 fn plan_set(
     config: &Config,
-    checkpoint: &checkpoint::Store,
+    checkpoint: &std::path::Path,
     set_path: &std::path::Path,
     members: &mut [source::set::Member],
     sure: bool,

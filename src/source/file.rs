@@ -793,28 +793,41 @@ fn cut(chunk: &Bytes, max_lines: usize, pieces: &mut Vec<(Bytes, u64)>) {
     }
 }
 
-/// Bytes read from a file descriptor or any reader, as [`Settings`] say.
+/// Bytes read from a file descriptor or any reader, as [`Settings`] say; or the files of a run
+/// over many logs, one after another.
 pub struct FileSource {
-    input: Box<dyn Read + Send>,
-    settings: Settings,
+    parts: Vec<Part>,
 }
 
 impl FileSource {
     /// Reads `input` from `settings.start` on.
     pub fn new(input: Box<dyn Read + Send>, settings: Settings) -> FileSource {
-        FileSource { input, settings }
+        FileSource {
+            parts: vec![Part {
+                open: Box::new(move || Some(input)),
+                settings,
+                at: None,
+                done: None,
+            }],
+        }
+    }
+
+    /// Reads `parts` one after another (see [`run_parts`]).
+    pub fn parts(parts: Vec<Part>) -> FileSource {
+        FileSource { parts }
     }
 }
 
 impl Source for FileSource {
     fn start(self: Box<Self>, feed: Feed, committer: Option<Box<dyn Commit>>) -> Started {
-        let FileSource { input, mut settings } = *self;
-        settings.batch_lines = feed.batch_lines;
-        let reader = run(
-            input,
+        let mut parts = self.parts;
+        for part in &mut parts {
+            part.settings.batch_lines = feed.batch_lines;
+        }
+        let reader = run_parts(
+            parts,
             feed.lines_tx,
             feed.window,
-            settings,
             feed.metrics,
             feed.drain,
             feed.cancel,
@@ -971,7 +984,6 @@ pub async fn run_parts(
                     break;
                 }
             }
-            lock(&progress).searched = searched;
             drop(lines_tx); // closes the channel for the parsers
             let _ = done_tx.send(());
         }
