@@ -204,10 +204,16 @@ pub struct Args {
     #[arg(long, value_name = "WHERE", value_enum, default_value_t = StartAt::First, requires_all = ["from", "checkpoint"])]
     pub start_at: StartAt,
 
-    /// With --from PATH: keep running at the end of PATH and read lines as they are appended,
-    /// across rotations (rename and create, copytruncate), until SIGINT/SIGTERM
+    /// With --from: keep running at the end of the logs and read lines as they are appended,
+    /// across rotations (rename and create, copytruncate), until SIGINT/SIGTERM; with a glob,
+    /// logs that appear later are read too, from their first line
     #[arg(long, requires = "from")]
     pub follow: bool,
+
+    /// With --follow and a glob: look at every log each SECS, for changes inotify does not tell
+    /// (NFS); a local file system's are read at once
+    #[arg(long, value_name = "SECS", requires = "follow", default_value_t = config::DEFAULT_RESCAN.as_secs_f64())]
+    pub rescan: f64,
 
     /// With --follow: once the program writes to the new file, read the rotated log on until
     /// it was quiet for SECS (lines a program writes late to it come out first), then the new file
@@ -419,15 +425,23 @@ impl Args {
             Some(config::Origin::Logs(_)) if matches!(output, Output::Nats(_)) => {
                 return Err("--from GLOB writes to a file or `-` for now: publish each log with a --from PATH of its own".to_owned());
             }
-            Some(config::Origin::Logs(_)) if self.follow => {
-                return Err("--follow reads one log for now: give --from PATH once, without wildcards (a follower per log, or a cron run over the glob)".to_owned());
+            Some(config::Origin::Logs(_)) if self.follow && self.checkpoint.is_none() => {
+                return Err(
+                    "--follow over many logs keeps each log's place in a checkpoint: add --checkpoint FILE"
+                        .to_owned(),
+                );
             }
+            Some(config::Origin::Logs(_)) => {}
             _ if self.follow => {
                 return Err("--follow is for --from PATH (a log file); a NATS stream is followed by running without --until-idle".to_owned());
             }
             _ => {}
         }
         let rotate_wait = secs(self.rotate_wait, "--rotate-wait")?;
+        let rescan = secs(self.rescan, "--rescan")?;
+        if rescan.is_zero() {
+            return Err("--rescan must be more than 0 seconds".to_owned());
+        }
         Ok(Config {
             output,
             from,
@@ -435,6 +449,7 @@ impl Args {
             start_at_end: self.start_at == StartAt::End,
             per_log: None,
             rotate_wait,
+            rescan,
             input,
             multiline: self.multiline.then(|| config::Multiline {
                 max_record_lines: self.max_record_lines as usize,

@@ -159,6 +159,10 @@ pub struct Multiline {
 /// the new one, and a thread of it may write one line more a moment later.
 pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(2);
 
+/// `--rescan` when not given: how often a follower of many logs looks at all of them, for what
+/// inotify does not tell (NFS, a full inotify queue). Filebeat scans every 10 s.
+pub const DEFAULT_RESCAN: Duration = Duration::from_secs(10);
+
 /// `--max-record-lines` when not given.
 pub const DEFAULT_MAX_RECORD_LINES: u32 = 1000;
 /// `--multiline-timeout` when not given, in milliseconds.
@@ -181,6 +185,9 @@ pub struct Config {
     /// `--rotate-wait`: how long a followed log rotated away must stay quiet, once the program
     /// writes elsewhere, before the new file is read (see `source::follow`).
     pub rotate_wait: Duration,
+    /// `--rescan`: following many logs, how often all of them are looked at (see
+    /// [`DEFAULT_RESCAN`]).
+    pub rescan: Duration,
     /// How input lines are read.
     pub input: InputLayout,
     /// `--multiline`: join continuation lines to the record before them.
@@ -227,6 +234,7 @@ impl Config {
             start_at_end: false,
             per_log: None,
             rotate_wait: DEFAULT_ROTATE_WAIT,
+            rescan: DEFAULT_RESCAN,
             input: InputLayout::default(),
             multiline: None,
             workers: NonZeroUsize::from(

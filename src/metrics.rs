@@ -91,6 +91,9 @@ pub struct Metrics {
     /// The file being read: its last modification at the reader's last look, in Unix
     /// nanoseconds (0: not a regular file).
     pub input_mtime_ns: std::sync::atomic::AtomicI64,
+    /// Many logs followed: how many are known (matched by the globs, or with files the
+    /// checkpoint has not read to their end).
+    pub logs_known: AtomicU64,
     /// `--from PATH`: bytes of the set's files still to read after the current one.
     pub pending_files_bytes: AtomicU64,
     /// The last written record's timestamp, in Unix nanoseconds; 0 before the first.

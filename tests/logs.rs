@@ -228,11 +228,68 @@ fn a_log_deleted_with_lines_unread_is_a_loss_said_once_and_then_forgotten() {
 }
 
 #[test]
-fn follow_takes_one_log_for_now_and_says_so() {
+fn follow_over_a_glob_without_a_checkpoint_is_refused_with_what_to_add() {
     let dir = Scratch::new();
     let (code, stderr) = run_in(&dir, &["--from", "*.log", "--follow", "out"], "", &[]);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("--follow reads one log for now"), "{stderr}");
+    assert!(stderr.contains("add --checkpoint FILE"), "{stderr}");
+}
+
+/// Polls (bounded) until OUTPUT `out.json` holds `want` per log.
+fn wait_for_logs(dir: &Scratch, want: &BTreeMap<String, Vec<String>>) {
+    common::wait_until("every line is out", || {
+        std::fs::read_to_string(dir.path("out.json")).is_ok_and(|out| {
+            // Only whole records: the writer may be between two writes.
+            out.ends_with('\n') && per_log(dir, "out.json") == *want
+        })
+    });
+}
+
+#[test]
+fn following_a_glob_reads_appended_lines_new_logs_and_new_directories_as_they_come() {
+    let dir = Scratch::new();
+    write(&dir, "a/x.log", &lines("x", 0..3));
+    write(&dir, "b/y.log", &lines("y", 0..2));
+    // Without inotify, only a rescan would find what follows: an hour away.
+    let run = common::Running::new(
+        std::process::Command::new(common::BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args(["-q", "--from", "*/*.log", "--follow", "--rescan", "3600"])
+            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
+            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut want = BTreeMap::from([
+        ("a/x.log".to_owned(), messages("x", 0..3)),
+        ("b/y.log".to_owned(), messages("y", 0..2)),
+    ]);
+    wait_for_logs(&dir, &want);
+    append(&dir, "a/x.log", &lines("x", 3..5));
+    write(&dir, "b/z.log", &lines("z", 0..1));
+    want.insert("a/x.log".to_owned(), messages("x", 0..5));
+    want.insert("b/z.log".to_owned(), messages("z", 0..1));
+    wait_for_logs(&dir, &want);
+    // A directory made while following: watched, its logs read from their first line.
+    write(&dir, "c/w.log", &lines("w", 0..2));
+    want.insert("c/w.log".to_owned(), messages("w", 0..2));
+    wait_for_logs(&dir, &want);
+    // Rotated: the old file's last lines, then the new file.
+    append(&dir, "a/x.log", &lines("x", 5..6));
+    std::fs::rename(dir.path("a/x.log"), dir.path("a/x.log.1")).unwrap();
+    write(&dir, "a/x.log", &lines("x", 6..8));
+    want.insert("a/x.log".to_owned(), messages("x", 0..8));
+    wait_for_logs(&dir, &want);
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    // Drained, it dies by the signal it got, as a shell expects.
+    assert_eq!(code, None, "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
+    // A cron run after it finds nothing left to read.
+    let (code, stderr) = run_in(&dir, GLOB_RUN, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
 }
 
 #[test]

@@ -9,9 +9,11 @@
 //! checkpoint knows whose files are all gone are said lost if lines of them were unread, and
 //! forgotten.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio_util::sync::CancellationToken;
 
@@ -27,11 +29,12 @@ use crate::sink;
 use crate::source::{self, file::Part, glob::Glob, set::Member};
 use crate::summary::Summary;
 
-/// Reads every log `logs` matches now, in the order of their paths, in one pipeline run.
+/// Reads every log `logs` matches now, in the order of their paths, in one pipeline run; with
+/// `--follow`, goes on reading what is written to them, and to logs that appear, until drained.
 ///
 /// # Errors
-/// [`Error::NoLogs`] when none matches (and the checkpoint knows none); the errors of a run of
-/// one log otherwise.
+/// [`Error::NoLogs`] when none matches (and the checkpoint knows none) and not following; the
+/// errors of a run of one log otherwise.
 pub async fn read_logs(
     config: &Config,
     logs: &Logs,
@@ -40,49 +43,204 @@ pub async fn read_logs(
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
     let started = std::time::Instant::now();
-    let globs = |paths: &[PathBuf]| {
-        paths
-            .iter()
-            .filter_map(|p| Glob::new(p).ok())
-            .collect::<Vec<Glob>>()
-    };
-    let (include, exclude) = (globs(&logs.include), globs(&logs.exclude));
+    let globs = Globs::new(logs);
     let shared = checkpoint.map(Shared::open).transpose()?;
-    let known: std::collections::HashSet<PathBuf> = shared
+    if config.follow {
+        let shared = shared.expect("refused by the command line without --checkpoint");
+        follow(config, &globs, &shared, &metrics, &drain).await?;
+        return Ok(metrics.snapshot(started.elapsed()));
+    }
+    let known: HashSet<PathBuf> = shared
         .as_ref()
         .map_or_else(Vec::new, Shared::logs)
         .into_iter()
         .collect();
-    let found = source::glob::discover(&include, &exclude, &|path| known.contains(path));
-    let matched: std::collections::HashSet<&PathBuf> = found.logs.iter().collect();
+    let found = globs.discover(&known);
+    let matched: HashSet<&PathBuf> = found.logs.iter().collect();
     // Logs the checkpoint knows whose files are all gone: planned with no file, so that what
     // of them was unread is said lost (once), then forgotten.
     let mut gone: Vec<PathBuf> = known
-        .into_iter()
+        .iter()
         .filter(|k| !matched.contains(k) && source::set::list(k).is_ok_and(|m| m.is_empty()))
+        .cloned()
         .collect();
     gone.sort();
     tracing::debug!("{} logs match, {} known logs gone", found.logs.len(), gone.len());
     if found.logs.is_empty() && gone.is_empty() {
+        return Err(Error::NoLogs {
+            globs: globs.shown.clone(),
+        });
+    }
+    let paths: Vec<PathBuf> = found.logs.into_iter().chain(gone).collect();
+    round(config, &paths, shared.as_ref(), &metrics, drain).await?;
+    Ok(metrics.snapshot(started.elapsed()))
+}
+
+/// `--from` and `--exclude`, parsed.
+struct Globs {
+    include: Vec<Glob>,
+    exclude: Vec<Glob>,
+    /// As given, for messages.
+    shown: String,
+}
+
+impl Globs {
+    fn new(logs: &Logs) -> Globs {
+        let parse = |paths: &[PathBuf]| paths.iter().filter_map(|p| Glob::new(p).ok()).collect();
         let shown: Vec<String> = logs
             .include
             .iter()
             .map(|p| format!("'{}'", p.display()))
             .collect();
-        return Err(Error::NoLogs {
-            globs: shown.join(" "),
-        });
+        Globs {
+            include: parse(&logs.include),
+            exclude: parse(&logs.exclude),
+            shown: shown.join(" "),
+        }
     }
-    let paths: Vec<PathBuf> = found.logs.into_iter().chain(gone).collect();
+
+    /// The logs matched now (see [`source::glob::discover`]); `known`: the logs read before.
+    fn discover(&self, known: &HashSet<PathBuf>) -> source::glob::Found {
+        source::glob::discover(&self.include, &self.exclude, &|path| known.contains(path))
+    }
+
+    /// The log the file at `path` is part of (see [`source::glob::log_of`]).
+    fn log_of(&self, path: &Path, known: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
+        source::glob::log_of(&self.include, &self.exclude, path, known)
+    }
+}
+
+/// How a log's live file looked when it was last read: a rescan reads the logs whose live file
+/// looks otherwise now (written to, rotated, deleted), without inotify's help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Look {
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl Look {
+    /// The live file at `path` now; `None` when there is none.
+    fn of(path: &Path) -> Option<Look> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Look {
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        })
+    }
+}
+
+/// `--follow` over many logs: reads the logs something happened to (inotify on the directories
+/// the globs can match, or a rescan every `--rescan`), a round at a time: each round one
+/// pipeline run over those logs, planned against the checkpoint as a cron run would be, so
+/// every rotation mode, loss and restart behaves as it does there. Between rounds no log is
+/// open. New logs are read from their first line.
+async fn follow(
+    config: &Config,
+    globs: &Globs,
+    shared: &Shared,
+    metrics: &Arc<Metrics>,
+    drain: &CancellationToken,
+) -> Result<(), Error> {
+    use std::collections::{BTreeMap, BTreeSet};
+    // `--start-at end` is for the logs there when the checkpoint is made; logs found later
+    // are read from their first line.
+    let mut config = config.clone();
+    let mut watch = source::watch::DirWatch::new();
+    let mut followed: BTreeMap<PathBuf, Option<Look>> = BTreeMap::new();
+    let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
+    // The logs the checkpoint knows are read first, whatever the globs find.
+    let mut look_again = true;
+    let mut rescan_at = std::time::Instant::now();
+    loop {
+        let now = std::time::Instant::now();
+        let rescan = now >= rescan_at;
+        if look_again || rescan {
+            let mut known: HashSet<PathBuf> = shared.logs().into_iter().collect();
+            known.extend(followed.keys().cloned());
+            let found = globs.discover(&known);
+            watch.watch(&found.dirs);
+            let matched: HashSet<&PathBuf> = found.logs.iter().collect();
+            // Known and wanted but not found: gone, or between a rotation's rename and create;
+            // the round lists its set (and forgets it when no file of it is left).
+            let missing = known
+                .iter()
+                .filter(|k| !matched.contains(k) && globs.log_of(k, &|_| false).as_ref() == Some(*k));
+            for log in found.logs.iter().chain(missing) {
+                if !followed.contains_key(log) {
+                    followed.insert(log.clone(), None);
+                    dirty.insert(log.clone());
+                }
+            }
+            if rescan {
+                for (log, look) in &followed {
+                    if Look::of(log) != *look {
+                        dirty.insert(log.clone());
+                    }
+                }
+                rescan_at = now + config.rescan;
+            }
+            look_again = false;
+            metrics.logs_known.store(followed.len() as u64, Ordering::Relaxed);
+        }
+        if !dirty.is_empty() {
+            let paths: Vec<PathBuf> = std::mem::take(&mut dirty).into_iter().collect();
+            tracing::debug!("reading {} logs", paths.len());
+            round(&config, &paths, Some(shared), metrics, drain.clone()).await?;
+            config.start_at_end = false;
+            for path in paths {
+                let look = Look::of(&path);
+                if look.is_none() && source::set::list(&path).is_ok_and(|m| m.is_empty()) {
+                    followed.remove(&path);
+                } else {
+                    followed.insert(path, look);
+                }
+            }
+            metrics.logs_known.store(followed.len() as u64, Ordering::Relaxed);
+        }
+        if drain.is_cancelled() || super::output_closed(metrics) {
+            return Ok(());
+        }
+        let changes = watch
+            .wait(
+                rescan_at.saturating_duration_since(std::time::Instant::now()),
+                drain,
+            )
+            .await;
+        look_again |= changes.look_again;
+        for path in changes.paths {
+            match globs.log_of(&path, &|p| followed.contains_key(p)) {
+                Some(log) if followed.contains_key(&log) => {
+                    dirty.insert(log);
+                }
+                // A new log: the discovery names it (once, whichever path leads to it).
+                Some(_) => look_again = true,
+                None => {}
+            }
+        }
+    }
+}
+
+/// One pipeline run over the logs at `paths` (each planned against `shared`, or without a
+/// checkpoint read from its first line).
+async fn round(
+    config: &Config,
+    paths: &[PathBuf],
+    shared: Option<&Shared>,
+    metrics: &Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<(), Error> {
     let mut output = open_bytes(&config.output)?;
     let mut rejects = open_rejects(config)?;
-    let (listed, plans, mut committer) = match &shared {
+    let (listed, plans, mut committer) = match shared {
         Some(shared) => {
             let target = file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe);
             let (listed, planned) = plan(
                 config,
                 shared,
-                &paths,
+                paths,
                 target,
                 rejects_target(config, rejects.as_mut()),
             )
@@ -106,10 +264,10 @@ pub async fn read_logs(
         }
     };
     for plan in &plans {
-        report_lost(&plan.lost, &metrics);
+        report_lost(&plan.lost, metrics);
     }
     // Each log's layout: as given, kept by the checkpoint, or judged by its first lines.
-    let per_log = settle_layouts(config, &paths, &listed, &plans, committer.as_mut());
+    let per_log = settle_layouts(config, paths, &listed, &plans, committer.as_mut());
     let mut parts = Vec::new();
     for (log, (mut members, plan)) in listed.into_iter().zip(plans).enumerate() {
         let newer_has_bytes: Vec<bool> = (0..members.len())
@@ -125,7 +283,7 @@ pub async fn read_logs(
             };
             let layout = per_log.layouts[per_log.layout_of[log] as usize].clone();
             parts.push(part(
-                &metrics,
+                metrics,
                 config,
                 member,
                 log,
@@ -163,7 +321,7 @@ pub async fn read_logs(
         }
         Output::Nats(_) => unreachable!("refused by the command line"),
     }
-    Ok(metrics.snapshot(started.elapsed()))
+    Ok(())
 }
 
 /// Lists every log's set and plans the run over all of them, listing again (a few times) while

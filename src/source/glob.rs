@@ -377,19 +377,12 @@ pub fn discover(include: &[Glob], exclude: &[Glob], known: &dyn Fn(&Path) -> boo
             dirs.push(dir.to_owned())
         });
     }
-    let wanted =
-        |path: &Path| include.iter().any(|g| g.matches(path)) && !exclude.iter().any(|g| g.matches(path));
     matched.sort();
     matched.dedup();
-    matched.retain(|path| wanted(path));
     let mut logs = Vec::new();
     let mut seen = HashSet::new();
     for path in &matched {
-        // A rotated file of a log the globs take is that log's.
-        let rotated = base_names(path)
-            .into_iter()
-            .any(|base| base != *path && wanted(&base) && (base.is_file() || known(&base)));
-        if rotated {
+        if log_of(include, exclude, path, known).as_ref() != Some(path) {
             continue;
         }
         // One file, one log, whichever path leads to it.
@@ -401,6 +394,23 @@ pub fn discover(include: &[Glob], exclude: &[Glob], known: &dyn Fn(&Path) -> boo
     dirs.sort();
     dirs.dedup();
     Found { logs, dirs }
+}
+
+/// The log `path` is part of, as [`discover`] decides: the log it is a rotated file of (a match
+/// of `include`, there now or `known`), else itself when `include` matches it and `exclude`
+/// does not; `None` when it is no log's.
+pub fn log_of(
+    include: &[Glob],
+    exclude: &[Glob],
+    path: &Path,
+    known: &dyn Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    let wanted =
+        |path: &Path| include.iter().any(|g| g.matches(path)) && !exclude.iter().any(|g| g.matches(path));
+    let base = base_names(path)
+        .into_iter()
+        .find(|base| base != path && wanted(base) && (base.is_file() || known(base)));
+    base.or_else(|| wanted(path).then(|| path.to_owned()))
 }
 
 /// The logs `path` could be a rotated file of (`app.log` for `app.log.1`, `app.log-2026.gz`,

@@ -14,6 +14,7 @@ pub mod glob;
 pub mod jetstream;
 pub mod lease;
 pub mod set;
+pub mod watch;
 
 use std::future::Future;
 use std::pin::Pin;

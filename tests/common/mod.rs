@@ -242,3 +242,39 @@ pub fn exit_and_peak_rss_kib(mut command: std::process::Command, input: &Path) -
     drop(stdin);
     (child.wait().unwrap().code(), peak)
 }
+
+/// A run the test started, SIGKILLed when dropped: a test that fails midway leaves no run behind.
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    /// Takes charge of `child`.
+    pub fn new(child: std::process::Child) -> Running {
+        Running(Some(child))
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+
+    /// Sends it `signal` (`-TERM`, `-9`, ...).
+    pub fn signal(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([signal, &self.id().to_string()])
+            .status();
+    }
+
+    /// The child, no longer killed when dropped (to wait for it).
+    pub fn take(mut self) -> std::process::Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
