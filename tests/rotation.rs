@@ -69,6 +69,12 @@ struct Writer {
 
 impl Writer {
     fn start(path: PathBuf) -> Writer {
+        // ~2,000-5,000 lines a second.
+        Writer::paced(path, 5, Duration::from_millis(1))
+    }
+
+    /// A writer of `lines` lines a write, a write every `pause`.
+    fn paced(path: PathBuf, lines: u64, pause: Duration) -> Writer {
         let next = Arc::new(AtomicU64::new(0));
         let reopen = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -88,11 +94,11 @@ impl Writer {
                         file = open();
                     }
                     let n = next.load(Ordering::Relaxed);
-                    // A few lines a write, whole lines only, ~2,000-5,000 lines a second.
-                    let batch: String = (n..n + 5).map(line).collect();
+                    // Whole lines only.
+                    let batch: String = (n..n + lines).map(line).collect();
                     file.write_all(batch.as_bytes()).unwrap();
-                    next.store(n + 5, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(1));
+                    next.store(n + lines, Ordering::Relaxed);
+                    std::thread::sleep(pause);
                 }
             })
         };
@@ -124,16 +130,17 @@ impl Writer {
 /// truncate, and `compress` those written to the rotated file after gzip read it: no reader can
 /// have them but by chance.
 fn kept_lines(dir: &Scratch) -> std::collections::BTreeSet<u64> {
-    kept_lines_in(&dir.path(""))
+    kept_lines_of(&dir.path("app.log"))
 }
 
-/// [`kept_lines`] of the set in directory `dir`.
-fn kept_lines_in(dir: &Path) -> std::collections::BTreeSet<u64> {
+/// [`kept_lines`] of the set of the log at `log`.
+fn kept_lines_of(log: &Path) -> std::collections::BTreeSet<u64> {
     let mut kept = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
+    let log_name = log.file_name().unwrap().to_string_lossy().into_owned();
+    for entry in std::fs::read_dir(log.parent().unwrap()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.starts_with("app.log") {
+        if !name.starts_with(&log_name) {
             continue;
         }
         let raw = std::fs::read(&path).unwrap();
@@ -209,16 +216,23 @@ impl Rotation {
 
     /// A configuration whose stanza names `logs` (a glob, as host configurations do).
     fn of(dir: &Scratch, logs: &str, options: &str) -> Rotation {
+        Rotation::stanzas(dir, &[(logs, options)])
+    }
+
+    /// A configuration of a stanza per `(logs, options)`.
+    fn stanzas(dir: &Scratch, stanzas: &[(&str, &str)]) -> Rotation {
         let conf = dir.path("logrotate.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "{} {{\n  rotate 50\n  missingok\n  ifempty\n  {}\n}}\n",
-                dir.path(logs).display(),
-                options.replace(';', "\n  ")
-            ),
-        )
-        .unwrap();
+        let text: String = stanzas
+            .iter()
+            .map(|(logs, options)| {
+                format!(
+                    "{} {{\n  rotate 50\n  missingok\n  ifempty\n  {}\n}}\n",
+                    dir.path(logs).display(),
+                    options.replace(';', "\n  ")
+                )
+            })
+            .collect();
+        std::fs::write(&conf, text).unwrap();
         Rotation {
             conf,
             state: dir.path("logrotate.state"),
@@ -1367,9 +1381,107 @@ fn cron_runs_over_a_glob_of_logs_with_kills_give_each_line_of_each_log_once_in_o
     for (log, written) in logs.iter().zip(written) {
         let got = per_log.get(&*log.to_string_lossy()).cloned().unwrap_or_default();
         let out: String = got.iter().map(|&n| format!("x n={n}\n")).collect();
-        let kept = kept_lines_in(log.parent().unwrap());
+        let kept = kept_lines_of(log);
         // `create` loses nothing: every line written is kept, once, in order.
         assert_kept_lines_once(&out, &kept, written, true, &log.display().to_string());
+    }
+    assert_eq!(std::fs::read(dir.path("rejects.tsv")).unwrap(), b"");
+}
+
+#[test]
+fn a_follower_of_200_logs_under_logrotate_in_every_mode_killed_10_times_gives_each_line_once() {
+    // A directory per mode, 40 logs in each, 4 of them written at ~150 lines/s; logrotate
+    // rotates every log about once a second, the follower is SIGKILLed 10 times.
+    const MODES: [(&str, &str, bool); 5] = [
+        ("create", "create", true),
+        ("copytruncate", "copytruncate", false),
+        ("compress", "create;compress", false),
+        ("delaycompress", "create;compress;delaycompress", true),
+        (
+            "dateext",
+            "create;compress;delaycompress;dateext;dateformat -%Y%m%d-%s",
+            true,
+        ),
+    ];
+    let dir = Scratch::new();
+    let mut logs = Vec::new();
+    let mut writers = Vec::new();
+    for (mode, _, lossless) in MODES {
+        std::fs::create_dir_all(dir.path(mode)).unwrap();
+        for i in 0..40 {
+            let log = dir.path(&format!("{mode}/l{i:02}.log"));
+            if i < 4 {
+                writers.push(Writer::paced(log.clone(), 3, Duration::from_millis(20)));
+                logs.push((log, lossless, None));
+            } else {
+                std::fs::write(&log, (0..3).map(line).collect::<String>()).unwrap();
+                logs.push((log, true, Some(3)));
+            }
+        }
+    }
+    let globs: Vec<String> = MODES.iter().map(|(mode, ..)| format!("{mode}/*.log")).collect();
+    let stanzas: Vec<(&str, &str)> = globs.iter().zip(MODES).map(|(g, (_, o, _))| (g.as_str(), o)).collect();
+    let mut rotation = Rotation::stanzas(&dir, &stanzas);
+    let follow = |dir: &Scratch| {
+        common::Running::new(
+            Command::new(BIN)
+                .env_clear()
+                .current_dir(dir.path(""))
+                .args(["-q", "--from", "*/*.log", "--follow", "--checkpoint", "cp"])
+                .args(["--format", "json", "--rejects", "rejects.tsv", "out.json"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut dice = Dice::new();
+    let mut run = follow(&dir);
+    let mut kills = 0;
+    for second in 0..20 {
+        rotation.rotate();
+        for writer in &writers {
+            writer.rotate(|| {});
+        }
+        // Paces the rotations (not a synchronisation: any moment is a fair one to kill at).
+        std::thread::sleep(Duration::from_millis(500 + dice.below(500)));
+        if second % 2 == 1 {
+            run.signal("-9");
+            let _ = wait(run.take());
+            kills += 1;
+            run = follow(&dir);
+        }
+    }
+    let mut written = writers.into_iter().map(Writer::stop);
+    let logs: Vec<(PathBuf, bool, u64)> = logs
+        .into_iter()
+        .map(|(log, lossless, lines)| {
+            let lines = lines.unwrap_or_else(|| written.next().unwrap());
+            (log, lossless, lines)
+        })
+        .collect();
+    let kept: Vec<std::collections::BTreeSet<u64>> = logs.iter().map(|(log, ..)| kept_lines_of(log)).collect();
+    // Bounded: 60 s for the last of them to come out (the assertions below say what is missing).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let per_log = numbers_per_log(&common::read(&dir.path("out.json")));
+        let all_out = logs.iter().zip(&kept).all(|((log, ..), kept)| {
+            let got = per_log.get(&*log.to_string_lossy()).cloned().unwrap_or_default();
+            kept.iter().all(|n| got.contains(n))
+        });
+        if all_out {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drain(run.take());
+    assert_eq!(kills, 10);
+    assert!(rotation.rotations >= 10, "{} rotations", rotation.rotations);
+    let per_log = numbers_per_log(&common::read(&dir.path("out.json")));
+    for ((log, lossless, written), kept) in logs.iter().zip(&kept) {
+        let got = per_log.get(&*log.to_string_lossy()).cloned().unwrap_or_default();
+        let out: String = got.iter().map(|&n| format!("x n={n}\n")).collect();
+        assert_kept_lines_once(&out, kept, *written, *lossless, &log.display().to_string());
     }
     assert_eq!(std::fs::read(dir.path("rejects.tsv")).unwrap(), b"");
 }
