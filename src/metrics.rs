@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::record::RejectReason;
-use crate::summary::{SinkSummary, SourceSummary, StageSummary, Summary};
+use crate::summary::{LogsSummary, SinkSummary, SourceSummary, StageSummary, Summary};
 
 /// Time a stage spent waiting, and the fullest its output channel got.
 #[derive(Debug, Default)]
@@ -91,9 +91,17 @@ pub struct Metrics {
     /// The file being read: its last modification at the reader's last look, in Unix
     /// nanoseconds (0: not a regular file).
     pub input_mtime_ns: std::sync::atomic::AtomicI64,
-    /// Many logs followed: how many are known (matched by the globs, or with files the
-    /// checkpoint has not read to their end).
+    /// Many logs (`--from GLOB`): the `logs` counters below mean something.
+    pub logs_active: AtomicBool,
+    /// Many logs: how many the run knows (matched by the globs, or in the checkpoint).
     pub logs_known: AtomicU64,
+    /// Many logs: how many are open now (the reader holds one at a time).
+    pub logs_open: AtomicU64,
+    /// Many logs: how many were found with lines gone unread (each said once).
+    pub logs_lost: AtomicU64,
+    /// Many logs: the ones furthest behind, most unread bytes first (at most
+    /// [`FURTHEST_BEHIND`]), as the current run planned them, less those read since.
+    pub behind: std::sync::Mutex<Vec<Behind>>,
     /// `--from PATH`: bytes of the set's files still to read after the current one.
     pub pending_files_bytes: AtomicU64,
     /// The last written record's timestamp, in Unix nanoseconds; 0 before the first.
@@ -145,6 +153,20 @@ pub struct Metrics {
     pub validator: StageTimes,
     /// See [`Metrics::reader`].
     pub writer: StageTimes,
+}
+
+/// How many of the logs furthest behind the stats name.
+pub const FURTHEST_BEHIND: usize = 5;
+
+/// A log with bytes not read yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Behind {
+    /// Its index in the run (its batches' `At::log`).
+    pub log: u32,
+    /// Its path.
+    pub path: std::sync::Arc<str>,
+    /// Bytes of its files not read yet.
+    pub bytes: u64,
 }
 
 /// Adds `n` to a counter.
@@ -222,6 +244,16 @@ impl Metrics {
                 resent: get(&self.sink_resent),
                 breaker_openings: get(&self.sink_breaker_openings),
                 open_since_ms: Some(get(&self.sink_open_since)).filter(|&ms| ms != 0),
+            }),
+            logs: self.logs_active.load(Ordering::Relaxed).then(|| LogsSummary {
+                known: get(&self.logs_known),
+                open: get(&self.logs_open),
+                lost: get(&self.logs_lost),
+                behind: self
+                    .behind
+                    .lock()
+                    .map(|b| b.iter().map(|b| (b.path.to_string(), b.bytes)).collect())
+                    .unwrap_or_default(),
             }),
             source: self.source_active.load(Ordering::Relaxed).then(|| SourceSummary {
                 fetched: get(&self.source_fetched),

@@ -81,6 +81,9 @@ fn rates(metrics: &Metrics, secs: f64) -> (u64, String) {
         human(lines as f64 / secs),
         bytes as f64 / 1e6 / secs
     );
+    if metrics.logs_active.load(Ordering::Relaxed) {
+        text.push_str(&format!("; {} logs", metrics.logs_known.load(Ordering::Relaxed)));
+    }
     let lag = metrics.lag_bytes();
     if lag > 0 {
         let behind = age(metrics.lag_ms() as f64 / 1e3);

@@ -116,6 +116,21 @@ pub struct Summary {
     pub sink: Option<SinkSummary>,
     /// The stream consumer's counters, when collecting (`--from`).
     pub source: Option<SourceSummary>,
+    /// Many logs' counters (`--from GLOB`).
+    pub logs: Option<LogsSummary>,
+}
+
+/// Many logs (`--from GLOB`): how many, and which are furthest behind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogsSummary {
+    /// Logs known: matched by the globs, or in the checkpoint.
+    pub known: u64,
+    /// Logs open now.
+    pub open: u64,
+    /// Logs found with lines gone unread.
+    pub lost: u64,
+    /// The logs furthest behind, most unread bytes first: path and bytes.
+    pub behind: Vec<(String, u64)>,
 }
 
 impl Summary {
@@ -228,6 +243,19 @@ impl Summary {
                 "pending": source.pending,
                 "breaker_openings": source.breaker_openings,
                 "breaker_open": source.open_since_ms.is_some(),
+            });
+        }
+        if let Some(logs) = &self.logs {
+            let behind: Vec<serde_json::Value> = logs
+                .behind
+                .iter()
+                .map(|(file, bytes)| json!({"file": file, "bytes": bytes}))
+                .collect();
+            object["logs"] = json!({
+                "known": logs.known,
+                "open": logs.open,
+                "lost": logs.lost,
+                "furthest_behind": behind,
             });
         }
         object
@@ -349,6 +377,19 @@ impl Summary {
                 "gauge",
                 "1 while the NATS server the collector reads from is unavailable.",
                 &[("", f64::from(u8::from(source.open_since_ms.is_some())))],
+            );
+        }
+        if let Some(logs) = &self.logs {
+            // Totals only: a series per log would be thousands of series.
+            metric(
+                "ingest_logs",
+                "gauge",
+                "Logs the run knows (matched by --from, or in the checkpoint), holds open now, and found with lines gone unread.",
+                &[
+                    ("{state=\"known\"}", logs.known as f64),
+                    ("{state=\"open\"}", logs.open as f64),
+                    ("{state=\"lost\"}", logs.lost as f64),
+                ],
             );
         }
         let unix = now

@@ -208,13 +208,18 @@ fn a_log_deleted_with_lines_unread_is_a_loss_said_once_and_then_forgotten() {
     assert_eq!(code, Some(0), "{stderr}");
     append(&dir, "logs/b.log", &lines("b", 2..4));
     std::fs::remove_file(dir.path("logs/b.log")).unwrap();
-    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    let stats = ["--stats-json", "st.json", "--metrics-textfile", "m.prom"];
+    let (code, stderr) = run_in(&dir, &[&run[..], &stats].concat(), "", &[]);
     assert_eq!(code, Some(66), "{stderr}");
     assert_eq!(
         stderr.matches("was gone before its end was read").count(),
         1,
         "{stderr}"
     );
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("st.json")).unwrap();
+    assert_eq!(stats["logs"]["known"], 2, "{stats}");
+    assert_eq!(stats["logs"]["lost"], 1, "{stats}");
+    assert!(dir.read("m.prom").contains("ingest_logs{state=\"lost\"} 1\n"));
     assert!(stderr.contains("logs/b.log"), "{stderr}");
     let (code, stderr) = run_in(&dir, &run, "", &[]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -338,4 +343,55 @@ fn start_at_end_skips_the_backlog_of_the_logs_a_new_checkpoint_finds_and_reads_l
     assert_eq!(got["app/app.log"], messages("app", 4..5));
     // A log found after the checkpoint was made starts at its first line.
     assert_eq!(got["db/db.log"], messages("db", 0..2));
+}
+
+#[test]
+fn the_stats_name_the_logs_furthest_behind_when_a_run_ends_early() {
+    let dir = Scratch::new();
+    // Read in path order; the reader of `-` goes away within the first.
+    let sizes = [("a.log", 50_000), ("b.log", 100_000), ("c.log", 150_000)];
+    for (name, n) in sizes {
+        write(&dir, name, &lines(name, 0..n));
+    }
+    let mut run = std::process::Command::new(common::BIN)
+        .env_clear()
+        .current_dir(dir.path(""))
+        .args(["--from", "*.log", "--stats-json", "st.json", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1000];
+    std::io::Read::read_exact(run.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(run.stdout.take());
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("st.json")).unwrap();
+    let size = |name: &str| std::fs::metadata(dir.path(name)).unwrap().len();
+    let behind: Vec<(String, u64)> = stats["logs"]["furthest_behind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let file = std::path::Path::new(b["file"].as_str().unwrap());
+            (
+                file.file_name().unwrap().to_string_lossy().into_owned(),
+                b["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // Most unread bytes first; the ones not begun with all their bytes.
+    assert_eq!(
+        behind[..2],
+        [
+            ("c.log".to_owned(), size("c.log")),
+            ("b.log".to_owned(), size("b.log"))
+        ],
+        "{stats}"
+    );
+    let lag = stats["lag"]["bytes"].as_u64().unwrap();
+    assert!(
+        lag > size("c.log") + size("b.log") && lag < size("a.log") + size("b.log") + size("c.log"),
+        "{stats}"
+    );
+    assert_eq!(stats["logs"]["known"], 3, "{stats}");
 }

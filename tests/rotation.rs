@@ -1420,7 +1420,11 @@ fn a_follower_of_200_logs_under_logrotate_in_every_mode_killed_10_times_gives_ea
         }
     }
     let globs: Vec<String> = MODES.iter().map(|(mode, ..)| format!("{mode}/*.log")).collect();
-    let stanzas: Vec<(&str, &str)> = globs.iter().zip(MODES).map(|(g, (_, o, _))| (g.as_str(), o)).collect();
+    let stanzas: Vec<(&str, &str)> = globs
+        .iter()
+        .zip(MODES)
+        .map(|(g, (_, o, _))| (g.as_str(), o))
+        .collect();
     let mut rotation = Rotation::stanzas(&dir, &stanzas);
     let follow = |dir: &Scratch| {
         common::Running::new(
@@ -1460,7 +1464,8 @@ fn a_follower_of_200_logs_under_logrotate_in_every_mode_killed_10_times_gives_ea
             (log, lossless, lines)
         })
         .collect();
-    let kept: Vec<std::collections::BTreeSet<u64>> = logs.iter().map(|(log, ..)| kept_lines_of(log)).collect();
+    let kept: Vec<std::collections::BTreeSet<u64>> =
+        logs.iter().map(|(log, ..)| kept_lines_of(log)).collect();
     // Bounded: 60 s for the last of them to come out (the assertions below say what is missing).
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {

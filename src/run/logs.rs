@@ -43,6 +43,7 @@ pub async fn read_logs(
     drain: CancellationToken,
 ) -> Result<Summary, Error> {
     let started = std::time::Instant::now();
+    metrics.logs_active.store(true, Ordering::Relaxed);
     let globs = Globs::new(logs);
     let shared = checkpoint.map(Shared::open).transpose()?;
     if config.follow {
@@ -72,6 +73,7 @@ pub async fn read_logs(
         });
     }
     let paths: Vec<PathBuf> = found.logs.into_iter().chain(gone).collect();
+    metrics.logs_known.store(paths.len() as u64, Ordering::Relaxed);
     round(config, &paths, shared.as_ref(), &metrics, drain).await?;
     Ok(metrics.snapshot(started.elapsed()))
 }
@@ -263,8 +265,9 @@ async fn round(
             (listed, plans, None)
         }
     };
-    for plan in &plans {
+    for plan in plans.iter().filter(|p| !p.lost.is_empty()) {
         report_lost(&plan.lost, metrics);
+        crate::metrics::add(&metrics.logs_lost, 1);
     }
     // Each log's layout: as given, kept by the checkpoint, or judged by its first lines.
     let per_log = settle_layouts(config, paths, &listed, &plans, committer.as_mut());
@@ -295,6 +298,7 @@ async fn round(
             ));
         }
     }
+    note_behind(metrics, &parts, &per_log);
     let config = Config {
         per_log: Some(Arc::new(per_log)),
         ..config.clone()
@@ -322,6 +326,31 @@ async fn round(
         Output::Nats(_) => unreachable!("refused by the command line"),
     }
     Ok(())
+}
+
+/// Notes the logs with the most bytes `parts` have to read (see [`Metrics::behind`]).
+fn note_behind(metrics: &Metrics, parts: &[Part], per_log: &PerLog) {
+    let mut left = vec![0u64; per_log.paths.len()];
+    for part in parts {
+        if let Some(at) = part.at {
+            left[at.log as usize] += part.left;
+        }
+    }
+    let mut behind: Vec<crate::metrics::Behind> = left
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, bytes)| bytes > 0)
+        .map(|(log, bytes)| crate::metrics::Behind {
+            log: log as u32,
+            path: per_log.paths[log].clone(),
+            bytes,
+        })
+        .collect();
+    behind.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+    behind.truncate(crate::metrics::FURTHEST_BEHIND);
+    if let Ok(mut noted) = metrics.behind.lock() {
+        *noted = behind;
+    }
 }
 
 /// Lists every log's set and plans the run over all of them, listing again (a few times) while
@@ -476,6 +505,7 @@ fn part(
         start,
         skip: if compressed { start.offset } else { 0 },
         size_hint: (!compressed).then(|| member.seen().size.saturating_sub(start.offset)),
+        until: (!compressed).then(|| member.seen().size),
         expect_head,
         ..source::file::Settings::from_config(config)
     };
@@ -489,7 +519,12 @@ fn part(
     });
     let path = member.path().to_owned();
     let metrics = metrics.clone();
+    let left = match compressed {
+        true => member.seen().size,
+        false => member.seen().size.saturating_sub(start.offset),
+    };
     Part {
+        left,
         open: Box::new(move || {
             let file = match member.open() {
                 Ok(Some(file)) => file,

@@ -139,6 +139,9 @@ pub struct Settings {
     /// About how many bytes there are to read (a file's size when listed, less where reading
     /// starts): a small file's reads ask for little more, instead of a whole chunk zeroed.
     pub size_hint: Option<u64>,
+    /// Where reading stops as if the input ended there (a file's size when listed): a log
+    /// written faster than it is read gives the other logs their turn; the rest is read next time.
+    pub until: Option<u64>,
     /// A file of a set read from its start: the first bytes it was recognised by. If the file
     /// starts otherwise once read (emptied and written anew meanwhile, as `copytruncate` does),
     /// nothing of it is handed out and `replaced` is set: the set is listed again.
@@ -200,7 +203,9 @@ impl ReadLoop<'_> {
     fn read_all(&mut self, mut input: impl Read) {
         // This input's lag from the start: what the run before it (another file) left goes.
         self.metrics.input_read.store(self.offset, Ordering::Relaxed);
-        self.metrics.input_size.store(self.offset, Ordering::Relaxed);
+        // A file of known size (a part of many logs) is that far behind before its first read.
+        let size = self.offset + self.limits.size_hint.unwrap_or(0);
+        self.metrics.input_size.store(size, Ordering::Relaxed);
         self.metrics.input_mtime_ns.store(0, Ordering::Relaxed);
         self.look_at_input();
         let preread = std::mem::take(&mut self.limits.preread);
@@ -214,6 +219,14 @@ impl ReadLoop<'_> {
             if !self.wait_for_more() {
                 return;
             }
+            let left = self
+                .limits
+                .until
+                .map(|until| until.saturating_sub(self.limits.start.offset + self.read));
+            if left == Some(0) {
+                self.finish();
+                return;
+            }
             {
                 // Checked under the same lock that marks the read, so a drain either sees the
                 // read and closes the channel, or stops the thread here.
@@ -225,9 +238,12 @@ impl ReadLoop<'_> {
             }
             // Room for what is left of a file of known size (and a little more: it may have
             // grown), else a whole chunk.
-            let chunk = self.limits.size_hint.map_or(CHUNK_BYTES, |left| {
+            let mut chunk = self.limits.size_hint.map_or(CHUNK_BYTES, |left| {
                 (left.saturating_sub(self.read) as usize + 4096).min(CHUNK_BYTES)
             });
+            if let Some(left) = left {
+                chunk = chunk.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
             let buf = self.buffers.make_room();
             let filled = buf.len();
             buf.resize(filled + chunk, 0);
@@ -808,6 +824,7 @@ impl FileSource {
                 settings,
                 at: None,
                 done: None,
+                left: 0,
             }],
         }
     }
@@ -872,6 +889,7 @@ pub async fn run(
         settings: limits,
         at: None,
         done: None,
+        left: 0,
     };
     run_parts(vec![part], lines_tx, window, metrics, drain, cancel).await
 }
@@ -888,6 +906,8 @@ pub struct Part {
     pub at: Option<At>,
     /// Read to its end, a batch says so (with `at`), for the checkpoint.
     pub done: Option<Done>,
+    /// Its bytes not read yet (a compressed file's: its size), for the lag.
+    pub left: u64,
 }
 
 /// [`run`] over `parts`, one after another, as one input for the pipeline.
@@ -917,7 +937,26 @@ pub async fn run_parts(
             let (mut seq, mut buffers, mut searched) = (0, Buffers::default(), 0);
             // A log whose file was not there as planned: the rest of it waits for the next run.
             let mut passed_over = None;
-            for part in parts {
+            // What is left to read after each part, for the lag.
+            let mut after: Vec<u64> = parts
+                .iter()
+                .rev()
+                .scan(0, |sum, p| {
+                    let now = *sum;
+                    *sum += p.left;
+                    Some(now)
+                })
+                .collect();
+            let next_logs: Vec<Option<u32>> = parts
+                .iter()
+                .skip(1)
+                .map(|p| p.at.map(|at| at.log))
+                .chain([None])
+                .collect();
+            for (part, next_log) in parts.into_iter().zip(next_logs) {
+                metrics
+                    .pending_files_bytes
+                    .store(after.pop().unwrap_or(0), Ordering::Relaxed);
                 // A drain is seen by the read loop, after it handed out what was read ahead.
                 if cancel.is_cancelled() {
                     break;
@@ -929,6 +968,7 @@ pub async fn run_parts(
                     passed_over = part.at.map(|at| at.log);
                     continue;
                 };
+                metrics.logs_open.store(1, Ordering::Relaxed);
                 let limits = part.settings;
                 let replaced = limits.expect_head.as_ref().map(|(_, r)| r.clone());
                 let mut read_loop = ReadLoop {
@@ -960,10 +1000,17 @@ pub async fn run_parts(
                     limits,
                 };
                 read_loop.run(input);
+                metrics.logs_open.store(0, Ordering::Relaxed);
                 let stopped = cancel.is_cancelled() || {
                     let progress = lock(&progress);
                     progress.stop || progress.error.is_some()
                 };
+                if let Some(at) = part.at.filter(|at| !stopped && Some(at.log) != next_log) {
+                    // Its last file is read: it is no longer behind.
+                    if let Ok(mut behind) = metrics.behind.lock() {
+                        behind.retain(|b| b.log != at.log);
+                    }
+                }
                 if replaced.is_some_and(|r| r.load(Ordering::Relaxed)) {
                     passed_over = part.at.map(|at| at.log);
                 } else if let (false, Some(at), Some(done)) = (stopped, part.at, part.done) {
