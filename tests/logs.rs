@@ -395,3 +395,47 @@ fn the_stats_name_the_logs_furthest_behind_when_a_run_ends_early() {
     );
     assert_eq!(stats["logs"]["known"], 3, "{stats}");
 }
+
+#[test]
+fn following_a_glob_with_multiline_waits_for_a_record_s_further_lines_as_one_log_does() {
+    let dir = Scratch::new();
+    write(&dir, "a.log", "2026-12-05T00:00:00Z ERROR boom\n");
+    // A record is out once the next one starts; the last one waits for the timeout.
+    write(
+        &dir,
+        "b.log",
+        "2026-12-05T00:00:00Z INFO marker\n2026-12-05T00:00:01Z INFO next\n",
+    );
+    let run = common::Running::new(
+        std::process::Command::new(common::BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args([
+                "-q",
+                "--from",
+                "*.log",
+                "--follow",
+                "--multiline",
+                "--multiline-timeout",
+                "5000",
+            ])
+            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
+            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // b.log's line is out: the turn that read a.log's first line is over.
+    common::wait_until("b.log's line is out", || {
+        std::fs::read_to_string(dir.path("out.json")).is_ok_and(|o| o.contains("marker"))
+    });
+    append(&dir, "a.log", "  at frame 1\n");
+    common::wait_until("a.log's record is out", || {
+        std::fs::read_to_string(dir.path("out.json")).is_ok_and(|o| o.contains("boom"))
+    });
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+    let logs = per_log(&dir, "out.json");
+    assert_eq!(logs["a.log"], ["boom\n  at frame 1"], "{logs:?}");
+    assert_eq!(logs["b.log"], ["marker", "next"]);
+}

@@ -153,6 +153,9 @@ async fn follow(
     let mut watch = source::watch::DirWatch::new();
     let mut followed: BTreeMap<PathBuf, Option<Look>> = BTreeMap::new();
     let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
+    // `--multiline`: logs whose last record may still be open, and when it is to be finished
+    // (read again once the log was quiet for `--multiline-timeout`).
+    let mut due: Vec<(std::time::Instant, PathBuf)> = Vec::new();
     // The logs the checkpoint knows are read first, whatever the globs find.
     let mut look_again = true;
     let mut rescan_at = std::time::Instant::now();
@@ -194,6 +197,14 @@ async fn follow(
             config.start_at_end = false;
             for path in paths {
                 let look = Look::of(&path);
+                if let (Some(multiline), Some(look)) = (config.multiline, look)
+                    && let Some(wait) = quiet_in(
+                        i64::try_from(look.mtime_ns).unwrap_or(i64::MAX),
+                        multiline.timeout,
+                    )
+                {
+                    due.push((std::time::Instant::now() + wait, path.clone()));
+                }
                 if look.is_none() && source::set::list(&path).is_ok_and(|m| m.is_empty()) {
                     followed.remove(&path);
                 } else {
@@ -205,12 +216,17 @@ async fn follow(
         if drain.is_cancelled() || super::output_closed(metrics) {
             return Ok(());
         }
+        let wake = due.iter().map(|(at, _)| *at).fold(rescan_at, std::cmp::Ord::min);
         let changes = watch
-            .wait(
-                rescan_at.saturating_duration_since(std::time::Instant::now()),
-                drain,
-            )
+            .wait(wake.saturating_duration_since(std::time::Instant::now()), drain)
             .await;
+        let now = std::time::Instant::now();
+        due.retain(|(at, path)| {
+            if *at <= now {
+                dirty.insert(path.clone());
+            }
+            *at > now
+        });
         look_again |= changes.look_again;
         for path in changes.paths {
             match globs.log_of(&path, &|p| followed.contains_key(p)) {
@@ -326,6 +342,22 @@ async fn round(
         Output::Nats(_) => unreachable!("refused by the command line"),
     }
     Ok(())
+}
+
+/// True when a file last written at `mtime_ns` (Unix nanoseconds) was written less than `ago`
+/// before now.
+fn written_within(mtime_ns: i64, ago: std::time::Duration) -> bool {
+    quiet_in(mtime_ns, ago).is_some()
+}
+
+/// How long until a file last written at `mtime_ns` has been quiet for `quiet`; `None` when
+/// it has been already.
+fn quiet_in(mtime_ns: i64, quiet: std::time::Duration) -> Option<std::time::Duration> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let since = u64::try_from(now - i128::from(mtime_ns)).unwrap_or(0);
+    quiet
+        .checked_sub(std::time::Duration::from_nanos(since))
+        .filter(|d| !d.is_zero())
 }
 
 /// Notes the logs with the most bytes `parts` have to read (see [`Metrics::behind`]).
@@ -506,6 +538,11 @@ fn part(
         skip: if compressed { start.offset } else { 0 },
         size_hint: (!compressed).then(|| member.seen().size.saturating_sub(start.offset)),
         until: (!compressed).then(|| member.seen().size),
+        hold_last_record: config.follow
+            && live
+            && config
+                .multiline
+                .is_some_and(|m| written_within(member.seen().mtime_ns, m.timeout)),
         expect_head,
         ..source::file::Settings::from_config(config)
     };

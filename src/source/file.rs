@@ -139,6 +139,10 @@ pub struct Settings {
     /// About how many bytes there are to read (a file's size when listed, less where reading
     /// starts): a small file's reads ask for little more, instead of a whole chunk zeroed.
     pub size_hint: Option<u64>,
+    /// `--multiline`, following many logs: a record still open at the end of the input (its
+    /// log written to within `--multiline-timeout`) is left for the next turn, which may find
+    /// more lines of it.
+    pub hold_last_record: bool,
     /// Where reading stops as if the input ended there (a file's size when listed): a log
     /// written faster than it is read gives the other logs their turn; the rest is read next time.
     pub until: Option<u64>,
@@ -621,6 +625,16 @@ impl ReadLoop<'_> {
                 "the input ended {} bytes before the committed point: nothing new",
                 self.limits.skip
             );
+        }
+        if self.held > 0 && self.limits.hold_last_record {
+            // Not handed out at all (not even by a drain): the next turn reads it again.
+            tracing::debug!(
+                "line {}: a record still open at the end of the input: left for the next turn",
+                self.line_no
+            );
+            (self.held, self.held_lines, self.held_threshold) = (0, 0, None);
+            self.buffers.current.clear();
+            return;
         }
         // A record held back is whole at the end of the input.
         if self.held > 0 && !self.hand_out_held(Piece::Lines) {
