@@ -210,8 +210,8 @@ pub struct Args {
     #[arg(long, requires = "from")]
     pub follow: bool,
 
-    /// With --follow and a glob: look at every log each SECS, for changes inotify does not tell
-    /// (NFS); a local file system's are read at once
+    /// With --follow and a glob: look each SECS at the logs in directories inotify cannot watch
+    /// (NFS, SMB, FUSE: another machine's writes raise no event); local ones are read at once
     #[arg(long, value_name = "SECS", requires = "follow", default_value_t = config::DEFAULT_RESCAN.as_secs_f64())]
     pub rescan: f64,
 

@@ -159,8 +159,8 @@ pub struct Multiline {
 /// the new one, and a thread of it may write one line more a moment later.
 pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(2);
 
-/// `--rescan` when not given: how often a follower of many logs looks at all of them, for what
-/// inotify does not tell (NFS, a full inotify queue). Filebeat scans every 10 s.
+/// `--rescan` when not given: how often a follower of many logs looks at the logs inotify cannot
+/// tell of (NFS, FUSE, no watch left). Filebeat scans every 10 s.
 pub const DEFAULT_RESCAN: Duration = Duration::from_secs(10);
 
 /// `--max-record-lines` when not given.

@@ -195,6 +195,34 @@ pub fn size_and_mtime(fd: std::os::fd::RawFd) -> Option<(u64, i64)> {
     ))
 }
 
+/// True when `dir` is on a file system whose files another machine may change (NFS, SMB, a
+/// FUSE or cluster file system): inotify tells only of this machine's changes there.
+pub fn is_remote(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const REMOTE: [i64; 9] = [
+        0x6969,      // NFS
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x517B,      // SMB
+        0x6573_5546, // FUSE
+        0x0102_1997, // 9P
+        0x00C3_6400, // Ceph
+        0x4734_5350, // GPFS
+        0x5346_414F, // AFS
+    ];
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a zeroed statfs is a valid value to be overwritten; statfs only writes to it.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a statfs of the right size.
+    if unsafe { libc::statfs(path.as_ptr(), &raw mut fs) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    REMOTE.contains(&(fs.f_type as i64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -439,3 +439,45 @@ fn following_a_glob_with_multiline_waits_for_a_record_s_further_lines_as_one_log
     assert_eq!(logs["a.log"], ["boom\n  at frame 1"], "{logs:?}");
     assert_eq!(logs["b.log"], ["marker", "next"]);
 }
+
+#[test]
+fn following_links_to_logs_elsewhere_reads_what_is_written_to_their_targets() {
+    // As /var/log/containers/*.log links into /var/log/pods/: the targets' directories are
+    // watched too (without that, only a rescan, an hour away here, would see their lines).
+    let dir = Scratch::new();
+    write(&dir, "pods/a/0.log", &lines("a", 0..2));
+    write(&dir, "pods/b/0.log", &lines("b", 0..1));
+    std::fs::create_dir(dir.path("containers")).unwrap();
+    std::os::unix::fs::symlink(dir.path("pods/a/0.log"), dir.path("containers/a.log")).unwrap();
+    std::os::unix::fs::symlink(dir.path("pods/b/0.log"), dir.path("containers/b.log")).unwrap();
+    let run = common::Running::new(
+        std::process::Command::new(common::BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args(["-q", "--from", "containers/*.log", "--follow", "--rescan", "3600"])
+            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
+            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut want = BTreeMap::from([
+        ("containers/a.log".to_owned(), messages("a", 0..2)),
+        ("containers/b.log".to_owned(), messages("b", 0..1)),
+    ]);
+    wait_for_logs(&dir, &want);
+    append(&dir, "pods/a/0.log", &lines("a", 2..4));
+    want.insert("containers/a.log".to_owned(), messages("a", 0..4));
+    wait_for_logs(&dir, &want);
+    // A container started later: its link and its lines.
+    write(&dir, "pods/c/0.log", &lines("c", 0..1));
+    std::os::unix::fs::symlink(dir.path("pods/c/0.log"), dir.path("containers/c.log")).unwrap();
+    want.insert("containers/c.log".to_owned(), messages("c", 0..1));
+    wait_for_logs(&dir, &want);
+    append(&dir, "pods/c/0.log", &lines("c", 1..2));
+    want.insert("containers/c.log".to_owned(), messages("c", 0..2));
+    wait_for_logs(&dir, &want);
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
+}

@@ -27,6 +27,7 @@ complete -c ingest -l from -d 'Read the log file PATH instead of stdin; with --c
 complete -c ingest -l exclude -d 'With --from GLOB: leave out the logs GLOB matches (may be given several times)' -r -F
 complete -c ingest -l start-at -d 'With --from and a --checkpoint not made yet: read the logs from their first line, or from their end (a host with a long backlog: only what is written from now on)' -r -f -a "first\t'Their first line'
 end\t'Their end: rotated files are done with, the live log read from its last whole line on'"
+complete -c ingest -l rescan -d 'With --follow and a glob: look each SECS at the logs in directories inotify cannot watch (NFS, SMB, FUSE: another machine\'s writes raise no event); local ones are read at once' -r
 complete -c ingest -l rotate-wait -d 'With --follow: once the program writes to the new file, read the rotated log on until it was quiet for SECS (lines a program writes late to it come out first), then the new file' -r
 complete -c ingest -l consumer -d 'Collector: the durable pull consumer to read through (created when missing)' -r
 complete -c ingest -l filter -d 'Collector: only messages on subjects matching SUBJECT (`logs.web.>`); for a new consumer' -r
@@ -46,7 +47,7 @@ complete-zsh\t'Zsh completions'
 complete-fish\t'Fish completions'"
 complete -c ingest -l multiline -d 'Join lines that do not start a record (stack traces, DETAIL lines) to the record before them (see README, Multiline records)'
 complete -c ingest -l continue-only -d 'With --checkpoint: read the input only if it continues the checkpoint\'s (a rotated file\'s unread tail); otherwise read nothing (see README, Rotation)'
-complete -c ingest -l follow -d 'With --from PATH: keep running at the end of PATH and read lines as they are appended, across rotations (rename and create, copytruncate), until SIGINT/SIGTERM'
+complete -c ingest -l follow -d 'With --from: keep running at the end of the logs and read lines as they are appended, across rotations (rename and create, copytruncate), until SIGINT/SIGTERM; with a glob, logs that appear later are read too, from their first line'
 complete -c ingest -s q -l quiet -d 'Print only errors (RUST_LOG overrides)'
 complete -c ingest -s v -l verbose -d 'Print more: -v for each stage\'s report, -vv for everything (RUST_LOG overrides)'
 complete -c ingest -s h -l help -d 'Print help (see more with \'--help\')'

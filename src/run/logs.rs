@@ -48,7 +48,9 @@ pub async fn read_logs(
     let shared = checkpoint.map(Shared::open).transpose()?;
     if config.follow {
         let shared = shared.expect("refused by the command line without --checkpoint");
-        follow(config, &globs, &shared, &metrics, &drain).await?;
+        super::follow_logs::Follower::new(config, &globs, &shared)
+            .run(&metrics, &drain)
+            .await?;
         return Ok(metrics.snapshot(started.elapsed()));
     }
     let known: HashSet<PathBuf> = shared
@@ -79,7 +81,7 @@ pub async fn read_logs(
 }
 
 /// `--from` and `--exclude`, parsed.
-struct Globs {
+pub(super) struct Globs {
     include: Vec<Glob>,
     exclude: Vec<Glob>,
     /// As given, for messages.
@@ -102,154 +104,30 @@ impl Globs {
     }
 
     /// The logs matched now (see [`source::glob::discover`]); `known`: the logs read before.
-    fn discover(&self, known: &HashSet<PathBuf>) -> source::glob::Found {
+    pub(super) fn discover(&self, known: &HashSet<PathBuf>) -> source::glob::Found {
         source::glob::discover(&self.include, &self.exclude, &|path| known.contains(path))
     }
 
     /// The log the file at `path` is part of (see [`source::glob::log_of`]).
-    fn log_of(&self, path: &Path, known: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
+    pub(super) fn log_of(&self, path: &Path, known: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
         source::glob::log_of(&self.include, &self.exclude, path, known)
     }
 }
 
-/// How a log's live file looked when it was last read: a rescan reads the logs whose live file
-/// looks otherwise now (written to, rotated, deleted), without inotify's help.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Look {
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-}
-
-impl Look {
-    /// The live file at `path` now; `None` when there is none.
-    fn of(path: &Path) -> Option<Look> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Look {
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        })
-    }
-}
-
-/// `--follow` over many logs: reads the logs something happened to (inotify on the directories
-/// the globs can match, or a rescan every `--rescan`), a round at a time: each round one
-/// pipeline run over those logs, planned against the checkpoint as a cron run would be, so
-/// every rotation mode, loss and restart behaves as it does there. Between rounds no log is
-/// open. New logs are read from their first line.
-async fn follow(
-    config: &Config,
-    globs: &Globs,
-    shared: &Shared,
-    metrics: &Arc<Metrics>,
-    drain: &CancellationToken,
-) -> Result<(), Error> {
-    use std::collections::{BTreeMap, BTreeSet};
-    // `--start-at end` is for the logs there when the checkpoint is made; logs found later
-    // are read from their first line.
-    let mut config = config.clone();
-    let mut watch = source::watch::DirWatch::new();
-    let mut followed: BTreeMap<PathBuf, Option<Look>> = BTreeMap::new();
-    let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
-    // `--multiline`: logs whose last record may still be open, and when it is to be finished
-    // (read again once the log was quiet for `--multiline-timeout`).
-    let mut due: Vec<(std::time::Instant, PathBuf)> = Vec::new();
-    // The logs the checkpoint knows are read first, whatever the globs find.
-    let mut look_again = true;
-    let mut rescan_at = std::time::Instant::now();
-    loop {
-        let now = std::time::Instant::now();
-        let rescan = now >= rescan_at;
-        if look_again || rescan {
-            let mut known: HashSet<PathBuf> = shared.logs().into_iter().collect();
-            known.extend(followed.keys().cloned());
-            let found = globs.discover(&known);
-            watch.watch(&found.dirs);
-            let matched: HashSet<&PathBuf> = found.logs.iter().collect();
-            // Known and wanted but not found: gone, or between a rotation's rename and create;
-            // the round lists its set (and forgets it when no file of it is left).
-            let missing = known
-                .iter()
-                .filter(|k| !matched.contains(k) && globs.log_of(k, &|_| false).as_ref() == Some(*k));
-            for log in found.logs.iter().chain(missing) {
-                if !followed.contains_key(log) {
-                    followed.insert(log.clone(), None);
-                    dirty.insert(log.clone());
-                }
-            }
-            if rescan {
-                for (log, look) in &followed {
-                    if Look::of(log) != *look {
-                        dirty.insert(log.clone());
-                    }
-                }
-                rescan_at = now + config.rescan;
-            }
-            look_again = false;
-            metrics.logs_known.store(followed.len() as u64, Ordering::Relaxed);
-        }
-        if !dirty.is_empty() {
-            let paths: Vec<PathBuf> = std::mem::take(&mut dirty).into_iter().collect();
-            tracing::debug!("reading {} logs", paths.len());
-            round(&config, &paths, Some(shared), metrics, drain.clone()).await?;
-            config.start_at_end = false;
-            for path in paths {
-                let look = Look::of(&path);
-                if let (Some(multiline), Some(look)) = (config.multiline, look)
-                    && let Some(wait) = quiet_in(
-                        i64::try_from(look.mtime_ns).unwrap_or(i64::MAX),
-                        multiline.timeout,
-                    )
-                {
-                    due.push((std::time::Instant::now() + wait, path.clone()));
-                }
-                if look.is_none() && source::set::list(&path).is_ok_and(|m| m.is_empty()) {
-                    followed.remove(&path);
-                } else {
-                    followed.insert(path, look);
-                }
-            }
-            metrics.logs_known.store(followed.len() as u64, Ordering::Relaxed);
-        }
-        if drain.is_cancelled() || super::output_closed(metrics) {
-            return Ok(());
-        }
-        let wake = due.iter().map(|(at, _)| *at).fold(rescan_at, std::cmp::Ord::min);
-        let changes = watch
-            .wait(wake.saturating_duration_since(std::time::Instant::now()), drain)
-            .await;
-        let now = std::time::Instant::now();
-        due.retain(|(at, path)| {
-            if *at <= now {
-                dirty.insert(path.clone());
-            }
-            *at > now
-        });
-        look_again |= changes.look_again;
-        for path in changes.paths {
-            match globs.log_of(&path, &|p| followed.contains_key(p)) {
-                Some(log) if followed.contains_key(&log) => {
-                    dirty.insert(log);
-                }
-                // A new log: the discovery names it (once, whichever path leads to it).
-                Some(_) => look_again = true,
-                None => {}
-            }
-        }
-    }
-}
+/// Following, the most bytes of one log a round reads: at 300 MB/s about 200 ms, which a
+/// quiet log's line may wait behind a busy one.
+const TURN_BYTES: u64 = 64 << 20;
 
 /// One pipeline run over the logs at `paths` (each planned against `shared`, or without a
-/// checkpoint read from its first line).
-async fn round(
+/// checkpoint read from its first line). Returns the logs with more to read than their turn
+/// took (following).
+pub(super) async fn round(
     config: &Config,
     paths: &[PathBuf],
     shared: Option<&Shared>,
     metrics: &Arc<Metrics>,
     drain: CancellationToken,
-) -> Result<(), Error> {
+) -> Result<Vec<PathBuf>, Error> {
     let mut output = open_bytes(&config.output)?;
     let mut rejects = open_rejects(config)?;
     let (listed, plans, mut committer) = match shared {
@@ -267,10 +145,10 @@ async fn round(
         }
         None => {
             // Without a checkpoint, each log alone, from its first line (as `--from PATH`).
-            let listed: Vec<Vec<Member>> = paths
-                .iter()
-                .map(|path| Ok(list(path)?.into_iter().filter(|m| m.live()).collect()))
-                .collect::<Result<_, Error>>()?;
+            let listed: Vec<Vec<Member>> = list_all(paths)?
+                .into_iter()
+                .map(|members| members.into_iter().filter(|m| m.live()).collect())
+                .collect();
             let plans = listed
                 .iter()
                 .map(|members| checkpoint::set::Plan {
@@ -287,7 +165,7 @@ async fn round(
     }
     // Each log's layout: as given, kept by the checkpoint, or judged by its first lines.
     let per_log = settle_layouts(config, paths, &listed, &plans, committer.as_mut());
-    let mut parts = Vec::new();
+    let (mut parts, mut more) = (Vec::new(), Vec::new());
     for (log, (mut members, plan)) in listed.into_iter().zip(plans).enumerate() {
         let newer_has_bytes: Vec<bool> = (0..members.len())
             .map(|i| {
@@ -301,17 +179,23 @@ async fn round(
                 continue;
             };
             let layout = per_log.layouts[per_log.layout_of[log] as usize].clone();
-            parts.push(part(
-                metrics,
-                config,
-                member,
-                log,
+            // Following, a log takes a turn of at most TURN_BYTES: the rest (and its newer
+            // files) in the next round, so that a busy log does not hold back the others.
+            let turn = config.follow
+                && member.format().is_none()
+                && member.seen().size.saturating_sub(start.offset) > TURN_BYTES;
+            let how = How {
                 index,
                 start,
-                newer_has_bytes[index],
-                shared.is_some(),
-                layout,
-            ));
+                newer_has_bytes: newer_has_bytes[index],
+                checkpointed: shared.is_some(),
+                until: turn.then_some(start.offset + TURN_BYTES),
+            };
+            parts.push(part(metrics, config, member, log, how, layout));
+            if turn {
+                more.push(paths[log].clone());
+                break;
+            }
         }
     }
     note_behind(metrics, &parts, &per_log);
@@ -341,7 +225,7 @@ async fn round(
         }
         Output::Nats(_) => unreachable!("refused by the command line"),
     }
-    Ok(())
+    Ok(more)
 }
 
 /// True when a file last written at `mtime_ns` (Unix nanoseconds) was written less than `ago`
@@ -352,7 +236,7 @@ fn written_within(mtime_ns: i64, ago: std::time::Duration) -> bool {
 
 /// How long until a file last written at `mtime_ns` has been quiet for `quiet`; `None` when
 /// it has been already.
-fn quiet_in(mtime_ns: i64, quiet: std::time::Duration) -> Option<std::time::Duration> {
+pub(super) fn quiet_in(mtime_ns: i64, quiet: std::time::Duration) -> Option<std::time::Duration> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let since = u64::try_from(now - i128::from(mtime_ns)).unwrap_or(0);
     quiet
@@ -398,10 +282,7 @@ async fn plan(
     let mut listing = 0;
     let (logs, arranged) = loop {
         listing += 1;
-        let mut logs: Vec<(PathBuf, Vec<Member>)> = paths
-            .iter()
-            .map(|path| Ok((path.clone(), list(path)?)))
-            .collect::<Result<_, Error>>()?;
+        let mut logs: Vec<(PathBuf, Vec<Member>)> = paths.iter().cloned().zip(list_all(paths)?).collect();
         let sure = listing == LISTINGS;
         if let Some(arranged) = checkpoint::arrange_logs(shared, &mut logs, sure, config.start_at_end)? {
             break (logs, arranged);
@@ -413,12 +294,18 @@ async fn plan(
     Ok((logs.into_iter().map(|(_, m)| m).collect(), planned))
 }
 
-/// The files of the set at `path`, oldest first.
-fn list(path: &Path) -> Result<Vec<Member>, Error> {
-    source::set::list(path).map_err(|source| Error::Input {
-        path: path.to_owned(),
-        source,
-    })
+/// The files of each log's set at `paths`, oldest first.
+fn list_all(paths: &[PathBuf]) -> Result<Vec<Vec<Member>>, Error> {
+    paths
+        .iter()
+        .zip(source::set::list_all(paths))
+        .map(|(path, listed)| {
+            listed.map_err(|source| Error::Input {
+                path: path.clone(),
+                source,
+            })
+        })
+        .collect()
 }
 
 /// Each log's layout: the one given; else the one the checkpoint kept for it; else the one that
@@ -506,19 +393,36 @@ fn first_lines(member: &Member, offset: u64) -> Vec<u8> {
     bytes[..whole].to_vec()
 }
 
-/// The reading of file `index` of log `log` from `start`, as a part of the run.
-#[allow(clippy::too_many_arguments)]
+/// How one file of a log is read in a round.
+struct How {
+    /// Its place in its log's set.
+    index: usize,
+    /// Where reading starts.
+    start: Position,
+    /// A newer file of its set has bytes: its last line is final even without a newline.
+    newer_has_bytes: bool,
+    /// A checkpoint keeps the run's place.
+    checkpointed: bool,
+    /// Reading stops here, before the file's end, the rest left for the next turn.
+    until: Option<u64>,
+}
+
+/// The reading of `member`, a file of log `log`, as `how` says, as a part of the run.
 fn part(
     metrics: &Arc<Metrics>,
     config: &Config,
     member: Member,
     log: usize,
-    index: usize,
-    start: Position,
-    newer_has_bytes: bool,
-    checkpointed: bool,
+    how: How,
     layout: Arc<Layout>,
 ) -> Part {
+    let How {
+        index,
+        start,
+        newer_has_bytes,
+        checkpointed,
+        until,
+    } = how;
     use checkpoint::set::Candidate;
     let compressed = member.format().is_some();
     let live = member.live();
@@ -533,11 +437,11 @@ fn part(
     let mut settings = source::file::Settings {
         // A growing log's last line may still be half-written: a checkpointed run leaves it;
         // a rotated file's is final once a newer file has bytes.
-        hold_last_line: checkpointed && (live || !newer_has_bytes),
+        hold_last_line: (checkpointed && (live || !newer_has_bytes)) || until.is_some(),
         start,
         skip: if compressed { start.offset } else { 0 },
         size_hint: (!compressed).then(|| member.seen().size.saturating_sub(start.offset)),
-        until: (!compressed).then(|| member.seen().size),
+        until: (!compressed).then(|| until.unwrap_or(member.seen().size)),
         hold_last_record: config.follow
             && live
             && config

@@ -183,7 +183,7 @@ impl Glob {
 
     /// Walks the file system for the files it matches now: `found` gets each (symbolic links
     /// not resolved), `watch` each directory a new match could appear in.
-    fn walk(&self, found: &mut dyn FnMut(PathBuf), watch: &mut dyn FnMut(&Path)) {
+    fn walk(&self, found: &mut dyn FnMut(PathBuf, FileKey), watch: &mut dyn FnMut(&Path)) {
         // The longest literal start is looked up, not walked.
         let fixed = self
             .parts
@@ -193,8 +193,8 @@ impl Glob {
         if fixed == self.parts.len() {
             let path = self.prefix(fixed);
             watch(crate::atomic::parent(&path));
-            if path.is_file() {
-                found(path);
+            if let Some(key) = regular_file(&path) {
+                found(path, key);
             }
             return;
         }
@@ -298,7 +298,7 @@ fn walk(
     dir: &Path,
     parts: &[Part],
     depth: usize,
-    found: &mut dyn FnMut(PathBuf),
+    found: &mut dyn FnMut(PathBuf, FileKey),
     watch: &mut dyn FnMut(&Path),
 ) {
     let Some((part, rest)) = parts.split_first() else {
@@ -345,16 +345,28 @@ fn step(
     path: &Path,
     rest: &[Part],
     depth: usize,
-    found: &mut dyn FnMut(PathBuf),
+    found: &mut dyn FnMut(PathBuf, FileKey),
     watch: &mut dyn FnMut(&Path),
 ) {
     if rest.is_empty() {
-        if path.is_file() {
-            found(path.to_owned());
+        if let Some(key) = regular_file(path) {
+            found(path.to_owned(), key);
         }
     } else if path.is_dir() {
         walk(path, rest, depth + 1, found, watch);
     }
+}
+
+/// A file's device and inode: the same file, whichever path leads to it.
+type FileKey = (u64, u64);
+
+/// The key of the regular file at `path` (a link followed); `None` for anything else.
+fn regular_file(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path)
+        .ok()
+        .filter(fs::Metadata::is_file)
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// What a look at the file system found.
@@ -373,22 +385,21 @@ pub fn discover(include: &[Glob], exclude: &[Glob], known: &dyn Fn(&Path) -> boo
     let mut matched = Vec::new();
     let mut dirs = Vec::new();
     for glob in include {
-        glob.walk(&mut |path| matched.push(path), &mut |dir| {
+        glob.walk(&mut |path, key| matched.push((path, key)), &mut |dir| {
             dirs.push(dir.to_owned())
         });
     }
     matched.sort();
-    matched.dedup();
+    matched.dedup_by(|a, b| a.0 == b.0);
     let mut logs = Vec::new();
     let mut seen = HashSet::new();
-    for path in &matched {
-        if log_of(include, exclude, path, known).as_ref() != Some(path) {
+    for (path, key) in matched {
+        if log_of(include, exclude, &path, known).as_ref() != Some(&path) {
             continue;
         }
         // One file, one log, whichever path leads to it.
-        let real = fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        if seen.insert(real) {
-            logs.push(path.clone());
+        if seen.insert(key) {
+            logs.push(path);
         }
     }
     dirs.sort();

@@ -8,7 +8,7 @@
 //! last. While logrotate compresses `app.log.1` into `app.log.1.gz`, both are there: the plain
 //! one is read, the other is still being written.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -178,22 +178,10 @@ pub fn list(path: &Path) -> io::Result<Vec<Member>> {
 /// makes happen there.
 fn list_with(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> {
     const TRIES: usize = 20;
-    // The live log's first bytes too (one may have grown into the other's): emptied and
-    // written anew in place between two listings, its copy may be missing from the first.
-    let same_start = |a: &Option<Vec<u8>>, b: &Option<Vec<u8>>| match (a, b) {
-        (Some(a), Some(b)) => a.starts_with(b) || b.starts_with(a),
-        (a, b) => a.is_none() && b.is_none(),
-    };
-    let same = |a: &[Member], b: &[Member]| {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(a, b)| a.path == b.path && a.seen.ino == b.seen.ino && same_start(&a.head, &b.head))
-    };
     let mut last = list_once(path, between)?;
     for _ in 0..TRIES {
         let now = list_once(path, between)?;
-        if same(&last, &now) {
+        if same_listing(&last, &now) {
             return Ok(now);
         }
         last = now;
@@ -203,7 +191,7 @@ fn list_with(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> 
 
 /// Where the log at `path` really is: a symbolic link (`/var/log/containers/*.log`, a log
 /// linked into place) followed, so that its rotated files are looked for beside its target.
-fn resolve(path: &Path) -> PathBuf {
+pub fn resolve(path: &Path) -> PathBuf {
     let mut path = path.to_owned();
     // A few links deep at most: a loop of links is no log.
     for _ in 0..8 {
@@ -216,28 +204,113 @@ fn resolve(path: &Path) -> PathBuf {
     path
 }
 
+/// [`list`] of each of `paths`, reading each directory once per listing however many of the
+/// logs are in it (a host's thousand logs in one directory).
+pub fn list_all(paths: &[PathBuf]) -> Vec<io::Result<Vec<Member>>> {
+    const TRIES: usize = 20;
+    let resolved: Vec<PathBuf> = paths.iter().map(|p| resolve(p)).collect();
+    let pass = |which: &[usize]| -> Vec<io::Result<Vec<Member>>> {
+        let mut dirs: std::collections::HashMap<&Path, Result<Vec<OsString>, (io::ErrorKind, String)>> =
+            std::collections::HashMap::new();
+        which
+            .iter()
+            .map(|&i| {
+                let path = &resolved[i];
+                let names = dirs
+                    .entry(crate::atomic::parent(path))
+                    .or_insert_with_key(|dir| names_in(dir).map_err(|e| (e.kind(), e.to_string())));
+                match names {
+                    Ok(names) => members_of(path, names),
+                    Err((kind, message)) => Err(io::Error::new(*kind, message.clone())),
+                }
+            })
+            .collect()
+    };
+    let all: Vec<usize> = (0..paths.len()).collect();
+    let mut last = pass(&all);
+    let mut unsure = all;
+    for _ in 0..TRIES {
+        let now = pass(&unsure);
+        let mut still = Vec::new();
+        for (i, now) in unsure.iter().copied().zip(now) {
+            let agree = matches!((&last[i], &now), (Ok(a), Ok(b)) if same_listing(a, b));
+            if !agree && now.is_ok() {
+                still.push(i);
+            }
+            last[i] = now;
+        }
+        unsure = still;
+        if unsure.is_empty() {
+            break;
+        }
+    }
+    last
+}
+
+/// True when two listings of a set agree: name for name, inode for inode, and the live log's
+/// first bytes (one may have grown into the other's: emptied and written anew in place between
+/// two listings, its copy may be missing from the first).
+fn same_listing(a: &[Member], b: &[Member]) -> bool {
+    let same_start = |a: &Option<Vec<u8>>, b: &Option<Vec<u8>>| match (a, b) {
+        (Some(a), Some(b)) => a.starts_with(b) || b.starts_with(a),
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(a, b)| a.path == b.path && a.seen.ino == b.seen.ino && same_start(&a.head, &b.head))
+}
+
+/// The names in `dir`, sorted (a set's files are then a range of them); none when it is not
+/// there (yet).
+fn names_in(dir: &Path) -> io::Result<Vec<OsString>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = entries
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort_unstable();
+    Ok(names)
+}
+
 /// One reading of the set's directory; none when the directory is not there (yet).
 fn list_once(path: &Path, between: &mut dyn FnMut()) -> io::Result<Vec<Member>> {
     let path = &resolve(path);
+    let names = names_in(crate::atomic::parent(path))?;
+    between();
+    members_of(path, &names)
+}
+
+/// The files of the set at `path` (resolved) among `names`, its directory's names, sorted.
+fn members_of(path: &Path, names: &[OsString]) -> io::Result<Vec<Member>> {
     let dir = crate::atomic::parent(path);
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-    let mut members = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(members),
-        Err(e) => return Err(e),
+    // Every file of the set starts with the name's stem (`app` of `app.log`: `app.log.1`,
+    // `app.1.log`, `app-20261204.log`): only that range is looked at.
+    let stem = {
+        let bytes = name.as_bytes();
+        let dot = memchr::memrchr(b'.', bytes)
+            .filter(|&i| i > 0)
+            .unwrap_or(bytes.len());
+        &bytes[..dot]
     };
-    let mut names = Vec::new();
-    for entry in entries {
-        let file_name = entry?.file_name();
-        if let Some((order, _)) = rotation(name, &file_name) {
-            names.push((dir.join(file_name), order));
+    let first = names.partition_point(|n| n.as_bytes() < stem);
+    let mut members = Vec::new();
+    let mut found = Vec::new();
+    for file_name in names[first..]
+        .iter()
+        .take_while(|n| n.as_bytes().starts_with(stem))
+    {
+        if let Some((order, _)) = rotation(name, file_name) {
+            found.push((dir.join(file_name), order));
         }
     }
-    between();
-    for (file, order) in names {
+    for (file, order) in found {
         let meta = match fs::metadata(&file) {
             Ok(meta) if meta.is_file() => meta,
             _ => continue,

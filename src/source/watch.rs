@@ -17,6 +17,9 @@ pub struct DirWatch {
     inotify: Option<AsyncFd<Inotify>>,
     dirs: HashMap<WatchDescriptor, PathBuf>,
     watched: std::collections::HashSet<PathBuf>,
+    /// Directories whose changes inotify may not tell: not watched (no watch left), or on a
+    /// network or FUSE file system, where another machine's writes raise no event.
+    blind: std::collections::HashSet<PathBuf>,
     /// A directory could not be watched: said once.
     warned: bool,
 }
@@ -26,8 +29,10 @@ pub struct DirWatch {
 pub struct Changes {
     /// Files written to, created, renamed or deleted (each path once).
     pub paths: Vec<PathBuf>,
-    /// A directory appeared or went, or the kernel dropped events: look at everything again.
+    /// A directory appeared or went: walk the globs again.
     pub look_again: bool,
+    /// The kernel dropped events (its queue was full): every log may have changed.
+    pub dropped: bool,
 }
 
 impl Default for DirWatch {
@@ -50,13 +55,19 @@ impl DirWatch {
             inotify: inotify.ok(),
             dirs: HashMap::new(),
             watched: std::collections::HashSet::new(),
+            blind: std::collections::HashSet::new(),
             warned: false,
         }
     }
 
-    /// True when the kernel tells of changes (else only the rescan finds them).
-    pub fn is_live(&self) -> bool {
-        self.inotify.is_some()
+    /// True when changes in `dir` may go untold: the rescan is to look there.
+    pub fn is_blind(&self, dir: &Path) -> bool {
+        self.inotify.is_none() || self.blind.contains(dir) || !self.watched.contains(dir)
+    }
+
+    /// True when some directory's changes may go untold (see [`DirWatch::is_blind`]).
+    pub fn has_blind(&self) -> bool {
+        self.inotify.is_none() || !self.blind.is_empty()
     }
 
     /// Watches `dirs` too (the ones watched already stay).
@@ -76,13 +87,21 @@ impl DirWatch {
             if self.watched.contains(dir) {
                 continue;
             }
+            if self.blind.contains(dir) {
+                continue;
+            }
             match inotify.get_mut().watches().add(dir, mask) {
                 Ok(wd) => {
                     self.watched.insert(dir.clone());
                     self.dirs.insert(wd, dir.clone());
+                    if crate::os::is_remote(dir) {
+                        self.blind.insert(dir.clone());
+                    }
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) if !self.warned => {
                     self.warned = true;
+                    self.blind.insert(dir.clone());
                     tracing::warn!(
                         "cannot watch '{}' ({e}): changes there are found by the rescan only{}",
                         dir.display(),
@@ -93,7 +112,9 @@ impl DirWatch {
                         }
                     );
                 }
-                Err(_) => {}
+                Err(_) => {
+                    self.blind.insert(dir.clone());
+                }
             }
         }
     }
@@ -127,6 +148,7 @@ impl DirWatch {
                 }
                 Err(_) => {
                     changes.look_again = true;
+                    changes.dropped = true;
                     break;
                 }
             };
@@ -135,12 +157,14 @@ impl DirWatch {
                 any = true;
                 if event.mask.contains(EventMask::Q_OVERFLOW) {
                     changes.look_again = true;
+                    changes.dropped = true;
                     continue;
                 }
                 if event.mask.contains(EventMask::IGNORED) {
                     // The directory went (or was unmounted): watched again if it comes back.
                     if let Some(dir) = self.dirs.remove(&event.wd) {
                         self.watched.remove(&dir);
+                        self.blind.remove(&dir);
                     }
                     changes.look_again = true;
                     continue;
@@ -161,10 +185,5 @@ impl DirWatch {
         changes.paths.sort();
         changes.paths.dedup();
         changes
-    }
-
-    /// The directories watched now.
-    pub fn watched(&self) -> impl Iterator<Item = &Path> {
-        self.watched.iter().map(PathBuf::as_path)
     }
 }

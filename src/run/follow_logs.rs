@@ -1,0 +1,248 @@
+//! `--follow` over many logs: reads the logs something happened to, a round at a time. Each
+//! round is one pipeline run over those logs ([`round`]), planned against the checkpoint as a
+//! cron run is, so that every rotation mode, loss and restart behaves as it does there; between
+//! rounds no log is open.
+//!
+//! What happened is told by one inotify instance over the directories the globs can match (new
+//! ones included) and those that linked logs point into; where it cannot tell (a network or
+//! FUSE file system, no watch left), a rescan every `--rescan` looks at the logs there. New logs
+//! are read from their first line.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::logs::{Globs, quiet_in, round};
+use crate::checkpoint::Shared;
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::source::{self, watch::DirWatch};
+
+/// How a log's live file looked when it was last read: a rescan reads the logs whose live file
+/// looks otherwise now (written to, rotated, deleted), where no event told of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Look {
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+}
+
+impl Look {
+    /// The live file at `path` now; `None` when there is none.
+    fn of(path: &Path) -> Option<Look> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Look {
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+        })
+    }
+}
+
+/// A follower of the logs `globs` match.
+pub(super) struct Follower<'a> {
+    /// `--start-at end` holds for the first round only: logs found later start at line 1.
+    config: Config,
+    globs: &'a Globs,
+    shared: &'a Shared,
+    watch: DirWatch,
+    /// The logs followed, and how each live file looked when last read.
+    followed: HashMap<PathBuf, Option<Look>>,
+    /// Logs that are links: per directory their targets are in, the target's name and the log.
+    links: HashMap<PathBuf, Vec<(OsString, PathBuf)>>,
+    /// The logs the checkpoint knows, for the first look: the globs' logs among them are
+    /// followed from the start, there or not.
+    checkpointed: Option<Vec<PathBuf>>,
+    /// Logs to read in the next round, in path order.
+    dirty: BTreeSet<PathBuf>,
+    /// `--multiline`: logs whose last record may still be open, and when to finish it (read
+    /// again once the log was quiet for `--multiline-timeout`).
+    due: Vec<(Instant, PathBuf)>,
+    /// The globs are to be walked again (a directory came or went, a new name appeared).
+    look_again: bool,
+    rescan_at: Instant,
+}
+
+impl<'a> Follower<'a> {
+    /// A follower of the logs `globs` match, its place kept in `shared`.
+    pub(super) fn new(config: &Config, globs: &'a Globs, shared: &'a Shared) -> Follower<'a> {
+        Follower {
+            config: config.clone(),
+            globs,
+            shared,
+            watch: DirWatch::new(),
+            followed: HashMap::new(),
+            links: HashMap::new(),
+            checkpointed: Some(shared.logs()),
+            dirty: BTreeSet::new(),
+            due: Vec::new(),
+            look_again: true,
+            rescan_at: Instant::now() + config.rescan,
+        }
+    }
+
+    /// Follows until `drain` is cancelled (or the reader of `-` goes away).
+    ///
+    /// # Errors
+    /// The errors of a run over the logs.
+    pub(super) async fn run(
+        mut self,
+        metrics: &Arc<Metrics>,
+        drain: &CancellationToken,
+    ) -> Result<(), Error> {
+        loop {
+            let now = Instant::now();
+            let rescan = now >= self.rescan_at && self.watch.has_blind();
+            if now >= self.rescan_at {
+                self.rescan_at = now + self.config.rescan;
+            }
+            if self.look_again || rescan {
+                self.look();
+                metrics
+                    .logs_known
+                    .store(self.followed.len() as u64, Ordering::Relaxed);
+            }
+            if rescan {
+                self.rescan();
+            }
+            if !self.dirty.is_empty() {
+                let paths: Vec<PathBuf> = std::mem::take(&mut self.dirty).into_iter().collect();
+                tracing::debug!("reading {} logs", paths.len());
+                let more = round(&self.config, &paths, Some(self.shared), metrics, drain.clone()).await?;
+                self.config.start_at_end = false;
+                self.read(paths);
+                self.dirty.extend(more);
+                metrics
+                    .logs_known
+                    .store(self.followed.len() as u64, Ordering::Relaxed);
+            }
+            if drain.is_cancelled() || super::output_closed(metrics) {
+                return Ok(());
+            }
+            // A log with more to read than its turn took: no waiting, only a look at events.
+            let wake = match self.dirty.is_empty() {
+                true => self.due.iter().map(|(at, _)| *at).fold(self.rescan_at, Ord::min),
+                false => Instant::now(),
+            };
+            let changes = self
+                .watch
+                .wait(wake.saturating_duration_since(Instant::now()), drain)
+                .await;
+            self.changed(changes);
+        }
+    }
+
+    /// Walks the globs: new logs are followed (and read), the directories watched.
+    fn look(&mut self) {
+        let mut known: HashSet<PathBuf> = self.followed.keys().cloned().collect();
+        known.extend(self.checkpointed.take().unwrap_or_default());
+        let found = self.globs.discover(&known);
+        let mut dirs = found.dirs.clone();
+        let matched: HashSet<&PathBuf> = found.logs.iter().collect();
+        // Known and wanted but not found: gone, or between a rotation's rename and create; the
+        // round lists its set (and forgets it when no file of it is left).
+        let missing = known
+            .iter()
+            .filter(|k| !matched.contains(k) && self.globs.log_of(k, &|_| false).as_ref() == Some(*k));
+        for log in found.logs.iter().chain(missing) {
+            if self.followed.contains_key(log) {
+                continue;
+            }
+            self.followed.insert(log.clone(), None);
+            self.dirty.insert(log.clone());
+            // A link (`/var/log/containers/*.log`): its target is written, in a directory of
+            // its own, which is watched too.
+            if std::fs::symlink_metadata(log).is_ok_and(|m| m.file_type().is_symlink()) {
+                let target = source::set::resolve(log);
+                if let Some(name) = target.file_name() {
+                    let dir = crate::atomic::parent(&target).to_owned();
+                    self.links
+                        .entry(dir.clone())
+                        .or_default()
+                        .push((name.to_owned(), log.clone()));
+                    dirs.push(dir);
+                }
+            }
+        }
+        self.watch.watch(&dirs);
+        self.look_again = false;
+    }
+
+    /// Where changes may go untold: the logs whose live file looks otherwise than when read.
+    fn rescan(&mut self) {
+        for (log, look) in &self.followed {
+            if self.watch.is_blind(crate::atomic::parent(log)) && Look::of(log) != *look {
+                self.dirty.insert(log.clone());
+            }
+        }
+    }
+
+    /// After a round over `paths`: how each looks now; logs with no file left are forgotten.
+    fn read(&mut self, paths: Vec<PathBuf>) {
+        for path in paths {
+            let look = Look::of(&path);
+            if let (Some(multiline), Some(look)) = (self.config.multiline, look)
+                && let Some(wait) = quiet_in(look.mtime_ns, multiline.timeout)
+            {
+                self.due.push((Instant::now() + wait, path.clone()));
+            }
+            if look.is_none() && source::set::list(&path).is_ok_and(|m| m.is_empty()) {
+                for links in self.links.values_mut() {
+                    links.retain(|(_, log)| *log != path);
+                }
+                self.followed.remove(&path);
+            } else {
+                self.followed.insert(path, look);
+            }
+        }
+    }
+
+    /// Marks the logs `changes` (and the time) tell of to be read.
+    fn changed(&mut self, changes: source::watch::Changes) {
+        let now = Instant::now();
+        let dirty = &mut self.dirty;
+        self.due.retain(|(at, path)| {
+            if *at <= now {
+                dirty.insert(path.clone());
+            }
+            *at > now
+        });
+        self.look_again |= changes.look_again;
+        if changes.dropped {
+            tracing::debug!("inotify dropped events: reading every log");
+            self.dirty.extend(self.followed.keys().cloned());
+        }
+        for path in changes.paths {
+            let followed = &self.followed;
+            match self.globs.log_of(&path, &|p| followed.contains_key(p)) {
+                Some(log) if followed.contains_key(&log) => {
+                    self.dirty.insert(log);
+                    continue;
+                }
+                // A new log: the walk names it (once, whichever path leads to it).
+                Some(_) => self.look_again = true,
+                None => {}
+            }
+            // A linked log's target, or one of its rotated files.
+            let (Some(name), Some(links)) = (path.file_name(), self.links.get(crate::atomic::parent(&path)))
+            else {
+                continue;
+            };
+            for (target, log) in links {
+                if name == target || source::set::is_rotation_of(target, name) {
+                    self.dirty.insert(log.clone());
+                }
+            }
+        }
+    }
+}
