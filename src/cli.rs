@@ -215,6 +215,12 @@ pub struct Args {
     #[arg(long, value_name = "SECS", requires = "follow", default_value_t = config::DEFAULT_RESCAN.as_secs_f64())]
     pub rescan: f64,
 
+    /// With --follow and a glob: hold at most N logs open at once. The reader has one open at a
+    /// time; the others are the logs read last, kept open so that a deleted log's end is known
+    /// (read to it: no loss) and closed once it is deleted, least recently read first past N
+    #[arg(long, value_name = "N", requires = "follow", default_value_t = config::DEFAULT_MAX_OPEN_FILES, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_open_files: u32,
+
     /// With --follow: once the program writes to the new file, read the rotated log on until
     /// it was quiet for SECS (lines a program writes late to it come out first), then the new file
     #[arg(long, value_name = "SECS", requires = "follow", default_value_t = config::DEFAULT_ROTATE_WAIT.as_secs_f64())]
@@ -450,6 +456,7 @@ impl Args {
             per_log: None,
             rotate_wait,
             rescan,
+            max_open_files: self.max_open_files as usize,
             input,
             multiline: self.multiline.then(|| config::Multiline {
                 max_record_lines: self.max_record_lines as usize,

@@ -163,6 +163,9 @@ pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(2);
 /// tell of (NFS, FUSE, no watch left). Filebeat scans every 10 s.
 pub const DEFAULT_RESCAN: Duration = Duration::from_secs(10);
 
+/// `--max-open-files` when not given: a quarter of the usual limit of 1,024 descriptors.
+pub const DEFAULT_MAX_OPEN_FILES: u32 = 256;
+
 /// `--max-record-lines` when not given.
 pub const DEFAULT_MAX_RECORD_LINES: u32 = 1000;
 /// `--multiline-timeout` when not given, in milliseconds.
@@ -188,6 +191,9 @@ pub struct Config {
     /// `--rescan`: following many logs, how often all of them are looked at (see
     /// [`DEFAULT_RESCAN`]).
     pub rescan: Duration,
+    /// `--max-open-files`: the most log files open at once (the reader's one, and those a
+    /// follower of many logs holds to know a deleted log's end).
+    pub max_open_files: usize,
     /// How input lines are read.
     pub input: InputLayout,
     /// `--multiline`: join continuation lines to the record before them.
@@ -235,6 +241,7 @@ impl Config {
             per_log: None,
             rotate_wait: DEFAULT_ROTATE_WAIT,
             rescan: DEFAULT_RESCAN,
+            max_open_files: DEFAULT_MAX_OPEN_FILES as usize,
             input: InputLayout::default(),
             multiline: None,
             workers: NonZeroUsize::from(

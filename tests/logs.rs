@@ -240,14 +240,16 @@ fn follow_over_a_glob_without_a_checkpoint_is_refused_with_what_to_add() {
     assert!(stderr.contains("add --checkpoint FILE"), "{stderr}");
 }
 
+/// The messages per log in OUTPUT `out.json` so far, once it holds only whole records (the
+/// writer may be between two writes).
+fn out_so_far(dir: &Scratch) -> Option<BTreeMap<String, Vec<String>>> {
+    let out = std::fs::read_to_string(dir.path("out.json")).ok()?;
+    out.ends_with('\n').then(|| per_log(dir, "out.json"))
+}
+
 /// Polls (bounded) until OUTPUT `out.json` holds `want` per log.
 fn wait_for_logs(dir: &Scratch, want: &BTreeMap<String, Vec<String>>) {
-    common::wait_until("every line is out", || {
-        std::fs::read_to_string(dir.path("out.json")).is_ok_and(|out| {
-            // Only whole records: the writer may be between two writes.
-            out.ends_with('\n') && per_log(dir, "out.json") == *want
-        })
-    });
+    common::wait_until("every line is out", || out_so_far(dir).as_ref() == Some(want));
 }
 
 #[test]
@@ -480,4 +482,181 @@ fn following_links_to_logs_elsewhere_reads_what_is_written_to_their_targets() {
     let (code, stderr) = common::finish(&dir, run.take());
     assert_eq!(code, None, "{stderr}");
     assert_eq!(per_log(&dir, "out.json"), want);
+}
+
+/// How many files under `dir` process `pid` has open now.
+fn open_under(pid: u32, dir: &std::path::Path) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+/// A follower over `glob` in `dir`, into `out.json`, with inotify alone to find changes.
+fn follower(dir: &Scratch, glob: &str, args: &[&str]) -> common::Running {
+    common::Running::new(
+        std::process::Command::new(common::BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args(["-q", "--from", glob, "--follow", "--rescan", "3600"])
+            .args(args)
+            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
+            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn a_follower_of_100_busy_logs_with_max_open_files_16_never_has_more_open_and_gives_every_line() {
+    const LOGS: u64 = 100;
+    const LINES: u64 = 300;
+    let dir = Scratch::new();
+    let logs = dir.path("logs");
+    for log in 0..LOGS {
+        write(&dir, &format!("logs/l{log:03}.log"), "");
+    }
+    let run = follower(&dir, "logs/*.log", &["--max-open-files", "16"]);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (pid, done, logs) = (run.id(), done.clone(), logs.clone());
+        std::thread::spawn(move || {
+            let (mut most, mut samples, mut caught) = (0, 0u64, 0u64);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                let open = open_under(pid, &logs);
+                most = most.max(open);
+                samples += 1;
+                caught += u64::from(open > 0);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            (most, samples, caught)
+        })
+    };
+    // Four writers, 25 logs each, a line to each of theirs every 10 ms: 100 lines/s per log.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for i in 0..LINES {
+                    for log in (w..LOGS).step_by(4) {
+                        let mut file = std::fs::OpenOptions::new()
+                            .append(true)
+                            .open(logs.join(format!("l{log:03}.log")))
+                            .unwrap();
+                        file.write_all(lines(&format!("l{log:03}"), i..i + 1).as_bytes())
+                            .unwrap();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let want: BTreeMap<String, Vec<String>> = (0..LOGS)
+        .map(|log| {
+            (
+                format!("logs/l{log:03}.log"),
+                messages(&format!("l{log:03}"), 0..LINES),
+            )
+        })
+        .collect();
+    wait_for_logs(&dir, &want);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (most, samples, caught) = sampler.join().unwrap();
+    // A sampler that never saw a log open could not have seen too many.
+    assert!(
+        caught > 0,
+        "no log seen open in {samples} samples of /proc/PID/fd"
+    );
+    assert!(most <= 16, "{most} logs open at once (in {samples} samples)");
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
+}
+
+#[test]
+fn logs_created_and_deleted_at_50_a_second_while_following_give_every_line_once_and_soon() {
+    const LOGS: usize = 500;
+    const TICK: std::time::Duration = std::time::Duration::from_millis(20);
+    let dir = Scratch::new();
+    std::fs::create_dir(dir.path("logs")).unwrap();
+    let run = follower(&dir, "logs/*.log", &[]);
+    // When each log's first record came out, seen by reading OUTPUT as it grows.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(
+        BTreeMap::<String, std::time::Instant>::new(),
+    ));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (seen, done, out, root) = (seen.clone(), done.clone(), dir.path("out.json"), dir.path(""));
+        std::thread::spawn(move || {
+            let mut read = 0;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                let bytes = std::fs::read(&out).unwrap_or_default();
+                let now = std::time::Instant::now();
+                let whole = bytes[read..]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(read, |end| read + end + 1);
+                for line in bytes[read..whole]
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                {
+                    let record: serde_json::Value = serde_json::from_slice(line).unwrap();
+                    let file = std::path::Path::new(record["file"].as_str().unwrap());
+                    let file = file.strip_prefix(&root).unwrap().display().to_string();
+                    seen.lock().unwrap().entry(file).or_insert(now);
+                }
+                read = whole;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let name = |k: usize| format!("logs/n{k:03}.log");
+    let mut want = BTreeMap::new();
+    let mut made = BTreeMap::new();
+    let start = std::time::Instant::now();
+    for k in 0..LOGS {
+        // Paced by the clock: 50 new logs a second, however long a step took.
+        std::thread::sleep((start + TICK * k as u32).saturating_duration_since(std::time::Instant::now()));
+        made.insert(name(k), std::time::Instant::now());
+        write(&dir, &name(k), &lines(&format!("n{k}"), 0..3));
+        want.insert(name(k), messages(&format!("n{k}"), 0..3));
+        if k >= 10 {
+            append(&dir, &name(k - 10), &lines(&format!("n{}", k - 10), 3..5));
+            want.insert(name(k - 10), messages(&format!("n{}", k - 10), 0..5));
+        }
+        // Deleted half a second after it was made, once read to its end (no loss then).
+        if k >= 25 {
+            let gone = name(k - 25);
+            common::wait_until(&format!("{gone} is read"), || {
+                out_so_far(&dir).is_some_and(|out| out.get(&gone) == want.get(&gone))
+            });
+            std::fs::remove_file(dir.path(&gone)).unwrap();
+        }
+    }
+    let took = start.elapsed();
+    wait_for_logs(&dir, &want);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().unwrap();
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+    assert!(!stderr.contains("lost"), "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
+    let seen = seen.lock().unwrap();
+    let mut waits: Vec<std::time::Duration> = made.iter().map(|(log, at)| seen[log] - *at).collect();
+    waits.sort();
+    let p99 = waits[waits.len() * 99 / 100];
+    assert!(
+        p99 < std::time::Duration::from_secs(1),
+        "a new log's first line out after {p99:?} (p99; longest {:?}; {LOGS} logs made in {took:?})",
+        waits.last().unwrap()
+    );
 }

@@ -23,7 +23,7 @@ _ingest() {
 
     case "${cmd}" in
         ingest)
-            opts="-w -f -q -v -h -V --input --pattern --tz --time-format --multiline --max-record-lines --multiline-timeout --workers --capacity --format --min-level --rejects --max-rejects --max-line-bytes --checkpoint --continue-only --checkpoint-bytes --stats-json --metrics-textfile --progress --retry-attempts --retry-initial-ms --retry-max-ms --shutdown-timeout --from --exclude --start-at --follow --rescan --rotate-wait --consumer --filter --until-idle --batch-bytes --create-stream --replicas --breaker-failures --sink-timeout --nats-creds --nats-tls-ca --nats-window --ack-timeout --generate --quiet --verbose --help --version"
+            opts="-w -f -q -v -h -V --input --pattern --tz --time-format --multiline --max-record-lines --multiline-timeout --workers --capacity --format --min-level --rejects --max-rejects --max-line-bytes --checkpoint --continue-only --checkpoint-bytes --stats-json --metrics-textfile --progress --retry-attempts --retry-initial-ms --retry-max-ms --shutdown-timeout --from --exclude --start-at --follow --rescan --max-open-files --rotate-wait --consumer --filter --until-idle --batch-bytes --create-stream --replicas --breaker-failures --sink-timeout --nats-creds --nats-tls-ca --nats-window --ack-timeout --generate --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -138,6 +138,10 @@ _ingest() {
                     return 0
                     ;;
                 --rescan)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-open-files)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

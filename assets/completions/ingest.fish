@@ -28,6 +28,7 @@ complete -c ingest -l exclude -d 'With --from GLOB: leave out the logs GLOB matc
 complete -c ingest -l start-at -d 'With --from and a --checkpoint not made yet: read the logs from their first line, or from their end (a host with a long backlog: only what is written from now on)' -r -f -a "first\t'Their first line'
 end\t'Their end: rotated files are done with, the live log read from its last whole line on'"
 complete -c ingest -l rescan -d 'With --follow and a glob: look each SECS at the logs in directories inotify cannot watch (NFS, SMB, FUSE: another machine\'s writes raise no event); local ones are read at once' -r
+complete -c ingest -l max-open-files -d 'With --follow and a glob: hold at most N logs open at once. The reader has one open at a time; the others are the logs read last, kept open so that a deleted log\'s end is known (read to it: no loss) and closed once it is deleted, least recently read first past N' -r
 complete -c ingest -l rotate-wait -d 'With --follow: once the program writes to the new file, read the rotated log on until it was quiet for SECS (lines a program writes late to it come out first), then the new file' -r
 complete -c ingest -l consumer -d 'Collector: the durable pull consumer to read through (created when missing)' -r
 complete -c ingest -l filter -d 'Collector: only messages on subjects matching SUBJECT (`logs.web.>`); for a new consumer' -r

@@ -460,6 +460,17 @@ impl Shared {
             .map_or_else(Vec::new, |j| j.entries().keys().map(PathBuf::from).collect())
     }
 
+    /// Where the log at `path` is read to in the file it is reading: that file's inode, and
+    /// the offset; `None` when it knows no such file.
+    pub fn read_to(&self, path: &Path) -> Option<(u64, u64)> {
+        let state = self.load(Some(path)).ok()??;
+        let ino = match &state.set {
+            Some(set) => set.current_ino(),
+            None => state.input_id?.1,
+        };
+        Some((ino, state.input.offset))
+    }
+
     /// The state of the log at `path`, `None` when it does not know it; with `None`, the
     /// head (the files' lengths) as a state of nothing read, `None` while there is no journal.
     fn load(&self, path: Option<&Path>) -> Result<Option<State>, Error> {

@@ -628,6 +628,11 @@ impl Set {
         &self.path
     }
 
+    /// The inode of the file it is reading, when last listed.
+    pub(super) fn current_ino(&self) -> u64 {
+        self.files[self.current].ino
+    }
+
     /// The files and the current one's index, the current one as `current` says.
     pub(super) fn entries(&self, current: Current) -> (Vec<Entry>, usize) {
         let mut files = self.files.clone();

@@ -7,6 +7,10 @@
 //! ones included) and those that linked logs point into; where it cannot tell (a network or
 //! FUSE file system, no watch left), a rescan every `--rescan` looks at the logs there. New logs
 //! are read from their first line.
+//!
+//! The logs read last stay open (at most `--max-open-files`, the reader's one included): a
+//! log deleted once read to its end is then known to be no loss, where its path alone could not
+//! tell whether a line was written between the read and the delete.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
@@ -49,6 +53,13 @@ impl Look {
     }
 }
 
+/// A log's live file kept open after a round.
+struct Held {
+    file: std::fs::File,
+    /// The round that last read the log: the least recent are closed first.
+    round: u64,
+}
+
 /// A follower of the logs `globs` match.
 pub(super) struct Follower<'a> {
     /// `--start-at end` holds for the first round only: logs found later start at line 1.
@@ -71,6 +82,10 @@ pub(super) struct Follower<'a> {
     /// The globs are to be walked again (a directory came or went, a new name appeared).
     look_again: bool,
     rescan_at: Instant,
+    /// The live files of the logs read last, at most `--max-open-files` less the reader's one.
+    held: HashMap<PathBuf, Held>,
+    /// Rounds run so far.
+    rounds: u64,
 }
 
 impl<'a> Follower<'a> {
@@ -88,6 +103,8 @@ impl<'a> Follower<'a> {
             due: Vec::new(),
             look_again: true,
             rescan_at: Instant::now() + config.rescan,
+            held: HashMap::new(),
+            rounds: 0,
         }
     }
 
@@ -118,7 +135,17 @@ impl<'a> Follower<'a> {
             if !self.dirty.is_empty() {
                 let paths: Vec<PathBuf> = std::mem::take(&mut self.dirty).into_iter().collect();
                 tracing::debug!("reading {} logs", paths.len());
-                let more = round(&self.config, &paths, Some(self.shared), metrics, drain.clone()).await?;
+                let ended = self.ended(&paths);
+                let more = round(
+                    &self.config,
+                    &paths,
+                    &ended,
+                    Some(self.shared),
+                    metrics,
+                    drain.clone(),
+                )
+                .await?;
+                self.rounds += 1;
                 self.config.start_at_end = false;
                 self.read(paths);
                 self.dirty.extend(more);
@@ -187,10 +214,72 @@ impl<'a> Follower<'a> {
         }
     }
 
+    /// Of the logs at `paths`, those whose held live file was deleted once read to its end (as
+    /// far as the checkpoint says). Deleted files are closed: their space is freed.
+    fn ended(&mut self, paths: &[PathBuf]) -> HashSet<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let mut ended = HashSet::new();
+        for path in paths {
+            let Some(meta) = self.held.get(path).and_then(|held| held.file.metadata().ok()) else {
+                continue;
+            };
+            if meta.nlink() > 0 {
+                continue;
+            }
+            self.held.remove(path);
+            if self.shared.read_to(path) == Some((meta.ino(), meta.len())) {
+                ended.insert(path.clone());
+            }
+        }
+        ended
+    }
+
+    /// Keeps the live file `look` describes open for the log at `path`, closing the least
+    /// recently read past the cap.
+    fn hold(&mut self, path: &Path, look: Look) {
+        use std::os::unix::fs::MetadataExt;
+        let cap = self.config.max_open_files.saturating_sub(1);
+        if let Some(held) = self.held.get_mut(path)
+            && held.file.metadata().is_ok_and(|m| m.ino() == look.ino)
+        {
+            held.round = self.rounds;
+            return;
+        }
+        // The one it held is another file now (rotated): closed before the next is opened.
+        self.held.remove(path);
+        if cap == 0 {
+            return;
+        }
+        if self.held.len() >= cap
+            && let Some(oldest) = self
+                .held
+                .iter()
+                .min_by_key(|(_, h)| h.round)
+                .map(|(p, _)| p.clone())
+        {
+            self.held.remove(&oldest);
+        }
+        if let Ok(file) = std::fs::File::open(path)
+            && file.metadata().is_ok_and(|m| m.ino() == look.ino)
+        {
+            self.held.insert(
+                path.to_owned(),
+                Held {
+                    file,
+                    round: self.rounds,
+                },
+            );
+        }
+    }
+
     /// After a round over `paths`: how each looks now; logs with no file left are forgotten.
     fn read(&mut self, paths: Vec<PathBuf>) {
         for path in paths {
             let look = Look::of(&path);
+            match look {
+                Some(look) => self.hold(&path, look),
+                None => drop(self.held.remove(&path)),
+            }
             if let (Some(multiline), Some(look)) = (self.config.multiline, look)
                 && let Some(wait) = quiet_in(look.mtime_ns, multiline.timeout)
             {

@@ -76,7 +76,7 @@ pub async fn read_logs(
     }
     let paths: Vec<PathBuf> = found.logs.into_iter().chain(gone).collect();
     metrics.logs_known.store(paths.len() as u64, Ordering::Relaxed);
-    round(config, &paths, shared.as_ref(), &metrics, drain).await?;
+    round(config, &paths, &HashSet::new(), shared.as_ref(), &metrics, drain).await?;
     Ok(metrics.snapshot(started.elapsed()))
 }
 
@@ -119,18 +119,20 @@ impl Globs {
 const TURN_BYTES: u64 = 64 << 20;
 
 /// One pipeline run over the logs at `paths` (each planned against `shared`, or without a
-/// checkpoint read from its first line). Returns the logs with more to read than their turn
-/// took (following).
+/// checkpoint read from its first line); `ended`: logs whose file was deleted once read to its
+/// end (a follower knows), no loss. Returns the logs with more to read than their turn took
+/// (following).
 pub(super) async fn round(
     config: &Config,
     paths: &[PathBuf],
+    ended: &HashSet<PathBuf>,
     shared: Option<&Shared>,
     metrics: &Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Vec<PathBuf>, Error> {
     let mut output = open_bytes(&config.output)?;
     let mut rejects = open_rejects(config)?;
-    let (listed, plans, mut committer) = match shared {
+    let (listed, mut plans, mut committer) = match shared {
         Some(shared) => {
             let target = file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe);
             let (listed, planned) = plan(
@@ -159,6 +161,11 @@ pub(super) async fn round(
             (listed, plans, None)
         }
     };
+    for (path, plan) in paths.iter().zip(plans.iter_mut()) {
+        if ended.contains(path) {
+            plan.lost.retain(|lost| lost.path != *path);
+        }
+    }
     for plan in plans.iter().filter(|p| !p.lost.is_empty()) {
         report_lost(&plan.lost, metrics);
         crate::metrics::add(&metrics.logs_lost, 1);
