@@ -660,3 +660,90 @@ fn logs_created_and_deleted_at_50_a_second_while_following_give_every_line_once_
         waits.last().unwrap()
     );
 }
+
+#[test]
+fn changes_while_stopped_deleted_rotated_and_recreated_logs_give_each_line_once_and_gone_logs_are_forgotten()
+{
+    const LOGS: usize = 20;
+    let dir = Scratch::new();
+    let name = |l: usize| format!("logs/l{l:02}.log");
+    // Every file of a log starts with the same banner, longer than the first bytes a file is
+    // known by: recreated files look alike there.
+    let pad = "=".repeat(5000);
+    let banner = |l: usize| format!("2026-12-05T00:00:00Z INFO l{l:02} starting {pad}\n");
+    let log = |l: usize, range: std::ops::Range<u64>| lines(&format!("l{l:02}"), range);
+    let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in 0..LOGS {
+        write(&dir, &name(l), &(banner(l) + &log(l, 0..4)));
+        let mut messages = vec![format!("l{l:02} starting {pad}")];
+        messages.extend(self::messages(&format!("l{l:02}"), 0..4));
+        want.insert(name(l), messages);
+    }
+    let run = [
+        "--from",
+        "logs/*.log",
+        "--checkpoint",
+        "cp",
+        "--format",
+        "json",
+        "--stats-json",
+        "stats.json",
+        "out.json",
+    ];
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
+    // While no run is there: 30% deleted, each after lines no run read.
+    for l in 0..6 {
+        append(&dir, &name(l), &log(l, 4..6));
+        std::fs::remove_file(dir.path(&name(l))).unwrap();
+        want.remove(&name(l));
+    }
+    // Rotated: a last line to the old file, then a new one.
+    for l in 6..14 {
+        append(&dir, &name(l), &log(l, 4..5));
+        std::fs::rename(dir.path(&name(l)), dir.path(&format!("{}.1", name(l)))).unwrap();
+        write(&dir, &name(l), &log(l, 5..8));
+        want.get_mut(&name(l))
+            .unwrap()
+            .extend(messages(&format!("l{l:02}"), 4..8));
+    }
+    // Recreated with the same banner: deleted and made anew (an inode the file system may
+    // recycle), or emptied and written again on the very same inode.
+    for l in 14..LOGS {
+        let again = banner(l) + &log(l, 100..106);
+        // After lines no run read: a loss, said.
+        append(&dir, &name(l), &log(l, 4..6));
+        if l < 17 {
+            std::fs::remove_file(dir.path(&name(l))).unwrap();
+            write(&dir, &name(l), &again);
+        } else {
+            std::fs::write(dir.path(&name(l)), again).unwrap();
+        }
+        let messages = want.get_mut(&name(l)).unwrap();
+        messages.push(format!("l{l:02} starting {pad}"));
+        messages.extend(self::messages(&format!("l{l:02}"), 100..106));
+    }
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(66), "{stderr}");
+    for l in 0..LOGS {
+        let said = stderr
+            .matches(&format!("{}' (as last seen) was gone", name(l)))
+            .count();
+        assert_eq!(said, usize::from(!(6..14).contains(&l)), "l{l:02}: {stderr}");
+    }
+    let per_log_now = per_log(&dir, "out.json");
+    for (l, messages) in &want {
+        assert_eq!(per_log_now.get(l), Some(messages), "{l}");
+    }
+    let read: usize = per_log_now.values().map(Vec::len).sum();
+    // The deleted logs' first five lines, and nothing more.
+    assert_eq!(read, 6 * 5 + want.values().map(Vec::len).sum::<usize>());
+    // The next run: nothing more, nothing said again, the gone logs forgotten.
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("gone"), "{stderr}");
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    assert_eq!(stats["logs"]["known"], LOGS - 6, "{stats}");
+    assert_eq!(per_log(&dir, "out.json"), per_log_now);
+}
