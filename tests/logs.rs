@@ -747,3 +747,34 @@ fn changes_while_stopped_deleted_rotated_and_recreated_logs_give_each_line_once_
     assert_eq!(stats["logs"]["known"], LOGS - 6, "{stats}");
     assert_eq!(per_log(&dir, "out.json"), per_log_now);
 }
+
+#[test]
+fn more_logs_than_one_round_takes_are_read_once_in_rounds_and_a_rerun_finds_nothing_new() {
+    // A round reads at most 1,000 logs: 2,100 take three, each committed.
+    const LOGS: usize = 2100;
+    let dir = Scratch::new();
+    let mut want = BTreeMap::new();
+    for l in 0..LOGS {
+        let name = format!("logs/d{}/l{l:04}.log", l % 7);
+        write(&dir, &name, &lines(&format!("l{l}"), 0..2));
+        want.insert(name, messages(&format!("l{l}"), 0..2));
+    }
+    let run = [
+        "-q",
+        "--from",
+        "logs/*/*.log",
+        "--checkpoint",
+        "cp",
+        "--format",
+        "json",
+        "out.json",
+    ];
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
+    append(&dir, "logs/d3/l1200.log", &lines("l1200", 2..3));
+    want.insert("logs/d3/l1200.log".to_owned(), messages("l1200", 0..3));
+    let (code, stderr) = run_in(&dir, &run, "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(per_log(&dir, "out.json"), want);
+}

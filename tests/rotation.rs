@@ -771,14 +771,16 @@ fn follow_with_kills(options: &str, rounds: u32, lossless: bool) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    drain(run);
+    let stderr = drain(run);
     assert!(
         kills > 0 && rotation.rotations >= 2,
         "{kills} kills, {} rotations",
         rotation.rotations
     );
     let out = common::read(&dir.path("out.log"));
-    assert_kept_lines_once(&out, &kept, written, lossless, options);
+    // What the last run said, should a line be missing.
+    let what = format!("{options} (the last run said: {stderr:?})");
+    assert_kept_lines_once(&out, &kept, written, lossless, &what);
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::logs::{Globs, quiet_in, round};
+use super::logs::{Globs, ROUND_LOGS, quiet_in, round};
 use crate::checkpoint::Shared;
 use crate::config::Config;
 use crate::error::Error;
@@ -133,7 +133,7 @@ impl<'a> Follower<'a> {
                 self.rescan();
             }
             if !self.dirty.is_empty() {
-                let paths: Vec<PathBuf> = std::mem::take(&mut self.dirty).into_iter().collect();
+                let paths: Vec<PathBuf> = (0..ROUND_LOGS).map_while(|_| self.dirty.pop_first()).collect();
                 tracing::debug!("reading {} logs", paths.len());
                 let ended = self.ended(&paths);
                 let more = round(

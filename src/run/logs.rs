@@ -76,7 +76,20 @@ pub async fn read_logs(
     }
     let paths: Vec<PathBuf> = found.logs.into_iter().chain(gone).collect();
     metrics.logs_known.store(paths.len() as u64, Ordering::Relaxed);
-    round(config, &paths, &HashSet::new(), shared.as_ref(), &metrics, drain).await?;
+    for paths in paths.chunks(ROUND_LOGS) {
+        round(
+            config,
+            paths,
+            &HashSet::new(),
+            shared.as_ref(),
+            &metrics,
+            drain.clone(),
+        )
+        .await?;
+        if drain.is_cancelled() || super::output_closed(&metrics) {
+            break;
+        }
+    }
     Ok(metrics.snapshot(started.elapsed()))
 }
 
@@ -113,6 +126,10 @@ impl Globs {
         source::glob::log_of(&self.include, &self.exclude, path, known)
     }
 }
+
+/// The most logs one round reads: a host's 10,000 logs go in rounds of this many, so that what
+/// a round holds per log (its listing, first bytes, plan) stays a few MiB.
+pub(super) const ROUND_LOGS: usize = 1000;
 
 /// Following, the most bytes of one log a round reads: at 300 MB/s about 200 ms, which a
 /// quiet log's line may wait behind a busy one.
@@ -436,7 +453,7 @@ fn part(
     // Read from its start: nothing is handed out unless it still starts as it was listed.
     let expect_head = match (start.offset, member.format(), member.listed_head()) {
         (0, None, Some(head)) if !head.is_empty() => Some((
-            bytes::Bytes::copy_from_slice(head),
+            checkpoint::Fingerprint::of(head),
             Arc::new(std::sync::atomic::AtomicBool::new(false)),
         )),
         _ => None,

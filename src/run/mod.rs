@@ -41,7 +41,7 @@ struct Reading {
     follow: Option<source::follow::Follow>,
     /// Read from its start: the first bytes it must start with (see
     /// [`source::file::Settings::expect_head`]).
-    expect_head: Option<(bytes::Bytes, Arc<std::sync::atomic::AtomicBool>)>,
+    expect_head: Option<(crate::checkpoint::Fingerprint, Arc<std::sync::atomic::AtomicBool>)>,
     /// A rotated file the program writes to no more: its last line is final without newline.
     last_line_final: bool,
 }

@@ -212,7 +212,7 @@ async fn read_member(
     let replaced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let expect_head = match (how.start.offset, member.format(), member.listed_head()) {
         (0, None, Some(head)) if !head.is_empty() => {
-            Some((bytes::Bytes::copy_from_slice(head), replaced.clone()))
+            Some((checkpoint::Fingerprint::of(head), replaced.clone()))
         }
         _ => None,
     };

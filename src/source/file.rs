@@ -149,7 +149,7 @@ pub struct Settings {
     /// A file of a set read from its start: the first bytes it was recognised by. If the file
     /// starts otherwise once read (emptied and written anew meanwhile, as `copytruncate` does),
     /// nothing of it is handed out and `replaced` is set: the set is listed again.
-    pub expect_head: Option<(Bytes, Arc<std::sync::atomic::AtomicBool>)>,
+    pub expect_head: Option<(Fingerprint, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl Settings {
@@ -354,11 +354,12 @@ impl ReadLoop<'_> {
     fn take(&mut self) -> bool {
         if let Some((head, replaced)) = &self.limits.expect_head {
             let have = &self.buffers.current;
-            if have.len() < head.len() {
+            let len = usize::try_from(head.covers()).unwrap_or(usize::MAX);
+            if have.len() < len {
                 // Not all of it read yet: nothing is handed out before it is checked.
                 return true;
             }
-            if !have.starts_with(head) {
+            if Fingerprint::of(&have[..len]) != *head {
                 replaced.store(true, Ordering::Relaxed);
                 return false;
             }
@@ -1151,9 +1152,9 @@ mod tests {
         // Emptied and written anew (copytruncate) between its listing and its first read: its
         // old lines are in the copy, these are not the ones the set planned to read from here.
         let replaced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let listed = Bytes::from_static(b"2026-12-05T00:00:00Z INFO old\n");
+        let listed = Fingerprint::of(b"2026-12-05T00:00:00Z INFO old\n");
         let settings = Settings {
-            expect_head: Some((listed.clone(), replaced.clone())),
+            expect_head: Some((listed, replaced.clone())),
             ..Settings::default()
         };
         let out = hand_out(b"2026-12-05T00:00:01Z INFO new\nmore\n", settings).await;
