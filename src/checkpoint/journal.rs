@@ -115,25 +115,47 @@ impl Journal {
         head: &str,
         changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> io::Result<u64> {
+        let changes: Vec<(&str, Option<&str>)> = changes.into_iter().collect();
+        if changes.is_empty() && head == self.head {
+            // Nothing to say: no write, no sync.
+            return Ok(0);
+        }
         let mut record = Vec::new();
         push_line(&mut record, '=', head, None);
-        let mut entries = self.entries.clone();
-        for (key, value) in changes {
+        // Which keys the entries hold as the record goes (they are changed only once it is
+        // written: copying thousands of entries per commit would cost what is known).
+        let mut added = std::collections::HashSet::new();
+        let mut removed = std::collections::HashSet::new();
+        for &(key, value) in &changes {
             match value {
                 Some(value) => {
                     push_line(&mut record, '+', key, Some(value));
-                    entries.insert(key.to_owned(), value.to_owned());
+                    added.insert(key);
+                    removed.remove(key);
                 }
                 None => {
-                    if entries.remove(key).is_some() {
+                    if added.contains(key) || (self.entries.contains_key(key) && !removed.contains(key)) {
                         push_line(&mut record, '-', key, None);
                     }
+                    added.remove(key);
+                    removed.insert(key);
                 }
             }
         }
+        let apply = |entries: &mut BTreeMap<String, String>| {
+            for &(key, value) in &changes {
+                match value {
+                    Some(value) => drop(entries.insert(key.to_owned(), value.to_owned())),
+                    None => drop(entries.remove(key)),
+                }
+            }
+        };
         let appended = self.end - self.snapshot;
         if appended + record.len() as u64 > COMPACT_BYTES.max(self.snapshot) {
-            // A fresh snapshot instead: replay stays quick, the file stays near its snapshot.
+            // A fresh snapshot instead: replay stays quick, the file stays near its snapshot
+            // (rarely: a copy of the entries, which stay as they were should it fail).
+            let mut entries = self.entries.clone();
+            apply(&mut entries);
             *self = Journal::create(&self.path, head, entries)?;
             return Ok(self.end);
         }
@@ -144,8 +166,8 @@ impl Journal {
         self.file.set_len(end)?;
         self.file.sync_data()?;
         self.end = end;
-        self.head = head.to_owned();
-        self.entries = entries;
+        head.clone_into(&mut self.head);
+        apply(&mut self.entries);
         Ok(record.len() as u64)
     }
 }

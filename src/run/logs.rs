@@ -223,6 +223,11 @@ pub(super) async fn round(
         }
     }
     note_behind(metrics, &parts, &per_log);
+    if parts.is_empty() {
+        // Nothing new in any of them (the plan's commit said what changed): no pipeline, no
+        // commits of nothing.
+        return Ok(more);
+    }
     let config = Config {
         per_log: Some(Arc::new(per_log)),
         ..config.clone()
