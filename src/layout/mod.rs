@@ -237,7 +237,15 @@ impl Scratch {
 /// `plain` for nginx's lines, which `plain` reads too); then the earlier in
 /// [`Layout::candidates`]. `None` when none reads any: nothing to judge by.
 pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>, clock: &Clock) -> Option<Layout> {
-    let candidates = Layout::candidates(clock);
+    detect_among(lines, &Layout::candidates(clock)).cloned()
+}
+
+/// [`detect`] among `candidates` (made once for many logs: [`Layout::candidates`] compiles
+/// patterns).
+pub fn detect_among<'a, 'l>(
+    lines: impl IntoIterator<Item = &'a [u8]>,
+    candidates: &'l [Layout],
+) -> Option<&'l Layout> {
     // Per candidate: records read, and their messages' bytes.
     let mut scores = vec![(0usize, 0usize); candidates.len()];
     let mut scratch = Scratch::default();
@@ -258,7 +266,7 @@ pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>, clock: &Clock) -> O
         .enumerate()
         .filter(|(_, (read, _))| *read > 0)
         .min_by_key(|(at, (read, message_bytes))| (std::cmp::Reverse(*read), *message_bytes, *at))?;
-    candidates.into_iter().nth(at)
+    candidates.get(at)
 }
 
 /// Non-blank lines `auto` looks at.

@@ -359,6 +359,8 @@ fn settle_layouts(
         }
     };
     let mut known: Vec<(String, u32)> = Vec::new();
+    // Made once, and only when a log is to be judged (they compile patterns).
+    let candidates = std::cell::LazyCell::new(|| Layout::candidates(&clock));
     for (log, (members, plan)) in listed.iter().zip(plans).enumerate() {
         let kept = committer
             .as_ref()
@@ -368,7 +370,7 @@ fn settle_layouts(
         let chosen = kept.or_else(|| {
             let &(index, start) = plan.steps.first()?;
             let lines = first_lines(&members[index], start.offset);
-            let picked = layout::detect(record::split_lines(&lines), &clock)?;
+            let picked = layout::detect_among(record::split_lines(&lines), &candidates)?.clone();
             if let Some((committer, _)) = committer.as_mut() {
                 committer.keep_layout_of(log, &picked.name);
             }
