@@ -93,6 +93,9 @@ pub async fn run(
             run::set::read_set(config, path, checkpoint, metrics, drain).await
         }
         (Some(config::Origin::Files(path)), None) => run::file::read_file(config, path, metrics, drain).await,
+        (Some(config::Origin::Logs(logs)), Some(checkpoint)) if config.follow => {
+            run::follow_logs::follow_logs(config, logs, checkpoint, metrics, drain).await
+        }
         (Some(config::Origin::Logs(logs)), checkpoint) => {
             run::logs::read_logs(config, logs, checkpoint.as_deref(), metrics, drain).await
         }

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::source::{self, watch::DirWatch};
+use crate::summary::Summary;
 
 /// How a log's live file looked when it was last read: a rescan reads the logs whose live file
 /// looks otherwise now (written to, rotated, deleted), where no event told of it.
@@ -53,6 +54,28 @@ impl Look {
     }
 }
 
+/// Follows every log `logs` matches, and those that appear, until drained (`--follow` with a
+/// glob; the command line asks for a checkpoint).
+///
+/// # Errors
+/// The errors of a run over the logs.
+pub async fn follow_logs(
+    config: &Config,
+    logs: &crate::config::Logs,
+    checkpoint: &Path,
+    metrics: Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Summary, Error> {
+    let started = Instant::now();
+    metrics.logs_active.store(true, Ordering::Relaxed);
+    let globs = Globs::new(logs);
+    let shared = Shared::open(checkpoint)?;
+    Follower::new(config, &globs, &shared)
+        .run(&metrics, &drain)
+        .await?;
+    Ok(metrics.snapshot(started.elapsed()))
+}
+
 /// A log's live file kept open after a round.
 struct Held {
     file: std::fs::File,
@@ -61,7 +84,7 @@ struct Held {
 }
 
 /// A follower of the logs `globs` match.
-pub(super) struct Follower<'a> {
+struct Follower<'a> {
     /// `--start-at end` holds for the first round only: logs found later start at line 1.
     config: Config,
     globs: &'a Globs,
@@ -90,7 +113,7 @@ pub(super) struct Follower<'a> {
 
 impl<'a> Follower<'a> {
     /// A follower of the logs `globs` match, its place kept in `shared`.
-    pub(super) fn new(config: &Config, globs: &'a Globs, shared: &'a Shared) -> Follower<'a> {
+    fn new(config: &Config, globs: &'a Globs, shared: &'a Shared) -> Follower<'a> {
         Follower {
             config: config.clone(),
             globs,
@@ -112,11 +135,7 @@ impl<'a> Follower<'a> {
     ///
     /// # Errors
     /// The errors of a run over the logs.
-    pub(super) async fn run(
-        mut self,
-        metrics: &Arc<Metrics>,
-        drain: &CancellationToken,
-    ) -> Result<(), Error> {
+    async fn run(mut self, metrics: &Arc<Metrics>, drain: &CancellationToken) -> Result<(), Error> {
         loop {
             let now = Instant::now();
             let rescan = now >= self.rescan_at && self.watch.has_blind();

@@ -29,8 +29,8 @@ use crate::sink;
 use crate::source::{self, file::Part, glob::Glob, set::Member};
 use crate::summary::Summary;
 
-/// Reads every log `logs` matches now, in the order of their paths, in one pipeline run; with
-/// `--follow`, goes on reading what is written to them, and to logs that appear, until drained.
+/// Reads every log `logs` matches now, in the order of their paths (a round of at most
+/// [`ROUND_LOGS`] at a time). Following them is [`super::follow_logs`]'s.
 ///
 /// # Errors
 /// [`Error::NoLogs`] when none matches (and the checkpoint knows none) and not following; the
@@ -46,13 +46,6 @@ pub async fn read_logs(
     metrics.logs_active.store(true, Ordering::Relaxed);
     let globs = Globs::new(logs);
     let shared = checkpoint.map(Shared::open).transpose()?;
-    if config.follow {
-        let shared = shared.expect("refused by the command line without --checkpoint");
-        super::follow_logs::Follower::new(config, &globs, &shared)
-            .run(&metrics, &drain)
-            .await?;
-        return Ok(metrics.snapshot(started.elapsed()));
-    }
     let known: HashSet<PathBuf> = shared
         .as_ref()
         .map_or_else(Vec::new, Shared::logs)
@@ -102,7 +95,8 @@ pub(super) struct Globs {
 }
 
 impl Globs {
-    fn new(logs: &Logs) -> Globs {
+    /// The globs `logs` gives, parsed, and how to show them.
+    pub(super) fn new(logs: &Logs) -> Globs {
         let parse = |paths: &[PathBuf]| paths.iter().filter_map(|p| Glob::new(p).ok()).collect();
         let shown: Vec<String> = logs
             .include

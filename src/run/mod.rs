@@ -6,7 +6,7 @@
 
 pub mod collect;
 pub mod file;
-mod follow_logs;
+pub mod follow_logs;
 pub mod logs;
 pub mod set;
 
