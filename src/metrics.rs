@@ -95,8 +95,10 @@ pub struct Metrics {
     pub logs_active: AtomicBool,
     /// Many logs: how many the run knows (matched by the globs, or in the checkpoint).
     pub logs_known: AtomicU64,
-    /// Many logs: how many are open now (the reader holds one at a time).
+    /// Many logs: how many the reader has open now (one at a time).
     pub logs_open: AtomicU64,
+    /// Many logs, followed: how many the follower keeps open between rounds (`--max-open-files`).
+    pub logs_held: AtomicU64,
     /// Many logs: how many were found with lines gone unread (each said once).
     pub logs_lost: AtomicU64,
     /// Many logs: the ones furthest behind, most unread bytes first (at most
@@ -247,7 +249,7 @@ impl Metrics {
             }),
             logs: self.logs_active.load(Ordering::Relaxed).then(|| LogsSummary {
                 known: get(&self.logs_known),
-                open: get(&self.logs_open),
+                open: get(&self.logs_open) + get(&self.logs_held),
                 lost: get(&self.logs_lost),
                 behind: self
                     .behind

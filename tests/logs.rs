@@ -518,7 +518,11 @@ fn a_follower_of_100_busy_logs_with_max_open_files_16_never_has_more_open_and_gi
     for log in 0..LOGS {
         write(&dir, &format!("logs/l{log:03}.log"), "");
     }
-    let run = follower(&dir, "logs/*.log", &["--max-open-files", "16"]);
+    let run = follower(
+        &dir,
+        "logs/*.log",
+        &["--max-open-files", "16", "--stats-json", "stats.json"],
+    );
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let (pid, done, logs) = (run.id(), done.clone(), logs.clone());
@@ -578,6 +582,11 @@ fn a_follower_of_100_busy_logs_with_max_open_files_16_never_has_more_open_and_gi
     let (code, stderr) = common::finish(&dir, run.take());
     assert_eq!(code, None, "{stderr}");
     assert_eq!(per_log(&dir, "out.json"), want);
+    // The stats count the logs kept open too.
+    let stats: serde_json::Value = serde_json::from_str(&dir.read("stats.json")).unwrap();
+    let open = stats["logs"]["open"].as_u64().unwrap();
+    assert!((1..=16).contains(&open), "{stats}");
+    assert_eq!(stats["logs"]["known"], LOGS, "{stats}");
 }
 
 #[test]

@@ -168,6 +168,7 @@ impl<'a> Follower<'a> {
                 self.config.start_at_end = false;
                 self.read(paths);
                 self.dirty.extend(more);
+                metrics.logs_held.store(self.held.len() as u64, Ordering::Relaxed);
                 metrics
                     .logs_known
                     .store(self.followed.len() as u64, Ordering::Relaxed);
