@@ -258,16 +258,7 @@ fn following_a_glob_reads_appended_lines_new_logs_and_new_directories_as_they_co
     write(&dir, "a/x.log", &lines("x", 0..3));
     write(&dir, "b/y.log", &lines("y", 0..2));
     // Without inotify, only a rescan would find what follows: an hour away.
-    let run = common::Running::new(
-        std::process::Command::new(common::BIN)
-            .env_clear()
-            .current_dir(dir.path(""))
-            .args(["-q", "--from", "*/*.log", "--follow", "--rescan", "3600"])
-            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
-            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let run = follower(&dir, "*/*.log", &[]);
     let mut want = BTreeMap::from([
         ("a/x.log".to_owned(), messages("x", 0..3)),
         ("b/y.log".to_owned(), messages("y", 0..2)),
@@ -408,24 +399,7 @@ fn following_a_glob_with_multiline_waits_for_a_record_s_further_lines_as_one_log
         "b.log",
         "2026-12-05T00:00:00Z INFO marker\n2026-12-05T00:00:01Z INFO next\n",
     );
-    let run = common::Running::new(
-        std::process::Command::new(common::BIN)
-            .env_clear()
-            .current_dir(dir.path(""))
-            .args([
-                "-q",
-                "--from",
-                "*.log",
-                "--follow",
-                "--multiline",
-                "--multiline-timeout",
-                "5000",
-            ])
-            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
-            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let run = follower(&dir, "*.log", &["--multiline", "--multiline-timeout", "5000"]);
     // b.log's line is out: the turn that read a.log's first line is over.
     common::wait_until("b.log's line is out", || {
         std::fs::read_to_string(dir.path("out.json")).is_ok_and(|o| o.contains("marker"))
@@ -452,16 +426,7 @@ fn following_links_to_logs_elsewhere_reads_what_is_written_to_their_targets() {
     std::fs::create_dir(dir.path("containers")).unwrap();
     std::os::unix::fs::symlink(dir.path("pods/a/0.log"), dir.path("containers/a.log")).unwrap();
     std::os::unix::fs::symlink(dir.path("pods/b/0.log"), dir.path("containers/b.log")).unwrap();
-    let run = common::Running::new(
-        std::process::Command::new(common::BIN)
-            .env_clear()
-            .current_dir(dir.path(""))
-            .args(["-q", "--from", "containers/*.log", "--follow", "--rescan", "3600"])
-            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
-            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let run = follower(&dir, "containers/*.log", &[]);
     let mut want = BTreeMap::from([
         ("containers/a.log".to_owned(), messages("a", 0..2)),
         ("containers/b.log".to_owned(), messages("b", 0..1)),
