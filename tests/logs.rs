@@ -752,3 +752,54 @@ fn more_logs_than_one_round_takes_are_read_once_in_rounds_and_a_rerun_finds_noth
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(per_log(&dir, "out.json"), want);
 }
+
+/// Sets `fs.inotify.max_queued_events` until dropped (an inotify instance takes the value when
+/// it is made), then puts the old value back.
+struct QueueLimit(String);
+
+impl QueueLimit {
+    const PATH: &str = "/proc/sys/fs/inotify/max_queued_events";
+
+    fn set(events: u32) -> QueueLimit {
+        let old = std::fs::read_to_string(Self::PATH).unwrap();
+        std::fs::write(Self::PATH, events.to_string())
+            .unwrap_or_else(|e| panic!("cannot set {} ({e}): this test runs as root", Self::PATH));
+        QueueLimit(old)
+    }
+}
+
+impl Drop for QueueLimit {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, self.0.trim());
+    }
+}
+
+#[test]
+fn a_follower_whose_inotify_queue_overflowed_reads_every_log_again() {
+    const LOGS: usize = 60;
+    let dir = Scratch::new();
+    let name = |l: usize| format!("logs/l{l:02}.log");
+    let mut want = BTreeMap::new();
+    for l in 0..LOGS {
+        write(&dir, &name(l), &lines(&format!("l{l}"), 0..1));
+        want.insert(name(l), messages(&format!("l{l}"), 0..1));
+    }
+    // A queue of 16 events: the follower's instance is made with it, then the limit is back.
+    let limit = QueueLimit::set(16);
+    let run = follower(&dir, "logs/*.log", &[]);
+    wait_for_logs(&dir, &want);
+    drop(limit);
+    // Stopped while every log is written to: far more events than its queue holds, so the
+    // kernel drops them and says so; without a rescan (an hour away), only reading every log
+    // finds these lines.
+    run.signal("-STOP");
+    for l in 0..LOGS {
+        append(&dir, &name(l), &lines(&format!("l{l}"), 1..2));
+        want.insert(name(l), messages(&format!("l{l}"), 0..2));
+    }
+    run.signal("-CONT");
+    wait_for_logs(&dir, &want);
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+}
