@@ -172,6 +172,40 @@ impl Collector {
         })
     }
 
+    /// The stream sequence of the first message at or after `seq` this consumer delivers (on
+    /// its `--filter`); `None` when there is none.
+    ///
+    /// # Errors
+    /// [`Error::Nats`] when the server cannot be asked.
+    pub async fn first_from(&self, seq: u64) -> Result<Option<u64>, Error> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let asked = async {
+            let stream = js
+                .get_stream(&self.input.stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            let subject = self.input.filter.clone().unwrap_or_else(|| ">".to_owned());
+            match stream
+                .raw_message_builder()
+                .sequence(seq)
+                .next_by_subject(subject)
+                .send()
+                .await
+            {
+                Ok(message) => Ok(Some(message.sequence)),
+                Err(e)
+                    if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        asked
+            .await
+            .map_err(|e| self.error(format!("cannot look up stream sequence {seq}: {e}")))
+    }
+
     /// What acknowledges messages, for a task of its own.
     pub fn acker(&self) -> Acker {
         Acker {

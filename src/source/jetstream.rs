@@ -231,6 +231,7 @@ fn start(
         unacked,
         highest: collector.start,
         last_delivery: collector.delivered,
+        expect: None,
         last_source: None,
         metrics,
     };
@@ -280,6 +281,9 @@ struct Fetching {
     /// The consumer's number for the last delivery: at the start, and after each reposition,
     /// the consumer's own, so that deliveries that went elsewhere are a gap too.
     last_delivery: u64,
+    /// After a reposition, the stream sequence the next new message must have: the count of
+    /// deliveries the reset reports may already include messages another pull took meanwhile.
+    expect: Option<u64>,
     /// The last publisher seen: consecutive messages share one allocation of it.
     last_source: Option<Arc<str>>,
     metrics: Arc<Metrics>,
@@ -305,6 +309,7 @@ impl Fetching {
         );
         add(&self.metrics.source_gaps, 1);
         self.last_delivery = collector.reposition(self.highest).await?;
+        self.expect = Some(self.highest + 1);
         collector.messages(batch).await
     }
 
@@ -419,6 +424,20 @@ async fn run(
                                     messages = fetching.deliver_again(&mut collector, messages, settings.batch_lines).await?;
                                     break;
                                 }
+                                Judged::Ahead { message, expected, seq, delivery } => {
+                                    if collector.first_from(expected).await?.is_some_and(|first| first < seq) {
+                                        tracing::debug!(
+                                            "stream sequence {seq} came first after asking from {expected}"
+                                        );
+                                        messages = fetching.deliver_again(&mut collector, messages, settings.batch_lines).await?;
+                                        break;
+                                    }
+                                    // Nothing before it is left in the stream: it is the next.
+                                    fetching.expect = None;
+                                    fetching.last_delivery = delivery.saturating_sub(1);
+                                    next = Some(*message);
+                                    continue;
+                                }
                             }
                             if batch.len() < settings.batch_lines
                                 && bytes < BATCH_BYTES
@@ -480,6 +499,14 @@ enum Judged {
     /// Deliveries before it went missing: not taken; the consumer must deliver again from the
     /// first message not taken.
     Gap,
+    /// After a reposition, a message past the first one not taken (`expected`): a gap, unless
+    /// the stream holds nothing before it any more.
+    Ahead {
+        message: Box<async_nats::jetstream::Message>,
+        expected: u64,
+        seq: u64,
+        delivery: u64,
+    },
 }
 
 /// Sorts a fetched message by its stream sequence: new, or on its way or committed already;
@@ -491,9 +518,22 @@ fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Ju
     else {
         return Judged::Nothing;
     };
-    // Deliveries are numbered one by one: a jump means some never arrived (lost with a
-    // server or a consumer leader). Taking this one would leave them behind for good.
-    if delivery > fetching.last_delivery + 1 {
+    if let Some(expected) = fetching.expect {
+        if seq > expected {
+            return Judged::Ahead {
+                message: Box::new(message),
+                expected,
+                seq,
+                delivery,
+            };
+        }
+        // Ours in order from here: the numbering is trusted again from this delivery on.
+        if seq == expected {
+            fetching.expect = None;
+        }
+    } else if delivery > fetching.last_delivery + 1 {
+        // Deliveries are numbered one by one: a jump means some never arrived (lost with a
+        // server or a consumer leader). Taking this one would leave them behind for good.
         tracing::debug!(
             "delivery {delivery} (stream sequence {seq}) came after delivery {}",
             fetching.last_delivery
