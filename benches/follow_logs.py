@@ -6,7 +6,8 @@
 1. Idle: `--from 'DIR/*/*.log' --follow --checkpoint` over N quiet logs (default 10,000) in D
    directories (default 1,000), each with one line: once every line is out, the follower's CPU
    time over S seconds (default 60; the default --rescan of 10 s falls in it), in ms per
-   second, and its peak RSS.
+   second, and its peak RSS; then a follower started again over that checkpoint: how soon a
+   line written at its start is out.
 2. Fairness: one log with a backlog of M MB (default 500) beside 999 logs written at one line
    a second each: how long the busy log's backlog takes to come out, against the same follower
    over the busy log alone; and, meanwhile, each quiet line's time from its write to OUTPUT
@@ -88,9 +89,18 @@ def idle(binary, logs, dirs, seconds):
     wall = time.monotonic() - t0
     rss = peak_rss_kib(proc.pid)
     stop(proc)
+    # Started again over the checkpoint of every log: a line written at once is out when?
+    proc = follower(binary, root, "logs/*/*.log")
+    began = time.monotonic()
+    with open(os.path.join(root, "logs", "d0", "app0.log"), "a") as f:
+        f.write("2026-04-15T00:00:01Z INFO log 0 again\n")
+    wait_for_lines(os.path.join(root, "out.log"), logs + 1, 600)
+    restart = time.monotonic() - began
+    stop(proc)
     subprocess.run(["rm", "-rf", root], check=True)
     print(f"1. {logs} quiet logs in {dirs} directories: all lines out in {first:.2f} s; then idle for "
-          f"{wall:.0f} s: {cpu * 1000 / wall:.2f} ms CPU per second; peak RSS {rss / 1024:.1f} MiB")
+          f"{wall:.0f} s: {cpu * 1000 / wall:.2f} ms CPU per second; peak RSS {rss / 1024:.1f} MiB; "
+          f"restarted over their checkpoint, a line written at the start out in {restart:.2f} s")
 
 
 def line(i):
