@@ -51,6 +51,14 @@ fn messages(name: &str, range: std::ops::Range<u64>) -> Vec<String> {
     range.map(|i| format!("{name} n={i}")).collect()
 }
 
+/// `-q --from GLOB --checkpoint cp --format json EXTRA.. out.json`.
+fn json_run<'a>(glob: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["-q", "--from", glob, "--checkpoint", "cp", "--format", "json"];
+    args.extend_from_slice(extra);
+    args.push("out.json");
+    args
+}
+
 const GLOB_RUN: &[&str] = &[
     "-q",
     "--from",
@@ -178,16 +186,7 @@ fn a_checkpoint_of_one_log_is_taken_on_by_a_glob_without_a_line_twice() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(dir.read("cp").starts_with("ingest checkpoint 2\n"));
     append(&dir, "logs/a.log", &lines("a", 3..4));
-    let many = [
-        "-q",
-        "--from",
-        "logs/*.log",
-        "--checkpoint",
-        "cp",
-        "--format",
-        "json",
-        "out.json",
-    ];
+    let many = json_run("logs/*.log", &[]);
     let (code, stderr) = run_in(&dir, &many, "", &[]);
     assert_eq!(code, Some(0), "{stderr}");
     let out = dir.read("out.json");
@@ -310,18 +309,7 @@ fn start_at_end_skips_the_backlog_of_the_logs_a_new_checkpoint_finds_and_reads_l
         &format!("{}2026-12-05T00:00:07Z INFO access", lines("access", 5..7)),
     );
     write(&dir, "app/app.log", &lines("app", 0..4));
-    let run = [
-        "-q",
-        "--from",
-        "*/*.log",
-        "--checkpoint",
-        "cp",
-        "--start-at",
-        "end",
-        "--format",
-        "json",
-        "out.json",
-    ];
+    let run = json_run("*/*.log", &["--start-at", "end"]);
     let (code, stderr) = run_in(&dir, &run, "", &[]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(dir.read("out.json"), "", "the backlog is skipped");
@@ -653,17 +641,7 @@ fn changes_while_stopped_deleted_rotated_and_recreated_logs_give_each_line_once_
         messages.extend(self::messages(&format!("l{l:02}"), 0..4));
         want.insert(name(l), messages);
     }
-    let run = [
-        "--from",
-        "logs/*.log",
-        "--checkpoint",
-        "cp",
-        "--format",
-        "json",
-        "--stats-json",
-        "stats.json",
-        "out.json",
-    ];
+    let run = json_run("logs/*.log", &["--stats-json", "stats.json"]);
     let (code, stderr) = run_in(&dir, &run, "", &[]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(per_log(&dir, "out.json"), want);
@@ -733,16 +711,7 @@ fn more_logs_than_one_round_takes_are_read_once_in_rounds_and_a_rerun_finds_noth
         write(&dir, &name, &lines(&format!("l{l}"), 0..2));
         want.insert(name, messages(&format!("l{l}"), 0..2));
     }
-    let run = [
-        "-q",
-        "--from",
-        "logs/*/*.log",
-        "--checkpoint",
-        "cp",
-        "--format",
-        "json",
-        "out.json",
-    ];
+    let run = json_run("logs/*/*.log", &[]);
     let (code, stderr) = run_in(&dir, &run, "", &[]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(per_log(&dir, "out.json"), want);
