@@ -12,7 +12,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::position::{CONTEXT_BYTES, Fingerprint, Position, escape, unescape};
+use super::position::{CONTEXT_BYTES, FINGERPRINT_BYTES, Fingerprint, Position, escape, unescape};
 
 /// The set as the checkpoint keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -404,6 +404,14 @@ fn copies(
         // file rotated last.
         for &(e, emptied) in gone.iter().rev() {
             let entry = &entries[e];
+            // Its first bytes unknown (the file was empty when the entry was made, and was
+            // rotated away, compressed, before a listing looked again): its head matches any
+            // file, so only one file, the oldest, is taken for its copy; a newer file that
+            // starts "alike" is the next live file, read from its start.
+            let head_unknown = entry.head.covers() < entry.read.offset.min(FINGERPRINT_BYTES as u64);
+            if head_unknown && covered[e] {
+                continue;
+            }
             // A copy left pending for this log carries its publisher (see `Copy::Pending`).
             let pending_of_it = own.is_some_and(|o| o.source != 0 && o.source == entry.source);
             if (own.is_some() && !emptied && !pending_of_it) || !entry.head.matches(candidates[c].head()?) {
@@ -959,6 +967,27 @@ mod tests {
         }];
         let mut now = [mem("app.log.1.gz", &log[..56], 9), mem("app.log", b"new\n", 3)];
         assert_eq!(plan(&entries, &mut now), (vec![(1, 0)], 0));
+    }
+
+    #[test]
+    fn a_log_read_from_empty_and_rotated_away_has_one_copy_and_the_next_file_is_read() {
+        // The live log was empty when its entry was made, so its first bytes are not known; a
+        // follower read it, was killed, and two rotations with `compress` went by: its copy
+        // (which misses the line written after gzip read it), and the next live log (never
+        // read), compressed too. Both "start like" an empty head.
+        let log = b"2026-12-05T00:00:00Z INFO a\n2026-12-05T00:00:01Z INFO b\n".to_vec();
+        let next = b"2026-12-05T00:00:02Z INFO c\n".to_vec();
+        let entries = [Entry {
+            head: Fingerprint::of(b""),
+            ..read(&log, 56, false)
+        }];
+        let mut now = [
+            mem("app.log.2.gz", &log[..28], 9),
+            mem("app.log.1.gz", &next, 10),
+            mem("app.log", b"", 11),
+        ];
+        // The copy is done with; the next file is read from its start.
+        assert_eq!(plan(&entries, &mut now), (vec![(1, 0), (2, 0)], 0));
     }
 
     #[test]
