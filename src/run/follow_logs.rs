@@ -1,7 +1,6 @@
 //! `--follow` over many logs: reads the logs something happened to, a round at a time. Each
 //! round is one pipeline run over those logs ([`round`]), planned against the checkpoint as a
-//! cron run is, so that every rotation mode, loss and restart behaves as it does there; between
-//! rounds no log is open.
+//! cron run is, so that every rotation mode, loss and restart behaves as it does there.
 //!
 //! What happened is told by one inotify instance over the directories the globs can match (new
 //! ones included) and those that linked logs point into; where it cannot tell (a network or
@@ -23,35 +22,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::logs::{Globs, ROUND_LOGS, quiet_in, round};
 use crate::checkpoint::Shared;
+use crate::checkpoint::set::Seen;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::source::{self, watch::DirWatch};
 use crate::summary::Summary;
 
-/// How a log's live file looked when it was last read: a rescan reads the logs whose live file
-/// looks otherwise now (written to, rotated, deleted), where no event told of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Look {
-    ino: u64,
-    size: u64,
-    mtime_ns: i64,
-}
-
-impl Look {
-    /// The live file at `path` now; `None` when there is none.
-    fn of(path: &Path) -> Option<Look> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Look {
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: meta
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(meta.mtime_nsec()),
-        })
-    }
+/// How the live file at `path` looks now (`None`: there is none). A rescan reads the logs
+/// whose live file looks otherwise than when last read, where no event told of it.
+fn look(path: &Path) -> Option<Seen> {
+    std::fs::metadata(path).ok().map(|meta| Seen::of(&meta))
 }
 
 /// Follows every log `logs` matches, and those that appear, until drained (`--follow` with a
@@ -91,7 +72,7 @@ struct Follower<'a> {
     shared: &'a Shared,
     watch: DirWatch,
     /// The logs followed, and how each live file looked when last read.
-    followed: HashMap<PathBuf, Option<Look>>,
+    followed: HashMap<PathBuf, Option<Seen>>,
     /// Logs that are links: per directory their targets are in, the target's name and the log.
     links: HashMap<PathBuf, Vec<(OsString, PathBuf)>>,
     /// The logs the checkpoint knows, for the first look: the globs' logs among them are
@@ -227,8 +208,8 @@ impl<'a> Follower<'a> {
 
     /// Where changes may go untold: the logs whose live file looks otherwise than when read.
     fn rescan(&mut self) {
-        for (log, look) in &self.followed {
-            if self.watch.is_blind(crate::atomic::parent(log)) && Look::of(log) != *look {
+        for (log, seen) in &self.followed {
+            if self.watch.is_blind(crate::atomic::parent(log)) && look(log) != *seen {
                 self.dirty.insert(log.clone());
             }
         }
@@ -254,13 +235,13 @@ impl<'a> Follower<'a> {
         ended
     }
 
-    /// Keeps the live file `look` describes open for the log at `path`, closing the least
+    /// Keeps the live file `seen` describes open for the log at `path`, closing the least
     /// recently read past the cap.
-    fn hold(&mut self, path: &Path, look: Look) {
+    fn hold(&mut self, path: &Path, seen: Seen) {
         use std::os::unix::fs::MetadataExt;
         let cap = self.config.max_open_files.saturating_sub(1);
         if let Some(held) = self.held.get_mut(path)
-            && held.file.metadata().is_ok_and(|m| m.ino() == look.ino)
+            && held.file.metadata().is_ok_and(|m| m.ino() == seen.ino)
         {
             held.round = self.rounds;
             return;
@@ -280,7 +261,7 @@ impl<'a> Follower<'a> {
             self.held.remove(&oldest);
         }
         if let Ok(file) = std::fs::File::open(path)
-            && file.metadata().is_ok_and(|m| m.ino() == look.ino)
+            && file.metadata().is_ok_and(|m| m.ino() == seen.ino)
         {
             self.held.insert(
                 path.to_owned(),
@@ -295,23 +276,23 @@ impl<'a> Follower<'a> {
     /// After a round over `paths`: how each looks now; logs with no file left are forgotten.
     fn read(&mut self, paths: Vec<PathBuf>) {
         for path in paths {
-            let look = Look::of(&path);
-            match look {
-                Some(look) => self.hold(&path, look),
+            let seen = look(&path);
+            match seen {
+                Some(seen) => self.hold(&path, seen),
                 None => drop(self.held.remove(&path)),
             }
-            if let (Some(multiline), Some(look)) = (self.config.multiline, look)
-                && let Some(wait) = quiet_in(look.mtime_ns, multiline.timeout)
+            if let (Some(multiline), Some(seen)) = (self.config.multiline, seen)
+                && let Some(wait) = quiet_in(seen.mtime_ns, multiline.timeout)
             {
                 self.due.push((Instant::now() + wait, path.clone()));
             }
-            if look.is_none() && source::set::list(&path).is_ok_and(|m| m.is_empty()) {
+            if seen.is_none() && source::set::list(&path).is_ok_and(|m| m.is_empty()) {
                 for links in self.links.values_mut() {
                     links.retain(|(_, log)| *log != path);
                 }
                 self.followed.remove(&path);
             } else {
-                self.followed.insert(path, look);
+                self.followed.insert(path, seen);
             }
         }
     }
