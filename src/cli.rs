@@ -428,9 +428,6 @@ impl Args {
         };
         match from {
             Some(config::Origin::Files(_)) => {}
-            Some(config::Origin::Logs(_)) if matches!(output, Output::Nats(_)) => {
-                return Err("--from GLOB writes to a file or `-` for now: publish each log with a --from PATH of its own".to_owned());
-            }
             Some(config::Origin::Logs(_)) if self.follow && self.checkpoint.is_none() => {
                 return Err(
                     "--follow over many logs keeps each log's place in a checkpoint: add --checkpoint FILE"

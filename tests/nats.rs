@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::nats::{Cluster, Server, Stored, block_on, create_stream, last_stored_line, read_stream};
+use common::nats::{
+    Cluster, Server, Stored, block_on, create_stream, last_stored_line, publish_raw, read_stream,
+};
 use common::{
     BIN, Scratch, finish, run, run_in, run_with_env, spawn_in, valid_lines, valid_lines_range, wait_until,
 };
@@ -491,6 +493,188 @@ fn kill_loop(extra: &[&str], records_per_message: u64) {
         .map(|i| format!("bad line {i}"))
         .collect();
     assert_eq!(rejected, expected);
+}
+
+#[test]
+fn many_logs_published_by_runs_killed_again_and_again_are_in_the_stream_once_each_in_order() {
+    many_logs_kill_loop(&[], 1);
+}
+
+#[test]
+fn many_logs_packed_by_runs_killed_again_and_again_are_in_the_stream_once_each_in_order() {
+    many_logs_kill_loop(&["--batch-bytes", "4000"], 30);
+}
+
+/// Log `k`'s line `i`.
+fn log_line(k: usize, i: usize) -> String {
+    format!(
+        "2026-04-15T00:{:02}:{:02}Z INFO log {k} message {i}\n",
+        i / 60 % 60,
+        i % 60
+    )
+}
+
+/// `--from 'logs/*.log'` over 12 logs of one checkpoint, published to a subject another
+/// producer writes to as well, SIGKILLed at a different point each run; meanwhile one log is
+/// rotated (its files are publishers of their own) and the others grow. At the end every line
+/// of every log is in the stream once, in its log's order, named by its log; a collector
+/// writes the log back out.
+fn many_logs_kill_loop(extra: &[&str], records_per_message: u64) {
+    let server = Server::start("");
+    // The shortest duplicate window, and every rerun after it: the message ids cannot keep a
+    // record from being stored twice.
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_millis(100));
+    let dir = Scratch::new();
+    std::fs::write(dir.path("in.log"), "").unwrap();
+    std::fs::create_dir(dir.path("logs")).unwrap();
+    const LOGS: usize = 12;
+    let mut written = [0usize; LOGS];
+    let append = |written: &mut [usize; LOGS], k: usize, n: usize| {
+        let text: String = (written[k]..written[k] + n).map(|i| log_line(k, i)).collect();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path(&format!("logs/app{k}.log")))
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        written[k] += n;
+    };
+    for k in 0..LOGS {
+        append(&mut written, k, 4000);
+    }
+    let url = format!("{}/logs.app", server.url());
+    let mut args = vec![
+        "--from",
+        "logs/*.log",
+        "--checkpoint",
+        "cp",
+        "-f",
+        "json",
+        "--checkpoint-bytes",
+        "100000",
+        url.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let mut kills = 0;
+    for round in 0..30u64 {
+        let before = stream_len(&server.url(), "LOGS");
+        let mut child = spawn_in(&dir, &args, &[]);
+        // Killed at a different point each time: some runs before their first message.
+        let target = before + (300 + (round % 7) * 700) / records_per_message;
+        wait_until("the publisher to make progress or end", || {
+            stream_len(&server.url(), "LOGS") >= target || child.try_wait().unwrap().is_some()
+        });
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            status.code().is_none_or(|c| c == 0),
+            "{status}: {}",
+            dir.read("stderr")
+        );
+        // Another producer on the subject: its messages sit among ours.
+        publish_raw(&server.url(), "logs.app", &[b"another producer's message"]);
+        // Past the duplicate window.
+        std::thread::sleep(Duration::from_millis(110));
+        if round == 4 {
+            // Rotated while stopped: the rest of app0.log is read from app0.log.1, and the
+            // new app0.log from its first line.
+            std::fs::rename(dir.path("logs/app0.log"), dir.path("logs/app0.log.1")).unwrap();
+            append(&mut written, 0, 1500);
+        } else if round < 12 {
+            append(&mut written, round as usize % LOGS, 1500);
+        }
+    }
+    assert!(
+        kills >= 5,
+        "only {kills} kills: the runs were too quick to interrupt"
+    );
+    let (code, stderr) = finish(&dir, spawn_in(&dir, &args, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("lost"), "{stderr}");
+    // Each log's lines, in stream order, from the records' `file` keys.
+    let mut got: Vec<Vec<usize>> = vec![Vec::new(); LOGS];
+    let mut ours = 0;
+    for message in read_stream(&server.url(), "LOGS") {
+        if message.header("Ingest-Source").is_none() {
+            continue;
+        }
+        ours += 1;
+        for body in message.payload.split(|&b| b == b'\n').filter(|r| !r.is_empty()) {
+            let record: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let file = record["file"].as_str().expect("every record names its log");
+            let k: usize = file
+                .rsplit_once("/app")
+                .unwrap()
+                .1
+                .strip_suffix(".log")
+                .unwrap()
+                .parse()
+                .unwrap();
+            let message = record["message"].as_str().unwrap();
+            let (of, i) = message
+                .strip_prefix("log ")
+                .unwrap()
+                .split_once(" message ")
+                .unwrap();
+            assert_eq!(of.parse::<usize>().unwrap(), k, "{file}: {message}");
+            got[k].push(i.parse().unwrap());
+        }
+    }
+    assert!(ours > 0);
+    for k in 0..LOGS {
+        let expected: Vec<usize> = (0..written[k]).collect();
+        if got[k] != expected {
+            let first_bad = got[k].iter().zip(&expected).position(|(a, b)| a != b);
+            panic!(
+                "log {k}: {} records for {} lines; first difference at {first_bad:?}",
+                got[k].len(),
+                written[k]
+            );
+        }
+    }
+    // A collector writes each record's log back out.
+    let (code, stderr) = run_in(
+        &dir,
+        &[
+            "--from",
+            &format!("{}/LOGS", server.url()),
+            "--consumer",
+            "central",
+            "--checkpoint",
+            "collected.cp",
+            "--until-idle",
+            "1",
+            "-f",
+            "json",
+            "collected.jsonl",
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let collected = dir.read("collected.jsonl");
+    let total: usize = written.iter().sum();
+    let files: Vec<String> = collected
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["file"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(files.len(), total);
+    for (k, &lines) in written.iter().enumerate() {
+        let suffix = format!("/logs/app{k}.log");
+        assert_eq!(
+            files.iter().filter(|f| f.ends_with(&suffix)).count(),
+            lines,
+            "{suffix}"
+        );
+    }
 }
 
 #[test]

@@ -36,10 +36,12 @@ pub use set::{At, Done};
 /// after syncing every byte the commit names.
 pub trait Commit: Send + std::fmt::Debug {
     /// Marks the checkpoint "a run is writing": bytes past its lengths may be this run's.
+    /// `output_written`: the sink's committed length now (where a subject's mark stands
+    /// before this run's first message).
     ///
     /// # Errors
     /// When the checkpoint cannot be written.
-    fn start_writing(&mut self) -> Result<(), Error>;
+    fn start_writing(&mut self, output_written: u64) -> Result<(), Error>;
 
     /// True when `written` more bytes make a commit due.
     fn due(&mut self, written: u64) -> bool;
@@ -557,10 +559,11 @@ impl Commit for Committer {
         name.clone_into(&mut self.state.layout);
     }
 
-    fn start_writing(&mut self) -> Result<(), Error> {
+    fn start_writing(&mut self, output_written: u64) -> Result<(), Error> {
         if !self.state.finished {
             return Ok(());
         }
+        self.state.output.bytes = anchored(&mut self.output_base, output_written, None, "OUTPUT");
         self.save(false)
     }
 
@@ -733,7 +736,9 @@ fn reconcile(
 }
 
 /// Squares an OUTPUT that cannot be cut back (`nats:SUBJECT`, or `-`) with the checkpoint:
-/// nothing to cut, but a checkpoint made for another output is refused as for a file.
+/// nothing to cut, but a checkpoint made for another output is refused as for a file. A
+/// subject's length is the stream sequence many logs read back from (see
+/// [`crate::sink::jetstream::Files::mark`]): kept.
 fn reconcile_subject(checkpoint: &Path, subject: &str, known: Option<&Written>) -> Result<Plan, Error> {
     let id = FileId {
         dev: 0,
@@ -751,11 +756,12 @@ fn reconcile_subject(checkpoint: &Path, subject: &str, known: Option<&Written>) 
             ),
         ));
     }
+    let bytes = match known {
+        Some(known) if subject.starts_with("nats:") => known.bytes,
+        _ => 0,
+    };
     Ok(Plan {
-        written: Written {
-            id: Some(id),
-            bytes: 0,
-        },
+        written: Written { id: Some(id), bytes },
         cut: 0,
     })
 }
@@ -1421,6 +1427,12 @@ fn commit<'a>(
 pub struct Planned {
     /// Per log, in the order given: which of its files to read from where, and what is lost.
     pub plans: Vec<set::Plan>,
+    /// Per log, publishing to a subject: each file's publisher (by its index in the set, 0
+    /// for a file not read); empty otherwise.
+    pub sources: Vec<Vec<u64>>,
+    /// Publishing to a subject: where the last commit's mark stands (see
+    /// [`crate::sink::jetstream::Files::mark`]); `None` for a checkpoint this plan made.
+    pub stream_mark: Option<u64>,
     /// Per log, the layout `--input auto` picked for it in an earlier run (empty: none).
     pub layouts: Vec<String>,
     /// Commits the writer's progress over all logs.
@@ -1494,19 +1506,31 @@ pub fn plan_logs(
         loads,
         arranged,
     } = arranged;
+    let publishing = matches!(output, Output::Nats { .. });
     let (output, rejects) = square_files(&shared.path, head.as_ref(), output, rejects)?;
     let fresh = || State {
         output: output.clone(),
         rejects: rejects.clone(),
         ..State::fresh()
     };
+    let made = head.is_none();
     let mut head = head.unwrap_or_else(fresh);
     head.output = output.clone();
     head.rejects = rejects.clone();
     head.finished = true;
     let mut changes = Vec::new();
     let (mut keys, mut states, mut plans, mut layouts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((path, loaded), (files, plan, current)) in paths.iter().zip(loads).zip(arranged) {
+    let mut sources = Vec::new();
+    for ((path, loaded), (mut files, plan, current)) in paths.iter().zip(loads).zip(arranged) {
+        if publishing {
+            // Every file read publishes as itself, from its first line: a publisher each.
+            for &(index, _) in &plan.steps {
+                if files[index].source == 0 {
+                    files[index].source = new_source();
+                }
+            }
+            sources.push(files.iter().map(|f| f.source).collect());
+        }
         let key = path.to_string_lossy().into_owned();
         let state = if files.is_empty() {
             // Gone: what is lost is said once (the plan), and the log forgotten.
@@ -1557,6 +1581,8 @@ pub fn plan_logs(
     });
     Ok(Planned {
         plans,
+        sources,
+        stream_mark: (!made).then_some(output.bytes),
         layouts,
         committer,
     })

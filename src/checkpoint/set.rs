@@ -41,7 +41,7 @@ pub(super) struct Entry {
     ino: u64,
     /// Who publishes it to a NATS OUTPUT (see `crate::nats::message::Publisher`): the same in
     /// every run that reads it, so that a rerun knows its own messages; 0 until it is read.
-    source: u64,
+    pub(super) source: u64,
     /// Where it was last seen, for messages.
     path: PathBuf,
 }

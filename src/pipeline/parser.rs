@@ -388,6 +388,9 @@ struct Published<'a> {
     severity: Cow<'a, str>,
     #[serde(borrow)]
     message: Cow<'a, str>,
+    /// Many logs: the log the record is of.
+    #[serde(borrow, default)]
+    file: Option<Cow<'a, str>>,
 }
 
 impl<'a> Published<'a> {
@@ -410,11 +413,16 @@ impl<'a> Published<'a> {
         let (severity, rest) = plain_string(rest)?;
         let rest = rest.strip_prefix(b",\"message\":\"")?;
         let (message, rest) = plain_string(rest)?;
+        let (file, rest) = match rest.strip_prefix(b",\"file\":\"") {
+            Some(rest) => plain_string(rest).map(|(file, rest)| (Some(Cow::Borrowed(file)), rest))?,
+            None => (None, rest),
+        };
         (rest == b"}").then_some(Published {
             line: line_no,
             timestamp: Cow::Borrowed(timestamp),
             severity: Cow::Borrowed(severity),
             message: Cow::Borrowed(message),
+            file,
         })
     }
 }
@@ -447,9 +455,16 @@ struct PublishedFields<'a> {
     fields: Option<&'a serde_json::value::RawValue>,
 }
 
-/// A collected record: its line number, instant, severity, message, and its fields as a raw
-/// JSON object when it has any.
-type Decoded<'a> = (u64, OffsetDateTime, Severity, Cow<'a, str>, Option<&'a [u8]>);
+/// A collected record: its line number, instant, severity, message, its fields as a raw JSON
+/// object when it has any, and its log's path (many logs).
+type Decoded<'a> = (
+    u64,
+    OffsetDateTime,
+    Severity,
+    Cow<'a, str>,
+    Option<&'a [u8]>,
+    Option<Cow<'a, str>>,
+);
 
 /// Reads one line of a collected message as a record; or why it is not one.
 fn decode(line: &[u8]) -> Result<Decoded<'_>, RejectReason> {
@@ -473,7 +488,14 @@ fn decode(line: &[u8]) -> Result<Decoded<'_>, RejectReason> {
         _ => return Err(RejectReason::BadTimestamp),
     };
     let severity = Severity::from_field(published.severity.as_bytes()).ok_or(RejectReason::BadSeverity)?;
-    Ok((published.line, timestamp, severity, published.message, fields))
+    Ok((
+        published.line,
+        timestamp,
+        severity,
+        published.message,
+        fields,
+        published.file,
+    ))
 }
 
 /// Parses a collector's batch: every line of every message (a record, or JSON Lines packed by
@@ -508,7 +530,7 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
                     let line = message.payload.slice_ref(line.trim_ascii_end());
                     parsed.reject(message.seq, reason, line);
                 }
-                Ok((line_no, timestamp, severity, text, raw_fields)) => {
+                Ok((line_no, timestamp, severity, text, raw_fields, file)) => {
                     let record = ParsedRecord {
                         line_no,
                         timestamp,
@@ -524,6 +546,9 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
                             continue;
                         }
                         write_fields(&mut suffix, render.format, &fields);
+                    }
+                    if let Some(file) = file {
+                        crate::format::write_file_key(&mut suffix, render.format, &file);
                     }
                     write_collected(&mut parsed.out, render.format, &record, origin, &suffix);
                     parsed.keep(&record, decoded.len());
@@ -666,6 +691,13 @@ mod tests {
             Published::own(br#"{"line":1,"timestamp":"t","severity":"s","message":"a\"b"}"#),
             None
         );
+        // Many logs: the log's path after the message.
+        line.truncate(line.trim_ascii_end().len());
+        line.pop();
+        crate::format::write_file_key(&mut line, Format::Json, "/var/log/app.log");
+        line.push(b'}');
+        let own = Published::own(&line).expect("the fast path reads it");
+        assert_eq!(own.file.as_deref(), Some("/var/log/app.log"));
     }
 
     /// A JSON line close to ingest's: its pieces, each maybe spoiled.
@@ -691,9 +723,10 @@ mod tests {
             piece("\",\"severity\":\"INFO"),
             piece("\",\"message\":\""),
             proptest::collection::vec(any::<u8>(), 0..12),
+            prop_oneof![Just(Vec::new()), piece("\",\"file\":\"/var/log/a.log")],
             piece("\"}"),
         )
-            .prop_map(|(a, n, b, c, d, m, e)| [a, n.into_bytes(), b, c, d, m, e].concat())
+            .prop_map(|(a, n, b, c, d, m, f, e)| [a, n.into_bytes(), b, c, d, m, f, e].concat())
     }
 
     proptest! {

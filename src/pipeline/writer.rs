@@ -219,7 +219,7 @@ pub async fn run<S: Sink, R: Writable>(
             if let Some((committer, _)) = books.checkpoint.as_mut()
                 && !(batch.rendered().is_empty() && rejects_bytes == 0)
             {
-                committer.start_writing()?;
+                committer.start_writing(sink.committed_len())?;
             }
             // Time handing over is time waiting for the output: the writer's blocked time.
             let before = sink.stored();
@@ -604,7 +604,7 @@ mod tests {
     }
 
     impl Commit for RecordingCommitter {
-        fn start_writing(&mut self) -> Result<(), Error> {
+        fn start_writing(&mut self, _: u64) -> Result<(), Error> {
             self.log.lock().unwrap().push(Event::StartWriting);
             Ok(())
         }

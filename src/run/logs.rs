@@ -143,9 +143,14 @@ pub(super) async fn round(
 ) -> Result<Vec<PathBuf>, Error> {
     let mut output = open_bytes(&config.output)?;
     let mut rejects = open_rejects(config)?;
-    let (listed, mut plans, mut committer) = match shared {
+    let (listed, mut plans, mut committer, publishing) = match shared {
         Some(shared) => {
-            let target = file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe);
+            let target = match &config.output {
+                Output::Nats(nats) => checkpoint::Output::Nats {
+                    subject: &nats.subject,
+                },
+                _ => file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe),
+            };
             let (listed, planned) = plan(
                 config,
                 shared,
@@ -154,7 +159,13 @@ pub(super) async fn round(
                 rejects_target(config, rejects.as_mut()),
             )
             .await?;
-            (listed, planned.plans, Some((planned.committer, planned.layouts)))
+            let publishing = (planned.sources, planned.stream_mark);
+            (
+                listed,
+                planned.plans,
+                Some((planned.committer, planned.layouts)),
+                publishing,
+            )
         }
         None => {
             // Without a checkpoint, each log alone, from its first line (as `--from PATH`).
@@ -169,9 +180,12 @@ pub(super) async fn round(
                     ..checkpoint::set::Plan::default()
                 })
                 .collect();
-            (listed, plans, None)
+            (listed, plans, None, (Vec::new(), None))
         }
     };
+    // Publishing, each file read is a publisher of its own (see sink::jetstream::Files).
+    let files =
+        matches!(config.output, Output::Nats(_)).then(|| publishers(&publishing, &plans, shared.is_some()));
     for (path, plan) in paths.iter().zip(plans.iter_mut()) {
         if ended.contains(path) {
             plan.lost.retain(|lost| lost.path != *path);
@@ -246,9 +260,51 @@ pub(super) async fn round(
             )
             .await?;
         }
-        Output::Nats(_) => unreachable!("refused by the command line"),
+        Output::Nats(target) => {
+            let output = sink::jetstream::JetStreamSink::start(
+                (**target).clone(),
+                sink::jetstream::Publishing::Files(files.expect("made for a subject")),
+                config.retry,
+                shared.is_some(),
+                metrics.clone(),
+            )
+            .await?;
+            run_pipeline(
+                &config,
+                source,
+                resume,
+                None,
+                output,
+                rejects,
+                metrics.clone(),
+                drain,
+            )
+            .await?;
+        }
     }
     Ok(more)
+}
+
+/// The publisher of each file the round reads, and the lines of it the checkpoint holds:
+/// `sources` and `mark` from the plan (a new publisher per file without a checkpoint).
+fn publishers(
+    (sources, mark): &(Vec<Vec<u64>>, Option<u64>),
+    plans: &[checkpoint::set::Plan],
+    checkpointed: bool,
+) -> sink::jetstream::Files {
+    let host = crate::os::host_name();
+    let mut files = std::collections::HashMap::new();
+    for (log, plan) in plans.iter().enumerate() {
+        for &(index, start) in &plan.steps {
+            let id = match checkpointed {
+                true => sources[log][index],
+                false => checkpoint::new_source(),
+            };
+            let publisher = crate::nats::message::Publisher::new(&host, id);
+            files.insert((log as u32, index as u32), (publisher, start.lines));
+        }
+    }
+    sink::jetstream::Files { files, mark: *mark }
 }
 
 /// True when a file last written at `mtime_ns` (Unix nanoseconds) was written less than `ago`

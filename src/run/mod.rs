@@ -177,7 +177,7 @@ async fn run_plain(
             let target = (**target).clone();
             let output = sink::jetstream::JetStreamSink::start(
                 target,
-                publisher,
+                sink::jetstream::Publishing::One(publisher),
                 config.retry,
                 resuming,
                 metrics.clone(),

@@ -10,7 +10,7 @@
 //! through a [`Breaker`]; once the server has been unavailable for `--sink-timeout`, the run
 //! gives up with what was acknowledged.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::{Future, IntoFuture};
 use std::ops::Range;
 use std::pin::Pin;
@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_nats::Subject;
+use async_nats::jetstream::consumer;
 use async_nats::jetstream::context::{GetStreamByNameErrorKind, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
@@ -54,6 +55,8 @@ type Ack =
 /// One message: a record, or consecutive records packed up to `--batch-bytes`.
 #[derive(Debug)]
 struct Message {
+    /// Its publisher, an index into [`JetStreamSink::publishers`].
+    publisher: u32,
     first_line: u64,
     last_line: u64,
     records: u64,
@@ -67,6 +70,49 @@ struct InFlight {
     batch: ValidBatch,
     messages: Vec<Message>,
     acked: usize,
+    /// Our last message known stored when the batch was handed over: every message of it is
+    /// stored after this stream sequence (see [`Files::mark`]).
+    floor: u64,
+}
+
+/// Who publishes what the sink is handed.
+#[derive(Debug)]
+pub enum Publishing {
+    /// One input (`--from PATH`, standard input): one publisher.
+    One(Publisher),
+    /// Many logs: a publisher per file read.
+    Files(Files),
+}
+
+/// Many logs (`--from GLOB`): each file read has a publisher of its own, and the checkpoint a
+/// stream sequence its last commit covers, where a rerun reads back from.
+#[derive(Debug, Default)]
+pub struct Files {
+    /// Per file read in this run (its log's index and its index in the log's set): its
+    /// publisher, and how many of its lines the checkpoint holds.
+    pub files: HashMap<(u32, u32), (Publisher, u64)>,
+    /// Every message of ours stored at or before this stream sequence is covered by the
+    /// checkpoint: a rerun reads back only what the stream holds after it. The sink's
+    /// [`Sink::committed_len`] moves it, kept in the checkpoint as OUTPUT's length. `None`
+    /// for a checkpoint made by this run: nothing of ours can be in the stream yet.
+    pub mark: Option<u64>,
+}
+
+/// What the sink keeps of [`Files`].
+#[derive(Debug)]
+struct Marks {
+    /// The mark the run started from.
+    start: u64,
+    /// The checkpoint is older than this run: what the stream holds after `start` is read
+    /// back.
+    read_back: bool,
+    /// Per publisher: lines of it the checkpoint holds.
+    committed: Vec<u64>,
+    /// Each of our publishers by its `Ingest-Source` name, for reading back.
+    by_name: HashMap<String, u32>,
+    /// The read-back from `start` found messages the checkpoint does not hold yet: the mark
+    /// stays at `start` for this run, so that a rerun finds them again.
+    held: bool,
 }
 
 /// A message published and not yet answered.
@@ -87,7 +133,12 @@ struct Connection {
 pub struct JetStreamSink {
     target: NatsOutput,
     subject: Subject,
-    publisher: Publisher,
+    /// Who publishes: one publisher for one input; many logs, one per file read.
+    publishers: Vec<Publisher>,
+    /// Many logs: the publisher of each (log, file) a batch can be of.
+    publisher_of: HashMap<(u32, u32), u32>,
+    /// Many logs: where reruns read back from, and how this run moves it.
+    marks: Option<Marks>,
     connection: Option<Connection>,
     /// The server's largest message, headers included.
     max_payload: usize,
@@ -97,18 +148,21 @@ pub struct JetStreamSink {
     cursor: (usize, usize),
     /// Published and unanswered, in publishing order: always the messages just before `cursor`.
     pending: VecDeque<Pending>,
-    settled: VecDeque<ValidBatch>,
+    /// Settled batches, each with its floor, until the writer takes them.
+    settled: VecDeque<(ValidBatch, u64)>,
     /// The stream sequence of our last message known to be stored in order.
     last_seq: u64,
-    /// Lines up to this one are in the stream already (a rerun with `--checkpoint`).
-    skip_through: u64,
+    /// Per publisher: lines up to this one are in the stream already (a rerun with
+    /// `--checkpoint`).
+    skip_through: Vec<u64>,
     /// A rerun's first message goes alone, and only if the subject's last message is still at
     /// this stream sequence (see [`JetStreamSink::send_guarded`]).
     guard: Option<u64>,
     /// Times the guard found the subject moved on since it was read.
     guard_misses: u32,
-    /// First lines of messages the read-back found stored: they are not sent again.
-    found: HashSet<u64>,
+    /// Publishers and first lines of messages the read-back found stored: they are not sent
+    /// again.
+    found: HashSet<(u32, u64)>,
     /// Messages that had to be sent while a later one was already stored.
     reordered: u64,
     /// Messages still to publish that were published before (for the re-sends counter).
@@ -123,22 +177,48 @@ pub struct JetStreamSink {
 impl JetStreamSink {
     /// Connects (retrying per the breaker until `--sink-timeout`), finds the stream for the
     /// subject (or creates it with `--create-stream`), and reads back the subject's last
-    /// message: with `resume`, records of ours already there are not published again.
+    /// message (many logs: every message after the checkpoint's mark): with `resume`, records
+    /// of ours already there are not published again.
     ///
     /// # Errors
     /// [`Error::NoStream`], [`Error::NotPermitted`], [`Error::Unavailable`], [`Error::Nats`].
     pub async fn start(
         target: NatsOutput,
-        publisher: Publisher,
+        publishing: Publishing,
         retry: RetryPolicy,
         resume: bool,
         metrics: Arc<Metrics>,
     ) -> Result<JetStreamSink, Error> {
+        let (publishers, publisher_of, marks) = match publishing {
+            Publishing::One(one) => (vec![one], HashMap::new(), None),
+            Publishing::Files(files) => {
+                let (mut publishers, mut publisher_of, mut committed, mut by_name) =
+                    (Vec::new(), HashMap::new(), Vec::new(), HashMap::new());
+                for (file, (publisher, lines)) in files.files {
+                    let index = publishers.len() as u32;
+                    publisher_of.insert(file, index);
+                    by_name.insert(publisher.name.clone(), index);
+                    committed.push(lines);
+                    publishers.push(publisher);
+                }
+                let marks = Marks {
+                    start: files.mark.unwrap_or(0),
+                    read_back: files.mark.is_some(),
+                    committed,
+                    by_name,
+                    held: false,
+                };
+                (publishers, publisher_of, Some(marks))
+            }
+        };
         let mut sink = JetStreamSink {
             subject: Subject::from(target.subject.as_str()),
             breaker: Breaker::new(target.server.breaker_failures, retry),
             target,
-            publisher,
+            skip_through: vec![0; publishers.len()],
+            publishers,
+            publisher_of,
+            marks,
             connection: None,
             max_payload: 0,
             batches: VecDeque::new(),
@@ -146,7 +226,6 @@ impl JetStreamSink {
             pending: VecDeque::new(),
             settled: VecDeque::new(),
             last_seq: 0,
-            skip_through: 0,
             guard: None,
             guard_misses: 0,
             found: HashSet::new(),
@@ -239,41 +318,159 @@ impl JetStreamSink {
     }
 
     /// Reads the subject's last message: where read-backs start, and with `resume`, which
-    /// lines of ours the stream holds already.
+    /// lines of ours the stream holds already (many logs: read back from the mark on).
     async fn read_last(&mut self, resume: bool) -> Result<(), Trouble> {
         let stream = &self.connection.as_ref().expect("connected").stream;
-        match stream
+        let last = match stream
             .get_last_raw_message_by_subject(self.target.subject.as_str())
             .await
         {
-            Ok(message) => {
-                self.last_seq = message.sequence;
-                if resume && let Some((_, last)) = self.publisher.lines_of(&message.headers) {
-                    self.skip_through = last;
-                    tracing::info!(
-                        "{}: lines up to {last} are in the stream already; continuing after them",
-                        self.target.server.shown
-                    );
-                }
-                Ok(())
+            Ok(message) => message,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                self.forget_mark_past(0);
+                return Ok(());
             }
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(()),
-            Err(e) => Err(Trouble::Transient(format!(
-                "cannot read the subject's last message: {e}"
-            ))),
+            Err(e) => {
+                return Err(Trouble::Transient(format!(
+                    "cannot read the subject's last message: {e}"
+                )));
+            }
+        };
+        self.last_seq = last.sequence;
+        if !resume {
+            return Ok(());
         }
+        if self.marks.is_some() {
+            self.forget_mark_past(last.sequence);
+            return self.read_ours(last.sequence).await;
+        }
+        if let Some((_, _, through)) = self.lines_of(&last.headers) {
+            self.skip_through[0] = through;
+            tracing::info!(
+                "{}: lines up to {through} are in the stream already; continuing after them",
+                self.target.server.shown
+            );
+        }
+        Ok(())
+    }
+
+    /// Many logs: a mark past the subject's last message (`last`) is of a stream made anew;
+    /// everything in it is read back.
+    fn forget_mark_past(&mut self, last: u64) {
+        if let Some(marks) = self.marks.as_mut()
+            && marks.start > last
+        {
+            tracing::warn!(
+                "{}: the stream holds nothing past sequence {last}, though the checkpoint's last commit covers up to {}: made anew? reading back all of it",
+                self.target.server.shown,
+                marks.start
+            );
+            marks.start = 0;
+        }
+    }
+
+    /// Many logs, a rerun: reads our messages after the mark up to stream sequence `through`;
+    /// what each file's publisher has stored is not published again. Their headers only,
+    /// through an ordered consumer: thousands of messages (other publishers' too) a second.
+    async fn read_ours(&mut self, through: u64) -> Result<(), Trouble> {
+        use futures_util::StreamExt;
+        let marks = self.marks.as_ref().expect("many logs");
+        if !marks.read_back || marks.start >= through {
+            return Ok(());
+        }
+        let stream = &self.connection.as_ref().expect("connected").stream;
+        let failed =
+            |e: &dyn std::fmt::Display| Trouble::Transient(format!("cannot read the stream back: {e}"));
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: self.target.subject.clone(),
+                headers_only: true,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: marks.start + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed(&e))?;
+        let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
+        let mut read = 0u64;
+        loop {
+            let next = tokio::time::timeout(self.target.ack_timeout, messages.next());
+            let message = match next.await {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(e))) => return Err(failed(&e)),
+                Ok(None) => return Err(failed(&"the consumer ended")),
+                Err(_) => return Err(failed(&"no message in time")),
+            };
+            let info = message.info().map_err(|e| failed(&e))?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            read += 1;
+            if let Some(headers) = &message.headers
+                && let Some((publisher, _, last)) = self.lines_of(headers)
+            {
+                let skip = &mut self.skip_through[publisher as usize];
+                *skip = (*skip).max(last);
+            }
+            if seq >= through || pending == 0 {
+                break;
+            }
+        }
+        let marks = self.marks.as_mut().expect("many logs");
+        let ahead = self
+            .skip_through
+            .iter()
+            .zip(&marks.committed)
+            .filter(|(stored, committed)| stored > committed)
+            .count();
+        marks.held = ahead > 0;
+        tracing::debug!(
+            "{}: read back {read} messages after sequence {}: {ahead} files have lines in the stream past the checkpoint",
+            self.target.server.shown,
+            marks.start
+        );
+        Ok(())
+    }
+
+    /// The publisher of a message, its first and last line, when it is one of ours.
+    fn lines_of(&self, headers: &async_nats::HeaderMap) -> Option<(u32, u64, u64)> {
+        let publisher = match &self.marks {
+            None => 0,
+            Some(marks) => *marks.by_name.get(nats::message::publisher_of(Some(headers))?)?,
+        };
+        let (first, last) = self.publishers[publisher as usize].lines_of(headers)?;
+        Some((publisher, first, last))
+    }
+
+    /// Many logs: the stream sequence every message of ours at or before which the checkpoint
+    /// covers, were it committed now (see [`Files::mark`]).
+    fn mark(&self) -> u64 {
+        let Some(marks) = &self.marks else {
+            return 0;
+        };
+        // Settled batches the writer has not taken yet are not covered either.
+        let floors = self.settled.iter().map(|(_, floor)| *floor);
+        let floors = floors.chain(self.batches.iter().map(|b| b.floor));
+        mark(marks, floors, self.last_seq)
     }
 
     /// Splits a batch's rendering into messages, leaving out what the stream holds already.
     fn messages(&self, batch: &ValidBatch) -> Vec<Message> {
         let limit = self.max_record_bytes().unwrap_or(usize::MAX);
         let pack = self.target.batch_bytes.min(limit);
+        let publisher = match batch.at() {
+            Some(at) if self.marks.is_some() => *self
+                .publisher_of
+                .get(&(at.log, at.member))
+                .expect("every file read has a publisher"),
+            _ => 0,
+        };
+        let skip_through = self.skip_through[publisher as usize];
         let mut messages: Vec<Message> = Vec::new();
         let mut at = 0;
         for (line, rendered) in batch.rendered_records() {
             let range = at..at + rendered.len();
             at = range.end;
-            if line <= self.skip_through {
+            if line <= skip_through {
                 continue;
             }
             if pack > 0
@@ -287,6 +484,7 @@ impl JetStreamSink {
                 continue;
             }
             messages.push(Message {
+                publisher,
                 first_line: line,
                 last_line: line,
                 records: 1,
@@ -312,7 +510,8 @@ impl JetStreamSink {
         } else {
             rendered
         };
-        let mut headers = self.publisher.headers(message.first_line, message.last_line);
+        let mut headers =
+            self.publishers[message.publisher as usize].headers(message.first_line, message.last_line);
         if let Some(seq) = self.guard {
             headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, itoa::Buffer::new().format(seq));
         }
@@ -321,7 +520,7 @@ impl JetStreamSink {
             .headers(headers);
         match connection.js.send_publish(self.subject.clone(), publish).await {
             Ok(ack) => {
-                let first_line = message.first_line;
+                let (publisher, first_line) = (message.publisher, message.first_line);
                 self.pending.push_back(Pending {
                     sent: Instant::now(),
                     ack: Box::pin(ack.into_future()),
@@ -333,7 +532,11 @@ impl JetStreamSink {
                     add(&self.metrics.sink_resent, 1);
                 }
                 // A later message of ours is stored already: this one lands after it.
-                if self.found.iter().any(|&line| line > first_line) {
+                if self
+                    .found
+                    .iter()
+                    .any(|&(p, line)| p == publisher && line > first_line)
+                {
                     self.reordered += 1;
                 }
                 Ok(())
@@ -405,7 +608,7 @@ impl JetStreamSink {
         while self.batches.front().is_some_and(|b| b.acked == b.messages.len()) && self.cursor.0 > 0 {
             let done = self.batches.pop_front().expect("checked");
             self.cursor.0 -= 1;
-            self.settled.push_back(done.batch);
+            self.settled.push_back((done.batch, done.floor));
         }
     }
 
@@ -456,19 +659,19 @@ impl JetStreamSink {
     /// message at the cursor is a found one, handled or not.
     fn skip_found(&mut self) -> bool {
         let (b, m) = self.cursor;
-        let Some(first_line) = self
+        let Some(key) = self
             .batches
             .get(b)
             .and_then(|x| x.messages.get(m))
-            .map(|x| x.first_line)
+            .map(|x| (x.publisher, x.first_line))
         else {
             return false;
         };
-        if !self.found.contains(&first_line) {
+        if !self.found.contains(&key) {
             return false;
         }
         if self.pending.is_empty() {
-            self.found.remove(&first_line);
+            self.found.remove(&key);
             self.resend = self.resend.saturating_sub(1);
             self.advance();
             self.acked(0, false);
@@ -600,8 +803,8 @@ impl JetStreamSink {
             match next.await {
                 Ok(message) => {
                     seq = message.sequence + 1;
-                    if let Some((first, _)) = self.publisher.lines_of(&message.headers) {
-                        found.insert(first);
+                    if let Some((publisher, first, _)) = self.lines_of(&message.headers) {
+                        found.insert((publisher, first));
                     }
                 }
                 Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => break,
@@ -694,6 +897,17 @@ impl JetStreamSink {
     }
 }
 
+/// The mark a commit leaves (see [`Files::mark`]): where this run started while the stream
+/// holds messages of ours the checkpoint does not; else just before the first message of the
+/// batches not committed (`floors`: our last stored message when each was handed over); else
+/// our last stored message (`last_seq`).
+fn mark(marks: &Marks, floors: impl Iterator<Item = u64>, last_seq: u64) -> u64 {
+    if marks.held {
+        return marks.start;
+    }
+    floors.min().unwrap_or(last_seq).max(marks.start)
+}
+
 /// Records the messages hold.
 fn records(messages: &[Message]) -> u64 {
     messages.iter().map(|m| m.records).sum()
@@ -713,13 +927,14 @@ impl Sink for JetStreamSink {
             batch,
             messages,
             acked: 0,
+            floor: self.last_seq,
         });
         self.skip_empty();
         self.pump(hold).await
     }
 
     fn settled(&mut self) -> Option<ValidBatch> {
-        self.settled.pop_front()
+        self.settled.pop_front().map(|(batch, _)| batch)
     }
 
     async fn flush(&mut self) -> Result<(), Stop> {
@@ -739,8 +954,10 @@ impl Sink for JetStreamSink {
         Ok(())
     }
 
+    /// One input: 0. Many logs: how far the mark moved in this run (the checkpoint adds it
+    /// to the mark it started from: OUTPUT's length is the mark for a subject).
     fn committed_len(&self) -> u64 {
-        0
+        self.marks.as_ref().map_or(0, |marks| self.mark() - marks.start)
     }
 
     fn stored(&self) -> Stored {
@@ -748,7 +965,9 @@ impl Sink for JetStreamSink {
     }
 
     fn max_record_bytes(&self) -> Option<usize> {
-        Some(self.max_payload.saturating_sub(self.publisher.header_bytes()))
+        // Every publisher's name is as long: HOST/ and 16 hex digits.
+        let headers = self.publishers.first().map_or(0, Publisher::header_bytes);
+        Some(self.max_payload.saturating_sub(headers))
     }
 
     async fn shutdown(&mut self) -> Result<(), Stop> {
@@ -781,5 +1000,35 @@ fn poll_now(ack: &mut Ack) -> Option<Result<PublishAck, async_nats::jetstream::c
     match ack.as_mut().poll(&mut context) {
         Poll::Ready(answer) => Some(answer),
         Poll::Pending => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marks(start: u64, held: bool) -> Marks {
+        Marks {
+            start,
+            read_back: true,
+            committed: Vec::new(),
+            by_name: HashMap::new(),
+            held,
+        }
+    }
+
+    #[test]
+    fn a_commit_never_marks_a_stored_message_of_a_batch_it_does_not_cover() {
+        // Our messages up to 90 are stored; the batch not committed yet was handed over when
+        // 70 was our last: its first messages (71..=90) may be stored, and a rerun must find
+        // them, so the mark stays at 70.
+        assert_eq!(mark(&marks(10, false), [70, 85].into_iter(), 90), 70);
+        // Everything handed over is committed: up to our last stored message.
+        assert_eq!(mark(&marks(10, false), std::iter::empty(), 90), 90);
+        // The read-back found messages of ours the checkpoint does not hold: they stay past
+        // the mark until a commit covers them.
+        assert_eq!(mark(&marks(10, true), [70].into_iter(), 90), 10);
+        // Never behind where the run started.
+        assert_eq!(mark(&marks(10, false), [4].into_iter(), 9), 10);
     }
 }

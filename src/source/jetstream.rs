@@ -52,8 +52,8 @@ pub struct Announce {
 }
 
 impl Commit for Announce {
-    fn start_writing(&mut self) -> Result<(), Error> {
-        self.inner.start_writing()
+    fn start_writing(&mut self, output_written: u64) -> Result<(), Error> {
+        self.inner.start_writing(output_written)
     }
 
     fn due(&mut self, written: u64) -> bool {
