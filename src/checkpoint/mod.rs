@@ -1433,8 +1433,6 @@ pub struct Planned {
     /// Publishing to a subject: where the last commit's mark stands (see
     /// [`crate::sink::jetstream::Files::mark`]); `None` for a checkpoint this plan made.
     pub stream_mark: Option<u64>,
-    /// Per log, the layout `--input auto` picked for it in an earlier run (empty: none).
-    pub layouts: Vec<String>,
     /// Commits the writer's progress over all logs.
     pub committer: Committer,
 }
@@ -1442,7 +1440,6 @@ pub struct Planned {
 /// Each log's entry matched to its files now, by [`arrange_logs`]; what [`plan_logs`] saves.
 #[derive(Debug)]
 pub struct Arranged {
-    head: Option<State>,
     loads: Vec<Option<State>>,
     /// Per log: its files as the checkpoint will know them, the plan, the current one.
     arranged: Vec<(Vec<set::Entry>, set::Plan, Option<usize>)>,
@@ -1461,7 +1458,6 @@ pub fn arrange_logs(
     sure: bool,
     start_at_end: bool,
 ) -> Result<Option<Arranged>, Error> {
-    let head = shared.load(None)?;
     let loads: Vec<Option<State>> = logs
         .iter()
         .map(|(path, _)| shared.load(Some(path)))
@@ -1478,15 +1474,24 @@ pub fn arrange_logs(
         }
         arranged.push((files, plan, current));
     }
-    Ok(Some(Arranged {
-        head,
-        loads,
-        arranged,
-    }))
+    Ok(Some(Arranged { loads, arranged }))
 }
 
-/// Plans a run over the logs at `paths`, as [`arrange_logs`] matched them: squares OUTPUT and
-/// the rejects file once with the shared checkpoint, and saves what changed in one commit. A
+impl Arranged {
+    /// Log `log`'s plan: which of its files to read from where.
+    pub fn plan(&self, log: usize) -> &set::Plan {
+        &self.arranged[log].1
+    }
+
+    /// The layout `--input auto` picked for log `log` in an earlier run (empty: none).
+    pub fn layout(&self, log: usize) -> &str {
+        self.loads[log].as_ref().map_or("", |state| state.layout.as_str())
+    }
+}
+
+/// Plans a run over the logs at `paths`, as [`arrange_logs`] matched them (maybe while an
+/// earlier round ran): squares OUTPUT and the rejects file with the shared checkpoint as it is
+/// now, and saves what changed in one commit. A
 /// log with no file left is said lost if it was not read to its end (its plan's `lost`) and
 /// forgotten.
 ///
@@ -1501,11 +1506,8 @@ pub fn plan_logs(
     rejects: Option<Target<'_>>,
     every_bytes: u64,
 ) -> Result<Planned, Error> {
-    let Arranged {
-        head,
-        loads,
-        arranged,
-    } = arranged;
+    let Arranged { loads, arranged } = arranged;
+    let head = shared.load(None)?;
     let publishing = matches!(output, Output::Nats { .. });
     let (output, rejects) = square_files(&shared.path, head.as_ref(), output, rejects)?;
     let fresh = || State {
@@ -1519,7 +1521,7 @@ pub fn plan_logs(
     head.rejects = rejects.clone();
     head.finished = true;
     let mut changes = Vec::new();
-    let (mut keys, mut states, mut plans, mut layouts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut keys, mut states, mut plans) = (Vec::new(), Vec::new(), Vec::new());
     let mut sources = Vec::new();
     for ((path, loaded), (mut files, plan, current)) in paths.iter().zip(loads).zip(arranged) {
         if publishing {
@@ -1559,7 +1561,6 @@ pub fn plan_logs(
             }
             state
         };
-        layouts.push(state.layout.clone());
         keys.push(key);
         states.push(state);
         plans.push(plan);
@@ -1583,7 +1584,6 @@ pub fn plan_logs(
         plans,
         sources,
         stream_mark: (!made).then_some(output.bytes),
-        layouts,
         committer,
     })
 }

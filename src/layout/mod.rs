@@ -249,17 +249,25 @@ pub fn detect_among<'a, 'l>(
     // Per candidate: records read, and their messages' bytes.
     let mut scores = vec![(0usize, 0usize); candidates.len()];
     let mut scratch = Scratch::default();
-    for line in lines
+    let lines: Vec<&[u8]> = lines
         .into_iter()
         .filter(|l| !trim_line(l).is_empty())
         .take(DETECT_LINES)
-    {
-        for (layout, (read, message_bytes)) in candidates.iter().zip(&mut scores) {
-            if let Outcome::Record(record) = layout.parse(line, &mut scratch) {
-                *read += 1;
-                *message_bytes += record.message.len();
+        .collect();
+    // A candidate that cannot catch up with the one reading most lines so far, even reading
+    // every line left, is not tried further: it cannot win, nor tie (judging many small logs,
+    // most of the time went to candidates that read none of their lines).
+    let mut alive: Vec<usize> = (0..candidates.len()).collect();
+    for (k, line) in lines.iter().enumerate() {
+        for &c in &alive {
+            if let Outcome::Record(record) = candidates[c].parse(line, &mut scratch) {
+                scores[c].0 += 1;
+                scores[c].1 += record.message.len();
             }
         }
+        let left = lines.len() - k - 1;
+        let best = alive.iter().map(|&c| scores[c].0).max().unwrap_or(0);
+        alive.retain(|&c| scores[c].0 + left >= best);
     }
     let (at, _) = scores
         .iter()

@@ -370,3 +370,60 @@ mod syslog {
         ));
     }
 }
+
+/// [`super::detect_among`] without its pruning: every candidate tries every line.
+fn detect_trying_all<'l>(lines: &[&[u8]], candidates: &'l [Layout]) -> Option<&'l Layout> {
+    let mut scores = vec![(0usize, 0usize); candidates.len()];
+    let mut scratch = Scratch::default();
+    for line in lines
+        .iter()
+        .filter(|l| !super::trim_line(l).is_empty())
+        .take(super::DETECT_LINES)
+    {
+        for (layout, score) in candidates.iter().zip(&mut scores) {
+            if let Outcome::Record(record) = layout.parse(line, &mut scratch) {
+                score.0 += 1;
+                score.1 += record.message.len();
+            }
+        }
+    }
+    let (at, _) = scores
+        .iter()
+        .enumerate()
+        .filter(|(_, (read, _))| *read > 0)
+        .min_by_key(|(at, (read, bytes))| (std::cmp::Reverse(*read), *bytes, *at))?;
+    candidates.get(at)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// Leaving out candidates that can no longer win never changes the pick, whatever mix of
+    /// layouts a log's first lines are.
+    #[test]
+    fn pruned_judging_picks_what_trying_every_candidate_picks(
+        picks in proptest::collection::vec(0usize..14, 0..80)
+    ) {
+        const LINES: [&str; 14] = [
+            "2026-04-15T00:00:01Z INFO started",
+            "2026-04-15 10:00:00,123 - app - ERROR - boom",
+            "2026-04-15 10:00:00.123 | WARNING  | m:f:1 - w",
+            "2026-04-15T10:00:00.1Z [info     ] e k=v",
+            "2026/04/15 10:00:00 [error] 1#0: *1 q",
+            "{\"time\":1776247200123,\"level\":30,\"msg\":\"j\"}",
+            "time=2026-04-15T00:00:01Z level=info msg=\"a\" k=v",
+            "<34>1 2026-04-15T10:00:00Z h a 1 - - m",
+            "<13>Apr 15 10:00:00 host tag[1]: m",
+            "2026-04-15 10:00:00.123 UTC [1] LOG:  y",
+            "Traceback (most recent call last):",
+            "",
+            "not a record at all",
+            "2026-04-15T00:00:01Z WARN disk 91% full",
+        ];
+        let candidates = Layout::candidates(&Clock::default());
+        let lines: Vec<&[u8]> = picks.iter().map(|&i| LINES[i].as_bytes()).collect();
+        let pruned = super::detect_among(lines.iter().copied(), &candidates).map(|l| &l.name);
+        let all = detect_trying_all(&lines, &candidates).map(|l| &l.name);
+        proptest::prop_assert_eq!(pruned, all);
+    }
+}

@@ -69,10 +69,21 @@ pub async fn read_logs(
     }
     let paths: Vec<PathBuf> = found.logs.into_iter().chain(gone).collect();
     metrics.logs_known.store(paths.len() as u64, Ordering::Relaxed);
-    for paths in paths.chunks(ROUND_LOGS) {
-        round(
+    let rounds: Vec<&[PathBuf]> = paths.chunks(ROUND_LOGS).collect();
+    let mut next = rounds
+        .first()
+        .map(|paths| prepare_apart(config, paths, shared.as_ref()));
+    for (i, paths) in rounds.iter().enumerate() {
+        let prepared = next.take().expect("each round is prepared");
+        // The next round is listed, matched and judged while this one runs: those are a
+        // single thread's work, which the pipeline leaves room for.
+        next = rounds
+            .get(i + 1)
+            .map(|paths| prepare_apart(config, paths, shared.as_ref()));
+        run_round(
             config,
             paths,
+            prepared,
             &HashSet::new(),
             shared.as_ref(),
             &metrics,
@@ -141,31 +152,58 @@ pub(super) async fn round(
     metrics: &Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Vec<PathBuf>, Error> {
-    let mut output = open_bytes(&config.output)?;
-    let mut rejects = open_rejects(config)?;
-    let (listed, mut plans, mut committer, publishing) = match shared {
+    let prepared = prepare_apart(config, paths, shared);
+    run_round(config, paths, prepared, ended, shared, metrics, drain).await
+}
+
+/// What a round knows of its logs before it plans: their files, matched to the checkpoint,
+/// and their layouts. Made while the round before runs (see [`prepare`]).
+pub(super) struct Prepared {
+    /// Each log's files, oldest first.
+    listed: Vec<Vec<Member>>,
+    /// With a checkpoint: each log's entry matched to its files.
+    arranged: Option<checkpoint::Arranged>,
+    /// Without a checkpoint: each log read from its first line.
+    plans: Vec<checkpoint::set::Plan>,
+    /// Each log's layout.
+    per_log: PerLog,
+    /// Layouts `--input auto` picked now, kept with the round's next commit.
+    picks: Vec<(usize, String)>,
+}
+
+/// [`prepare`] on a thread of its own (it lists directories and reads files).
+pub(super) fn prepare_apart(
+    config: &Config,
+    paths: &[PathBuf],
+    shared: Option<&Shared>,
+) -> tokio::task::JoinHandle<Result<Prepared, Error>> {
+    let (config, paths, shared) = (config.clone(), paths.to_vec(), shared.cloned());
+    tokio::task::spawn_blocking(move || prepare(&config, &paths, shared.as_ref()))
+}
+
+/// Lists every log's set, matches it to the checkpoint (listing again, a few times, while a
+/// file was rotated as it was looked into) and settles each log's layout. Nothing is written:
+/// it may run while the round before commits.
+fn prepare(config: &Config, paths: &[PathBuf], shared: Option<&Shared>) -> Result<Prepared, Error> {
+    let (listed, arranged, plans) = match shared {
         Some(shared) => {
-            let target = match &config.output {
-                Output::Nats(nats) => checkpoint::Output::Nats {
-                    subject: &nats.subject,
-                },
-                _ => file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe),
+            const LISTINGS: u64 = 5;
+            let mut listing = 0;
+            let (logs, arranged) = loop {
+                listing += 1;
+                let mut logs: Vec<(PathBuf, Vec<Member>)> =
+                    paths.iter().cloned().zip(list_all(paths)?).collect();
+                let sure = listing == LISTINGS;
+                if let Some(arranged) =
+                    checkpoint::arrange_logs(shared, &mut logs, sure, config.start_at_end)?
+                {
+                    break (logs, arranged);
+                }
+                // logrotate is at work: a moment for it to finish.
+                std::thread::sleep(std::time::Duration::from_millis(20 * listing));
             };
-            let (listed, planned) = plan(
-                config,
-                shared,
-                paths,
-                target,
-                rejects_target(config, rejects.as_mut()),
-            )
-            .await?;
-            let publishing = (planned.sources, planned.stream_mark);
-            (
-                listed,
-                planned.plans,
-                Some((planned.committer, planned.layouts)),
-                publishing,
-            )
+            let listed = logs.into_iter().map(|(_, m)| m).collect();
+            (listed, Some(arranged), Vec::new())
         }
         None => {
             // Without a checkpoint, each log alone, from its first line (as `--from PATH`).
@@ -180,8 +218,72 @@ pub(super) async fn round(
                     ..checkpoint::set::Plan::default()
                 })
                 .collect();
-            (listed, plans, None, (Vec::new(), None))
+            (listed, None, plans)
         }
+    };
+    // Each log's layout: as given, kept by the checkpoint, or judged by its first lines.
+    let (per_log, picks) = {
+        let plan_of = |log: usize| match &arranged {
+            Some(arranged) => arranged.plan(log),
+            None => &plans[log],
+        };
+        let kept = |log: usize| arranged.as_ref().map_or("", |a| a.layout(log));
+        settle_layouts(config, paths, &listed, &plan_of, &kept)
+    };
+    Ok(Prepared {
+        listed,
+        arranged,
+        plans,
+        per_log,
+        picks,
+    })
+}
+
+/// The round `prepared` made ready: planned against the checkpoint (one commit), then one
+/// pipeline run over what is new in its logs.
+async fn run_round(
+    config: &Config,
+    paths: &[PathBuf],
+    prepared: tokio::task::JoinHandle<Result<Prepared, Error>>,
+    ended: &HashSet<PathBuf>,
+    shared: Option<&Shared>,
+    metrics: &Arc<Metrics>,
+    drain: CancellationToken,
+) -> Result<Vec<PathBuf>, Error> {
+    let Prepared {
+        listed,
+        arranged,
+        plans,
+        per_log,
+        picks,
+    } = match prepared.await {
+        Ok(prepared) => prepared?,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    let mut output = open_bytes(&config.output)?;
+    let mut rejects = open_rejects(config)?;
+    let (mut plans, committer, publishing) = match (shared, arranged) {
+        (Some(shared), Some(arranged)) => {
+            let target = match &config.output {
+                Output::Nats(nats) => checkpoint::Output::Nats {
+                    subject: &nats.subject,
+                },
+                _ => file_target(&config.output, &mut output).unwrap_or(checkpoint::Output::Pipe),
+            };
+            let rejects = rejects_target(config, rejects.as_mut());
+            let planned =
+                checkpoint::plan_logs(shared, paths, arranged, target, rejects, config.checkpoint_bytes)?;
+            let mut committer = planned.committer;
+            for (log, name) in &picks {
+                committer.keep_layout_of(*log, name);
+            }
+            (
+                planned.plans,
+                Some(committer),
+                (planned.sources, planned.stream_mark),
+            )
+        }
+        _ => (plans, None, (Vec::new(), None)),
     };
     // Publishing, each file read is a publisher of its own (see sink::jetstream::Files).
     let files =
@@ -195,8 +297,6 @@ pub(super) async fn round(
         report_lost(&plan.lost, metrics);
         crate::metrics::add(&metrics.logs_lost, 1);
     }
-    // Each log's layout: as given, kept by the checkpoint, or judged by its first lines.
-    let per_log = settle_layouts(config, paths, &listed, &plans, committer.as_mut());
     let (mut parts, mut more) = (Vec::new(), Vec::new());
     for (log, (mut members, plan)) in listed.into_iter().zip(plans).enumerate() {
         let newer_has_bytes: Vec<bool> = (0..members.len())
@@ -242,7 +342,7 @@ pub(super) async fn round(
     };
     let source = Box::new(source::file::FileSource::parts(parts));
     let resume = Resume {
-        committer: committer.map(|(c, _)| Box::new(c) as Box<dyn checkpoint::Commit>),
+        committer: committer.map(|c| Box::new(c) as Box<dyn checkpoint::Commit>),
         ..Resume::default()
     };
     match &config.output {
@@ -348,31 +448,6 @@ fn note_behind(metrics: &Metrics, parts: &[Part], per_log: &PerLog) {
     }
 }
 
-/// Lists every log's set and plans the run over all of them, listing again (a few times) while
-/// a file was rotated as it was looked into.
-async fn plan(
-    config: &Config,
-    shared: &Shared,
-    paths: &[PathBuf],
-    output: checkpoint::Output<'_>,
-    rejects: Option<checkpoint::Target<'_>>,
-) -> Result<(Vec<Vec<Member>>, checkpoint::Planned), Error> {
-    const LISTINGS: u64 = 5;
-    let mut listing = 0;
-    let (logs, arranged) = loop {
-        listing += 1;
-        let mut logs: Vec<(PathBuf, Vec<Member>)> = paths.iter().cloned().zip(list_all(paths)?).collect();
-        let sure = listing == LISTINGS;
-        if let Some(arranged) = checkpoint::arrange_logs(shared, &mut logs, sure, config.start_at_end)? {
-            break (logs, arranged);
-        }
-        // logrotate is at work: a moment for it to finish.
-        tokio::time::sleep(std::time::Duration::from_millis(20 * listing)).await;
-    };
-    let planned = checkpoint::plan_logs(shared, paths, arranged, output, rejects, config.checkpoint_bytes)?;
-    Ok((logs.into_iter().map(|(_, m)| m).collect(), planned))
-}
-
 /// The files of each log's set at `paths`, oldest first.
 fn list_all(paths: &[PathBuf]) -> Result<Vec<Vec<Member>>, Error> {
     paths
@@ -387,15 +462,16 @@ fn list_all(paths: &[PathBuf]) -> Result<Vec<Vec<Member>>, Error> {
         .collect()
 }
 
-/// Each log's layout: the one given; else the one the checkpoint kept for it; else the one that
-/// reads most of the first lines of its first file to read (kept with its next commit).
-fn settle_layouts(
+/// Each log's layout: the one given; else the one the checkpoint kept for it (`kept`, empty for
+/// none); else the one that reads most of the first lines of its first file to read (returned
+/// with its log, to be kept with the next commit).
+fn settle_layouts<'p>(
     config: &Config,
     paths: &[PathBuf],
     listed: &[Vec<Member>],
-    plans: &[checkpoint::set::Plan],
-    mut committer: Option<&mut (checkpoint::Committer, Vec<String>)>,
-) -> PerLog {
+    plan_of: &dyn Fn(usize) -> &'p checkpoint::set::Plan,
+    kept: &dyn Fn(usize) -> &'p str,
+) -> (PerLog, Vec<(usize, String)>) {
     let mut per_log = PerLog {
         paths: paths.iter().map(|p| Arc::from(p.to_string_lossy())).collect(),
         ..PerLog::default()
@@ -405,41 +481,46 @@ fn settle_layouts(
         config::InputLayout::Fixed(layout) => {
             per_log.layouts.push(Arc::new(layout.clone()));
             per_log.layout_of = vec![0; paths.len()];
-            return per_log;
+            return (per_log, Vec::new());
         }
     };
-    let mut known: Vec<(String, u32)> = Vec::new();
+    let mut picks = Vec::new();
     // Made once, and only when a log is to be judged (they compile patterns).
     let candidates = std::cell::LazyCell::new(|| Layout::candidates(&clock));
-    for (log, (members, plan)) in listed.iter().zip(plans).enumerate() {
-        let kept = committer
-            .as_ref()
-            .and_then(|(_, layouts)| layouts.get(log))
-            .filter(|name| !name.is_empty())
-            .and_then(|name| Layout::named(name, clock.clone()).ok());
-        let chosen = kept.or_else(|| {
-            let &(index, start) = plan.steps.first()?;
-            let lines = first_lines(&members[index], start.offset);
-            let picked = layout::detect_among(record::split_lines(&lines), &candidates)?.clone();
-            if let Some((committer, _)) = committer.as_mut() {
-                committer.keep_layout_of(log, &picked.name);
-            }
-            Some(picked)
-        });
-        // No record to judge by yet: plain for this run, judged again on the next.
-        let chosen = chosen.unwrap_or_default();
-        let at = match known.iter().find(|(name, _)| *name == chosen.name) {
-            Some(&(_, at)) => at,
+    for (log, members) in listed.iter().enumerate() {
+        let kept = kept(log);
+        // A layout another log of the round was given already is not made again.
+        let known = per_log
+            .layouts
+            .iter()
+            .position(|l| !kept.is_empty() && l.name == kept);
+        let at = match known {
+            Some(at) => at as u32,
             None => {
-                let at = per_log.layouts.len() as u32;
-                known.push((chosen.name.clone(), at));
-                per_log.layouts.push(Arc::new(chosen));
-                at
+                let kept = (!kept.is_empty())
+                    .then(|| Layout::named(kept, clock.clone()).ok())
+                    .flatten();
+                let chosen = kept.or_else(|| {
+                    let &(index, start) = plan_of(log).steps.first()?;
+                    let lines = first_lines(&members[index], start.offset);
+                    let picked = layout::detect_among(record::split_lines(&lines), &candidates)?.clone();
+                    picks.push((log, picked.name.clone()));
+                    Some(picked)
+                });
+                // No record to judge by yet: plain for this run, judged again on the next.
+                let chosen = chosen.unwrap_or_default();
+                match per_log.layouts.iter().position(|l| l.name == chosen.name) {
+                    Some(at) => at as u32,
+                    None => {
+                        per_log.layouts.push(Arc::new(chosen));
+                        (per_log.layouts.len() - 1) as u32
+                    }
+                }
             }
         };
         per_log.layout_of.push(at);
     }
-    per_log
+    (per_log, picks)
 }
 
 /// The first lines of `member` from `offset` on, about as many as `--input auto` looks at.
