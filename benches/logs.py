@@ -2,6 +2,7 @@
 """Many logs in one run (issue 28's targets), side by side in one go:
 
     python3 benches/logs.py [--logs N] [--dirs D] [--mb M] [--runs K] [--bin PATH] [--dir DIR]
+                            [--extra PATH]
 
 1. Throughput: `--from 'DIR/*/*.log' --checkpoint` over N logs (default 10,000) in D
    directories (default 1,000), M MB in all (default 1,000), against `--from one.log
@@ -12,7 +13,8 @@
    against its size.
 
 The files go to DIR (default: a new directory under /dev/shm, so that the disk is not what
-is measured).
+is measured). `--extra PATH`: another build's first run over the N logs, interleaved with the
+others (a baseline in the same go).
 """
 
 import argparse
@@ -42,6 +44,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--bin", default="target/release/ingest")
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--extra", default=None)
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     root = args.dir or tempfile.mkdtemp(prefix="ingest-logs-", dir="/dev/shm")
@@ -59,21 +62,35 @@ def main():
             f.write(text)
     many = [binary, "-q", "--from", "logs/*/*.log", "--checkpoint", "many.cp", "many.out"]
     one = [binary, "-q", "--from", "one.log", "--checkpoint", "one.cp", "one.out"]
-    times = {"many": [], "one": []}
+    times = {"many": [], "one": [], "extra": []}
+    cmds = [("one", one), ("many", many)]
+    if args.extra:
+        extra = [os.path.abspath(args.extra)] + many[1:]
+        extra[extra.index("many.cp")] = "extra.cp"
+        extra[extra.index("many.out")] = "extra.out"
+        cmds.append(("extra", extra))
     for _ in range(args.runs):
-        for name, cmd in (("one", one), ("many", many)):
+        for name, cmd in cmds:
             for f in (f"{name}.cp", f"{name}.out"):
                 try:
                     os.remove(os.path.join(root, f))
                 except FileNotFoundError:
                     pass
             times[name].append(run(cmd, root))
+            if name != "many":
+                # Memory back before the next run writes its OUTPUT (the reruns below use many's).
+                os.remove(os.path.join(root, f"{name}.out"))
     m_one, m_many = statistics.median(times["one"]), statistics.median(times["many"])
     total = args.logs * len(text) / 1e6
     print(f"1. {args.logs} logs, {total:.0f} MB: first run median {m_many:.3f} s "
           f"({total / m_many:.0f} MB/s); one file: {m_one:.3f} s ({total / m_one:.0f} MB/s); "
           f"many logs at {m_one / m_many:.0%} of one file's rate "
           f"(runs: many {['%.3f' % t for t in times['many']]}, one {['%.3f' % t for t in times['one']]})")
+    if args.extra:
+        m_extra = statistics.median(times["extra"])
+        print(f"   {args.extra}: first run median {m_extra:.3f} s, at {m_one / m_extra:.0%} of one file's "
+              f"rate; this build takes {m_many / m_extra:.3f}x its time "
+              f"(runs: {['%.3f' % t for t in times['extra']]})")
     reruns = [run(many, root) for _ in range(args.runs)]
     print(f"2. rerun with nothing new over {args.logs} known logs: median {statistics.median(reruns):.3f} s")
     cp = os.path.join(root, "many.cp")
