@@ -115,6 +115,27 @@ fn a_glob_reads_each_log_with_its_rotated_files_once_and_names_it_in_every_recor
 }
 
 #[test]
+fn a_line_still_being_written_when_a_run_reads_its_log_is_read_once_by_the_next() {
+    let dir = Scratch::new();
+    write(&dir, "a.log", &lines("a", 0..3));
+    // b.log's last line has no newline yet: its writer is at it.
+    write(
+        &dir,
+        "b.log",
+        &format!("{}2026-04-15T00:00:09Z INFO half", lines("b", 0..2)),
+    );
+    let (code, stderr) = run_in(&dir, &json_run("*.log", &[]), "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    append(&dir, "b.log", " done\n");
+    append(&dir, "b.log", &lines("b", 2..4));
+    let (code, stderr) = run_in(&dir, &json_run("*.log", &[]), "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let logs = per_log(&dir, "out.json");
+    assert_eq!(logs["a.log"], ["a n=0", "a n=1", "a n=2"]);
+    assert_eq!(logs["b.log"], ["b n=0", "b n=1", "half done", "b n=2", "b n=3"]);
+}
+
+#[test]
 fn text_output_of_many_logs_names_each_record_s_log_after_it() {
     let dir = Scratch::new();
     write(&dir, "a/x.log", &lines("x", 0..1));

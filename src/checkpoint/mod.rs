@@ -74,9 +74,10 @@ pub trait Commit: Send + std::fmt::Debug {
     /// the commit names it as it is, so that a rerun finds what the checkpoint says.
     fn lengths_are(&mut self, _output: Option<u64>, _rejects: Option<u64>) {}
 
-    /// A batch is written: the input is settled up to `end` (many logs: in the log and file
-    /// `at` names). Called for every batch, before the commit that covers it.
-    fn settled(&mut self, _end: Position, _at: Option<At>) {}
+    /// A batch of `lines` input lines is written: the input is settled up to `end` (many logs:
+    /// in the log and file `at` names). Called for every batch, before the commit that covers
+    /// it.
+    fn settled(&mut self, _end: Position, _at: Option<At>, _lines: u64) {}
 }
 
 /// Where a run starts, and how it commits: what [`resume`] found.
@@ -580,9 +581,9 @@ impl Commit for Committer {
         self.real = (output, rejects);
     }
 
-    fn settled(&mut self, end: Position, at: Option<At>) {
+    fn settled(&mut self, end: Position, at: Option<At>, lines: u64) {
         if let (Some(logs), Some(at)) = (self.many.as_mut(), at) {
-            logs.settled(end, at);
+            logs.settled(end, at, lines > 0);
         }
     }
 
@@ -1347,9 +1348,10 @@ struct Logs {
 }
 
 impl Logs {
-    /// A batch of log `at.log` is written: its file `at.member` is read up to `end`, or (the
-    /// batch after its last one) to its end.
-    fn settled(&mut self, end: Position, at: At) {
+    /// A batch of log `at.log` is written: its file `at.member` is read up to `end` (`lines`:
+    /// the batch had some), and with `at.done` to its end (its last batch, or one of no lines
+    /// after it).
+    fn settled(&mut self, end: Position, at: At, lines: bool) {
         let log = at.log as usize;
         let Some(state) = self.states.get_mut(log) else {
             return;
@@ -1359,25 +1361,24 @@ impl Logs {
         let Some(set) = state.set.as_mut() else {
             return;
         };
-        match at.done {
-            Some(done) => {
-                // Not when a plain file's last line, without newline, was left unread.
-                let read = set.read_of(member, current);
-                if !done.compressed && read.is_none_or(|read| read.offset < done.seen.size) {
-                    return;
-                }
-                if !set.read_to_end(member, done.seen, done.complete) {
-                    return;
-                }
+        let mut moved = false;
+        if at.done.is_none() || lines {
+            if let Some((now, _)) = set.switch(member, current, new_source) {
+                state.set_current(now);
             }
-            None => {
-                if let Some((now, _)) = set.switch(member, current, new_source) {
-                    state.set_current(now);
-                }
-                state.input = end;
-            }
+            state.input = end;
+            moved = true;
         }
-        if !self.moved[log] {
+        if let Some(done) = at.done {
+            // The file's last batch (or one of no lines after it): read to its end. Not when a
+            // plain file's last line, without newline, was left unread.
+            let current = state.current();
+            let set = state.set.as_mut().expect("checked above");
+            let read = set.read_of(member, current);
+            let whole = done.compressed || read.is_some_and(|read| read.offset >= done.seen.size);
+            moved |= whole && set.read_to_end(member, done.seen, done.complete);
+        }
+        if moved && !self.moved[log] {
             self.moved[log] = true;
             self.order.push(log);
         }

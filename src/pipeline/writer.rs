@@ -77,7 +77,7 @@ impl<R: Writable> Books<R> {
             }
             let due = self.checkpoint.as_mut().is_some_and(|(committer, settled)| {
                 *settled = batch.end();
-                committer.settled(batch.end(), batch.at());
+                committer.settled(batch.end(), batch.at(), batch.lines());
                 committer.due((batch.rendered().len() + rejects_bytes) as u64)
             });
             if due {

@@ -101,6 +101,10 @@ struct ReadLoop<'a> {
     at: Option<At>,
     /// Bytes read from this input so far.
     read: u64,
+    /// Many logs, a file whose end the checkpoint is to be told of: its last batch sent so far,
+    /// held until the next one or the file's end, which it then says (one batch less per
+    /// file through every stage: for many small logs, half of them).
+    deferred: Option<Option<RawBatch>>,
 }
 
 /// What following the input at its end came to.
@@ -720,6 +724,27 @@ impl ReadLoop<'_> {
             permit,
             messages: Vec::new(),
         };
+        let sent = match self.deferred.as_mut() {
+            Some(slot) => slot.replace(batch).is_none_or(|before| self.push(before)),
+            None => self.push(batch),
+        };
+        if !sent {
+            return false;
+        }
+        self.seq += 1;
+        self.line_no += lines;
+        self.offset += bytes;
+        self.metrics.input_read.store(self.offset, Ordering::Relaxed);
+        self.excess = after;
+        add(&self.metrics.lines_read, lines);
+        add(&self.metrics.bytes_in, bytes);
+        true
+    }
+}
+
+impl ReadLoop<'_> {
+    /// Puts `batch` in the parsers' channel, waiting for room. False when it is closed.
+    fn push(&self, batch: RawBatch) -> bool {
         let sent = match self.lines_tx.try_send(batch) {
             Ok(()) => true,
             Err(async_channel::TrySendError::Closed(_)) => false,
@@ -730,18 +755,10 @@ impl ReadLoop<'_> {
                 sent
             }
         };
-        if !sent {
-            return false;
+        if sent {
+            self.metrics.reader.queued(self.lines_tx.len());
         }
-        self.metrics.reader.queued(self.lines_tx.len());
-        self.seq += 1;
-        self.line_no += lines;
-        self.offset += bytes;
-        self.metrics.input_read.store(self.offset, Ordering::Relaxed);
-        self.excess = after;
-        add(&self.metrics.lines_read, lines);
-        add(&self.metrics.bytes_in, bytes);
-        true
+        sent
     }
 }
 
@@ -1012,9 +1029,14 @@ pub async fn run_parts(
                     rotated: false,
                     at: part.at,
                     read: 0,
+                    // Not while a record may wait for its further lines (--multiline, live):
+                    // what came before it must not wait with it.
+                    deferred: (part.at.is_some() && part.done.is_some() && !limits.hold_last_record)
+                        .then_some(None),
                     limits,
                 };
                 read_loop.run(input);
+                let last = read_loop.deferred.take().flatten();
                 metrics.logs_open.store(0, Ordering::Relaxed);
                 let stopped = cancel.is_cancelled() || {
                     let progress = lock(&progress);
@@ -1026,17 +1048,34 @@ pub async fn run_parts(
                         behind.retain(|b| b.log != at.log);
                     }
                 }
-                if replaced.is_some_and(|r| r.load(Ordering::Relaxed)) {
-                    passed_over = part.at.map(|at| at.log);
-                } else if let (false, Some(at), Some(done)) = (stopped, part.at, part.done) {
-                    // After the file's last batch: it was read to its end.
-                    read_loop.at = Some(At {
+                let replaced = replaced.is_some_and(|r| r.load(Ordering::Relaxed));
+                let end = match (stopped, part.at, part.done) {
+                    (false, Some(at), Some(done)) if !replaced => Some(At {
                         done: Some(done),
                         ..at
-                    });
-                    if !read_loop.send(Bytes::new(), 0, Piece::Lines, 0, None) {
-                        break;
+                    }),
+                    _ => None,
+                };
+                let sent = match (last, end) {
+                    // The file's last batch says it was read to its end.
+                    (Some(mut last), Some(end)) => {
+                        last.at = Some(end);
+                        read_loop.push(last)
                     }
+                    // Nothing of it was handed out: a batch of no lines says so.
+                    (None, Some(end)) => {
+                        read_loop.at = Some(end);
+                        read_loop.send(Bytes::new(), 0, Piece::Lines, 0, None)
+                    }
+                    // Read, if not to its end (a drain): written all the same.
+                    (Some(last), None) => cancel.is_cancelled() || read_loop.push(last),
+                    (None, None) => true,
+                };
+                if replaced {
+                    passed_over = part.at.map(|at| at.log);
+                }
+                if !sent {
+                    break;
                 }
                 (seq, searched) = (read_loop.seq, read_loop.searched);
                 buffers = std::mem::take(&mut read_loop.buffers);
