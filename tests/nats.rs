@@ -505,6 +505,81 @@ fn many_logs_packed_by_runs_killed_again_and_again_are_in_the_stream_once_each_i
     many_logs_kill_loop(&["--batch-bytes", "4000"], 30);
 }
 
+#[test]
+fn a_follower_of_many_logs_publishes_each_line_once_across_a_restart_naming_its_log() {
+    use std::os::unix::process::ExitStatusExt;
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let dir = Scratch::new();
+    std::fs::create_dir(dir.path("logs")).unwrap();
+    let write = |k: usize, range: std::ops::Range<usize>| {
+        let text: String = range.map(|i| log_line(k, i)).collect();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path(&format!("logs/app{k}.log")))
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    };
+    write(0, 0..50);
+    write(1, 0..50);
+    let glob = dir.path("logs/*.log").display().to_string();
+    let checkpoint = dir.path("cp").display().to_string();
+    let url = format!("{}/logs.app", server.url());
+    let args = [
+        "--from",
+        &glob,
+        "--follow",
+        "--checkpoint",
+        &checkpoint,
+        "-f",
+        "json",
+        &url,
+    ];
+    let stored = || stream_len(&server.url(), "LOGS");
+    let stop = |run: Running| {
+        kill(Pid::from_raw(run.child.id() as i32), Signal::SIGTERM).unwrap();
+        let (status, stderr) = run.finish();
+        assert_eq!(
+            status.signal(),
+            Some(Signal::SIGTERM as i32),
+            "{status:?}: {stderr}"
+        );
+    };
+    let run = Running::start(&args);
+    wait_until("the logs' lines to be stored", || stored() >= 100);
+    // One log grows, another appears: each read in a round of its own.
+    write(1, 50..80);
+    write(2, 0..20);
+    wait_until("the new lines to be stored", || stored() >= 150);
+    stop(run);
+    // Restarted over its checkpoint: only what is new is published.
+    write(0, 50..60);
+    let run = Running::start(&args);
+    wait_until("the line written while stopped to be stored", || stored() >= 160);
+    write(2, 20..25);
+    wait_until("the last lines to be stored", || stored() >= 165);
+    stop(run);
+    let mut got: Vec<Vec<usize>> = vec![Vec::new(); 3];
+    for message in read_stream(&server.url(), "LOGS") {
+        let record: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        let file = record["file"].as_str().expect("every record names its log");
+        let k: usize = file
+            .rsplit_once("/app")
+            .unwrap()
+            .1
+            .strip_suffix(".log")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let message = record["message"].as_str().unwrap();
+        got[k].push(message.rsplit_once(' ').unwrap().1.parse().unwrap());
+    }
+    assert_eq!(got[0], (0..60).collect::<Vec<_>>());
+    assert_eq!(got[1], (0..80).collect::<Vec<_>>());
+    assert_eq!(got[2], (0..25).collect::<Vec<_>>());
+}
+
 /// Log `k`'s line `i`.
 fn log_line(k: usize, i: usize) -> String {
     format!(
