@@ -509,6 +509,43 @@ enum Judged {
     },
 }
 
+/// Where a delivery stands in the consumer's order (see [`place`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    /// Next, or one delivered again: judged by its stream sequence.
+    InTurn,
+    /// Deliveries were skipped: some never arrived.
+    Gap,
+    /// After a reposition, a later message than the first not taken (`expected`): the ones
+    /// before it may have gone to a stale pull, which only the stream can tell.
+    Ahead {
+        /// The stream sequence the next new message must have.
+        expected: u64,
+    },
+}
+
+/// Places delivery number `delivery` of stream sequence `seq`, after `last_delivery` and, after
+/// a reposition, with `expect` the stream sequence the next new message must have; moves both
+/// on for a delivery in turn.
+fn place(expect: &mut Option<u64>, last_delivery: &mut u64, seq: u64, delivery: u64) -> Place {
+    if let Some(expected) = *expect {
+        if seq > expected {
+            return Place::Ahead { expected };
+        }
+        // Ours in order from here: the numbering is trusted again from this delivery on.
+        if seq == expected {
+            *expect = None;
+        }
+    } else if delivery > *last_delivery + 1 {
+        // Deliveries are numbered one by one: a jump means some never arrived (lost with a
+        // server or a consumer leader). Taking this one would leave them behind for good.
+        tracing::debug!("delivery {delivery} (stream sequence {seq}) came after delivery {last_delivery}");
+        return Place::Gap;
+    }
+    *last_delivery = delivery;
+    Place::InTurn
+}
+
 /// Sorts a fetched message by its stream sequence: new, or on its way or committed already;
 /// or after a gap in the deliveries.
 fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Judged {
@@ -518,8 +555,10 @@ fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Ju
     else {
         return Judged::Nothing;
     };
-    if let Some(expected) = fetching.expect {
-        if seq > expected {
+    match place(&mut fetching.expect, &mut fetching.last_delivery, seq, delivery) {
+        Place::InTurn => {}
+        Place::Gap => return Judged::Gap,
+        Place::Ahead { expected } => {
             return Judged::Ahead {
                 message: Box::new(message),
                 expected,
@@ -527,20 +566,7 @@ fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Ju
                 delivery,
             };
         }
-        // Ours in order from here: the numbering is trusted again from this delivery on.
-        if seq == expected {
-            fetching.expect = None;
-        }
-    } else if delivery > fetching.last_delivery + 1 {
-        // Deliveries are numbered one by one: a jump means some never arrived (lost with a
-        // server or a consumer leader). Taking this one would leave them behind for good.
-        tracing::debug!(
-            "delivery {delivery} (stream sequence {seq}) came after delivery {}",
-            fetching.last_delivery
-        );
-        return Judged::Gap;
     }
-    fetching.last_delivery = delivery;
     let message = message.message;
     let Some(reply) = message.reply else {
         return Judged::Nothing;
@@ -574,4 +600,30 @@ fn judge(message: async_nats::jetstream::Message, fetching: &mut Fetching) -> Ju
         source,
         payload: message.payload,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Place, place};
+
+    #[test]
+    fn after_a_reposition_a_later_message_than_the_first_not_taken_is_not_taken_as_next() {
+        // The collector took up to stream sequence 9 and repositioned the consumer there. The
+        // reset's count of deliveries (5) already counts two messages (10 and 11) a stale pull
+        // took right after it: the next delivery, number 6, is 12, and looks in turn.
+        let (mut expect, mut last_delivery) = (Some(10), 5);
+        assert_eq!(
+            place(&mut expect, &mut last_delivery, 12, 6),
+            Place::Ahead { expected: 10 }
+        );
+        assert_eq!((expect, last_delivery), (Some(10), 5), "nothing moved on");
+        // The first not taken comes: in turn, and the numbering is trusted again.
+        assert_eq!(place(&mut expect, &mut last_delivery, 10, 6), Place::InTurn);
+        assert_eq!((expect, last_delivery), (None, 6));
+        assert_eq!(place(&mut expect, &mut last_delivery, 11, 7), Place::InTurn);
+        // Without a reposition, a jump in the deliveries is a gap.
+        assert_eq!(place(&mut expect, &mut last_delivery, 13, 9), Place::Gap);
+        // One delivered again (an earlier stream sequence) is in turn: judged by its sequence.
+        assert_eq!(place(&mut expect, &mut last_delivery, 11, 8), Place::InTurn);
+    }
 }
