@@ -101,11 +101,12 @@ pub struct Files {
 /// What the sink keeps of [`Files`].
 #[derive(Debug)]
 struct Marks {
-    /// The mark the run started from.
+    /// The mark the run started from: the checkpoint adds how far it moved to it.
     start: u64,
-    /// The checkpoint is older than this run: what the stream holds after `start` is read
-    /// back.
+    /// The checkpoint is older than this run: what the stream holds after `from` is read back.
     read_back: bool,
+    /// Where the read-back starts: `start`, or 0 for a stream made anew since.
+    from: u64,
     /// Per publisher: lines of it the checkpoint holds.
     committed: Vec<u64>,
     /// Each of our publishers by its `Ingest-Source` name, for reading back.
@@ -203,6 +204,7 @@ impl JetStreamSink {
                 }
                 let marks = Marks {
                     start: files.mark.unwrap_or(0),
+                    from: files.mark.unwrap_or(0),
                     read_back: files.mark.is_some(),
                     committed,
                     by_name,
@@ -355,17 +357,17 @@ impl JetStreamSink {
     }
 
     /// Many logs: a mark past the subject's last message (`last`) is of a stream made anew;
-    /// everything in it is read back.
+    /// everything in it is read back (at every rerun, until its sequences pass the mark).
     fn forget_mark_past(&mut self, last: u64) {
         if let Some(marks) = self.marks.as_mut()
-            && marks.start > last
+            && marks.from > last
         {
             tracing::warn!(
                 "{}: the stream holds nothing past sequence {last}, though the checkpoint's last commit covers up to {}: made anew? reading back all of it",
                 self.target.server.shown,
                 marks.start
             );
-            marks.start = 0;
+            marks.from = 0;
         }
     }
 
@@ -375,7 +377,7 @@ impl JetStreamSink {
     async fn read_ours(&mut self, through: u64) -> Result<(), Trouble> {
         use futures_util::StreamExt;
         let marks = self.marks.as_ref().expect("many logs");
-        if !marks.read_back || marks.start >= through {
+        if !marks.read_back || marks.from >= through {
             return Ok(());
         }
         let stream = &self.connection.as_ref().expect("connected").stream;
@@ -386,7 +388,7 @@ impl JetStreamSink {
                 filter_subject: self.target.subject.clone(),
                 headers_only: true,
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: marks.start + 1,
+                    start_sequence: marks.from + 1,
                 },
                 ..Default::default()
             })
@@ -426,7 +428,7 @@ impl JetStreamSink {
         tracing::debug!(
             "{}: read back {read} messages after sequence {}: {ahead} files have lines in the stream past the checkpoint",
             self.target.server.shown,
-            marks.start
+            marks.from
         );
         Ok(())
     }
@@ -957,6 +959,7 @@ impl Sink for JetStreamSink {
     /// One input: 0. Many logs: how far the mark moved in this run (the checkpoint adds it
     /// to the mark it started from: OUTPUT's length is the mark for a subject).
     fn committed_len(&self) -> u64 {
+        // Never below `start` (see `mark`).
         self.marks.as_ref().map_or(0, |marks| self.mark() - marks.start)
     }
 
@@ -1010,6 +1013,7 @@ mod tests {
     fn marks(start: u64, held: bool) -> Marks {
         Marks {
             start,
+            from: start,
             read_back: true,
             committed: Vec::new(),
             by_name: HashMap::new(),
