@@ -512,15 +512,7 @@ fn a_follower_of_many_logs_publishes_each_line_once_across_a_restart_naming_its_
     create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
     let dir = Scratch::new();
     std::fs::create_dir(dir.path("logs")).unwrap();
-    let write = |k: usize, range: std::ops::Range<usize>| {
-        let text: String = range.map(|i| log_line(k, i)).collect();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.path(&format!("logs/app{k}.log")))
-            .unwrap();
-        file.write_all(text.as_bytes()).unwrap();
-    };
+    let write = |k: usize, lines: std::ops::Range<usize>| write_log(&dir, k, lines);
     write(0, 0..50);
     write(1, 0..50);
     let glob = dir.path("logs/*.log").display().to_string();
@@ -562,18 +554,8 @@ fn a_follower_of_many_logs_publishes_each_line_once_across_a_restart_naming_its_
     stop(run);
     let mut got: Vec<Vec<usize>> = vec![Vec::new(); 3];
     for message in read_stream(&server.url(), "LOGS") {
-        let record: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-        let file = record["file"].as_str().expect("every record names its log");
-        let k: usize = file
-            .rsplit_once("/app")
-            .unwrap()
-            .1
-            .strip_suffix(".log")
-            .unwrap()
-            .parse()
-            .unwrap();
-        let message = record["message"].as_str().unwrap();
-        got[k].push(message.rsplit_once(' ').unwrap().1.parse().unwrap());
+        let (k, i) = log_and_line(&message.payload);
+        got[k].push(i);
     }
     assert_eq!(got[0], (0..60).collect::<Vec<_>>());
     assert_eq!(got[1], (0..80).collect::<Vec<_>>());
@@ -587,6 +569,40 @@ fn log_line(k: usize, i: usize) -> String {
         i / 60 % 60,
         i % 60
     )
+}
+
+/// Appends log `k`'s lines `lines` to `dir/logs/appK.log` (made if need be).
+fn write_log(dir: &Scratch, k: usize, lines: std::ops::Range<usize>) {
+    let text: String = lines.map(|i| log_line(k, i)).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path(&format!("logs/app{k}.log")))
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// The log (`k` of its `file` key) and line (`i` of its message) of a record [`log_line`]
+/// made, published with `-f json`.
+fn log_and_line(record: &[u8]) -> (usize, usize) {
+    let record: serde_json::Value = serde_json::from_slice(record).unwrap();
+    let file = record["file"].as_str().expect("every record names its log");
+    let k = file
+        .rsplit_once("/app")
+        .unwrap()
+        .1
+        .strip_suffix(".log")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let message = record["message"].as_str().unwrap();
+    let (of, i) = message
+        .strip_prefix("log ")
+        .unwrap()
+        .split_once(" message ")
+        .unwrap();
+    assert_eq!(of.parse::<usize>().unwrap(), k, "{file}: {message}");
+    (k, i.parse().unwrap())
 }
 
 /// `--from 'logs/*.log'` over 12 logs of one checkpoint, published to a subject another
@@ -605,13 +621,7 @@ fn many_logs_kill_loop(extra: &[&str], records_per_message: u64) {
     const LOGS: usize = 12;
     let mut written = [0usize; LOGS];
     let append = |written: &mut [usize; LOGS], k: usize, n: usize| {
-        let text: String = (written[k]..written[k] + n).map(|i| log_line(k, i)).collect();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.path(&format!("logs/app{k}.log")))
-            .unwrap();
-        file.write_all(text.as_bytes()).unwrap();
+        write_log(&dir, k, written[k]..written[k] + n);
         written[k] += n;
     };
     for k in 0..LOGS {
@@ -678,24 +688,8 @@ fn many_logs_kill_loop(extra: &[&str], records_per_message: u64) {
         }
         ours += 1;
         for body in message.payload.split(|&b| b == b'\n').filter(|r| !r.is_empty()) {
-            let record: serde_json::Value = serde_json::from_slice(body).unwrap();
-            let file = record["file"].as_str().expect("every record names its log");
-            let k: usize = file
-                .rsplit_once("/app")
-                .unwrap()
-                .1
-                .strip_suffix(".log")
-                .unwrap()
-                .parse()
-                .unwrap();
-            let message = record["message"].as_str().unwrap();
-            let (of, i) = message
-                .strip_prefix("log ")
-                .unwrap()
-                .split_once(" message ")
-                .unwrap();
-            assert_eq!(of.parse::<usize>().unwrap(), k, "{file}: {message}");
-            got[k].push(i.parse().unwrap());
+            let (k, i) = log_and_line(body);
+            got[k].push(i);
         }
     }
     assert!(ours > 0);
