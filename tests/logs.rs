@@ -426,6 +426,27 @@ fn following_a_glob_with_multiline_waits_for_a_record_s_further_lines_as_one_log
 }
 
 #[test]
+fn following_a_glob_with_multiline_a_record_before_one_left_waiting_goes_out_at_once() {
+    let dir = Scratch::new();
+    // `next` waits for further lines, up to a minute; `marker`, ended by it, must not wait
+    // with it.
+    write(
+        &dir,
+        "b.log",
+        "2026-12-05T00:00:00Z INFO marker\n2026-12-05T00:00:01Z INFO next\n",
+    );
+    let run = follower(&dir, "*.log", &["--multiline", "--multiline-timeout", "60000"]);
+    common::wait_until("b.log's first record is out, long before the timeout", || {
+        std::fs::read_to_string(dir.path("out.json")).is_ok_and(|o| o.contains("marker"))
+    });
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+    // `next` may still get further lines: the checkpoint leaves it to the next run.
+    assert_eq!(per_log(&dir, "out.json")["b.log"], ["marker"]);
+}
+
+#[test]
 fn following_links_to_logs_elsewhere_reads_what_is_written_to_their_targets() {
     // As /var/log/containers/*.log links into /var/log/pods/: the targets' directories are
     // watched too (without that, only a rescan, an hour away here, would see their lines).

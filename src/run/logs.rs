@@ -161,14 +161,30 @@ pub(super) async fn round(
 pub(super) struct Prepared {
     /// Each log's files, oldest first.
     listed: Vec<Vec<Member>>,
-    /// With a checkpoint: each log's entry matched to its files.
-    arranged: Option<checkpoint::Arranged>,
-    /// Without a checkpoint: each log read from its first line.
-    plans: Vec<checkpoint::set::Plan>,
+    /// What of them to read.
+    matched: Matched,
     /// Each log's layout.
     per_log: PerLog,
     /// Layouts `--input auto` picked now, kept with the round's next commit.
     picks: Vec<(usize, String)>,
+}
+
+/// What a round reads of its logs' files.
+enum Matched {
+    /// With a checkpoint: each log's entry matched to its files, planned once the round runs.
+    Checkpoint(checkpoint::Arranged),
+    /// Without: each log read from its first line.
+    Fresh(Vec<checkpoint::set::Plan>),
+}
+
+impl Matched {
+    /// Log `log`'s plan.
+    fn plan(&self, log: usize) -> &checkpoint::set::Plan {
+        match self {
+            Matched::Checkpoint(arranged) => arranged.plan(log),
+            Matched::Fresh(plans) => &plans[log],
+        }
+    }
 }
 
 /// [`prepare`] on a thread of its own (it lists directories and reads files).
@@ -185,7 +201,7 @@ pub(super) fn prepare_apart(
 /// file was rotated as it was looked into) and settles each log's layout. Nothing is written:
 /// it may run while the round before commits.
 fn prepare(config: &Config, paths: &[PathBuf], shared: Option<&Shared>) -> Result<Prepared, Error> {
-    let (listed, arranged, plans) = match shared {
+    let (listed, matched) = match shared {
         Some(shared) => {
             const LISTINGS: u64 = 5;
             let mut listing = 0;
@@ -203,7 +219,7 @@ fn prepare(config: &Config, paths: &[PathBuf], shared: Option<&Shared>) -> Resul
                 std::thread::sleep(std::time::Duration::from_millis(20 * listing));
             };
             let listed = logs.into_iter().map(|(_, m)| m).collect();
-            (listed, Some(arranged), Vec::new())
+            (listed, Matched::Checkpoint(arranged))
         }
         None => {
             // Without a checkpoint, each log alone, from its first line (as `--from PATH`).
@@ -218,22 +234,14 @@ fn prepare(config: &Config, paths: &[PathBuf], shared: Option<&Shared>) -> Resul
                     ..checkpoint::set::Plan::default()
                 })
                 .collect();
-            (listed, None, plans)
+            (listed, Matched::Fresh(plans))
         }
     };
     // Each log's layout: as given, kept by the checkpoint, or judged by its first lines.
-    let (per_log, picks) = {
-        let plan_of = |log: usize| match &arranged {
-            Some(arranged) => arranged.plan(log),
-            None => &plans[log],
-        };
-        let kept = |log: usize| arranged.as_ref().map_or("", |a| a.layout(log));
-        settle_layouts(config, paths, &listed, &plan_of, &kept)
-    };
+    let (per_log, picks) = settle_layouts(config, paths, &listed, &matched);
     Ok(Prepared {
         listed,
-        arranged,
-        plans,
+        matched,
         per_log,
         picks,
     })
@@ -252,8 +260,7 @@ async fn run_round(
 ) -> Result<Vec<PathBuf>, Error> {
     let Prepared {
         listed,
-        arranged,
-        plans,
+        matched,
         per_log,
         picks,
     } = match prepared.await {
@@ -262,8 +269,8 @@ async fn run_round(
     };
     let mut output = open_bytes(&config.output)?;
     let mut rejects = open_rejects(config)?;
-    let (mut plans, committer, publishing) = match (shared, arranged) {
-        (Some(shared), Some(arranged)) => {
+    let (mut plans, committer, publishing) = match (shared, matched) {
+        (Some(shared), Matched::Checkpoint(arranged)) => {
             let target = match &config.output {
                 Output::Nats(nats) => checkpoint::Output::Nats {
                     subject: &nats.subject,
@@ -283,7 +290,8 @@ async fn run_round(
                 (planned.sources, planned.stream_mark),
             )
         }
-        _ => (plans, None, (Vec::new(), None)),
+        (_, Matched::Fresh(plans)) => (plans, None, (Vec::new(), None)),
+        (None, Matched::Checkpoint(_)) => unreachable!("matched against a checkpoint"),
     };
     // Publishing, each file read is a publisher of its own (see sink::jetstream::Files).
     let files =
@@ -462,15 +470,14 @@ fn list_all(paths: &[PathBuf]) -> Result<Vec<Vec<Member>>, Error> {
         .collect()
 }
 
-/// Each log's layout: the one given; else the one the checkpoint kept for it (`kept`, empty for
-/// none); else the one that reads most of the first lines of its first file to read (returned
-/// with its log, to be kept with the next commit).
-fn settle_layouts<'p>(
+/// Each log's layout: the one given; else the one the checkpoint kept for it; else the one that
+/// reads most of the first lines of its first file to read (returned with its log, to be kept
+/// with the next commit).
+fn settle_layouts(
     config: &Config,
     paths: &[PathBuf],
     listed: &[Vec<Member>],
-    plan_of: &dyn Fn(usize) -> &'p checkpoint::set::Plan,
-    kept: &dyn Fn(usize) -> &'p str,
+    matched: &Matched,
 ) -> (PerLog, Vec<(usize, String)>) {
     let mut per_log = PerLog {
         paths: paths.iter().map(|p| Arc::from(p.to_string_lossy())).collect(),
@@ -488,7 +495,10 @@ fn settle_layouts<'p>(
     // Made once, and only when a log is to be judged (they compile patterns).
     let candidates = std::cell::LazyCell::new(|| Layout::candidates(&clock));
     for (log, members) in listed.iter().enumerate() {
-        let kept = kept(log);
+        let kept = match matched {
+            Matched::Checkpoint(arranged) => arranged.layout(log),
+            Matched::Fresh(_) => "",
+        };
         // A layout another log of the round was given already is not made again.
         let known = per_log
             .layouts
@@ -501,7 +511,7 @@ fn settle_layouts<'p>(
                     .then(|| Layout::named(kept, clock.clone()).ok())
                     .flatten();
                 let chosen = kept.or_else(|| {
-                    let &(index, start) = plan_of(log).steps.first()?;
+                    let &(index, start) = matched.plan(log).steps.first()?;
                     let lines = first_lines(&members[index], start.offset);
                     let picked = layout::detect_among(record::split_lines(&lines), &candidates)?.clone();
                     picks.push((log, picked.name.clone()));

@@ -740,9 +740,7 @@ impl ReadLoop<'_> {
         add(&self.metrics.bytes_in, bytes);
         true
     }
-}
 
-impl ReadLoop<'_> {
     /// Puts `batch` in the parsers' channel, waiting for room. False when it is closed.
     fn push(&self, batch: RawBatch) -> bool {
         let sent = match self.lines_tx.try_send(batch) {
@@ -1029,10 +1027,7 @@ pub async fn run_parts(
                     rotated: false,
                     at: part.at,
                     read: 0,
-                    // Not while a record may wait for its further lines (--multiline, live):
-                    // what came before it must not wait with it.
-                    deferred: (part.at.is_some() && part.done.is_some() && !limits.hold_last_record)
-                        .then_some(None),
+                    deferred: (part.at.is_some() && part.done.is_some()).then_some(None),
                     limits,
                 };
                 read_loop.run(input);
