@@ -40,6 +40,14 @@ pub struct RawBatch {
     /// `--multiline`: the batch ends inside a record past what it keeps; the lines after it
     /// continue that record and are rejected for this reason (the next batch's `head_continues`).
     pub tail_continues: Option<RejectReason>,
+    /// A container's log: the streams (bits, see [`crate::checkpoint::Position::skipping`])
+    /// whose pieces are skipped from the batch's start, up to the last piece of a line too long.
+    pub head_skipping: u8,
+    /// The same after the batch's end: the next batch's `head_skipping`.
+    pub tail_skipping: u8,
+    /// A container's log: lines still open at the batch's end go out as they are (the input
+    /// ended, or they waited too long for their last piece).
+    pub cut_open: bool,
     /// Input bytes consumed through the end of this batch, from where the run started reading.
     pub end_offset: u64,
     /// A fingerprint of the input's bytes just before `end_offset`, when the batch holds them

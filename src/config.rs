@@ -198,6 +198,14 @@ pub struct Config {
     pub input: InputLayout,
     /// `--multiline`: join continuation lines to the record before them.
     pub multiline: Option<Multiline>,
+    /// `--multiline-timeout`: how long a live input may be quiet before what is held back goes
+    /// out (a record of `--multiline`, a container's line whose last piece has not come).
+    pub hold_timeout: Duration,
+    /// `--inner`: container logs, the layout of the programs' lines; `None`: judged per
+    /// container and stream.
+    pub inner: Option<Layout>,
+    /// `--default-severity`: container logs, the severity of a line that says none.
+    pub default_severity: Severity,
     /// Number of parser tasks.
     pub workers: NonZeroUsize,
     /// Records in flight between reader and writer.
@@ -244,6 +252,9 @@ impl Config {
             max_open_files: DEFAULT_MAX_OPEN_FILES as usize,
             input: InputLayout::default(),
             multiline: None,
+            hold_timeout: Duration::from_millis(DEFAULT_MULTILINE_TIMEOUT_MS),
+            inner: None,
+            default_severity: Severity::Info,
             workers: NonZeroUsize::from(
                 std::num::NonZeroU16::new(DEFAULT_WORKERS).expect("the default is not zero"),
             ),

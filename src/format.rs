@@ -63,6 +63,34 @@ pub fn write_fields(buf: &mut Vec<u8>, format: Format, fields: &Fields) {
     }
 }
 
+/// Appends a field written before a record's other fields (a container line's `stream`), then
+/// those ([`write_fields`]): in text ` key=value` first, in JSON the object's first member.
+pub fn write_fields_after(buf: &mut Vec<u8>, format: Format, (key, value): (&[u8], &[u8]), fields: &Fields) {
+    match format {
+        Format::Text => {
+            buf.push(b' ');
+            buf.extend_from_slice(key);
+            buf.push(b'=');
+            write_logfmt_value(buf, value);
+            write_fields(buf, format, fields);
+        }
+        Format::Json => {
+            buf.extend_from_slice(b",\"fields\":{");
+            write_json_string(buf, key);
+            buf.push(b':');
+            write_json_string(buf, value);
+            if fields.is_empty() {
+                buf.push(b'}');
+            } else {
+                // The others' object, its `{` made the `,` after the first member.
+                let at = buf.len();
+                write_json_fields_object(buf, fields);
+                buf[at] = b',';
+            }
+        }
+    }
+}
+
 /// Appends the `file` key a record of many logs carries (written after its fields): in text
 /// ` file=PATH` (logfmt), in JSON `,"file":"PATH"`.
 pub fn write_file_key(buf: &mut Vec<u8>, format: Format, path: &str) {

@@ -174,7 +174,7 @@ impl State {
             None => ("-".to_owned(), "-".to_owned()),
         };
         format!(
-            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n{}{}{}{}",
+            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n{}{}{}{}{}",
             self.fingerprint.len,
             self.fingerprint.hash,
             self.input.offset,
@@ -191,6 +191,10 @@ impl State {
             self.input
                 .continues
                 .map_or_else(String::new, |reason| format!("record_continues {reason}\n")),
+            match self.input.skipping {
+                0 => String::new(),
+                bits => format!("pieces_skipped {bits}\n"),
+            },
             self.input.context.map_or_else(String::new, |context| format!(
                 "input_context {}\n",
                 context.render()
@@ -261,11 +265,12 @@ impl State {
         let finished = version == 2 && field("finished")? == "1";
         // Added within version 2, each absent from checkpoints written before it: `source`
         // (NATS outputs), `layout` (--input), `record_continues` (--multiline's rejected
-        // continuations), `input_context`, and the set's lines (`--from PATH`). Read by name, in
-        // any order.
+        // continuations), `pieces_skipped` (a container's line too long), `input_context`, and
+        // the set's lines (`--from PATH`). Read by name, in any order.
         let mut source = 0;
         let mut layout = String::new();
         let mut continues = None;
+        let mut skipping = 0;
         let mut context = None;
         let mut set = set::Parsing::default();
         for line in lines {
@@ -275,6 +280,7 @@ impl State {
                 ("record_continues", reason) => {
                     continues = Some(*RejectReason::ALL.iter().find(|r| r.as_str() == reason)?);
                 }
+                ("pieces_skipped", bits) => skipping = bits.parse().ok().filter(|&b: &u8| b <= 3)?,
                 ("input_context", value) => context = Some(Fingerprint::parse(value)?),
                 (key, value) => set.line(key, value)?,
             }
@@ -289,6 +295,7 @@ impl State {
                 offset,
                 lines: lines_done,
                 continues,
+                skipping,
                 context,
             },
             output: Written {
@@ -1611,6 +1618,7 @@ mod tests {
                 offset: 123_456,
                 lines: 789,
                 continues: Some(RejectReason::RecordTooLong),
+                skipping: 2,
                 context: Some(Fingerprint::of(b"started\n")),
             },
             output: Written {

@@ -20,6 +20,10 @@ pub struct Position {
     /// to the next record's start) are rejected for this reason. A rerun that starts here
     /// rejects them the same way instead of taking the first as a record of its own.
     pub continues: Option<RejectReason>,
+    /// A container's log: the streams (bit 0 stdout, bit 1 stderr) inside a line too long to
+    /// keep, whose further pieces are skipped up to its last one (see
+    /// [`crate::layout::container::Open`]).
+    pub skipping: u8,
     /// A hash of the input's last bytes before this point (at most [`CONTEXT_BYTES`]), when
     /// known: with the fingerprint of its first bytes, what tells a rotated file from another
     /// that starts the same (a banner).

@@ -158,6 +158,7 @@ impl Parsing {
                     offset,
                     lines,
                     continues: None,
+                    skipping: 0,
                     context,
                 };
                 (lines <= offset).then_some(())?;
@@ -509,6 +510,7 @@ pub(super) fn arrange(
                         offset: len,
                         lines: entries[e].read.lines.min(len),
                         continues: None,
+                        skipping: 0,
                         context: Some(Fingerprint::of(&tail)),
                     };
                     entry.head = entries[e].head;
@@ -580,6 +582,7 @@ pub(super) fn at_end(files: &mut [Entry], plan: &mut Plan, candidates: &mut [imp
             offset: end,
             lines: 0,
             continues: None,
+            skipping: 0,
             context: Some(Fingerprint::of(&tail)),
         };
         if !candidate.live() {
@@ -769,6 +772,7 @@ mod tests {
                 offset: offset as u64,
                 lines: 1,
                 continues: None,
+                skipping: 0,
                 context: Some(Fingerprint::of_end(&bytes[..offset])),
             },
             seen: None,

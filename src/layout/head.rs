@@ -14,6 +14,21 @@ pub(crate) struct Head<'a> {
     pub(crate) message: Text<'a>,
 }
 
+/// What a structured layout takes for a timestamp or severity its line does not have: a
+/// container's message ([`super::Container`]) keeps the runtime's time and `--default-severity`.
+pub(crate) struct Defaults {
+    pub(crate) timestamp: Option<OffsetDateTime>,
+    pub(crate) severity: Severity,
+}
+
+impl Defaults {
+    /// A line read alone: no timestamp is no record; no severity is INFO.
+    pub(crate) const NONE: Defaults = Defaults {
+        timestamp: None,
+        severity: Severity::Info,
+    };
+}
+
 /// A string a layout read: a slice of the line, or a range of [`Scratch::text`].
 pub(crate) enum Text<'a> {
     Line(&'a [u8]),

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::head::{Head, Text, epoch, numeric_severity};
+use super::head::{Defaults, Head, Text, epoch, numeric_severity};
 use crate::format::{ESCAPED, Key, string};
 use crate::layout::clock::Clock;
 use crate::record::fields::{Fields, Part, Value};
@@ -257,6 +257,7 @@ pub(super) fn parse<'a>(
     clock: &Clock,
     text: &mut Vec<u8>,
     fields: &mut Fields,
+    defaults: &Defaults,
 ) -> Result<Head<'a>, RejectReason> {
     if line.first() != Some(&b'{') {
         return Err(RejectReason::NotInLayout);
@@ -264,17 +265,21 @@ pub(super) fn parse<'a>(
     members(line, fields)?;
     let scalar = |raw: &[u8]| !raw.starts_with(b"{") && !raw.starts_with(b"[");
 
-    let at = take(fields, Part::Timestamp, scalar).ok_or(RejectReason::BadTimestamp)?;
-    let raw = &fields.bytes[at];
-    let timestamp = match string(raw) {
-        Some(s) => clock.whole(s.as_bytes()),
-        None => epoch(raw),
+    let timestamp = match take(fields, Part::Timestamp, scalar) {
+        Some(at) => {
+            let raw = &fields.bytes[at];
+            match string(raw) {
+                Some(s) => clock.whole(s.as_bytes()),
+                None => epoch(raw),
+            }
+        }
+        None => defaults.timestamp,
     }
     .ok_or(RejectReason::BadTimestamp)?;
 
     let severity = match take(fields, Part::Severity, scalar) {
-        // Without one, a record is INFO (as syslog without PRI is).
-        None => Severity::Info,
+        // Without one, a record is INFO (as syslog without PRI is), or what `defaults` says.
+        None => defaults.severity,
         Some(at) => {
             let raw = &fields.bytes[at];
             match string(raw) {

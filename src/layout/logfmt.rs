@@ -2,7 +2,7 @@
 //! slog's text handler, logrus, Heroku, Grafana). The same keys as `json` give the timestamp,
 //! severity and message; the other pairs are kept as fields, their values as strings.
 
-use super::head::{Head, Text, epoch, numeric_severity};
+use super::head::{Defaults, Head, Text, epoch, numeric_severity};
 use crate::layout::clock::Clock;
 use crate::record::fields::{Fields, Part, Value};
 use crate::record::{RejectReason, Severity};
@@ -86,18 +86,19 @@ pub(super) fn parse<'a>(
     clock: &Clock,
     text: &mut Vec<u8>,
     fields: &mut Fields,
+    defaults: &Defaults,
 ) -> Result<Head<'a>, RejectReason> {
     pairs(line, fields)?;
-    let i = fields
-        .take_best(Part::Timestamp)
-        .ok_or(RejectReason::BadTimestamp)?;
-    let value = fields.value(i);
-    let timestamp = clock
-        .whole(value)
-        .or_else(|| epoch(value))
-        .ok_or(RejectReason::BadTimestamp)?;
+    let timestamp = match fields.take_best(Part::Timestamp) {
+        Some(i) => {
+            let value = fields.value(i);
+            clock.whole(value).or_else(|| epoch(value))
+        }
+        None => defaults.timestamp,
+    }
+    .ok_or(RejectReason::BadTimestamp)?;
     let severity = match fields.take_best(Part::Severity) {
-        None => Severity::Info,
+        None => defaults.severity,
         Some(i) => {
             let value = fields.value(i);
             Severity::from_field(value)

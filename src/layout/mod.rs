@@ -7,6 +7,7 @@
 //! `plain` is [`crate::record::parse_line`], unchanged, and keeps its fast path.
 
 pub mod clock;
+pub mod container;
 mod head;
 pub(crate) mod json;
 mod logfmt;
@@ -18,10 +19,11 @@ mod tests;
 use time::OffsetDateTime;
 
 pub use clock::{Clock, ClockError};
+pub use container::{Runtime, Stream};
 pub use pattern::{NAMED, Pattern, PatternError};
 
 use crate::record::{Fields, Line, RejectReason, Severity, trim_line};
-use head::{Head, Text, starts_with_date};
+use head::{Defaults, Head, Text, starts_with_date};
 
 /// Which grammar the lines follow (`--input`, `--pattern`).
 #[derive(Clone, Debug)]
@@ -36,6 +38,55 @@ pub enum Kind {
     Syslog,
     /// A template: `--pattern`, or a named one.
     Pattern(Box<Pattern>),
+    /// A container runtime's log (`cri`, `docker`): pieces of what the program wrote.
+    Container(Box<Container>),
+}
+
+/// A container runtime's log: each line a piece of what the program wrote to a stream, joined
+/// per stream by the parser, the lines then read with their stream's own layout.
+#[derive(Clone, Debug)]
+pub struct Container {
+    /// Which runtime's lines.
+    pub runtime: Runtime,
+    /// Per stream (stdout, stderr): the layout of what the program writes there.
+    pub inner: [Inner; 2],
+}
+
+/// How the lines a program wrote to one stream are read.
+#[derive(Clone, Debug)]
+pub enum Inner {
+    /// Not judged yet (`--inner auto` with nothing to judge by): taken as written.
+    Unjudged,
+    /// As written: the whole line is the message (no layout reads them).
+    AsWritten,
+    /// With this layout; a line it does not read is taken as written.
+    Layout(Layout),
+}
+
+impl Inner {
+    fn name(&self) -> &str {
+        match self {
+            Inner::Unjudged => "?",
+            Inner::AsWritten => "-",
+            Inner::Layout(layout) => &layout.name,
+        }
+    }
+}
+
+impl Container {
+    /// The layout's name, which [`Layout::named`] reads back: `cri` before its streams are
+    /// judged, then `cri:json,-` (stdout's layout, stderr's; `-` as written, `?` not judged).
+    fn name(&self) -> String {
+        match &self.inner {
+            [Inner::Unjudged, Inner::Unjudged] => self.runtime.name().to_owned(),
+            [out, err] => format!("{}:{},{}", self.runtime.name(), out.name(), err.name()),
+        }
+    }
+
+    /// True when every stream's layout is settled (judged or named).
+    pub fn judged(&self) -> bool {
+        !self.inner.iter().any(|i| matches!(i, Inner::Unjudged))
+    }
 }
 
 /// A layout with its clock: everything a parser needs to read a line.
@@ -67,7 +118,7 @@ pub const NAMES: [&str; 4] = ["plain", "json", "logfmt", "syslog"];
 pub enum LayoutError {
     /// Not a layout's name.
     #[error(
-        "--input {0}: unknown layout (expected auto, plain, json, logfmt, syslog, or a named pattern: python, loguru, structlog, env_logger, postgres, nginx-error)"
+        "--input {0}: unknown layout (expected auto, plain, json, logfmt, syslog, cri, docker, or a named pattern: python, loguru, structlog, env_logger, postgres, nginx-error)"
     )]
     Unknown(String),
     /// The template does not compile.
@@ -81,6 +132,32 @@ impl Layout {
     /// # Errors
     /// [`LayoutError::Unknown`] for any other name.
     pub fn named(name: &str, clock: Clock) -> Result<Layout, LayoutError> {
+        let (runtime, streams) = name.split_once(':').unwrap_or((name, ""));
+        let runtime = match runtime {
+            "cri" => Some(Runtime::Cri),
+            "docker" => Some(Runtime::Docker),
+            _ => None,
+        };
+        if let Some(runtime) = runtime {
+            let unknown = || LayoutError::Unknown(name.to_owned());
+            let inner = |name: &str| match name {
+                "?" => Ok(Inner::Unjudged),
+                "-" => Ok(Inner::AsWritten),
+                "cri" | "docker" => Err(unknown()),
+                name => Layout::named(name, clock.clone()).map(Inner::Layout),
+            };
+            let inner = match streams.split_once(',') {
+                None if streams.is_empty() => [Inner::Unjudged, Inner::Unjudged],
+                Some((out, err)) => [inner(out)?, inner(err)?],
+                None => return Err(unknown()),
+            };
+            let container = Container { runtime, inner };
+            return Ok(Layout {
+                name: container.name(),
+                kind: Kind::Container(Box::new(container)),
+                clock,
+            });
+        }
         let kind = match name {
             "plain" => Kind::Plain,
             "json" => Kind::Json,
@@ -115,6 +192,7 @@ impl Layout {
         NAMES
             .iter()
             .chain(NAMED.iter().map(|(name, _)| name))
+            .chain(&["cri", "docker"])
             .map(|name| Layout::named(name, clock.clone()).expect("the built-in layouts compile"))
             .collect()
     }
@@ -127,18 +205,58 @@ impl Layout {
     /// Reads one line (without its `\n`); structured values go to `scratch`, which the record
     /// borrows (it is cleared first, and reused line after line).
     pub fn parse<'a>(&self, line: &'a [u8], scratch: &'a mut Scratch) -> Outcome<'a> {
+        self.parse_with(line, scratch, &Defaults::NONE)
+    }
+
+    /// Reads a line a program wrote to a container's stream: [`Layout::parse`], a structured
+    /// line without a timestamp taking `timestamp` (the runtime's), one without a severity
+    /// `severity`.
+    pub fn parse_written<'a>(
+        &self,
+        line: &'a [u8],
+        scratch: &'a mut Scratch,
+        timestamp: OffsetDateTime,
+        severity: Severity,
+    ) -> Outcome<'a> {
+        let defaults = Defaults {
+            timestamp: Some(timestamp),
+            severity,
+        };
+        self.parse_with(line, scratch, &defaults)
+    }
+
+    fn parse_with<'a>(&self, line: &'a [u8], scratch: &'a mut Scratch, defaults: &Defaults) -> Outcome<'a> {
         scratch.clear();
         let line = trim_line(line);
         if line.is_empty() {
             return Outcome::Blank;
         }
-        let Scratch { text, fields } = scratch;
+        let Scratch {
+            text,
+            fields,
+            decoding,
+        } = scratch;
         let parsed = match &self.kind {
             Kind::Plain => plain(line, &self.clock),
-            Kind::Json => json::parse(line, &self.clock, text, fields),
-            Kind::Logfmt => logfmt::parse(line, &self.clock, text, fields),
+            Kind::Json => json::parse(line, &self.clock, text, fields, defaults),
+            Kind::Logfmt => logfmt::parse(line, &self.clock, text, fields, defaults),
             Kind::Syslog => syslog::parse(line, &self.clock, fields),
             Kind::Pattern(pattern) => pattern.parse(line, &self.clock),
+            // A piece alone, as `auto` judges lines: its content is its message.
+            Kind::Container(container) => match container::decode(container.runtime, line, decoding) {
+                None => Err(RejectReason::NotInLayout),
+                Some(piece) => match piece.time(line, decoding) {
+                    None => Err(RejectReason::BadTimestamp),
+                    Some(timestamp) => {
+                        text.extend_from_slice(piece.content(line, decoding));
+                        Ok(Head {
+                            timestamp,
+                            severity: defaults.severity,
+                            message: Text::Scratch(0..text.len()),
+                        })
+                    }
+                },
+            },
         };
         match parsed {
             Err(reason) => Outcome::Rejected(reason),
@@ -171,6 +289,58 @@ impl Layout {
             Kind::Logfmt => logfmt::starts_record(line),
             Kind::Syslog => syslog::starts_record(line),
             Kind::Pattern(pattern) => pattern.starts_record(line, &self.clock),
+            Kind::Container(container) => {
+                container::decode(container.runtime, line, &mut container::Decoding::default()).is_some()
+            }
+        }
+    }
+
+    /// The container runtime's layout this is, if it is one.
+    pub fn container(&self) -> Option<&Container> {
+        match &self.kind {
+            Kind::Container(container) => Some(container),
+            _ => None,
+        }
+    }
+
+    /// A container's layout with each stream's layout settled: `inner` when given (`--inner`),
+    /// else judged from the lines the program wrote to it among `lines` (the file's pieces,
+    /// joined). A stream with no line to judge by stays unjudged.
+    pub fn judge_streams<'a>(
+        &self,
+        lines: impl IntoIterator<Item = &'a [u8]>,
+        inner: Option<&Layout>,
+        candidates: &[Layout],
+    ) -> Layout {
+        let Kind::Container(container) = &self.kind else {
+            return self.clone();
+        };
+        let mut container = (**container).clone();
+        match inner {
+            Some(inner) => container.inner = [0, 1].map(|_| Inner::Layout(inner.clone())),
+            None => {
+                let written = container::whole_lines(container.runtime, lines, DETECT_LINES);
+                // What a program writes is judged among the others (not a container's lines).
+                let among: Vec<Layout> = candidates
+                    .iter()
+                    .filter(|l| l.container().is_none())
+                    .cloned()
+                    .collect();
+                for (s, lines) in written.iter().enumerate() {
+                    if !matches!(container.inner[s], Inner::Unjudged) || lines.is_empty() {
+                        continue;
+                    }
+                    container.inner[s] = match detect_among(lines.iter().map(Vec::as_slice), &among) {
+                        Some(layout) => Inner::Layout(layout.clone()),
+                        None => Inner::AsWritten,
+                    };
+                }
+            }
+        }
+        Layout {
+            name: container.name(),
+            kind: Kind::Container(Box::new(container)),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -223,6 +393,8 @@ pub struct Scratch {
     text: Vec<u8>,
     /// The record's other fields.
     fields: Fields,
+    /// A container line's piece (Docker's JSON unescaped).
+    decoding: container::Decoding,
 }
 
 impl Scratch {
@@ -273,7 +445,12 @@ pub fn detect_among<'a, 'l>(
         .iter()
         .enumerate()
         .filter(|(_, (read, _))| *read > 0)
-        .min_by_key(|(at, (read, message_bytes))| (std::cmp::Reverse(*read), *message_bytes, *at))?;
+        // A container runtime's layout first: `json` reads Docker's lines too, leaving less in
+        // the messages (it knows no `log` key).
+        .min_by_key(|(at, (read, message_bytes))| {
+            let container = candidates[*at].container().is_some();
+            (std::cmp::Reverse(*read), !container, *message_bytes, *at)
+        })?;
     candidates.get(at)
 }
 

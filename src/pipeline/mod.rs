@@ -112,8 +112,10 @@ where
     let pool = Arc::new(EntryPool::default());
     // A layout is read by the general parser unless it is fast `plain` without --multiline.
     let reading_of = |layout: &Arc<crate::layout::Layout>| {
-        (!layout.is_fast_plain() || config.multiline.is_some())
-            .then(|| parser::Reading::new(layout.clone(), config.multiline.map(|m| m.max_record_lines)))
+        (!layout.is_fast_plain() || config.multiline.is_some()).then(|| {
+            let max_record_lines = config.multiline.map(|m| m.max_record_lines);
+            parser::Reading::new(layout.clone(), max_record_lines, config.default_severity)
+        })
     };
     for worker in 0..config.workers.get() {
         let parser = parser::Worker {
@@ -148,7 +150,10 @@ where
             readings: config.per_log.as_ref().map_or_else(Vec::new, |logs| {
                 logs.layouts
                     .iter()
-                    .map(|l| reading_of(l).unwrap_or_else(|| parser::Reading::new(l.clone(), None)))
+                    .map(|l| {
+                        reading_of(l)
+                            .unwrap_or_else(|| parser::Reading::new(l.clone(), None, config.default_severity))
+                    })
                     .collect()
             }),
         };

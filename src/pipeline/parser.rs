@@ -17,8 +17,11 @@ use crate::batch::{EntryPool, Fetched, LONG_LINE_PREFIX, Parsed, ParsedBatch, Ra
 use crate::channel::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
-use crate::format::{Format, Origin, write_collected, write_fields, write_record, write_record_with};
-use crate::layout::{Layout, Outcome, Scratch};
+use crate::format::{
+    Format, Origin, write_collected, write_fields, write_fields_after, write_record, write_record_with,
+};
+use crate::layout::container::{self, Decoding, Step};
+use crate::layout::{Container, Inner, Layout, Outcome, Scratch};
 use crate::metrics::{Metrics, add};
 use crate::record::{
     Fields, Line, ParsedRecord, RejectReason, Severity, parse_line, parse_timestamp, split_lines, trim_line,
@@ -55,6 +58,9 @@ pub fn parse_batch_with(
         tail_too_long: false,
         head_continues: None,
         tail_continues: None,
+        head_skipping: 0,
+        tail_skipping: 0,
+        cut_open: false,
         end_offset: 0,
         end_context: None,
         permit: window.try_acquire_owned().expect("a new window has a slot"),
@@ -69,7 +75,7 @@ pub fn parse_batch_with(
         usize::MAX,
         render,
         None,
-        &mut Reading::new(layout, max_record_lines),
+        &mut Reading::new(layout, max_record_lines, Severity::Info),
         b"",
     )
 }
@@ -165,16 +171,29 @@ pub(crate) struct Reading {
     scratch: Scratch,
     /// The rendering of the open record's fields, written after its message.
     suffix: Vec<u8>,
+    /// A container's log: `--default-severity`, a piece's decoding, and each stream's open
+    /// line as joined so far.
+    default_severity: Severity,
+    decoding: Decoding,
+    joined: [Vec<u8>; 2],
 }
 
 impl Reading {
-    /// A parser's reading of `layout`, joining continuation lines when `max_record_lines` is set.
-    pub(crate) fn new(layout: Arc<Layout>, max_record_lines: Option<usize>) -> Reading {
+    /// A parser's reading of `layout`, joining continuation lines when `max_record_lines` is set;
+    /// a container's line that says no severity is `default_severity`.
+    pub(crate) fn new(
+        layout: Arc<Layout>,
+        max_record_lines: Option<usize>,
+        default_severity: Severity,
+    ) -> Reading {
         Reading {
             layout,
             max_record_lines,
             scratch: Scratch::default(),
             suffix: Vec::new(),
+            default_severity,
+            decoding: Decoding::default(),
+            joined: Default::default(),
         }
     }
 }
@@ -310,6 +329,7 @@ fn parse_layout(
         max_record_lines,
         scratch,
         suffix,
+        ..
     } = reading;
     let mut building = Building {
         parsed: Parsed::new(Bytes::new(), render, pool),
@@ -375,6 +395,232 @@ fn parse_layout(
     parsed.decoded = building.decoded;
     parsed.raw = Some((raw, first_line));
     parsed
+}
+
+/// [`parse_into`] for a container runtime's log: each stream's pieces joined into the lines the
+/// program wrote, each numbered by its last piece and read with its stream's layout (a line it
+/// does not read, as written). A line grown past `--max-line-bytes` is rejected where it did,
+/// its later pieces skipped; one still open where the batch is cut goes out as it is.
+fn parse_pieces(
+    batch: &RawBatch,
+    container: &Container,
+    max_line_bytes: usize,
+    render: Render,
+    pool: Option<&Arc<EntryPool>>,
+    reading: &mut Reading,
+    file: &[u8],
+) -> Parsed {
+    let raw = batch.data.clone();
+    let Reading {
+        scratch,
+        suffix,
+        default_severity,
+        decoding,
+        joined,
+        ..
+    } = reading;
+    let mut written = Written {
+        parsed: Parsed::new(Bytes::new(), render, pool),
+        decoded: pool.map(|p| p.buffer()).unwrap_or_default(),
+        render,
+        scratch,
+        suffix,
+        file,
+        default_severity: *default_severity,
+    };
+    written.decoded.reserve(raw.len());
+    written.parsed.entries.reserve(raw.len() / 64 + 1);
+    written.parsed.out.reserve(raw.len() + raw.len() / 2);
+    // Where the lines cut open at the batch's end have their last piece: they end there, in
+    // order with the others.
+    let last = match batch.cut_open {
+        true => last_pieces(container.runtime, &raw, decoding),
+        false => [None, None],
+    };
+    let mut open = container::Open::from_skipping_bits(batch.head_skipping);
+    // Per stream, the open line: its first piece's time, and its last piece's line.
+    let mut first: [Option<(Option<OffsetDateTime>, u64)>; 2] = [None, None];
+    joined.iter_mut().for_each(Vec::clear);
+    for (text, line_no) in split_lines(&raw).zip(batch.first_line..) {
+        let parsed = &mut written.parsed;
+        parsed.lines += 1;
+        let Some(piece) = container::decode(container.runtime, text, decoding) else {
+            if trim_line(text).is_empty() {
+                parsed.blank += 1;
+            } else {
+                parsed.reject(line_no, RejectReason::NotInLayout, raw.slice_ref(text));
+            }
+            continue;
+        };
+        let s = piece.stream as usize;
+        let content = piece.content(text, decoding);
+        let at = text.as_ptr() as usize - raw.as_ptr() as usize;
+        match open.step(piece.stream, piece.last, content.len(), max_line_bytes) {
+            Step::Skipped => parsed.continued += 1,
+            Step::TooLong => {
+                if first[s].take().is_some() {
+                    parsed.continued += 1;
+                }
+                joined[s].clear();
+                let shown = &text[..LONG_LINE_PREFIX.min(text.len())];
+                parsed.reject(line_no, RejectReason::LineTooLong, raw.slice_ref(shown));
+            }
+            Step::Joins if last[s] != Some(at) => {
+                match &mut first[s] {
+                    None => first[s] = Some((piece.time(text, decoding), line_no)),
+                    Some((_, last_line)) => {
+                        *last_line = line_no;
+                        parsed.continued += 1;
+                    }
+                }
+                joined[s].extend_from_slice(content);
+            }
+            // Its last piece, or the last the batch has of a line cut open.
+            Step::Ends | Step::Joins => {
+                let (time, message) = match first[s].take() {
+                    None => (piece.time(text, decoding), content),
+                    Some((time, _)) => {
+                        parsed.continued += 1;
+                        joined[s].extend_from_slice(content);
+                        (time, &joined[s][..])
+                    }
+                };
+                written.line(
+                    &container.inner[s],
+                    piece.stream,
+                    message,
+                    time,
+                    line_no,
+                    &raw.slice_ref(text),
+                );
+                joined[s].clear();
+            }
+        }
+    }
+    // Open still (not cut where the reader said): out as they are, never dropped.
+    for s in [container::Stream::Stdout, container::Stream::Stderr] {
+        if let Some((time, line_no)) = first[s as usize].take() {
+            let message = std::mem::take(&mut joined[s as usize]);
+            written.line(
+                &container.inner[s as usize],
+                s,
+                &message,
+                time,
+                line_no,
+                &Bytes::new(),
+            );
+            joined[s as usize] = message;
+        }
+    }
+    let mut parsed = written.parsed;
+    parsed.decoded = written.decoded;
+    parsed.raw = Some((raw, batch.first_line));
+    parsed
+}
+
+/// Per stream, where in `raw` the last piece of it starts when that piece leaves a line open
+/// (read from the end, until both streams are found).
+fn last_pieces(runtime: container::Runtime, raw: &[u8], decoding: &mut Decoding) -> [Option<usize>; 2] {
+    let (mut found, mut last) = ([false; 2], [None; 2]);
+    let mut end = raw.len();
+    if raw.last() == Some(&b'\n') {
+        end -= 1;
+    }
+    while found != [true; 2] {
+        let start = memchr::memrchr(b'\n', &raw[..end]).map_or(0, |i| i + 1);
+        if let Some(piece) = container::decode(runtime, &raw[start..end], decoding) {
+            let s = piece.stream as usize;
+            if !found[s] {
+                found[s] = true;
+                last[s] = (!piece.last).then_some(start);
+            }
+        }
+        if start == 0 {
+            break;
+        }
+        end = start - 1;
+    }
+    last
+}
+
+/// What a container log's batch is writing: the records, their messages, how they render.
+struct Written<'r> {
+    parsed: Parsed,
+    /// The messages, one after another: what the entries point into.
+    decoded: Vec<u8>,
+    render: Render,
+    scratch: &'r mut Scratch,
+    suffix: &'r mut Vec<u8>,
+    file: &'r [u8],
+    default_severity: Severity,
+}
+
+impl Written<'_> {
+    /// Writes one line a program wrote to `stream` (`time`: its first piece's), read with
+    /// `inner`; `shown` is its last piece, for a reject.
+    fn line(
+        &mut self,
+        inner: &Inner,
+        stream: container::Stream,
+        message: &[u8],
+        time: Option<OffsetDateTime>,
+        line_no: u64,
+        shown: &Bytes,
+    ) {
+        let Written {
+            parsed,
+            decoded,
+            render,
+            scratch,
+            suffix,
+            file,
+            default_severity,
+        } = self;
+        let Some(time) = time else {
+            parsed.reject(line_no, RejectReason::BadTimestamp, shown.clone());
+            return;
+        };
+        let read = match inner {
+            Inner::Layout(layout) => layout.parse_written(message, scratch, time, *default_severity),
+            Inner::Unjudged | Inner::AsWritten => Outcome::Rejected(RejectReason::NotInLayout),
+        };
+        let (timestamp, severity, message, fields) = match read {
+            Outcome::Record(record) => (
+                record.timestamp,
+                record.severity,
+                record.message,
+                Some(record.fields),
+            ),
+            // Not in its layout (a panic's trace on a JSON logger's stream): as written.
+            Outcome::Rejected(_) | Outcome::Blank => {
+                let message = message.trim_ascii_end();
+                if trim_line(message).is_empty() {
+                    parsed.blank += 1;
+                    return;
+                }
+                (time, *default_severity, message, None)
+            }
+        };
+        suffix.clear();
+        let stream = (&b"stream"[..], stream.as_str().as_bytes());
+        write_fields_after(
+            suffix,
+            render.format,
+            stream,
+            fields.unwrap_or(&Fields::default()),
+        );
+        suffix.extend_from_slice(file);
+        let message_start = decoded.len();
+        decoded.extend_from_slice(message);
+        let record = ParsedRecord {
+            line_no,
+            timestamp,
+            severity,
+            message: &decoded[message_start..],
+        };
+        write_record_with(&mut parsed.out, render.format, &record, suffix);
+        parsed.keep(&record, message_start);
+    }
 }
 
 /// A record as an ingest publisher sends it (`-f json`), its strings borrowed from the message
@@ -611,14 +857,26 @@ impl Worker {
                 let parsed = if batch.long_line {
                     Parsed::long_line(batch.first_line, batch.data, self.render)
                 } else if let Some(reading) = reading {
-                    parse_layout(
-                        &batch,
-                        self.max_line_bytes,
-                        self.render,
-                        Some(&self.pool),
-                        reading,
-                        file,
-                    )
+                    let layout = reading.layout.clone();
+                    match layout.container() {
+                        Some(container) => parse_pieces(
+                            &batch,
+                            container,
+                            self.max_line_bytes,
+                            self.render,
+                            Some(&self.pool),
+                            reading,
+                            file,
+                        ),
+                        None => parse_layout(
+                            &batch,
+                            self.max_line_bytes,
+                            self.render,
+                            Some(&self.pool),
+                            reading,
+                            file,
+                        ),
+                    }
                 } else {
                     parse_into(
                         batch.first_line,
@@ -633,6 +891,7 @@ impl Worker {
                     offset: batch.end_offset,
                     lines: batch.first_line - 1 + parsed.lines,
                     continues: batch.tail_continues,
+                    skipping: batch.tail_skipping,
                     context: batch.end_context,
                 };
                 (parsed, end)
@@ -645,6 +904,7 @@ impl Worker {
                     offset: batch.end_offset,
                     lines: batch.end_offset,
                     continues: None,
+                    skipping: 0,
                     context: None,
                 };
                 (parsed, end)

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::logs::{Globs, ROUND_LOGS, quiet_in, round};
 use crate::checkpoint::Shared;
 use crate::checkpoint::set::Seen;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::source::{self, watch::DirWatch};
@@ -80,8 +80,8 @@ struct Follower<'a> {
     checkpointed: Option<Vec<PathBuf>>,
     /// Logs to read in the next round, in path order.
     dirty: BTreeSet<PathBuf>,
-    /// `--multiline`: logs whose last record may still be open, and when to finish it (read
-    /// again once the log was quiet for `--multiline-timeout`).
+    /// `--multiline` or container logs: logs whose last record may still be open, and when to
+    /// finish it (read again once the log was quiet for `--multiline-timeout`).
     due: Vec<(Instant, PathBuf)>,
     /// The globs are to be walked again (a directory came or went, a new name appeared).
     look_again: bool,
@@ -281,8 +281,15 @@ impl<'a> Follower<'a> {
                 Some(seen) => self.hold(&path, seen),
                 None => drop(self.held.remove(&path)),
             }
-            if let (Some(multiline), Some(seen)) = (self.config.multiline, seen)
-                && let Some(wait) = quiet_in(seen.mtime_ns, multiline.timeout)
+            // A record --multiline holds, or a container's line whose last piece has not come
+            // (any log may be one unless the layout is named), is finished once the log is quiet.
+            let holds = self.config.multiline.is_some()
+                || match &self.config.input {
+                    config::InputLayout::Auto(_) => true,
+                    config::InputLayout::Fixed(layout) => layout.container().is_some(),
+                };
+            if let (true, Some(seen)) = (holds, seen)
+                && let Some(wait) = quiet_in(seen.mtime_ns, self.config.hold_timeout)
             {
                 self.due.push((Instant::now() + wait, path.clone()));
             }

@@ -483,8 +483,12 @@ fn settle_layouts(
         paths: paths.iter().map(|p| Arc::from(p.to_string_lossy())).collect(),
         ..PerLog::default()
     };
-    let clock = match &config.input {
-        config::InputLayout::Auto(clock) => clock.clone(),
+    // A container's layout named without `--inner` has each log's streams judged.
+    let (clock, named) = match &config.input {
+        config::InputLayout::Auto(clock) => (clock.clone(), None),
+        config::InputLayout::Fixed(layout) if layout.container().is_some_and(|c| !c.judged()) => {
+            (layout.clock.clone(), Some(layout))
+        }
         config::InputLayout::Fixed(layout) => {
             per_log.layouts.push(Arc::new(layout.clone()));
             per_log.layout_of = vec![0; paths.len()];
@@ -509,12 +513,21 @@ fn settle_layouts(
             None => {
                 let kept = (!kept.is_empty())
                     .then(|| Layout::named(kept, clock.clone()).ok())
-                    .flatten();
+                    .flatten()
+                    .filter(|kept| named.is_none_or(|named| super::same_runtime(kept, named)));
                 let chosen = kept.or_else(|| {
                     let &(index, start) = matched.plan(log).steps.first()?;
                     let lines = first_lines(&members[index], start.offset);
-                    let picked = layout::detect_among(record::split_lines(&lines), &candidates)?.clone();
-                    picks.push((log, picked.name.clone()));
+                    let picked = match named {
+                        Some(named) => named.clone(),
+                        None => layout::detect_among(record::split_lines(&lines), &candidates)?.clone(),
+                    };
+                    let picked =
+                        picked.judge_streams(record::split_lines(&lines), config.inner.as_ref(), &candidates);
+                    // A stream with no line yet is judged again on the next run.
+                    if picked.container().is_none_or(layout::Container::judged) {
+                        picks.push((log, picked.name.clone()));
+                    }
                     Some(picked)
                 });
                 // No record to judge by yet: plain for this run, judged again on the next.
@@ -614,14 +627,15 @@ fn part(
         skip: if compressed { start.offset } else { 0 },
         size_hint: (!compressed).then(|| member.seen().size.saturating_sub(start.offset)),
         until: (!compressed).then(|| until.unwrap_or(member.seen().size)),
+        // A container's line open at the end (its last piece not written yet) likewise.
         hold_last_record: config.follow
             && live
-            && config
-                .multiline
-                .is_some_and(|m| written_within(member.seen().mtime_ns, m.timeout)),
+            && (config.multiline.is_some() || layout.container().is_some())
+            && written_within(member.seen().mtime_ns, config.hold_timeout),
         expect_head,
         ..source::file::Settings::from_config(config)
     };
+    settings.pieces = source::file::Pieces::of(&layout, config);
     if let Some(records) = settings.multiline.as_mut() {
         records.layout = layout;
     }

@@ -229,13 +229,19 @@ fn settle_layout(
     fd: Option<std::os::fd::RawFd>,
     drain: &CancellationToken,
 ) -> Result<(Config, Option<&'static str>), Error> {
-    let config::InputLayout::Auto(clock) = &config.input else {
-        return Ok((config.clone(), None));
+    // A container's layout named without `--inner` has its streams judged as `auto` would.
+    let (clock, named) = match &config.input {
+        config::InputLayout::Auto(clock) => (clock, None),
+        config::InputLayout::Fixed(layout) if layout.container().is_some_and(|c| !c.judged()) => {
+            (&layout.clock, Some(layout))
+        }
+        config::InputLayout::Fixed(_) => return Ok((config.clone(), None)),
     };
     let kept = resume
         .layout
         .as_deref()
-        .and_then(|name| layout::Layout::named(name, clock.clone()).ok());
+        .and_then(|name| layout::Layout::named(name, clock.clone()).ok())
+        .filter(|kept| named.is_none_or(|named| same_runtime(kept, named)));
     let (chosen, how) = match kept {
         Some(layout) => (layout, "kept by the checkpoint"),
         None => {
@@ -251,9 +257,19 @@ fn settle_layout(
                     .unwrap_or(&resume.preread),
                 _ => &resume.preread,
             };
-            match layout::detect(record::split_lines(preread), clock) {
+            let candidates = layout::Layout::candidates(clock);
+            let picked = match named {
+                Some(named) => Some(named.clone()),
+                None => layout::detect_among(record::split_lines(preread), &candidates).cloned(),
+            };
+            match picked
+                .map(|l| l.judge_streams(record::split_lines(preread), config.inner.as_ref(), &candidates))
+            {
                 Some(layout) => {
-                    if let Some(committer) = resume.committer.as_mut() {
+                    // A stream with no line yet is judged again on the next run.
+                    if let Some(committer) = resume.committer.as_mut()
+                        && layout.container().is_none_or(layout::Container::judged)
+                    {
                         committer.keep_layout(&layout.name);
                     }
                     (layout, "picked from the first lines")
@@ -266,6 +282,11 @@ fn settle_layout(
     let mut settled = config.clone();
     settled.input = config::InputLayout::Fixed(chosen);
     Ok((settled, Some(how)))
+}
+
+/// True when two layouts are the same container runtime's (a kept `cri:json,-` for `--input cri`).
+pub(super) fn same_runtime(a: &layout::Layout, b: &layout::Layout) -> bool {
+    matches!((a.container(), b.container()), (Some(a), Some(b)) if a.runtime == b.runtime)
 }
 
 /// Says loudly when the layout `auto` chose (`how`) rejected most of the run's lines: the input

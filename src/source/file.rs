@@ -24,6 +24,7 @@ use crate::checkpoint::{At, Commit, Done, Fingerprint, Position};
 use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
+use crate::layout::container::{self, Decoding, Open, Runtime};
 use crate::metrics::{Metrics, add};
 use crate::record::{RejectReason, UTF8_BOM, split_lines, trim_line};
 
@@ -91,6 +92,8 @@ struct ReadLoop<'a> {
     /// `--multiline`: where the whole lines are cut into batches, and the reason the lines
     /// after a cut that continue a record are rejected for, if they are (reused).
     cuts: Vec<(usize, Option<RejectReason>)>,
+    /// A container's log: the streams skipping at each of `cuts` (reused).
+    cut_bits: Vec<u8>,
     /// The input's first bytes were looked at: a UTF-8 byte order mark, or an encoding ingest
     /// does not read.
     encoding_checked: bool,
@@ -101,6 +104,16 @@ struct ReadLoop<'a> {
     at: Option<At>,
     /// Bytes read from this input so far.
     read: u64,
+    /// A container's log: which streams have a line open at the end of the lines scanned, and
+    /// which skip a line too long (see [`Open`]).
+    open: Open,
+    /// A container's log: the streams skipping at the end of what was sent, and at the end of
+    /// the batch being sent (its `tail_skipping`).
+    skipping: u8,
+    next_skipping: u8,
+    /// A container's log: the batch being sent ends with lines open, cut there.
+    next_cut_open: bool,
+    decoding: Decoding,
     /// Many logs, a file whose end the checkpoint is to be told of: its last batch sent so far,
     /// held until the next one or the file's end, which it then says (one batch less per
     /// file through every stage: for many small logs, half of them).
@@ -135,6 +148,8 @@ pub struct Settings {
     pub preread: Bytes,
     /// `--multiline`: batches end only where a record starts.
     pub multiline: Option<Records>,
+    /// A container runtime's log: batches end only where no stream has a line open.
+    pub pieces: Option<Pieces>,
     /// The input's file descriptor, to wait on with a timeout (`--multiline-timeout`).
     pub fd: Option<std::os::fd::RawFd>,
     /// `--follow`: at the end of the input, wait for more instead of ending (until the file is
@@ -167,8 +182,35 @@ impl Settings {
                 timeout: m.timeout,
                 max_record_lines: m.max_record_lines,
             }),
+            pieces: Pieces::of(&config.layout(), config),
             ..Settings::default()
         }
+    }
+
+    /// How long a live input may be quiet before what is held back goes out: the record
+    /// `--multiline` holds, or the lines a container's streams have open.
+    fn hold_timeout(&self) -> Option<std::time::Duration> {
+        (self.multiline.as_ref().map(|r| r.timeout)).or(self.pieces.as_ref().map(|p| p.timeout))
+    }
+}
+
+/// How a container runtime's log is cut: its layout, and how long a line left open may wait
+/// for its last piece on a live input.
+#[derive(Clone, Copy, Debug)]
+pub struct Pieces {
+    /// Whose lines.
+    pub runtime: Runtime,
+    /// After this long without input, the open lines go out as they are (`--multiline-timeout`).
+    pub timeout: std::time::Duration,
+}
+
+impl Pieces {
+    /// A container's log read with `layout`, its timeout from `config`; `None` for another.
+    pub fn of(layout: &Layout, config: &Config) -> Option<Pieces> {
+        layout.container().map(|c| Pieces {
+            runtime: c.runtime,
+            timeout: config.hold_timeout,
+        })
     }
 }
 
@@ -183,6 +225,11 @@ pub struct Records {
     /// The most lines a record keeps (`--max-record-lines`); later ones are rejected.
     pub max_record_lines: usize,
 }
+
+/// Lines a container's streams hold open are cut once this many times `--max-line-bytes` of the
+/// file went by since none was open: what the reader holds stays bounded when a program leaves
+/// a line unfinished on one stream and writes on to the other.
+const HELD_PIECES_BYTES: usize = 4;
 
 /// What kind of batch is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +365,7 @@ impl ReadLoop<'_> {
     /// `--follow`, at the end of the input: waits for more; hands out the record held back
     /// (`--multiline`) once none came for `--multiline-timeout`.
     fn follow(&mut self) -> Followed {
-        let timeout = self.limits.multiline.as_ref().map(|r| r.timeout);
+        let timeout = self.limits.hold_timeout();
         loop {
             let deadline = timeout.filter(|_| self.held > 0).map(|t| Instant::now() + t);
             let (progress, cancel) = (self.progress, self.cancel);
@@ -383,6 +430,9 @@ impl ReadLoop<'_> {
                 );
             }
         }
+        if let Some(pieces) = self.limits.pieces {
+            return self.take_pieces(pieces);
+        }
         match self.limits.multiline.clone() {
             None => self.take_lines(),
             Some(records) => self.take_records(&records),
@@ -392,13 +442,13 @@ impl ReadLoop<'_> {
     /// `--multiline` on a live input: while a record is held back, waits up to the timeout for
     /// more input, and hands the record out when none came. False when the pipeline stopped.
     fn wait_for_more(&mut self) -> bool {
-        let (Some(records), Some(fd)) = (&self.limits.multiline, self.limits.fd) else {
+        let (Some(timeout), Some(fd)) = (self.limits.hold_timeout(), self.limits.fd) else {
             return true;
         };
         if self.held == 0 {
             return true;
         }
-        let deadline = Instant::now() + records.timeout;
+        let deadline = Instant::now() + timeout;
         let waiting = Instant::now();
         let quiet = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -422,6 +472,10 @@ impl ReadLoop<'_> {
         let held = std::mem::take(&mut self.held);
         let lines = std::mem::take(&mut self.held_lines) as u64;
         self.held_threshold = None;
+        // A container's lines still open go out as they are: their next pieces start new ones.
+        self.next_cut_open = !self.open.settled();
+        self.open.cut();
+        self.next_skipping = self.open.skipping_bits();
         let data = self.buffers.current.split_to(held).freeze();
         self.scanned = self.scanned.saturating_sub(held);
         // A record rejected whole for its size takes its further lines with it.
@@ -577,6 +631,98 @@ impl ReadLoop<'_> {
         true
     }
 
+    /// A container runtime's log: hands out whole lines in batches of about `batch_lines` lines,
+    /// each ending where no stream has a line open; holds back the lines since the last such
+    /// point, which later pieces complete.
+    ///
+    /// A line grown past `--max-line-bytes` is rejected where it did and its further pieces are
+    /// skipped, not held (both the reader and the parser step [`Open`] alike). Lines held open
+    /// while more than [`HELD_PIECES_BYTES`] times `--max-line-bytes` of the file went by (the
+    /// other stream writing on) go out as they are.
+    fn take_pieces(&mut self, pieces: Pieces) -> bool {
+        if !self.skip_long_line() {
+            return false;
+        }
+        if self.long_line.is_some() {
+            return true;
+        }
+        let max = self.limits.max_line_bytes;
+        let buf = &self.buffers.current;
+        let from = self.scanned.clamp(self.held, buf.len());
+        self.searched += (buf.len() - from) as u64;
+        if let Some(newline) = memchr::memrchr(b'\n', &buf[from..]) {
+            let complete = from + newline + 1;
+            self.cuts.clear();
+            let mut since_cut = self.held_lines;
+            // The last point where no line is open, the streams skipping there, and the lines
+            // after it.
+            let (mut settled, mut settled_bits, mut after) = (0, self.skipping, self.held_lines);
+            let mut at = self.held;
+            while at < complete {
+                let end = at + memchr::memchr(b'\n', &buf[at..complete]).expect("whole lines") + 1;
+                // Not trimmed: a piece's spaces are the program's.
+                let line = &buf[at..end - 1];
+                if let Some(piece) = container::decode(pieces.runtime, line, &mut self.decoding) {
+                    let len = piece.content(line, &self.decoding).len();
+                    self.open.step(piece.stream, piece.last, len, max);
+                }
+                since_cut += 1;
+                after += 1;
+                at = end;
+                if self.open.settled() {
+                    (settled, settled_bits, after) = (end, self.open.skipping_bits(), 0);
+                    if since_cut >= self.limits.batch_lines {
+                        self.cuts.push((end, None));
+                        self.cut_bits.push(settled_bits);
+                        since_cut = 0;
+                    }
+                }
+            }
+            let cut_open = complete - settled > HELD_PIECES_BYTES.saturating_mul(max);
+            if cut_open {
+                // Open too long: everything goes, the open lines cut.
+                self.open.cut();
+                (settled, settled_bits, after) = (complete, self.open.skipping_bits(), 0);
+            }
+            let keep_from = settled;
+            if keep_from > 0 {
+                let data = self.buffers.current.split_to(keep_from).freeze();
+                let mut cuts = std::mem::take(&mut self.cuts);
+                let mut bits = std::mem::take(&mut self.cut_bits);
+                let mut from = 0;
+                let ends = cuts.iter().map(|&(cut, _)| cut).zip(bits.iter().copied());
+                for (cut, tail) in ends.chain([(keep_from, settled_bits)]) {
+                    if cut <= from || cut > keep_from {
+                        continue;
+                    }
+                    let piece = data.slice(from..cut);
+                    let lines = count_newlines(&piece) as u64;
+                    self.next_skipping = tail;
+                    self.next_cut_open = cut_open && cut == keep_from;
+                    if !self.send(piece, lines, Piece::Lines, (cut - from) as u64, None) {
+                        return false;
+                    }
+                    from = cut;
+                }
+                cuts.clear();
+                bits.clear();
+                (self.cuts, self.cut_bits) = (cuts, bits);
+            }
+            self.held = complete - keep_from;
+            self.held_lines = after;
+        }
+        self.scanned = self.buffers.current.len();
+        if self.buffers.current.len() - self.held > max.saturating_add(1) && self.held > 0 {
+            // The line being read is past the limit: what is held goes out first, in order.
+            if !self.hand_out_held(Piece::Lines) {
+                return false;
+            }
+        }
+        self.next_skipping = self.open.skipping_bits();
+        self.hold_long_line();
+        true
+    }
+
     /// Starts skipping the line being read once it outgrew --max-line-bytes.
     fn hold_long_line(&mut self) {
         let buf = &mut self.buffers.current;
@@ -719,6 +865,9 @@ impl ReadLoop<'_> {
             // What continues a record past what it keeps is rejected with it; once.
             head_continues: self.excess.filter(|_| self.limits.multiline.is_some()),
             tail_continues: after.filter(|_| self.limits.multiline.is_some()),
+            head_skipping: self.skipping,
+            tail_skipping: self.next_skipping,
+            cut_open: std::mem::take(&mut self.next_cut_open),
             end_offset,
             end_context,
             permit,
@@ -736,6 +885,7 @@ impl ReadLoop<'_> {
         self.offset += bytes;
         self.metrics.input_read.store(self.offset, Ordering::Relaxed);
         self.excess = after;
+        self.skipping = self.next_skipping;
         add(&self.metrics.lines_read, lines);
         add(&self.metrics.bytes_in, bytes);
         true
@@ -1022,6 +1172,12 @@ pub async fn run_parts(
                     // A rerun that starts inside a record past what it keeps goes on rejecting it.
                     excess: limits.start.continues,
                     cuts: Vec::new(),
+                    cut_bits: Vec::new(),
+                    open: Open::from_skipping_bits(limits.start.skipping),
+                    skipping: limits.start.skipping,
+                    next_skipping: limits.start.skipping,
+                    next_cut_open: false,
+                    decoding: Decoding::default(),
                     // Only a run that starts at the input's first byte sees how it begins.
                     encoding_checked: limits.start.offset > 0 || limits.skip > 0,
                     rotated: false,

@@ -1,0 +1,377 @@
+//! Container runtimes' log files: CRI (`TIME STREAM TAG MESSAGE`, as containerd and CRI-O
+//! write `/var/log/pods/`) and Docker's json-file (`{"log":"...\n","stream":"stdout",
+//! "time":"..."}`).
+//!
+//! A line of either is a piece of what the program wrote to one of its streams: a long line
+//! comes in pieces (runtimes cut at 16 KiB), all but the last marked partial (tag `P`, or a
+//! `log` without its final `\n`), and stdout's and stderr's pieces interleave. The parser joins
+//! them per stream; the reader cuts batches only where no stream has a line open (see
+//! [`Open`]), so that a batch holds every piece of the lines it gives.
+
+use std::ops::Range;
+
+use time::OffsetDateTime;
+
+use crate::record::{Fields, parse_timestamp};
+
+/// Which runtime's layout a file has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// The Kubernetes CRI layout (containerd, CRI-O).
+    Cri,
+    /// Docker's `json-file` logging driver.
+    Docker,
+}
+
+impl Runtime {
+    /// Its `--input` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Cri => "cri",
+            Runtime::Docker => "docker",
+        }
+    }
+}
+
+/// One of a container's two output streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout = 0,
+    /// Standard error.
+    Stderr = 1,
+}
+
+impl Stream {
+    /// As the runtimes write it, and as the `stream` field says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    fn read(word: &[u8]) -> Option<Stream> {
+        match word {
+            b"stdout" => Some(Stream::Stdout),
+            b"stderr" => Some(Stream::Stderr),
+            _ => None,
+        }
+    }
+}
+
+/// Where a piece's content is: in the line itself, or unescaped into the caller's buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// A range of the line (CRI).
+    Line(Range<usize>),
+    /// A range of the scratch text (Docker's JSON string, unescaped).
+    Scratch(Range<usize>),
+}
+
+/// One line of a container log, without its time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// The stream it was written to.
+    pub stream: Stream,
+    /// The last piece of a line the program wrote (or the whole of it).
+    pub last: bool,
+    /// What the program wrote, without the line's end.
+    pub content: Content,
+    /// The runtime's time, as a range of the line (CRI) or the scratch text (Docker).
+    time: Range<usize>,
+}
+
+/// The buffers decoding a Docker line fills, reused line after line.
+#[derive(Debug, Default)]
+pub struct Decoding {
+    fields: Fields,
+    /// Unescaped content, then the time.
+    pub text: Vec<u8>,
+}
+
+/// Reads one line (without its `\n`) of `runtime`'s layout; `None` when it is not one.
+pub fn decode(runtime: Runtime, line: &[u8], decoding: &mut Decoding) -> Option<Piece> {
+    match runtime {
+        Runtime::Cri => cri(line),
+        Runtime::Docker => docker(line, decoding),
+    }
+}
+
+impl Piece {
+    /// The runtime's time of the piece; `None` when it is not a timestamp.
+    pub fn time(&self, line: &[u8], decoding: &Decoding) -> Option<OffsetDateTime> {
+        let text = match self.content {
+            Content::Line(_) => &line[self.time.clone()],
+            Content::Scratch(_) => &decoding.text[self.time.clone()],
+        };
+        match parse_timestamp(text)? {
+            (time, used) if used == text.len() => Some(time),
+            _ => None,
+        }
+    }
+
+    /// Its content's bytes.
+    pub fn content<'a>(&self, line: &'a [u8], decoding: &'a Decoding) -> &'a [u8] {
+        match &self.content {
+            Content::Line(range) => &line[range.clone()],
+            Content::Scratch(range) => &decoding.text[range.clone()],
+        }
+    }
+}
+
+/// `TIME STREAM TAG CONTENT`: the tag is `P` or `F`, maybe followed by `:` and more tags; an
+/// empty content may lose its space.
+fn cri(line: &[u8]) -> Option<Piece> {
+    let mut at = 0;
+    let mut word = || {
+        let start = at;
+        let len = memchr::memchr(b' ', &line[start..]).unwrap_or(line.len() - start);
+        at = (start + len + 1).min(line.len());
+        start..start + len
+    };
+    let time = word();
+    let stream = Stream::read(&line[word()])?;
+    let tag = &line[word()];
+    let first = tag.split(|&b| b == b':').next().unwrap_or_default();
+    let last = match first {
+        b"F" => true,
+        b"P" => false,
+        _ => return None,
+    };
+    if time.is_empty() || !line[time.start].is_ascii_digit() {
+        return None;
+    }
+    Some(Piece {
+        stream,
+        last,
+        content: Content::Line(at..line.len()),
+        time,
+    })
+}
+
+/// `{"log":"...","stream":"...","time":"..."}`, members in any order, others ignored.
+fn docker(line: &[u8], decoding: &mut Decoding) -> Option<Piece> {
+    let Decoding { fields, text } = decoding;
+    fields.clear();
+    text.clear();
+    if line.first() != Some(&b'{') {
+        return None;
+    }
+    super::json::members(line, fields).ok()?;
+    let value = |key: &str| {
+        fields
+            .find(key, |raw| raw.first() == Some(&b'"'))
+            .map(|i| fields.value(i))
+    };
+    let log = crate::format::string(value("log")?)?;
+    let stream = Stream::read(crate::format::string(value("stream")?)?.as_bytes())?;
+    let time = crate::format::string(value("time")?)?;
+    let (content, last) = match log.strip_suffix('\n') {
+        Some(content) => (content, true),
+        None => (&*log, false),
+    };
+    text.extend_from_slice(content.as_bytes());
+    let content = 0..text.len();
+    text.extend_from_slice(time.as_bytes());
+    Some(Piece {
+        stream,
+        last,
+        content: Content::Scratch(content.clone()),
+        time: content.end..text.len(),
+    })
+}
+
+/// The first `most` lines written to each stream among `lines` (a file's first lines), their
+/// pieces joined, blank ones left out: what `--input auto` judges each stream's layout by.
+pub fn whole_lines<'a>(
+    runtime: Runtime,
+    lines: impl IntoIterator<Item = &'a [u8]>,
+    most: usize,
+) -> [Vec<Vec<u8>>; 2] {
+    let mut decoding = Decoding::default();
+    let mut open: [Vec<u8>; 2] = Default::default();
+    let mut whole: [Vec<Vec<u8>>; 2] = Default::default();
+    for line in lines {
+        let Some(piece) = decode(runtime, line, &mut decoding) else {
+            continue;
+        };
+        let s = piece.stream as usize;
+        open[s].extend_from_slice(piece.content(line, &decoding));
+        if piece.last {
+            let written = std::mem::take(&mut open[s]);
+            if whole[s].len() < most && !crate::record::trim_line(&written).is_empty() {
+                whole[s].push(written);
+            }
+        }
+    }
+    whole
+}
+
+/// The reader's view of the pieces so far: which streams have a line open, and which are
+/// skipping the rest of a line too long to keep. A batch may end only where no line is open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Open {
+    /// Per stream: the content bytes of its open line; `None` when none is open.
+    pub open: [Option<usize>; 2],
+    /// Per stream: the line it is in was too long, its further pieces are skipped up to its
+    /// last one.
+    pub skipping: [bool; 2],
+}
+
+/// What one piece did to a stream's line, as [`Open::step`] tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The piece joins a line still open.
+    Joins,
+    /// The piece ends a line (or is one).
+    Ends,
+    /// The line grew past the limit with this piece: rejected here, its later pieces skipped.
+    TooLong,
+    /// A piece of a line rejected before.
+    Skipped,
+}
+
+impl Open {
+    /// True when no stream has a line open: a batch may end here.
+    pub fn settled(&self) -> bool {
+        self.open == [None, None]
+    }
+
+    /// Takes one piece of `len` content bytes into account, against `max_line_bytes`. The
+    /// reader and the parser step alike, so that both agree on where a line ends and which
+    /// are too long.
+    pub fn step(&mut self, stream: Stream, last: bool, len: usize, max_line_bytes: usize) -> Step {
+        let s = stream as usize;
+        if self.skipping[s] {
+            self.skipping[s] = !last;
+            return Step::Skipped;
+        }
+        let total = self.open[s].unwrap_or(0) + len;
+        if total > max_line_bytes {
+            self.open[s] = None;
+            self.skipping[s] = !last;
+            return Step::TooLong;
+        }
+        if last {
+            self.open[s] = None;
+            Step::Ends
+        } else {
+            self.open[s] = Some(total);
+            Step::Joins
+        }
+    }
+
+    /// Lines still open are cut here (a batch ends with them: the input ended, or they were
+    /// open for too long): their next pieces start new lines.
+    pub fn cut(&mut self) {
+        self.open = [None, None];
+    }
+
+    /// The skipping streams as the checkpoint keeps them (bit 0 stdout, bit 1 stderr).
+    pub fn skipping_bits(&self) -> u8 {
+        u8::from(self.skipping[0]) | (u8::from(self.skipping[1]) << 1)
+    }
+
+    /// No line open, the streams in `bits` skipping (see [`Open::skipping_bits`]).
+    pub fn from_skipping_bits(bits: u8) -> Open {
+        Open {
+            open: [None, None],
+            skipping: [bits & 1 != 0, bits & 2 != 0],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(runtime: Runtime, line: &str) -> Option<(Stream, bool, String, Option<OffsetDateTime>)> {
+        let mut decoding = Decoding::default();
+        let piece = decode(runtime, line.as_bytes(), &mut decoding)?;
+        let content = String::from_utf8(piece.content(line.as_bytes(), &decoding).to_vec()).unwrap();
+        Some((
+            piece.stream,
+            piece.last,
+            content,
+            piece.time(line.as_bytes(), &decoding),
+        ))
+    }
+
+    #[test]
+    fn cri_lines_give_their_stream_tag_time_and_content() {
+        let (stream, last, content, time) = read(
+            Runtime::Cri,
+            "2026-04-15T10:00:00.123456789Z stderr F hello world",
+        )
+        .unwrap();
+        assert_eq!(
+            (stream, last, content.as_str()),
+            (Stream::Stderr, true, "hello world")
+        );
+        assert_eq!(
+            time,
+            Some(time::macros::datetime!(2026-04-15 10:00:00.123456789 UTC))
+        );
+        let (_, last, content, _) = read(Runtime::Cri, "2026-04-15T10:00:00Z stdout P:x a piece ").unwrap();
+        assert_eq!((last, content.as_str()), (false, "a piece "));
+        // CRI-O writes its local time with an offset.
+        let (.., time) = read(Runtime::Cri, "2026-04-15T12:00:00.5+02:00 stdout F x").unwrap();
+        assert_eq!(time, Some(time::macros::datetime!(2026-04-15 10:00:00.5 UTC)));
+        // An empty line, with or without the space after the tag.
+        assert_eq!(
+            read(Runtime::Cri, "2026-04-15T10:00:00Z stdout F ").unwrap().2,
+            ""
+        );
+        assert_eq!(read(Runtime::Cri, "2026-04-15T10:00:00Z stdout F").unwrap().2, "");
+        for other in [
+            "2026-04-15T10:00:00Z INFO hello",
+            "2026-04-15T10:00:00Z stdout X hello",
+            "stdout stdout F x",
+            "",
+        ] {
+            assert_eq!(read(Runtime::Cri, other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn docker_lines_give_their_stream_time_and_unescaped_log() {
+        let line = r#"{"log":"say \"hi\"\tnow\n","stream":"stdout","time":"2026-04-15T10:00:00.5Z"}"#;
+        let (stream, last, content, time) = read(Runtime::Docker, line).unwrap();
+        assert_eq!(
+            (stream, last, content.as_str()),
+            (Stream::Stdout, true, "say \"hi\"\tnow")
+        );
+        assert_eq!(time, Some(time::macros::datetime!(2026-04-15 10:00:00.5 UTC)));
+        let line = r#"{"time":"2026-04-15T10:00:00Z","stream":"stderr","log":"part","attrs":{"a":"b"}}"#;
+        let (stream, last, content, _) = read(Runtime::Docker, line).unwrap();
+        assert_eq!((stream, last, content.as_str()), (Stream::Stderr, false, "part"));
+        for other in [
+            r#"{"log":"x\n","stream":"stdin","time":"2026-04-15T10:00:00Z"}"#,
+            r#"{"msg":"x","level":"info","time":"2026-04-15T10:00:00Z"}"#,
+            "2026-04-15T10:00:00Z stdout F x",
+        ] {
+            assert_eq!(read(Runtime::Docker, other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_line_open_on_one_stream_keeps_a_batch_open_and_one_too_long_is_skipped_to_its_end() {
+        let mut open = Open::default();
+        assert_eq!(open.step(Stream::Stdout, false, 6, 10), Step::Joins);
+        assert!(!open.settled());
+        // stderr's whole lines between stdout's pieces.
+        assert_eq!(open.step(Stream::Stderr, true, 100, 1000), Step::Ends);
+        assert_eq!(open.step(Stream::Stdout, true, 4, 10), Step::Ends);
+        assert!(open.settled());
+        // Past the limit: rejected once, skipped to the last piece, which ends it.
+        assert_eq!(open.step(Stream::Stdout, false, 8, 10), Step::Joins);
+        assert_eq!(open.step(Stream::Stdout, false, 8, 10), Step::TooLong);
+        assert!(open.settled(), "a line being skipped holds nothing");
+        assert_eq!(open.skipping_bits(), 1);
+        assert_eq!(open.step(Stream::Stdout, false, 8, 10), Step::Skipped);
+        assert_eq!(open.step(Stream::Stdout, true, 8, 10), Step::Skipped);
+        assert_eq!(open.step(Stream::Stdout, true, 3, 10), Step::Ends);
+        assert_eq!(Open::from_skipping_bits(2).skipping, [false, true]);
+    }
+}
