@@ -130,6 +130,18 @@ fn multiline_runs_killed_mid_record_and_rerun_write_every_record_whole_exactly_o
     killed_and_rerun(multiline_corpus(60_000), &["--multiline"]);
 }
 
+#[test]
+fn container_log_runs_killed_inside_long_lines_and_rerun_write_every_line_exactly_once() {
+    // Commits land only where no stream has a line open; one lands inside a line past
+    // --max-line-bytes (stderr writing on between its pieces), whose skipping the checkpoint
+    // keeps: a rerun there must not take the rest of its pieces for a line.
+    let (log, _) = common::containers::container_log(common::containers::Runtime::Cri, 600, 5);
+    killed_and_rerun(
+        log.into_bytes(),
+        &["--input", "cri", "--max-line-bytes", "200000"],
+    );
+}
+
 /// Kills runs on `corpus` at random moments and reruns them until one finishes: the output and
 /// the rejects file end up byte-identical to one uninterrupted run's.
 fn killed_and_rerun(corpus: Vec<u8>, extra: &[&str]) {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod containers;
 pub mod nats;
 pub mod power;
 pub mod strace;

@@ -1,0 +1,118 @@
+//! Container logs as the runtimes write them, for the tests: pieces of long lines, stdout and
+//! stderr interleaved.
+
+/// The piece size containerd, CRI-O and Docker cut long lines at.
+pub const PIECE: usize = 16 * 1024;
+
+/// A small deterministic generator (xorshift): the same file on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// How a runtime writes one piece: CRI `TIME STREAM P|F CONTENT`, or Docker's json-file line.
+#[derive(Clone, Copy)]
+pub enum Runtime {
+    /// containerd's and CRI-O's layout.
+    Cri,
+    /// Docker's json-file.
+    Docker,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Cri => "cri",
+            Runtime::Docker => "docker",
+        }
+    }
+
+    /// Appends one piece, numbered `n` (its time).
+    pub fn piece(self, out: &mut String, n: u64, stream: &str, content: &str, last: bool) {
+        let time = format!(
+            "2026-04-15T10:{:02}:{:02}.{:09}Z",
+            n / 60 % 60,
+            n % 60,
+            n % 1_000_000_000
+        );
+        match self {
+            Runtime::Cri => {
+                let tag = if last { "F" } else { "P" };
+                out.push_str(&format!("{time} {stream} {tag} {content}\n"));
+            }
+            Runtime::Docker => {
+                let log = if last {
+                    format!("{content}\n")
+                } else {
+                    content.to_owned()
+                };
+                let line = serde_json::json!({"log": log, "stream": stream, "time": time});
+                out.push_str(&format!("{line}\n"));
+            }
+        }
+    }
+}
+
+/// A line a program writes: its stream and number in the name, then `len` bytes of text that
+/// no layout reads (quotes and backslashes among them, for Docker's escapes), not ending in a
+/// space.
+fn written_line(stream: usize, i: usize, len: usize, rng: &mut Rng) -> String {
+    const ALPHABET: &[u8] = b"abcdefghij klmnop\"qrs\\tuvwxyz0123456789";
+    let mut line = format!("s{stream}-{i} ");
+    while line.len() < len {
+        line.push(ALPHABET[rng.below(ALPHABET.len() as u64) as usize] as char);
+    }
+    line.push('.');
+    line
+}
+
+/// A container's log as a runtime writes it: `lines` lines per stream, most short, some of
+/// hundreds of KiB and a few of 1 MB, each cut into 16 KiB pieces; the two streams' pieces
+/// interleaved as their writers take turns. Returns the file and each stream's lines.
+pub fn container_log(runtime: Runtime, lines: usize, seed: u64) -> (String, [Vec<String>; 2]) {
+    let mut rng = Rng(seed);
+    let mut written: [Vec<String>; 2] = Default::default();
+    // Per stream: its pieces still to write.
+    let mut queues: [std::collections::VecDeque<(String, bool)>; 2] = Default::default();
+    for (s, queue) in queues.iter_mut().enumerate() {
+        for i in 0..lines {
+            let len = match rng.below(100) {
+                0 => 1_000_000,
+                1..=5 => rng.below(300_000) as usize,
+                6..=10 => PIECE * (1 + rng.below(3) as usize),
+                _ => rng.below(300) as usize,
+            };
+            let line = written_line(s, i, len, &mut rng);
+            let chars: Vec<char> = line.chars().collect();
+            let pieces: Vec<String> = chars.chunks(PIECE).map(|c| c.iter().collect()).collect();
+            let count = pieces.len();
+            for (k, piece) in pieces.into_iter().enumerate() {
+                queue.push_back((piece, k + 1 == count));
+            }
+            written[s].push(line);
+        }
+    }
+    let mut out = String::new();
+    let mut n = 0;
+    while queues.iter().any(|q| !q.is_empty()) {
+        let s = match (queues[0].is_empty(), queues[1].is_empty()) {
+            (false, false) => rng.below(2) as usize,
+            (false, true) => 0,
+            _ => 1,
+        };
+        let (piece, last) = queues[s].pop_front().expect("not empty");
+        runtime.piece(&mut out, n, ["stdout", "stderr"][s], &piece, last);
+        n += 1;
+    }
+    (out, written)
+}
