@@ -63,15 +63,20 @@ pub fn write_fields(buf: &mut Vec<u8>, format: Format, fields: &Fields) {
     }
 }
 
-/// Appends a field written before a record's other fields (a container line's `stream`), then
-/// those ([`write_fields`]): in text ` key=value` first, in JSON the object's first member.
-pub fn write_fields_after(buf: &mut Vec<u8>, format: Format, (key, value): (&[u8], &[u8]), fields: &Fields) {
+/// Appends a container line's fields: `first` (its stream), then `leading` (its pod's, rendered
+/// by [`write_member`]), then those its layout read ([`write_fields`]): in text ` key=value`
+/// pairs, in JSON one object.
+pub fn write_fields_after(
+    buf: &mut Vec<u8>,
+    format: Format,
+    (key, value): (&[u8], &[u8]),
+    leading: &[u8],
+    fields: &Fields,
+) {
     match format {
         Format::Text => {
-            buf.push(b' ');
-            buf.extend_from_slice(key);
-            buf.push(b'=');
-            write_logfmt_value(buf, value);
+            write_member(buf, format, key, value, false);
+            buf.extend_from_slice(leading);
             write_fields(buf, format, fields);
         }
         Format::Json => {
@@ -79,13 +84,36 @@ pub fn write_fields_after(buf: &mut Vec<u8>, format: Format, (key, value): (&[u8
             write_json_string(buf, key);
             buf.push(b':');
             write_json_string(buf, value);
+            buf.extend_from_slice(leading);
             if fields.is_empty() {
                 buf.push(b'}');
             } else {
-                // The others' object, its `{` made the `,` after the first member.
+                // The others' object, its `{` made the `,` before its first member.
                 let at = buf.len();
                 write_json_fields_object(buf, fields);
                 buf[at] = b',';
+            }
+        }
+    }
+}
+
+/// Appends one field to go after another: in text ` key=value`, in JSON `,"key":value` (a
+/// `number` as it is, anything else a string).
+pub fn write_member(buf: &mut Vec<u8>, format: Format, key: &[u8], value: &[u8], number: bool) {
+    match format {
+        Format::Text => {
+            buf.push(b' ');
+            buf.extend_from_slice(key);
+            buf.push(b'=');
+            write_logfmt_value(buf, value);
+        }
+        Format::Json => {
+            buf.push(b',');
+            write_json_string(buf, key);
+            buf.push(b':');
+            match number {
+                true => buf.extend_from_slice(value),
+                false => write_json_string(buf, value),
             }
         }
     }

@@ -249,3 +249,63 @@ fn a_quiet_live_pipe_writes_a_line_whose_last_piece_has_not_come_after_the_timeo
         "     1  INFO whole stream=stdout\n     2  INFO half a li stream=stdout\n     3  INFO ne stream=stdout\n"
     );
 }
+
+#[test]
+fn a_nodes_pod_logs_read_by_a_glob_carry_their_pod_and_container() {
+    // kubelet's tree, and its /var/log/containers links named POD_NAMESPACE_CONTAINER-ID.log.
+    let dir = Scratch::new();
+    let id = "ab12".repeat(16);
+    let pods = [
+        ("shop_web-5d9f_1a2b3c4d-0000-4000-8000-000000000001", "nginx", "0"),
+        (
+            "kube-system_coredns-7c6d_1a2b3c4d-0000-4000-8000-000000000002",
+            "coredns",
+            "2",
+        ),
+    ];
+    for (n, (pod_dir, container, restart)) in pods.iter().enumerate() {
+        let at = dir.path(&format!("pods/{pod_dir}/{container}"));
+        std::fs::create_dir_all(&at).unwrap();
+        let mut log = String::new();
+        Runtime::Cri.piece(&mut log, 0, "stdout", &format!("hello from {container}"), true);
+        std::fs::write(at.join(format!("{restart}.log")), log).unwrap();
+        if n == 0 {
+            std::fs::create_dir_all(dir.path("containers")).unwrap();
+            std::os::unix::fs::symlink(
+                at.join("0.log"),
+                dir.path(&format!("containers/web-5d9f_shop_nginx-{id}.log")),
+            )
+            .unwrap();
+        }
+    }
+    let run = |glob: &str, format: &str| {
+        let out = dir.path("out");
+        let _ = std::fs::remove_file(&out);
+        ingest()
+            .args(["-q", "-f", format, "--from"])
+            .arg(dir.path(glob))
+            .arg(&out)
+            .assert()
+            .success();
+        dir.read("out")
+    };
+    let json = run("pods/*/*/*.log", "json");
+    let records: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let fields: Vec<String> = records.iter().map(|r| r["fields"].to_string()).collect();
+    assert_eq!(
+        fields,
+        [
+            r#"{"container":"coredns","namespace":"kube-system","pod":"coredns-7c6d","pod_uid":"1a2b3c4d-0000-4000-8000-000000000002","restart":2,"stream":"stdout"}"#,
+            r#"{"container":"nginx","namespace":"shop","pod":"web-5d9f","pod_uid":"1a2b3c4d-0000-4000-8000-000000000001","restart":0,"stream":"stdout"}"#,
+        ]
+    );
+    assert!(
+        run("pods/*/*/*.log", "text")
+            .contains(" INFO hello from nginx stream=stdout namespace=shop pod=web-5d9f")
+    );
+    let linked: Value = serde_json::from_str(run("containers/*.log", "json").trim()).unwrap();
+    assert_eq!(linked["fields"]["pod"], "web-5d9f");
+    assert_eq!(linked["fields"]["namespace"], "shop");
+    assert_eq!(linked["fields"]["container"], "nginx");
+    assert_eq!(linked["fields"]["container_id"], id.as_str());
+}

@@ -182,6 +182,69 @@ fn docker(line: &[u8], decoding: &mut Decoding) -> Option<Piece> {
     })
 }
 
+/// What a container log's path says of whose it is, as `(field, value, is a number)`:
+/// kubelet's `/var/log/pods/NAMESPACE_POD_UID/CONTAINER/N.log` gives `namespace`, `pod`,
+/// `pod_uid`, `container` and `restart` (N); its links `/var/log/containers/
+/// POD_NAMESPACE_CONTAINER-ID.log` give `pod`, `namespace`, `container` and `container_id`;
+/// Docker's `/var/lib/docker/containers/ID/ID-json.log` gives `container_id`. Nothing for any
+/// other path.
+pub fn path_fields(path: &std::path::Path) -> Vec<(&'static str, String, bool)> {
+    fn name(path: Option<&std::path::Path>) -> Option<&str> {
+        path?.file_name()?.to_str()
+    }
+    let Some(file) = name(Some(path)) else {
+        return Vec::new();
+    };
+    let dir = path.parent();
+    // Kubernetes names are DNS labels (no `_`): the separators are unambiguous.
+    let labels = |parts: &[&str]| parts.iter().all(|p| !p.is_empty());
+    if let (Some(restart), Some(container), Some(pod_dir)) = (
+        file.strip_suffix(".log")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        name(dir),
+        name(dir.and_then(std::path::Path::parent)),
+    ) {
+        let parts: Vec<&str> = pod_dir.split('_').collect();
+        if let [namespace, pod, uid] = parts[..]
+            && labels(&parts)
+        {
+            return vec![
+                ("namespace", namespace.to_owned(), false),
+                ("pod", pod.to_owned(), false),
+                ("pod_uid", uid.to_owned(), false),
+                ("container", container.to_owned(), false),
+                ("restart", restart.trim_start_matches('0').to_owned(), true),
+            ]
+            .into_iter()
+            .map(|(k, v, n)| (k, if n && v.is_empty() { "0".to_owned() } else { v }, n))
+            .collect();
+        }
+    }
+    let is_id = |id: &str| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some((names, id)) = file.strip_suffix(".log").and_then(|n| n.rsplit_once('-'))
+        && is_id(id)
+    {
+        let parts: Vec<&str> = names.split('_').collect();
+        if let [pod, namespace, container] = parts[..]
+            && labels(&parts)
+        {
+            return vec![
+                ("pod", pod.to_owned(), false),
+                ("namespace", namespace.to_owned(), false),
+                ("container", container.to_owned(), false),
+                ("container_id", id.to_owned(), false),
+            ];
+        }
+        if names == "json" {
+            return Vec::new();
+        }
+    }
+    match file.strip_suffix("-json.log") {
+        Some(id) if is_id(id) && name(dir) == Some(id) => vec![("container_id", id.to_owned(), false)],
+        _ => Vec::new(),
+    }
+}
+
 /// The first `most` lines written to each stream among `lines` (a file's first lines), their
 /// pieces joined, blank ones left out: what `--input auto` judges each stream's layout by.
 pub fn whole_lines<'a>(
@@ -352,6 +415,41 @@ mod tests {
             "2026-04-15T10:00:00Z stdout F x",
         ] {
             assert_eq!(read(Runtime::Docker, other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_container_logs_path_names_its_pod_and_container() {
+        let fields = |path: &str| {
+            path_fields(std::path::Path::new(path))
+                .into_iter()
+                .map(|(k, v, _)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            fields("/var/log/pods/shop_web-7d4b9c-x2k8p_0b6c1a2e-1f3d-4c5b-9a8e-7f6d5c4b3a21/nginx/12.log"),
+            "namespace=shop pod=web-7d4b9c-x2k8p pod_uid=0b6c1a2e-1f3d-4c5b-9a8e-7f6d5c4b3a21 container=nginx restart=12"
+        );
+        assert!(fields("/var/log/pods/kube-system_etcd-node1_abc/etcd/0.log").ends_with("restart=0"));
+        let id = "3f4e".repeat(16);
+        assert_eq!(
+            fields(&format!(
+                "/var/log/containers/web-7d4b9c-x2k8p_shop_nginx-{id}.log"
+            )),
+            format!("pod=web-7d4b9c-x2k8p namespace=shop container=nginx container_id={id}")
+        );
+        assert_eq!(
+            fields(&format!("/var/lib/docker/containers/{id}/{id}-json.log")),
+            format!("container_id={id}")
+        );
+        for other in [
+            "/var/log/app.log",
+            "/var/log/pods/x/y/0.log",
+            "/var/log/nginx/0.log",
+            "/tmp/a_b/c/x.log",
+        ] {
+            assert_eq!(fields(other), "", "{other}");
         }
     }
 

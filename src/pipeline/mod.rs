@@ -129,6 +129,10 @@ where
             },
             metrics: metrics.clone(),
             reading: reading_of(&layout),
+            pod: match &config.from {
+                Some(crate::config::Origin::Files(path)) => pod_of(path, config.format),
+                _ => Vec::new(),
+            },
             per_log: config.per_log.as_ref().map(|logs| {
                 let files = logs
                     .paths
@@ -139,13 +143,22 @@ where
                         key
                     })
                     .collect();
+                let pods = logs
+                    .paths
+                    .iter()
+                    .map(|path| pod_of(std::path::Path::new(&**path), config.format))
+                    .collect();
                 let fast: Vec<bool> = logs.layouts.iter().map(|l| reading_of(l).is_none()).collect();
                 let readings = logs
                     .layout_of
                     .iter()
                     .map(|&l| (!fast[l as usize]).then_some(l as usize))
                     .collect();
-                (files, readings)
+                parser::PerLog {
+                    files,
+                    pods,
+                    readings,
+                }
             }),
             readings: config.per_log.as_ref().map_or_else(Vec::new, |logs| {
                 logs.layouts
@@ -249,6 +262,16 @@ impl Stages {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// What the log at `path` says of its container's pod (see
+/// [`crate::layout::container::path_fields`]), rendered as fields in `format`.
+fn pod_of(path: &std::path::Path, format: crate::format::Format) -> Vec<u8> {
+    let mut rendered = Vec::new();
+    for (key, value, number) in crate::layout::container::path_fields(path) {
+        crate::format::write_member(&mut rendered, format, key.as_bytes(), value.as_bytes(), number);
+    }
+    rendered
 }
 
 #[cfg(test)]

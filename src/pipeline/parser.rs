@@ -408,7 +408,7 @@ fn parse_pieces(
     render: Render,
     pool: Option<&Arc<EntryPool>>,
     reading: &mut Reading,
-    file: &[u8],
+    (file, pod): (&[u8], &[u8]),
 ) -> Parsed {
     let raw = batch.data.clone();
     let Reading {
@@ -426,6 +426,7 @@ fn parse_pieces(
         scratch,
         suffix,
         file,
+        pod,
         default_severity: *default_severity,
     };
     written.decoded.reserve(raw.len());
@@ -552,6 +553,8 @@ struct Written<'r> {
     scratch: &'r mut Scratch,
     suffix: &'r mut Vec<u8>,
     file: &'r [u8],
+    /// What the log's path says of its pod, rendered (see [`container::path_fields`]).
+    pod: &'r [u8],
     default_severity: Severity,
 }
 
@@ -574,6 +577,7 @@ impl Written<'_> {
             scratch,
             suffix,
             file,
+            pod,
             default_severity,
         } = self;
         let Some(time) = time else {
@@ -607,6 +611,7 @@ impl Written<'_> {
             suffix,
             render.format,
             stream,
+            pod,
             fields.unwrap_or(&Fields::default()),
         );
         suffix.extend_from_slice(file);
@@ -807,9 +812,15 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
     parsed
 }
 
-/// Many logs: per log (by the index its batches carry), its `file` key rendered, and the index
-/// of its reading in [`Worker::readings`] (`None`: fast `plain`).
-pub(crate) type PerLog = (Vec<Vec<u8>>, Vec<Option<usize>>);
+/// Many logs: per log, by the index its batches carry, what its records carry.
+pub(crate) struct PerLog {
+    /// Its `file` key, rendered.
+    pub files: Vec<Vec<u8>>,
+    /// What its path says of its pod, rendered for a container log's records.
+    pub pods: Vec<Vec<u8>>,
+    /// The index of its reading in [`Worker::readings`] (`None`: fast `plain`).
+    pub readings: Vec<Option<usize>>,
+}
 
 /// One parser task and what it needs.
 pub(crate) struct Worker {
@@ -825,6 +836,8 @@ pub(crate) struct Worker {
     pub metrics: Arc<Metrics>,
     /// How lines are read, when not with fast `plain`.
     pub reading: Option<Reading>,
+    /// One log: what its path says of its pod, rendered for a container log's records.
+    pub pod: Vec<u8>,
     /// Many logs: what each log's batches are parsed with.
     pub per_log: Option<PerLog>,
     /// Many logs: a reading per layout the logs are read with.
@@ -847,13 +860,15 @@ impl Worker {
         while let Some(batch) = recv(&lines_rx, &cancel, times).await {
             let (parsed, end) = if batch.messages.is_empty() {
                 // The batch's log's `file` key and layout (many logs), or the run's.
-                let (file, reading): (&[u8], Option<&mut Reading>) = match (&self.per_log, batch.at) {
-                    (Some((files, readings)), Some(at)) => (
-                        &files[at.log as usize],
-                        readings[at.log as usize].map(|r| &mut self.readings[r]),
-                    ),
-                    _ => (b"", self.reading.as_mut()),
-                };
+                let (file, pod, reading): (&[u8], &[u8], Option<&mut Reading>) =
+                    match (&self.per_log, batch.at) {
+                        (Some(logs), Some(at)) => (
+                            &logs.files[at.log as usize],
+                            &logs.pods[at.log as usize],
+                            logs.readings[at.log as usize].map(|r| &mut self.readings[r]),
+                        ),
+                        _ => (b"", &self.pod, self.reading.as_mut()),
+                    };
                 let parsed = if batch.long_line {
                     Parsed::long_line(batch.first_line, batch.data, self.render)
                 } else if let Some(reading) = reading {
@@ -866,7 +881,7 @@ impl Worker {
                             self.render,
                             Some(&self.pool),
                             reading,
-                            file,
+                            (file, pod),
                         ),
                         None => parse_layout(
                             &batch,
