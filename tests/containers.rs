@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::containers::{PIECE, Runtime, container_log};
+use common::containers::{PIECE, Rng, Runtime, container_log};
 use common::{BIN, Scratch, exit_and_peak_rss_kib, ingest};
 use serde_json::Value;
 
@@ -308,4 +308,349 @@ fn a_nodes_pod_logs_read_by_a_glob_carry_their_pod_and_container() {
     assert_eq!(linked["fields"]["namespace"], "shop");
     assert_eq!(linked["fields"]["container"], "nginx");
     assert_eq!(linked["fields"]["container_id"], id.as_str());
+}
+
+/// A container's runtime: the file it writes its log to, reopened when kubelet asks, and how
+/// many times it was (a line written across a reopen is in two files).
+struct ContainerRuntime {
+    log: std::path::PathBuf,
+    file: std::sync::Mutex<std::fs::File>,
+    reopened: std::sync::atomic::AtomicU64,
+    running: std::sync::atomic::AtomicBool,
+}
+
+impl ContainerRuntime {
+    fn start(log: std::path::PathBuf) -> std::sync::Arc<ContainerRuntime> {
+        std::sync::Arc::new(ContainerRuntime {
+            file: std::sync::Mutex::new(append_to(&log)),
+            log,
+            reopened: std::sync::atomic::AtomicU64::new(0),
+            running: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    /// CRI's ReopenContainerLog: the next pieces go to a new file at the log's path.
+    fn reopen(&self) {
+        let mut file = self.file.lock().unwrap();
+        *file = append_to(&self.log);
+        self.reopened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Writes `pieces` as the runtime does, about `rate` bytes a second; a program that `dies`
+    /// leaves a last piece with no final one. Returns, per stream, each line written and
+    /// whether its pieces went to more than one file.
+    fn run(
+        &self,
+        pieces: &[common::containers::Piece],
+        written: &[Vec<String>; 2],
+        dies: bool,
+        rate: f64,
+    ) -> [Vec<(String, bool)>; 2] {
+        use std::io::Write;
+        let started = std::time::Instant::now();
+        let mut bytes = 0;
+        // Per stream and line: the reopen count at its first piece, and whether it changed.
+        let mut files: [Vec<(u64, bool)>; 2] = [
+            vec![(0, false); written[0].len()],
+            vec![(0, false); written[1].len()],
+        ];
+        let mut first_piece: [Vec<bool>; 2] = [vec![true; written[0].len()], vec![true; written[1].len()]];
+        let write = |stream: usize, text: &str, last: bool, n: u64| {
+            let mut line = String::new();
+            Runtime::Cri.piece(&mut line, n, ["stdout", "stderr"][stream], text, last);
+            let file = self.file.lock().unwrap();
+            (&*file).write_all(line.as_bytes()).unwrap();
+            (
+                self.reopened.load(std::sync::atomic::Ordering::SeqCst),
+                line.len(),
+            )
+        };
+        for (n, piece) in pieces.iter().enumerate() {
+            let (generation, len) = write(piece.stream, &piece.text, piece.last, n as u64);
+            bytes += len;
+            let (s, i) = (piece.stream, piece.line);
+            if std::mem::take(&mut first_piece[s][i]) {
+                files[s][i].0 = generation;
+            } else if files[s][i].0 != generation {
+                files[s][i].1 = true;
+            }
+            let due = std::time::Duration::from_secs_f64(bytes as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let mut out: [Vec<(String, bool)>; 2] = Default::default();
+        for s in 0..2 {
+            out[s] = written[s]
+                .iter()
+                .cloned()
+                .zip(files[s].iter().map(|f| f.1))
+                .collect();
+        }
+        if dies {
+            write(0, "died mid-line", false, pieces.len() as u64);
+            out[0].push(("died mid-line".to_owned(), false));
+        }
+        self.running.store(false, std::sync::atomic::Ordering::SeqCst);
+        out
+    }
+}
+
+fn append_to(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
+/// kubelet's rotation of one container's log (`pkg/kubelet/logs/container_log_manager.go`,
+/// `rotateLog`): its `.tmp` files and plain files already compressed removed, the oldest
+/// removed down to `max_files - 2` rotated ones, the others compressed through `.tmp` into
+/// `.gz`, then the log renamed to `LOG.STAMP` and the runtime asked to reopen it.
+fn kubelet_rotate(runtime: &ContainerRuntime, max_files: usize, stamp: &str) {
+    let log = &runtime.log;
+    let dir = log.parent().unwrap();
+    let prefix = format!("{}.", log.file_name().unwrap().to_str().unwrap());
+    let mut logs: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    let all = logs.clone();
+    logs.retain(|l| {
+        let in_use = !l.ends_with(".tmp") && (l.ends_with(".gz") || !all.contains(&format!("{l}.gz")));
+        if !in_use {
+            let _ = std::fs::remove_file(dir.join(l));
+        }
+        in_use
+    });
+    logs.sort();
+    let excess = logs.len().saturating_sub(max_files - 2);
+    for old in logs.drain(..excess) {
+        std::fs::remove_file(dir.join(old)).unwrap();
+    }
+    for plain in logs.iter().filter(|l| !l.ends_with(".gz")) {
+        let tmp = dir.join(format!("{plain}.tmp"));
+        let mut gz =
+            flate2::write::GzEncoder::new(std::fs::File::create(&tmp).unwrap(), flate2::Compression::fast());
+        std::io::copy(&mut std::fs::File::open(dir.join(plain)).unwrap(), &mut gz).unwrap();
+        gz.finish().unwrap();
+        std::fs::rename(&tmp, dir.join(format!("{plain}.gz"))).unwrap();
+        std::fs::remove_file(dir.join(plain)).unwrap();
+    }
+    std::fs::rename(log, dir.join(format!("{prefix}{stamp}"))).unwrap();
+    runtime.reopen();
+}
+
+#[test]
+fn a_follower_killed_again_and_again_reads_a_nodes_containers_rotated_as_kubelet_does_each_line_once() {
+    use std::sync::atomic::Ordering;
+    let dir = Scratch::new();
+    let pods = dir.path("pods");
+    // (pod directory, container, restart, dies: leaves a line unfinished, then restarts).
+    let logs = [
+        (
+            "shop_web-5d9f_00000000-0000-4000-8000-000000000001",
+            "nginx",
+            0,
+            false,
+        ),
+        (
+            "shop_web-5d9f_00000000-0000-4000-8000-000000000001",
+            "sidecar",
+            0,
+            false,
+        ),
+        (
+            "jobs_batch-x1_00000000-0000-4000-8000-000000000002",
+            "worker",
+            0,
+            true,
+        ),
+        (
+            "jobs_batch-x1_00000000-0000-4000-8000-000000000002",
+            "worker",
+            1,
+            false,
+        ),
+        // A pod scheduled while the follower runs: a directory made then.
+        (
+            "shop_api-77aa_00000000-0000-4000-8000-000000000003",
+            "app",
+            0,
+            false,
+        ),
+    ];
+    const MAX_SIZE: u64 = 1 << 20;
+    const MAX_FILES: usize = 5;
+    const RATE: f64 = 1e6;
+    let log_path = |(pod, container, restart, _): &(&str, &str, u32, bool)| {
+        pods.join(pod).join(container).join(format!("{restart}.log"))
+    };
+    for log in &logs[..3] {
+        std::fs::create_dir_all(log_path(log).parent().unwrap()).unwrap();
+    }
+    let runtimes: std::sync::Mutex<Vec<std::sync::Arc<ContainerRuntime>>> = Default::default();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let follower_args = |dir: &Scratch| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.env_clear()
+            .args(["-q", "--follow", "-f", "json", "--multiline-timeout", "300"])
+            // Far above the 1 MB lines: no line here is cut for being held open too long.
+            .args(["--max-line-bytes", "4194304", "--from"])
+            .arg(dir.path("pods/*/*/*.log"))
+            .arg("--checkpoint")
+            .arg(dir.path("cp"))
+            .arg(dir.path("out.jsonl"))
+            .stderr(std::fs::File::create(dir.path("stderr")).unwrap());
+        cmd
+    };
+    let (expected, kills) = std::thread::scope(|scope| {
+        // kubelet: rotates a running container's log once it is past its size, on a clock of
+        // its own (a second a rotation: names stay apart however fast the test goes).
+        let kubelet = scope.spawn(|| {
+            let mut rotations = 0u64;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !done.load(Ordering::SeqCst) {
+                assert!(std::time::Instant::now() < deadline, "the writers never finished");
+                for runtime in runtimes.lock().unwrap().iter() {
+                    let size = std::fs::metadata(&runtime.log).map_or(0, |m| m.len());
+                    if runtime.running.load(Ordering::SeqCst) && size >= MAX_SIZE {
+                        let at = 1_776_247_200 + rotations;
+                        let stamp = format!(
+                            "20260415-{:02}{:02}{:02}",
+                            10 + at / 3600 % 24,
+                            at / 60 % 60,
+                            at % 60
+                        );
+                        kubelet_rotate(runtime, MAX_FILES, &stamp);
+                        rotations += 1;
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            rotations
+        });
+        let writers: Vec<_> = logs
+            .iter()
+            .enumerate()
+            .map(|(n, log)| {
+                let (runtimes, log_path) = (&runtimes, &log_path);
+                scope.spawn(move || {
+                    // The restarted container starts once the first one died; the new pod a
+                    // moment after the others.
+                    if n == 3 {
+                        std::thread::sleep(std::time::Duration::from_secs(3));
+                    }
+                    if n == 4 {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                        std::fs::create_dir_all(log_path(log).parent().unwrap()).unwrap();
+                    }
+                    let runtime = ContainerRuntime::start(log_path(log));
+                    runtimes.lock().unwrap().push(runtime.clone());
+                    let (pieces, written) = common::containers::pieces(150, 100 + n as u64, true);
+                    let lines = runtime.run(&pieces, &written, log.3, RATE);
+                    (log_path(log), lines)
+                })
+            })
+            .collect();
+        // The follower, SIGKILLed at random moments while the containers write.
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut kills = 0;
+        while writers.iter().any(|w| !w.is_finished()) && kills < 10 {
+            let run = common::Running::new(follower_args(&dir).spawn().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(200 + rng.below(800)));
+            drop(run);
+            kills += 1;
+        }
+        let expected: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        done.store(true, Ordering::SeqCst);
+        let rotations = kubelet.join().unwrap();
+        assert!(rotations >= 10, "kubelet rotated {rotations} times");
+        (expected, kills)
+    });
+    assert!(kills >= 5, "killed {kills} times while the containers wrote");
+    // The last follower reads what is left, then is stopped.
+    let run = common::Running::new(follower_args(&dir).spawn().unwrap());
+    let read = || -> Vec<Value> {
+        std::fs::read_to_string(dir.path("out.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let per_stream = |records: &[Value], log: &std::path::Path, s: usize| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| {
+                r["file"] == log.to_str().unwrap() && r["fields"]["stream"] == ["stdout", "stderr"][s]
+            })
+            .map(|r| r["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all_out = |records: &[Value]| {
+        expected.iter().all(|(log, lines)| {
+            (0..2).all(|s| {
+                let want: String = lines[s].iter().map(|(l, _)| l.as_str()).collect();
+                per_stream(records, log, s).concat().len() >= want.len()
+            })
+        })
+    };
+    // Bounded: past it, the checks below say what is missing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !all_out(&read()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+    let records = read();
+    for (log, lines) in &expected {
+        for (s, lines) in lines.iter().enumerate() {
+            let got = per_stream(&records, log, s);
+            let mut at = 0;
+            for (i, (line, across_files)) in lines.iter().enumerate() {
+                // A line is one record; one written across a rotation, its parts in a row.
+                let mut joined = String::new();
+                let mut parts = 0;
+                while joined.len() < line.len() && at < got.len() {
+                    joined.push_str(&got[at]);
+                    at += 1;
+                    parts += 1;
+                }
+                assert!(
+                    joined == *line && (parts == 1 || *across_files),
+                    "{}, stream {s}, line {i} ({} bytes, across files: {across_files}): {parts} records of {} bytes; around it: {:?}",
+                    log.display(),
+                    line.len(),
+                    joined.len(),
+                    got[at.saturating_sub(parts + 2)..(at + 2).min(got.len())]
+                        .iter()
+                        .map(|m| format!("{} bytes: {}", m.len(), &m[..m.len().min(12)]))
+                        .collect::<Vec<_>>()
+                );
+            }
+            assert_eq!(
+                at,
+                got.len(),
+                "{}, stream {s}: records after the last line",
+                log.display()
+            );
+        }
+    }
+    // Each record names its pod and container.
+    for record in &records {
+        let file = record["file"].as_str().unwrap();
+        let fields = &record["fields"];
+        let want = format!(
+            "{}_{}_{}/{}/{}.log",
+            fields["namespace"].as_str().unwrap(),
+            fields["pod"].as_str().unwrap(),
+            fields["pod_uid"].as_str().unwrap(),
+            fields["container"].as_str().unwrap(),
+            fields["restart"]
+        );
+        assert!(file.ends_with(&want), "{file} has fields {fields}");
+    }
 }

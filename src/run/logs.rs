@@ -548,8 +548,6 @@ fn settle_layouts(
 
 /// The first lines of `member` from `offset` on, about as many as `--input auto` looks at.
 fn first_lines(member: &Member, offset: u64) -> Vec<u8> {
-    // 64 lines of 250 bytes: read once per log, most of many small logs' bytes otherwise.
-    const MOST: u64 = 16 * 1024;
     let Ok(Some(file)) = member.open() else {
         return Vec::new();
     };
@@ -559,11 +557,11 @@ fn first_lines(member: &Member, offset: u64) -> Vec<u8> {
             use std::io::Seek;
             let mut file = file;
             file.seek(std::io::SeekFrom::Start(offset))
-                .and_then(|_| file.take(MOST).read_to_end(&mut bytes))
+                .and_then(|_| read_first(file, &mut bytes))
         }
         Some(format) => source::decompress::reader(file, format).and_then(|mut content| {
             std::io::copy(&mut (&mut content).take(offset), &mut std::io::sink())?;
-            content.take(MOST).read_to_end(&mut bytes)
+            read_first(content, &mut bytes)
         }),
     };
     if read.is_err() {
@@ -576,6 +574,20 @@ fn first_lines(member: &Member, offset: u64) -> Vec<u8> {
     // Whole lines only.
     let whole = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
     bytes[..whole].to_vec()
+}
+
+/// Reads the first bytes `--input auto` judges a log by into `bytes`: 16 KiB (64 lines of 250
+/// bytes: read once per log, most of many small logs' bytes otherwise), and when no line ends
+/// in them, on up to 1 MiB: a container runtime writes pieces of 16 KiB and more, and a log
+/// judged by no whole line would be read as `plain` (its pieces rejected).
+fn read_first(mut content: impl Read, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    const MOST: u64 = 16 * 1024;
+    const LONGEST: u64 = 1 << 20;
+    (&mut content).take(MOST).read_to_end(bytes)?;
+    if bytes.len() as u64 == MOST && memchr::memchr(b'\n', bytes).is_none() {
+        content.take(LONGEST - MOST).read_to_end(bytes)?;
+    }
+    Ok(())
 }
 
 /// How one file of a log is read in a round.

@@ -5,17 +5,17 @@
 pub const PIECE: usize = 16 * 1024;
 
 /// A small deterministic generator (xorshift): the same file on every run.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -64,26 +64,37 @@ impl Runtime {
 }
 
 /// A line a program writes: its stream and number in the name, then `len` bytes of text that
-/// no layout reads (quotes and backslashes among them, for Docker's escapes), not ending in a
-/// space.
-fn written_line(stream: usize, i: usize, len: usize, rng: &mut Rng) -> String {
+/// no layout reads (quotes and backslashes among them, for Docker's escapes; spaces unless
+/// `spaceless`), not ending in a space.
+fn written_line(stream: usize, i: usize, len: usize, spaceless: bool, rng: &mut Rng) -> String {
     const ALPHABET: &[u8] = b"abcdefghij klmnop\"qrs\\tuvwxyz0123456789";
-    let mut line = format!("s{stream}-{i} ");
+    let mut line = format!("s{stream}-{i}:");
     while line.len() < len {
-        line.push(ALPHABET[rng.below(ALPHABET.len() as u64) as usize] as char);
+        let c = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
+        line.push(if spaceless && c == b' ' { '_' } else { c as char });
     }
     line.push('.');
     line
 }
 
-/// A container's log as a runtime writes it: `lines` lines per stream, most short, some of
-/// hundreds of KiB and a few of 1 MB, each cut into 16 KiB pieces; the two streams' pieces
-/// interleaved as their writers take turns. Returns the file and each stream's lines.
-pub fn container_log(runtime: Runtime, lines: usize, seed: u64) -> (String, [Vec<String>; 2]) {
+/// One piece a runtime writes.
+pub struct Piece {
+    /// 0 stdout, 1 stderr.
+    pub stream: usize,
+    /// Which of its stream's lines it is a piece of.
+    pub line: usize,
+    pub text: String,
+    pub last: bool,
+}
+
+/// What a program writes, as its runtime cuts it: `lines` lines per stream, most short, some
+/// of hundreds of KiB and a few of 1 MB, each cut into 16 KiB pieces; the two streams' pieces
+/// interleaved as their writers take turns. Returns the pieces and each stream's lines.
+pub fn pieces(lines: usize, seed: u64, spaceless: bool) -> (Vec<Piece>, [Vec<String>; 2]) {
     let mut rng = Rng(seed);
     let mut written: [Vec<String>; 2] = Default::default();
     // Per stream: its pieces still to write.
-    let mut queues: [std::collections::VecDeque<(String, bool)>; 2] = Default::default();
+    let mut queues: [std::collections::VecDeque<Piece>; 2] = Default::default();
     for (s, queue) in queues.iter_mut().enumerate() {
         for i in 0..lines {
             let len = match rng.below(100) {
@@ -92,27 +103,44 @@ pub fn container_log(runtime: Runtime, lines: usize, seed: u64) -> (String, [Vec
                 6..=10 => PIECE * (1 + rng.below(3) as usize),
                 _ => rng.below(300) as usize,
             };
-            let line = written_line(s, i, len, &mut rng);
+            let line = written_line(s, i, len, spaceless, &mut rng);
             let chars: Vec<char> = line.chars().collect();
-            let pieces: Vec<String> = chars.chunks(PIECE).map(|c| c.iter().collect()).collect();
-            let count = pieces.len();
-            for (k, piece) in pieces.into_iter().enumerate() {
-                queue.push_back((piece, k + 1 == count));
+            let count = chars.len().div_ceil(PIECE);
+            for (k, piece) in chars.chunks(PIECE).enumerate() {
+                queue.push_back(Piece {
+                    stream: s,
+                    line: i,
+                    text: piece.iter().collect(),
+                    last: k + 1 == count,
+                });
             }
             written[s].push(line);
         }
     }
-    let mut out = String::new();
-    let mut n = 0;
+    let mut out = Vec::new();
     while queues.iter().any(|q| !q.is_empty()) {
         let s = match (queues[0].is_empty(), queues[1].is_empty()) {
             (false, false) => rng.below(2) as usize,
             (false, true) => 0,
             _ => 1,
         };
-        let (piece, last) = queues[s].pop_front().expect("not empty");
-        runtime.piece(&mut out, n, ["stdout", "stderr"][s], &piece, last);
-        n += 1;
+        out.push(queues[s].pop_front().expect("not empty"));
+    }
+    (out, written)
+}
+
+/// [`pieces`] written as `runtime` writes them: the file, and each stream's lines.
+pub fn container_log(runtime: Runtime, lines: usize, seed: u64) -> (String, [Vec<String>; 2]) {
+    let (pieces, written) = pieces(lines, seed, false);
+    let mut out = String::new();
+    for (n, piece) in pieces.iter().enumerate() {
+        runtime.piece(
+            &mut out,
+            n as u64,
+            ["stdout", "stderr"][piece.stream],
+            &piece.text,
+            piece.last,
+        );
     }
     (out, written)
 }
