@@ -654,3 +654,67 @@ fn a_follower_killed_again_and_again_reads_a_nodes_containers_rotated_as_kubelet
         assert!(file.ends_with(&want), "{file} has fields {fields}");
     }
 }
+
+#[test]
+fn dockers_json_file_rotated_by_number_is_one_set_read_once() {
+    // Docker's json-file driver: ID-json.log, then ID-json.log.1, .2 as it rotates (max-file).
+    let dir = Scratch::new();
+    let id = "cd34".repeat(16);
+    let at = dir.path(&format!("containers/{id}"));
+    std::fs::create_dir_all(&at).unwrap();
+    let log = at.join(format!("{id}-json.log"));
+    let lines = |from: u64, to: u64| {
+        let mut out = String::new();
+        for n in from..to {
+            // A line in two pieces now and then.
+            if n % 5 == 0 {
+                Runtime::Docker.piece(&mut out, n, "stdout", &format!("line {n} "), false);
+            }
+            Runtime::Docker.piece(&mut out, n, "stdout", &format!("line {n} written"), true);
+        }
+        out
+    };
+    let append = |text: String| {
+        let mut file = append_to(&log);
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    };
+    let rotate = || {
+        let numbered = |n: u32| at.join(format!("{id}-json.log.{n}"));
+        if numbered(1).exists() {
+            std::fs::rename(numbered(1), numbered(2)).unwrap();
+        }
+        std::fs::rename(&log, numbered(1)).unwrap();
+    };
+    let run = || {
+        ingest()
+            .args(["-q", "-f", "json", "--input", "docker", "--from"])
+            .arg(&log)
+            .arg("--checkpoint")
+            .arg(dir.path("cp"))
+            .arg(dir.path("out.jsonl"))
+            .assert()
+            .success();
+    };
+    append(lines(0, 10));
+    run();
+    append(lines(10, 20));
+    rotate();
+    append(lines(20, 30));
+    rotate();
+    append(lines(30, 40));
+    run();
+    let records: Vec<Value> = dir
+        .read("out.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<String> = records.iter().map(|r| r["message"].as_str().unwrap().to_owned()).collect();
+    let want: Vec<String> = (0..40)
+        .map(|n| match n % 5 {
+            0 => format!("line {n} line {n} written"),
+            _ => format!("line {n} written"),
+        })
+        .collect();
+    assert_eq!(messages, want);
+    assert!(records.iter().all(|r| r["fields"]["container_id"] == id.as_str()));
+}

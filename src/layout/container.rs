@@ -99,12 +99,18 @@ pub fn decode(runtime: Runtime, line: &[u8], decoding: &mut Decoding) -> Option<
 }
 
 impl Piece {
-    /// The runtime's time of the piece; `None` when it is not a timestamp.
-    pub fn time(&self, line: &[u8], decoding: &Decoding) -> Option<OffsetDateTime> {
-        let text = match self.content {
+    /// The runtime's time of the piece, as written (a Docker line's is in `decoding` as its
+    /// content is).
+    pub fn time_bytes<'a>(&self, line: &'a [u8], decoding: &'a Decoding) -> &'a [u8] {
+        match self.content {
             Content::Line(_) => &line[self.time.clone()],
             Content::Scratch(_) => &decoding.text[self.time.clone()],
-        };
+        }
+    }
+
+    /// The runtime's time of the piece; `None` when it is not a timestamp.
+    pub fn time(&self, line: &[u8], decoding: &Decoding) -> Option<OffsetDateTime> {
+        let text = self.time_bytes(line, decoding);
         match parse_timestamp(text)? {
             (time, used) if used == text.len() => Some(time),
             _ => None,
@@ -271,6 +277,25 @@ pub fn whole_lines<'a>(
     whole
 }
 
+/// Where in `lines` (whole CRI lines) the first line that leaves a line open starts (its tag
+/// `P`); `None` when every line is a last piece or no piece. The reader skips through the
+/// others without reading each: only a `P` changes which lines are open.
+pub fn next_partial_cri(lines: &[u8]) -> Option<usize> {
+    let finder = memchr::memmem::Finder::new(b" P");
+    let mut from = 0;
+    while let Some(found) = finder.find(&lines[from..]) {
+        let at = from + found;
+        let start = memchr::memrchr(b'\n', &lines[..at]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &lines[at..]).map_or(lines.len(), |i| at + i);
+        if cri(&lines[start..end]).is_some_and(|piece| !piece.last) {
+            return Some(start);
+        }
+        // ` P` in a message: on after its line.
+        from = end;
+    }
+    None
+}
+
 /// The reader's view of the pieces so far: which streams have a line open, and which are
 /// skipping the rest of a line too long to keep. A batch may end only where no line is open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -416,6 +441,17 @@ mod tests {
         ] {
             assert_eq!(read(Runtime::Docker, other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn the_first_line_left_open_is_found_past_messages_that_look_like_one() {
+        let lines = b"2026-04-15T10:00:00Z stdout F a Pen and a P\n\
+                      2026-04-15T10:00:00Z stdout F:x P P\n\
+                      2026-04-15T10:00:00Z stderr P:x the first\n\
+                      2026-04-15T10:00:00Z stdout P later\n";
+        let at = next_partial_cri(lines).unwrap();
+        assert!(lines[at..].starts_with(b"2026-04-15T10:00:00Z stderr P:x the first"));
+        assert_eq!(next_partial_cri(&lines[..at]), None);
     }
 
     #[test]

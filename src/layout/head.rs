@@ -16,17 +16,22 @@ pub(crate) struct Head<'a> {
 
 /// What a structured layout takes for a timestamp or severity its line does not have: a
 /// container's message ([`super::Container`]) keeps the runtime's time and `--default-severity`.
-pub(crate) struct Defaults {
-    pub(crate) timestamp: Option<OffsetDateTime>,
+pub(crate) struct Defaults<'d> {
+    /// The timestamp, read only when the line has none.
+    pub(crate) timestamp: &'d dyn Fn() -> Option<OffsetDateTime>,
     pub(crate) severity: Severity,
 }
 
-impl Defaults {
+impl Defaults<'_> {
     /// A line read alone: no timestamp is no record; no severity is INFO.
-    pub(crate) const NONE: Defaults = Defaults {
-        timestamp: None,
+    pub(crate) const NONE: Defaults<'static> = Defaults {
+        timestamp: &no_timestamp,
         severity: Severity::Info,
     };
+}
+
+fn no_timestamp() -> Option<OffsetDateTime> {
+    None
 }
 
 /// A string a layout read: a slice of the line, or a range of [`Scratch::text`].

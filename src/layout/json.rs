@@ -257,7 +257,7 @@ pub(super) fn parse<'a>(
     clock: &Clock,
     text: &mut Vec<u8>,
     fields: &mut Fields,
-    defaults: &Defaults,
+    defaults: &Defaults<'_>,
 ) -> Result<Head<'a>, RejectReason> {
     if line.first() != Some(&b'{') {
         return Err(RejectReason::NotInLayout);
@@ -273,7 +273,7 @@ pub(super) fn parse<'a>(
                 None => epoch(raw),
             }
         }
-        None => defaults.timestamp,
+        None => (defaults.timestamp)(),
     }
     .ok_or(RejectReason::BadTimestamp)?;
 

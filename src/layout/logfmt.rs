@@ -86,7 +86,7 @@ pub(super) fn parse<'a>(
     clock: &Clock,
     text: &mut Vec<u8>,
     fields: &mut Fields,
-    defaults: &Defaults,
+    defaults: &Defaults<'_>,
 ) -> Result<Head<'a>, RejectReason> {
     pairs(line, fields)?;
     let timestamp = match fields.take_best(Part::Timestamp) {
@@ -94,7 +94,7 @@ pub(super) fn parse<'a>(
             let value = fields.value(i);
             clock.whole(value).or_else(|| epoch(value))
         }
-        None => defaults.timestamp,
+        None => (defaults.timestamp)(),
     }
     .ok_or(RejectReason::BadTimestamp)?;
     let severity = match fields.take_best(Part::Severity) {

@@ -209,23 +209,20 @@ impl Layout {
     }
 
     /// Reads a line a program wrote to a container's stream: [`Layout::parse`], a structured
-    /// line without a timestamp taking `timestamp` (the runtime's), one without a severity
-    /// `severity`.
+    /// line without a timestamp taking `timestamp()` (the runtime's, read then), one without a
+    /// severity `severity`.
     pub fn parse_written<'a>(
         &self,
         line: &'a [u8],
         scratch: &'a mut Scratch,
-        timestamp: OffsetDateTime,
+        timestamp: &dyn Fn() -> Option<OffsetDateTime>,
         severity: Severity,
     ) -> Outcome<'a> {
-        let defaults = Defaults {
-            timestamp: Some(timestamp),
-            severity,
-        };
+        let defaults = Defaults { timestamp, severity };
         self.parse_with(line, scratch, &defaults)
     }
 
-    fn parse_with<'a>(&self, line: &'a [u8], scratch: &'a mut Scratch, defaults: &Defaults) -> Outcome<'a> {
+    fn parse_with<'a>(&self, line: &'a [u8], scratch: &'a mut Scratch, defaults: &Defaults<'_>) -> Outcome<'a> {
         scratch.clear();
         let line = trim_line(line);
         if line.is_empty() {

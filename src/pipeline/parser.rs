@@ -176,6 +176,10 @@ pub(crate) struct Reading {
     default_severity: Severity,
     decoding: Decoding,
     joined: [Vec<u8>; 2],
+    /// Per stream, the time of its open line's first piece, as written.
+    first_time: [Vec<u8>; 2],
+    /// Per stream, what follows a message with no fields of its own (see [`parse_pieces`]).
+    plain_suffix: [Vec<u8>; 2],
 }
 
 impl Reading {
@@ -194,6 +198,8 @@ impl Reading {
             default_severity,
             decoding: Decoding::default(),
             joined: Default::default(),
+            first_time: Default::default(),
+            plain_suffix: Default::default(),
         }
     }
 }
@@ -417,14 +423,24 @@ fn parse_pieces(
         default_severity,
         decoding,
         joined,
+        first_time,
+        plain_suffix,
         ..
     } = reading;
+    // What follows the message of a line with no fields of its own, per stream: made once.
+    for (s, stream) in [container::Stream::Stdout, container::Stream::Stderr].into_iter().enumerate() {
+        plain_suffix[s].clear();
+        let first = (&b"stream"[..], stream.as_str().as_bytes());
+        write_fields_after(&mut plain_suffix[s], render.format, first, pod, &Fields::default());
+        plain_suffix[s].extend_from_slice(file);
+    }
     let mut written = Written {
         parsed: Parsed::new(Bytes::new(), render, pool),
         decoded: pool.map(|p| p.buffer()).unwrap_or_default(),
         render,
         scratch,
         suffix,
+        plain_suffix,
         file,
         pod,
         default_severity: *default_severity,
@@ -439,8 +455,8 @@ fn parse_pieces(
         false => [None, None],
     };
     let mut open = container::Open::from_skipping_bits(batch.head_skipping);
-    // Per stream, the open line: its first piece's time, and its last piece's line.
-    let mut first: [Option<(Option<OffsetDateTime>, u64)>; 2] = [None, None];
+    // Per stream, the open line's last piece's line (its first piece's time in `first_time`).
+    let mut first: [Option<u64>; 2] = [None, None];
     joined.iter_mut().for_each(Vec::clear);
     for (text, line_no) in split_lines(&raw).zip(batch.first_line..) {
         let parsed = &mut written.parsed;
@@ -468,8 +484,12 @@ fn parse_pieces(
             }
             Step::Joins if last[s] != Some(at) => {
                 match &mut first[s] {
-                    None => first[s] = Some((piece.time(text, decoding), line_no)),
-                    Some((_, last_line)) => {
+                    None => {
+                        first_time[s].clear();
+                        first_time[s].extend_from_slice(piece.time_bytes(text, decoding));
+                        first[s] = Some(line_no);
+                    }
+                    Some(last_line) => {
                         *last_line = line_no;
                         parsed.continued += 1;
                     }
@@ -479,38 +499,35 @@ fn parse_pieces(
             // Its last piece, or the last the batch has of a line cut open.
             Step::Ends | Step::Joins => {
                 let (time, message) = match first[s].take() {
-                    None => (piece.time(text, decoding), content),
-                    Some((time, _)) => {
+                    None => (piece.time_bytes(text, decoding), content),
+                    Some(_) => {
                         parsed.continued += 1;
                         joined[s].extend_from_slice(content);
-                        (time, &joined[s][..])
+                        (&first_time[s][..], &joined[s][..])
                     }
                 };
-                written.line(
-                    &container.inner[s],
-                    piece.stream,
+                let line = WrittenLine {
+                    stream: piece.stream,
                     message,
                     time,
                     line_no,
-                    &raw.slice_ref(text),
-                );
+                };
+                written.line(&container.inner[s], &line, || raw.slice_ref(text));
                 joined[s].clear();
             }
         }
     }
     // Open still (not cut where the reader said): out as they are, never dropped.
-    for s in [container::Stream::Stdout, container::Stream::Stderr] {
-        if let Some((time, line_no)) = first[s as usize].take() {
-            let message = std::mem::take(&mut joined[s as usize]);
-            written.line(
-                &container.inner[s as usize],
-                s,
-                &message,
-                time,
+    for stream in [container::Stream::Stdout, container::Stream::Stderr] {
+        let s = stream as usize;
+        if let Some(line_no) = first[s].take() {
+            let line = WrittenLine {
+                stream,
+                message: &joined[s],
+                time: &first_time[s],
                 line_no,
-                &Bytes::new(),
-            );
-            joined[s as usize] = message;
+            };
+            written.line(&container.inner[s], &line, Bytes::new);
         }
     }
     let mut parsed = written.parsed;
@@ -544,6 +561,16 @@ fn last_pieces(runtime: container::Runtime, raw: &[u8], decoding: &mut Decoding)
     last
 }
 
+/// One line a program wrote, its pieces joined.
+struct WrittenLine<'a> {
+    stream: container::Stream,
+    message: &'a [u8],
+    /// Its first piece's time, as the runtime wrote it (read only when the line has none).
+    time: &'a [u8],
+    /// Its last piece's line.
+    line_no: u64,
+}
+
 /// What a container log's batch is writing: the records, their messages, how they render.
 struct Written<'r> {
     parsed: Parsed,
@@ -552,6 +579,8 @@ struct Written<'r> {
     render: Render,
     scratch: &'r mut Scratch,
     suffix: &'r mut Vec<u8>,
+    /// Per stream, what follows the message of a line with no fields of its own.
+    plain_suffix: &'r [Vec<u8>; 2],
     file: &'r [u8],
     /// What the log's path says of its pod, rendered (see [`container::path_fields`]).
     pod: &'r [u8],
@@ -559,66 +588,58 @@ struct Written<'r> {
 }
 
 impl Written<'_> {
-    /// Writes one line a program wrote to `stream` (`time`: its first piece's), read with
-    /// `inner`; `shown` is its last piece, for a reject.
-    fn line(
-        &mut self,
-        inner: &Inner,
-        stream: container::Stream,
-        message: &[u8],
-        time: Option<OffsetDateTime>,
-        line_no: u64,
-        shown: &Bytes,
-    ) {
+    /// Writes `line`, read with `inner` (a line it does not read, as written); `shown` gives
+    /// its last piece, for a reject.
+    fn line(&mut self, inner: &Inner, line: &WrittenLine<'_>, shown: impl FnOnce() -> Bytes) {
         let Written {
             parsed,
             decoded,
             render,
             scratch,
             suffix,
+            plain_suffix,
             file,
             pod,
             default_severity,
         } = self;
-        let Some(time) = time else {
-            parsed.reject(line_no, RejectReason::BadTimestamp, shown.clone());
-            return;
+        let time = || match parse_timestamp(line.time) {
+            Some((time, used)) if used == line.time.len() => Some(time),
+            _ => None,
         };
         let read = match inner {
-            Inner::Layout(layout) => layout.parse_written(message, scratch, time, *default_severity),
+            Inner::Layout(layout) => layout.parse_written(line.message, scratch, &time, *default_severity),
             Inner::Unjudged | Inner::AsWritten => Outcome::Rejected(RejectReason::NotInLayout),
         };
         let (timestamp, severity, message, fields) = match read {
-            Outcome::Record(record) => (
-                record.timestamp,
-                record.severity,
-                record.message,
-                Some(record.fields),
-            ),
+            Outcome::Record(record) => (Some(record.timestamp), record.severity, record.message, Some(record.fields)),
             // Not in its layout (a panic's trace on a JSON logger's stream): as written.
             Outcome::Rejected(_) | Outcome::Blank => {
-                let message = message.trim_ascii_end();
+                let message = line.message.trim_ascii_end();
                 if trim_line(message).is_empty() {
                     parsed.blank += 1;
                     return;
                 }
-                (time, *default_severity, message, None)
+                (time(), *default_severity, message, None)
             }
         };
-        suffix.clear();
-        let stream = (&b"stream"[..], stream.as_str().as_bytes());
-        write_fields_after(
-            suffix,
-            render.format,
-            stream,
-            pod,
-            fields.unwrap_or(&Fields::default()),
-        );
-        suffix.extend_from_slice(file);
+        let Some(timestamp) = timestamp else {
+            parsed.reject(line.line_no, RejectReason::BadTimestamp, shown());
+            return;
+        };
+        let suffix: &[u8] = match fields.filter(|f| !f.is_empty()) {
+            None => &plain_suffix[line.stream as usize],
+            Some(fields) => {
+                suffix.clear();
+                let stream = (&b"stream"[..], line.stream.as_str().as_bytes());
+                write_fields_after(suffix, render.format, stream, pod, fields);
+                suffix.extend_from_slice(file);
+                suffix
+            }
+        };
         let message_start = decoded.len();
         decoded.extend_from_slice(message);
         let record = ParsedRecord {
-            line_no,
+            line_no: line.line_no,
             timestamp,
             severity,
             message: &decoded[message_start..],

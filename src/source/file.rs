@@ -659,6 +659,24 @@ impl ReadLoop<'_> {
             let (mut settled, mut settled_bits, mut after) = (0, self.skipping, self.held_lines);
             let mut at = self.held;
             while at < complete {
+                if pieces.runtime == Runtime::Cri && self.open == Open::default() {
+                    // No line open, none skipped: until a line with a `P` tag every line ends
+                    // where a batch may, and none needs reading.
+                    let next = container::next_partial_cri(&buf[at..complete]).map_or(complete, |p| at + p);
+                    for end in memchr::memchr_iter(b'\n', &buf[at..next]).map(|i| at + i + 1) {
+                        since_cut += 1;
+                        (settled, settled_bits, after) = (end, 0, 0);
+                        if since_cut >= self.limits.batch_lines {
+                            self.cuts.push((end, None));
+                            self.cut_bits.push(0);
+                            since_cut = 0;
+                        }
+                    }
+                    at = next;
+                    if at == complete {
+                        break;
+                    }
+                }
                 let end = at + memchr::memchr(b'\n', &buf[at..complete]).expect("whole lines") + 1;
                 // Not trimmed: a piece's spaces are the program's.
                 let line = &buf[at..end - 1];
