@@ -718,3 +718,32 @@ fn dockers_json_file_rotated_by_number_is_one_set_read_once() {
     assert_eq!(messages, want);
     assert!(records.iter().all(|r| r["fields"]["container_id"] == id.as_str()));
 }
+
+#[test]
+fn a_json_logger_that_writes_no_time_is_read_as_json_with_the_runtimes_time() {
+    // Loggers in containers often leave the time to the runtime: auto still reads them as JSON.
+    let dir = Scratch::new();
+    let mut file = String::new();
+    for (n, level) in ["info", "warn", "error"].iter().enumerate() {
+        let line = format!(r#"{{"level":"{level}","msg":"event {n}","user":"ana"}}"#);
+        Runtime::Cri.piece(&mut file, n as u64, "stdout", &line, true);
+    }
+    std::fs::write(dir.path("0.log"), &file).unwrap();
+    let got = records(&dir, &[], "0.log");
+    let read: Vec<(String, String, String)> = got
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_owned();
+            (s("timestamp"), s("severity"), s("message"))
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("2026-04-15T10:00:00Z".to_owned(), "INFO".to_owned(), "event 0".to_owned()),
+            ("2026-04-15T10:00:01.000000001Z".to_owned(), "WARN".to_owned(), "event 1".to_owned()),
+            ("2026-04-15T10:00:02.000000002Z".to_owned(), "ERROR".to_owned(), "event 2".to_owned()),
+        ]
+    );
+    assert!(got.iter().all(|r| r["fields"]["user"] == "ana"));
+}

@@ -327,7 +327,13 @@ impl Layout {
                     if !matches!(container.inner[s], Inner::Unjudged) || lines.is_empty() {
                         continue;
                     }
-                    container.inner[s] = match detect_among(lines.iter().map(Vec::as_slice), &among) {
+                    // Judged as they will be read: a line without a time takes the runtime's.
+                    let runtime_time = || Some(OffsetDateTime::UNIX_EPOCH);
+                    let defaults = Defaults {
+                        timestamp: &runtime_time,
+                        severity: Severity::Info,
+                    };
+                    container.inner[s] = match judge(lines.iter().map(Vec::as_slice), &among, &defaults) {
                         Some(layout) => Inner::Layout(layout.clone()),
                         None => Inner::AsWritten,
                     };
@@ -415,6 +421,16 @@ pub fn detect_among<'a, 'l>(
     lines: impl IntoIterator<Item = &'a [u8]>,
     candidates: &'l [Layout],
 ) -> Option<&'l Layout> {
+    judge(lines, candidates, &Defaults::NONE)
+}
+
+/// [`detect_among`], lines read as `defaults` says (a container's: a JSON line without a time
+/// is read, as it will be with the runtime's).
+fn judge<'a, 'l>(
+    lines: impl IntoIterator<Item = &'a [u8]>,
+    candidates: &'l [Layout],
+    defaults: &Defaults<'_>,
+) -> Option<&'l Layout> {
     // Per candidate: records read, and their messages' bytes.
     let mut scores = vec![(0usize, 0usize); candidates.len()];
     let mut scratch = Scratch::default();
@@ -429,7 +445,7 @@ pub fn detect_among<'a, 'l>(
     let mut alive: Vec<usize> = (0..candidates.len()).collect();
     for (k, line) in lines.iter().enumerate() {
         for &c in &alive {
-            if let Outcome::Record(record) = candidates[c].parse(line, &mut scratch) {
+            if let Outcome::Record(record) = candidates[c].parse_with(line, &mut scratch, defaults) {
                 scores[c].0 += 1;
                 scores[c].1 += record.message.len();
             }

@@ -659,10 +659,14 @@ impl ReadLoop<'_> {
             let (mut settled, mut settled_bits, mut after) = (0, self.skipping, self.held_lines);
             let mut at = self.held;
             while at < complete {
-                if pieces.runtime == Runtime::Cri && self.open == Open::default() {
-                    // No line open, none skipped: until a line with a `P` tag every line ends
-                    // where a batch may, and none needs reading.
-                    let next = container::next_partial_cri(&buf[at..complete]).map_or(complete, |p| at + p);
+                if self.open == Open::default() {
+                    // No line open, none skipped: until a line that may leave one open (tagged
+                    // `P`) every line ends where a batch may, and none needs reading.
+                    let next = match pieces.runtime {
+                        Runtime::Cri => container::next_partial_cri(&buf[at..complete]),
+                        Runtime::Docker => container::next_partial_docker(&buf[at..complete]),
+                    };
+                    let next = next.map_or(complete, |p| at + p);
                     for end in memchr::memchr_iter(b'\n', &buf[at..next]).map(|i| at + i + 1) {
                         since_cut += 1;
                         (settled, settled_bits, after) = (end, 0, 0);
