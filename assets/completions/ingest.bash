@@ -23,13 +23,21 @@ _ingest() {
 
     case "${cmd}" in
         ingest)
-            opts="-w -f -q -v -h -V --input --pattern --tz --time-format --multiline --max-record-lines --multiline-timeout --workers --capacity --format --min-level --rejects --max-rejects --max-line-bytes --checkpoint --continue-only --checkpoint-bytes --stats-json --metrics-textfile --progress --retry-attempts --retry-initial-ms --retry-max-ms --shutdown-timeout --from --exclude --start-at --follow --rescan --max-open-files --rotate-wait --consumer --filter --until-idle --batch-bytes --create-stream --replicas --breaker-failures --sink-timeout --nats-creds --nats-tls-ca --nats-window --ack-timeout --generate --quiet --verbose --help --version"
+            opts="-w -f -q -v -h -V --input --inner --default-severity --pattern --tz --time-format --multiline --max-record-lines --multiline-timeout --workers --capacity --format --min-level --rejects --max-rejects --max-line-bytes --checkpoint --continue-only --checkpoint-bytes --stats-json --metrics-textfile --progress --retry-attempts --retry-initial-ms --retry-max-ms --shutdown-timeout --from --exclude --start-at --follow --rescan --max-open-files --rotate-wait --consumer --filter --until-idle --batch-bytes --create-stream --replicas --breaker-failures --sink-timeout --nats-creds --nats-tls-ca --nats-window --ack-timeout --generate --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --inner)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --default-severity)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
