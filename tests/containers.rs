@@ -708,7 +708,10 @@ fn dockers_json_file_rotated_by_number_is_one_set_read_once() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let messages: Vec<String> = records.iter().map(|r| r["message"].as_str().unwrap().to_owned()).collect();
+    let messages: Vec<String> = records
+        .iter()
+        .map(|r| r["message"].as_str().unwrap().to_owned())
+        .collect();
     let want: Vec<String> = (0..40)
         .map(|n| match n % 5 {
             0 => format!("line {n} line {n} written"),
@@ -740,9 +743,21 @@ fn a_json_logger_that_writes_no_time_is_read_as_json_with_the_runtimes_time() {
     assert_eq!(
         read,
         [
-            ("2026-04-15T10:00:00Z".to_owned(), "INFO".to_owned(), "event 0".to_owned()),
-            ("2026-04-15T10:00:01.000000001Z".to_owned(), "WARN".to_owned(), "event 1".to_owned()),
-            ("2026-04-15T10:00:02.000000002Z".to_owned(), "ERROR".to_owned(), "event 2".to_owned()),
+            (
+                "2026-04-15T10:00:00Z".to_owned(),
+                "INFO".to_owned(),
+                "event 0".to_owned()
+            ),
+            (
+                "2026-04-15T10:00:01.000000001Z".to_owned(),
+                "WARN".to_owned(),
+                "event 1".to_owned()
+            ),
+            (
+                "2026-04-15T10:00:02.000000002Z".to_owned(),
+                "ERROR".to_owned(),
+                "event 2".to_owned()
+            ),
         ]
     );
     assert!(got.iter().all(|r| r["fields"]["user"] == "ana"));

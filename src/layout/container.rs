@@ -213,7 +213,8 @@ fn docker_as_written(line: &[u8], text: &mut Vec<u8>) -> Option<Piece> {
 /// One JSON escape at the start of `s` (`\n`, `\u00e9`, a surrogate pair): the character and
 /// how many bytes it took.
 fn unescape(s: &[u8]) -> Option<(char, usize)> {
-    let hex = |s: &[u8]| -> Option<u32> { u32::from_str_radix(std::str::from_utf8(s.get(..4)?).ok()?, 16).ok() };
+    let hex =
+        |s: &[u8]| -> Option<u32> { u32::from_str_radix(std::str::from_utf8(s.get(..4)?).ok()?, 16).ok() };
     let c = match *s.get(1)? {
         b'"' => '"',
         b'\\' => '\\',
@@ -540,7 +541,8 @@ mod tests {
         );
         assert_eq!(time, Some(time::macros::datetime!(2026-04-15 10:00:00.5 UTC)));
         // Escapes of every kind, a surrogate pair among them.
-        let line = r#"{"log":"\u00e9\ud83d\ude00\/\\\b\r\n","stream":"stderr","time":"2026-04-15T10:00:00Z"}"#;
+        let line =
+            r#"{"log":"\u00e9\ud83d\ude00\/\\\b\r\n","stream":"stderr","time":"2026-04-15T10:00:00Z"}"#;
         let (_, last, content, _) = read(Runtime::Docker, line).unwrap();
         assert_eq!((last, content.as_str()), (true, "é😀/\\\u{8}\r"));
         let line = r#"{"time":"2026-04-15T10:00:00Z","stream":"stderr","log":"part","attrs":{"a":"b"}}"#;
@@ -568,7 +570,8 @@ mod tests {
 
     #[test]
     fn a_docker_line_written_whole_is_told_without_reading_it() {
-        let whole = |log: &str| format!(r#"{{"log":"{log}\n","stream":"stdout","time":"2026-04-15T10:00:00Z"}}"#);
+        let whole =
+            |log: &str| format!(r#"{{"log":"{log}\n","stream":"stdout","time":"2026-04-15T10:00:00Z"}}"#);
         let lines = [whole("a"), whole(r"a \\"), whole(r"b\\n")].join("\n") + "\n";
         assert_eq!(next_partial_docker(lines.as_bytes()), None);
         // A log ending in a backslash and `n` (escaped: `\\n`) has no newline: a piece.

@@ -222,7 +222,12 @@ impl Layout {
         self.parse_with(line, scratch, &defaults)
     }
 
-    fn parse_with<'a>(&self, line: &'a [u8], scratch: &'a mut Scratch, defaults: &Defaults<'_>) -> Outcome<'a> {
+    fn parse_with<'a>(
+        &self,
+        line: &'a [u8],
+        scratch: &'a mut Scratch,
+        defaults: &Defaults<'_>,
+    ) -> Outcome<'a> {
         scratch.clear();
         let line = trim_line(line);
         if line.is_empty() {

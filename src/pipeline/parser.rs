@@ -428,10 +428,19 @@ fn parse_pieces(
         ..
     } = reading;
     // What follows the message of a line with no fields of its own, per stream: made once.
-    for (s, stream) in [container::Stream::Stdout, container::Stream::Stderr].into_iter().enumerate() {
+    for (s, stream) in [container::Stream::Stdout, container::Stream::Stderr]
+        .into_iter()
+        .enumerate()
+    {
         plain_suffix[s].clear();
         let first = (&b"stream"[..], stream.as_str().as_bytes());
-        write_fields_after(&mut plain_suffix[s], render.format, first, pod, &Fields::default());
+        write_fields_after(
+            &mut plain_suffix[s],
+            render.format,
+            first,
+            pod,
+            &Fields::default(),
+        );
         plain_suffix[s].extend_from_slice(file);
     }
     let mut written = Written {
@@ -611,7 +620,12 @@ impl Written<'_> {
             Inner::Unjudged | Inner::AsWritten => Outcome::Rejected(RejectReason::NotInLayout),
         };
         let (timestamp, severity, message, fields) = match read {
-            Outcome::Record(record) => (Some(record.timestamp), record.severity, record.message, Some(record.fields)),
+            Outcome::Record(record) => (
+                Some(record.timestamp),
+                record.severity,
+                record.message,
+                Some(record.fields),
+            ),
             // Not in its layout (a panic's trace on a JSON logger's stream): as written.
             Outcome::Rejected(_) | Outcome::Blank => {
                 let message = line.message.trim_ascii_end();

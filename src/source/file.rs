@@ -525,12 +525,8 @@ impl ReadLoop<'_> {
             return true;
         }
         let (layout, max_lines) = (&*records.layout, records.max_record_lines);
-        let buf = &self.buffers.current;
-        let from = self.scanned.clamp(self.held, buf.len());
-        self.searched += (buf.len() - from) as u64;
-        if let Some(newline) = memchr::memrchr(b'\n', &buf[from..]) {
-            let complete = from + newline + 1;
-            self.cuts.clear();
+        if let Some(complete) = self.whole_lines_end() {
+            let buf = &self.buffers.current;
             let mut since_cut = self.held_lines;
             // The open record: where it starts in the buffer, and its lines. Per line, only a
             // record start is looked for; the rest waits until `since_start` reaches
@@ -647,12 +643,8 @@ impl ReadLoop<'_> {
             return true;
         }
         let max = self.limits.max_line_bytes;
-        let buf = &self.buffers.current;
-        let from = self.scanned.clamp(self.held, buf.len());
-        self.searched += (buf.len() - from) as u64;
-        if let Some(newline) = memchr::memrchr(b'\n', &buf[from..]) {
-            let complete = from + newline + 1;
-            self.cuts.clear();
+        if let Some(complete) = self.whole_lines_end() {
+            let buf = &self.buffers.current;
             let mut since_cut = self.held_lines;
             // The last point where no line is open, the streams skipping there, and the lines
             // after it.
@@ -743,6 +735,17 @@ impl ReadLoop<'_> {
         self.next_skipping = self.open.skipping_bits();
         self.hold_long_line();
         true
+    }
+
+    /// `--multiline` and container logs: where the buffer's whole lines end, when the bytes not
+    /// searched yet (after the lines held back) hold a line's end; the cuts cleared for them.
+    fn whole_lines_end(&mut self) -> Option<usize> {
+        let buf = &self.buffers.current;
+        let from = self.scanned.clamp(self.held, buf.len());
+        self.searched += (buf.len() - from) as u64;
+        let newline = memchr::memrchr(b'\n', &buf[from..])?;
+        self.cuts.clear();
+        Some(from + newline + 1)
     }
 
     /// Starts skipping the line being read once it outgrew --max-line-bytes.
