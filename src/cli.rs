@@ -12,7 +12,7 @@ use clap::Parser;
 
 use crate::config::{self, Config, NatsInput, NatsOutput, NatsServer, Output, RetryPolicy};
 use crate::format::Format;
-use crate::layout::{Clock, Layout};
+use crate::layout::{Clock, Layout, LayoutError};
 use crate::progress;
 use crate::record::Severity;
 use crate::source::glob::Glob;
@@ -419,7 +419,12 @@ impl Args {
             name => {
                 let clock =
                     Clock::new(self.tz.as_deref(), self.time_format.as_deref()).map_err(|e| e.to_string())?;
-                let layout = Layout::named(name, clock).map_err(|e| e.to_string())?;
+                let layout = Layout::named(name, clock).map_err(|e| match e {
+                    LayoutError::Unknown(_) => {
+                        format!("--inner {name}: unknown layout (expected auto or a layout --input names, but cri and docker)")
+                    }
+                    other => other.to_string(),
+                })?;
                 if layout.container().is_some() {
                     return Err(format!(
                         "--inner {name}: a container's programs write lines, not container logs"

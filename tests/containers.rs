@@ -762,3 +762,26 @@ fn a_json_logger_that_writes_no_time_is_read_as_json_with_the_runtimes_time() {
     );
     assert!(got.iter().all(|r| r["fields"]["user"] == "ana"));
 }
+
+#[test]
+fn what_cannot_work_with_container_logs_is_a_usage_error_that_says_why() {
+    for (args, says) in [
+        (
+            &["--input", "cri", "--multiline"][..],
+            "--multiline with --input cri: not supported yet",
+        ),
+        (
+            &["--input", "docker", "--inner", "cri"][..],
+            "--inner cri: a container's programs write lines",
+        ),
+        (&["--inner", "nope"][..], "--inner nope: unknown layout"),
+    ] {
+        ingest()
+            .args(args)
+            .arg("-")
+            .write_stdin("")
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(says));
+    }
+}
