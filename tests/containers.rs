@@ -785,3 +785,54 @@ fn what_cannot_work_with_container_logs_is_a_usage_error_that_says_why() {
             .stderr(predicates::str::contains(says));
     }
 }
+
+#[test]
+fn following_container_logs_a_line_whose_last_piece_has_not_come_goes_out_once_the_log_is_quiet() {
+    // Two logs followed by a glob; one ends with a piece of a line. Nothing more is written to
+    // it: only the follower coming back once the log was quiet for the timeout writes it.
+    let dir = Scratch::new();
+    let mut a = String::new();
+    Runtime::Cri.piece(&mut a, 0, "stdout", "whole", true);
+    Runtime::Cri.piece(&mut a, 1, "stdout", "half a li", false);
+    std::fs::write(dir.path("a.log"), &a).unwrap();
+    let mut b = String::new();
+    Runtime::Cri.piece(&mut b, 0, "stderr", "marker", true);
+    std::fs::write(dir.path("b.log"), &b).unwrap();
+    let run = common::Running::new(
+        std::process::Command::new(BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args([
+                "-q",
+                "--from",
+                "*.log",
+                "--follow",
+                "--rescan",
+                "3600",
+                "--multiline-timeout",
+                "300",
+            ])
+            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
+            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_until("the open line is out", || {
+        std::fs::read_to_string(dir.path("out.json")).is_ok_and(|o| o.contains("half a li"))
+    });
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+    let mut messages: Vec<String> = dir
+        .read("out.json")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    messages.sort();
+    assert_eq!(messages, ["half a li", "marker", "whole"]);
+}

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::logs::{Globs, ROUND_LOGS, quiet_in, round};
 use crate::checkpoint::Shared;
 use crate::checkpoint::set::Seen;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::source::{self, watch::DirWatch};
@@ -136,7 +136,7 @@ impl<'a> Follower<'a> {
                 let paths: Vec<PathBuf> = (0..ROUND_LOGS).map_while(|_| self.dirty.pop_first()).collect();
                 tracing::debug!("reading {} logs", paths.len());
                 let ended = self.ended(&paths);
-                let more = round(
+                let turns = round(
                     &self.config,
                     &paths,
                     &ended,
@@ -147,8 +147,8 @@ impl<'a> Follower<'a> {
                 .await?;
                 self.rounds += 1;
                 self.config.start_at_end = false;
-                self.read(paths);
-                self.dirty.extend(more);
+                self.read(paths, &turns.holding);
+                self.dirty.extend(turns.more);
                 metrics.logs_held.store(self.held.len() as u64, Ordering::Relaxed);
                 metrics
                     .logs_known
@@ -273,22 +273,18 @@ impl<'a> Follower<'a> {
         }
     }
 
-    /// After a round over `paths`: how each looks now; logs with no file left are forgotten.
-    fn read(&mut self, paths: Vec<PathBuf>) {
+    /// After a round over `paths`: how each looks now; logs with no file left are forgotten;
+    /// those `holding` a record open are read again once quiet.
+    fn read(&mut self, paths: Vec<PathBuf>, holding: &[PathBuf]) {
         for path in paths {
             let seen = look(&path);
             match seen {
                 Some(seen) => self.hold(&path, seen),
                 None => drop(self.held.remove(&path)),
             }
-            // A record --multiline holds, or a container's line whose last piece has not come
-            // (any log may be one unless the layout is named), is finished once the log is quiet.
-            let holds = self.config.multiline.is_some()
-                || match &self.config.input {
-                    config::InputLayout::Auto(_) => true,
-                    config::InputLayout::Fixed(layout) => layout.container().is_some(),
-                };
-            if let (true, Some(seen)) = (holds, seen)
+            // A record --multiline holds, or a container's line whose last piece has not come,
+            // left unread: finished once the log is quiet.
+            if let (true, Some(seen)) = (holding.contains(&path), seen)
                 && let Some(wait) = quiet_in(seen.mtime_ns, self.config.hold_timeout)
             {
                 self.due.push((Instant::now() + wait, path.clone()));

@@ -142,8 +142,7 @@ const TURN_BYTES: u64 = 64 << 20;
 
 /// One pipeline run over the logs at `paths` (each planned against `shared`, or without a
 /// checkpoint read from its first line); `ended`: logs whose file was deleted once read to its
-/// end (a follower knows), no loss. Returns the logs with more to read than their turn took
-/// (following).
+/// end (a follower knows), no loss. Returns what following has to come back for.
 pub(super) async fn round(
     config: &Config,
     paths: &[PathBuf],
@@ -151,9 +150,20 @@ pub(super) async fn round(
     shared: Option<&Shared>,
     metrics: &Arc<Metrics>,
     drain: CancellationToken,
-) -> Result<Vec<PathBuf>, Error> {
+) -> Result<Turns, Error> {
     let prepared = prepare_apart(config, paths, shared);
     run_round(config, paths, prepared, ended, shared, metrics, drain).await
+}
+
+/// What a round left for the next, following.
+#[derive(Debug, Default)]
+pub(super) struct Turns {
+    /// Logs with more to read than their turn took.
+    pub(super) more: Vec<PathBuf>,
+    /// Logs whose last record may still be open (`--multiline`, or a container's line whose
+    /// last piece has not come): left unread, to be read again once the log is quiet for
+    /// `--multiline-timeout`.
+    pub(super) holding: Vec<PathBuf>,
 }
 
 /// What a round knows of its logs before it plans: their files, matched to the checkpoint,
@@ -257,7 +267,7 @@ async fn run_round(
     shared: Option<&Shared>,
     metrics: &Arc<Metrics>,
     drain: CancellationToken,
-) -> Result<Vec<PathBuf>, Error> {
+) -> Result<Turns, Error> {
     let Prepared {
         listed,
         matched,
@@ -305,7 +315,7 @@ async fn run_round(
         report_lost(&plan.lost, metrics);
         crate::metrics::add(&metrics.logs_lost, 1);
     }
-    let (mut parts, mut more) = (Vec::new(), Vec::new());
+    let (mut parts, mut turns) = (Vec::new(), Turns::default());
     for (log, (mut members, plan)) in listed.into_iter().zip(plans).enumerate() {
         let newer_has_bytes: Vec<bool> = (0..members.len())
             .map(|i| {
@@ -331,9 +341,13 @@ async fn run_round(
                 checkpointed: shared.is_some(),
                 until: turn.then_some(start.offset + TURN_BYTES),
             };
-            parts.push(part(metrics, config, member, log, how, layout));
+            let part = part(metrics, config, member, log, how, layout);
+            if part.settings.hold_last_record {
+                turns.holding.push(paths[log].clone());
+            }
+            parts.push(part);
             if turn {
-                more.push(paths[log].clone());
+                turns.more.push(paths[log].clone());
                 break;
             }
         }
@@ -342,7 +356,7 @@ async fn run_round(
     if parts.is_empty() {
         // Nothing new in any of them (the plan's commit said what changed): no pipeline, no
         // commits of nothing.
-        return Ok(more);
+        return Ok(turns);
     }
     let config = Config {
         per_log: Some(Arc::new(per_log)),
@@ -390,7 +404,7 @@ async fn run_round(
             .await?;
         }
     }
-    Ok(more)
+    Ok(turns)
 }
 
 /// The publisher of each file the round reads, and the lines of it the checkpoint holds:
