@@ -19,7 +19,8 @@
 //! - [`nats`]: what the sink and the collector share: connecting, and the message headers
 //!   ([`nats::message`]); [`breaker`]: the circuit breaker both retry through;
 //! - [`layout`]: the input layouts (`--input`, `--pattern`, `--tz`), one module each, and where
-//!   a record starts for `--multiline`, pure;
+//!   a record starts for `--multiline`, pure; container runtimes' pieces and what a pod log's
+//!   path says ([`layout::container`]);
 //! - [`batch`], [`channel`]: what flows between sources, stages and sinks, and the bounded
 //!   channels it goes through;
 //! - [`mod@format`]: text and JSON rendering, JSON string escaping, pure; [`record`]: the line
