@@ -119,13 +119,17 @@ fn every_logger_sample_gives_its_records_with_its_flags_and_with_auto() {
             .collect();
         let (got, _) = json_records(&args, &input);
         assert_records(name, &got, &expected);
-        // `auto` (only --multiline kept) picks the same layout, and says which with -v.
-        let auto: Vec<&str> = args
-            .iter()
-            .copied()
-            .filter(|a| *a == "--multiline")
-            .chain(["-v"])
-            .collect();
+        // `auto` (only --multiline and --max-line-bytes kept) picks the same layout, and says
+        // which with -v.
+        let mut auto = Vec::new();
+        for (i, &arg) in args.iter().enumerate() {
+            match arg {
+                "--multiline" => auto.push(arg),
+                "--max-line-bytes" => auto.extend([arg, args[i + 1]]),
+                _ => {}
+            }
+        }
+        auto.push("-v");
         let (got, stderr) = json_records(&auto, &input);
         assert_records(&format!("{name} (auto)"), &got, &expected);
         assert!(
