@@ -776,13 +776,7 @@ fn what_cannot_work_with_container_logs_is_a_usage_error_that_says_why() {
         ),
         (&["--inner", "nope"][..], "--inner nope: unknown layout"),
     ] {
-        ingest()
-            .args(args)
-            .arg("-")
-            .write_stdin("")
-            .assert()
-            .code(2)
-            .stderr(predicates::str::contains(says));
+        common::assert_usage_error(args, says);
     }
 }
 

@@ -222,13 +222,7 @@ fn workers_and_max_line_bytes_out_of_range_are_usage_errors() {
         ["--max-line-bytes", "5000000000"],
         ["--max-line-bytes", "0"],
     ] {
-        ingest()
-            .args(args)
-            .arg("-")
-            .write_stdin("")
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains("error:"));
+        common::assert_usage_error(&args, "error:");
     }
 }
 

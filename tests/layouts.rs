@@ -187,13 +187,7 @@ fn help_lists_every_layout_and_named_pattern_with_its_template() {
             "belong to the publishers",
         ),
     ] {
-        ingest()
-            .args(args)
-            .arg("-")
-            .write_stdin("")
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains(says));
+        common::assert_usage_error(args, says);
     }
 }
 

@@ -19,6 +19,17 @@ pub fn ingest() -> assert_cmd::Command {
     cmd
 }
 
+/// `ingest ARGS -` on no input is a usage error (exit 2) whose message says `says`.
+pub fn assert_usage_error(args: &[&str], says: &str) {
+    ingest()
+        .args(args)
+        .arg("-")
+        .write_stdin("")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(says));
+}
+
 /// A temporary directory that lives as long as the test holds it.
 pub struct Scratch {
     dir: tempfile::TempDir,
