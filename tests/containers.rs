@@ -850,3 +850,52 @@ fn following_container_logs_a_line_whose_last_piece_has_not_come_goes_out_once_t
     messages.sort();
     assert_eq!(messages, ["half a li", "marker", "whole"]);
 }
+
+#[test]
+fn a_cron_run_leaves_a_line_whose_last_piece_is_not_written_yet_to_the_next_run() {
+    // A checkpointed run that ends while the runtime is between a line's pieces: the line is
+    // left for the next run, which finds it whole; unless the log was quiet for
+    // --multiline-timeout, when it goes out as it is.
+    for how in ["--from PATH", "--from GLOB", "quiet"] {
+        let dir = Scratch::new();
+        let log = dir.path("0.log");
+        let mut first = String::new();
+        Runtime::Cri.piece(&mut first, 0, "stdout", "before", true);
+        Runtime::Cri.piece(&mut first, 1, "stdout", "a line in ", false);
+        Runtime::Cri.piece(&mut first, 2, "stderr", "between", true);
+        std::fs::write(&log, &first).unwrap();
+        let run = || {
+            let mut cmd = ingest();
+            cmd.args(["-q", "-f", "json", "--input", "cri", "--checkpoint"])
+                .arg(dir.path("cp"));
+            match how {
+                "--from GLOB" => cmd.arg("--from").arg(dir.path("*.log")),
+                "quiet" => cmd.args(["--multiline-timeout", "0", "--from"]).arg(&log),
+                _ => cmd.arg("--from").arg(&log),
+            };
+            cmd.arg(dir.path("out.jsonl")).assert().success();
+            let records: Vec<Value> = dir
+                .read("out.jsonl")
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            by_stream(&records)
+        };
+        let [stdout, stderr] = run();
+        let left = ["before"].map(str::to_owned).to_vec();
+        let cut = ["before", "a line in"].map(str::to_owned).to_vec();
+        assert_eq!(stdout, if how == "quiet" { cut.clone() } else { left }, "{how}");
+        // The other stream's line after the open one waits with it (a batch cannot end inside).
+        let between = if how == "quiet" { vec!["between"] } else { vec![] };
+        assert_eq!(stderr, between, "{how}");
+        let mut rest = String::new();
+        Runtime::Cri.piece(&mut rest, 3, "stdout", "two pieces", true);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut file, rest.as_bytes()).unwrap();
+        let [stdout, stderr] = run();
+        let whole = ["before", "a line in two pieces"].map(str::to_owned).to_vec();
+        let parts = ["before", "a line in", "two pieces"].map(str::to_owned).to_vec();
+        assert_eq!(stdout, if how == "quiet" { parts } else { whole }, "{how}");
+        assert_eq!(stderr, ["between"], "{how}");
+    }
+}

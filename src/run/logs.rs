@@ -431,7 +431,7 @@ fn publishers(
 
 /// True when a file last written at `mtime_ns` (Unix nanoseconds) was written less than `ago`
 /// before now.
-fn written_within(mtime_ns: i64, ago: std::time::Duration) -> bool {
+pub(super) fn written_within(mtime_ns: i64, ago: std::time::Duration) -> bool {
     quiet_in(mtime_ns, ago).is_some()
 }
 
@@ -653,11 +653,12 @@ fn part(
         skip: if compressed { start.offset } else { 0 },
         size_hint: (!compressed).then(|| member.seen().size.saturating_sub(start.offset)),
         until: (!compressed).then(|| until.unwrap_or(member.seen().size)),
-        // A container's line open at the end (its last piece not written yet) likewise.
-        hold_last_record: config.follow
-            && live
-            && (config.multiline.is_some() || layout.container().is_some())
-            && written_within(member.seen().mtime_ns, config.hold_timeout),
+        // A record still open at the end of a log written to within --multiline-timeout is
+        // left for the next turn, which may find more of it: following, a --multiline record;
+        // following or not, a container's line whose last piece is not written yet.
+        hold_last_record: live
+            && written_within(member.seen().mtime_ns, config.hold_timeout)
+            && (config.follow && config.multiline.is_some() || checkpointed && layout.container().is_some()),
         expect_head,
         ..source::file::Settings::from_config(config)
     };

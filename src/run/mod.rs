@@ -200,11 +200,21 @@ fn file_source(
     resume: &mut Resume,
     reading: Reading,
 ) -> Box<dyn source::Source> {
+    // A growing log's last line may still be half-written: a checkpointed run leaves it; and a
+    // container's line whose last piece is not written yet, while the log was written to within
+    // --multiline-timeout (following, the reader waits that long instead).
+    let hold_last_line = resume.committer.is_some() && !reading.last_line_final;
+    let hold_last_record = hold_last_line
+        && reading.follow.is_none()
+        && config.layout().container().is_some()
+        && fd
+            .and_then(crate::os::size_and_mtime)
+            .is_some_and(|(_, mtime_ns)| logs::written_within(mtime_ns, config.hold_timeout));
     let settings = source::file::Settings {
         follow: reading.follow,
         expect_head: reading.expect_head,
-        // A growing log's last line may still be half-written: a checkpointed run leaves it.
-        hold_last_line: resume.committer.is_some() && !reading.last_line_final,
+        hold_last_line,
+        hold_last_record,
         start: resume.start,
         skip: resume.skip,
         preread: std::mem::take(&mut resume.preread),
