@@ -195,6 +195,22 @@ pub fn size_and_mtime(fd: std::os::fd::RawFd) -> Option<(u64, i64)> {
     ))
 }
 
+/// True when a file last written at `mtime_ns` (Unix nanoseconds) was written less than `ago`
+/// before now.
+pub fn written_within(mtime_ns: i64, ago: std::time::Duration) -> bool {
+    quiet_in(mtime_ns, ago).is_some()
+}
+
+/// How long until a file last written at `mtime_ns` has been quiet for `quiet`; `None` when
+/// it has been already.
+pub fn quiet_in(mtime_ns: i64, quiet: std::time::Duration) -> Option<std::time::Duration> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let since = u64::try_from(now - i128::from(mtime_ns)).unwrap_or(0);
+    quiet
+        .checked_sub(std::time::Duration::from_nanos(since))
+        .filter(|d| !d.is_zero())
+}
+
 /// True when `dir` is on a file system whose files another machine may change (NFS, SMB, a
 /// FUSE or cluster file system): inotify tells only of this machine's changes there.
 pub fn is_remote(dir: &std::path::Path) -> bool {

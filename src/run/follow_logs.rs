@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::logs::{Globs, ROUND_LOGS, quiet_in, round};
+use super::logs::{Globs, ROUND_LOGS, round};
 use crate::checkpoint::Shared;
 use crate::checkpoint::set::Seen;
 use crate::config::Config;
@@ -285,7 +285,7 @@ impl<'a> Follower<'a> {
             // A record --multiline holds, or a container's line whose last piece has not come,
             // left unread: finished once the log is quiet.
             if let (true, Some(seen)) = (holding.contains(&path), seen)
-                && let Some(wait) = quiet_in(seen.mtime_ns, self.config.hold_timeout)
+                && let Some(wait) = crate::os::quiet_in(seen.mtime_ns, self.config.hold_timeout)
             {
                 self.due.push((Instant::now() + wait, path.clone()));
             }

@@ -429,22 +429,6 @@ fn publishers(
     sink::jetstream::Files { files, mark: *mark }
 }
 
-/// True when a file last written at `mtime_ns` (Unix nanoseconds) was written less than `ago`
-/// before now.
-pub(super) fn written_within(mtime_ns: i64, ago: std::time::Duration) -> bool {
-    quiet_in(mtime_ns, ago).is_some()
-}
-
-/// How long until a file last written at `mtime_ns` has been quiet for `quiet`; `None` when
-/// it has been already.
-pub(super) fn quiet_in(mtime_ns: i64, quiet: std::time::Duration) -> Option<std::time::Duration> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    let since = u64::try_from(now - i128::from(mtime_ns)).unwrap_or(0);
-    quiet
-        .checked_sub(std::time::Duration::from_nanos(since))
-        .filter(|d| !d.is_zero())
-}
-
 /// Notes the logs with the most bytes `parts` have to read (see [`Metrics::behind`]).
 fn note_behind(metrics: &Metrics, parts: &[Part], per_log: &PerLog) {
     let mut left = vec![0u64; per_log.paths.len()];
@@ -657,7 +641,7 @@ fn part(
         // left for the next turn, which may find more of it: following, a --multiline record;
         // following or not, a container's line whose last piece is not written yet.
         hold_last_record: live
-            && written_within(member.seen().mtime_ns, config.hold_timeout)
+            && crate::os::written_within(member.seen().mtime_ns, config.hold_timeout)
             && (config.follow && config.multiline.is_some() || checkpointed && layout.container().is_some()),
         expect_head,
         ..source::file::Settings::from_config(config)

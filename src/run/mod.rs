@@ -209,7 +209,7 @@ fn file_source(
         && config.layout().container().is_some()
         && fd
             .and_then(crate::os::size_and_mtime)
-            .is_some_and(|(_, mtime_ns)| logs::written_within(mtime_ns, config.hold_timeout));
+            .is_some_and(|(_, mtime_ns)| os::written_within(mtime_ns, config.hold_timeout));
     let settings = source::file::Settings {
         follow: reading.follow,
         expect_head: reading.expect_head,
