@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::containers::{PIECE, Rng, Runtime, container_log};
+use common::containers::{PIECE, Rng, Runtime, Writes, container_log};
 use common::{BIN, Scratch, exit_and_peak_rss_kib, ingest};
 use serde_json::Value;
 
@@ -21,6 +21,11 @@ fn records(dir: &Scratch, args: &[&str], input: &str) -> Vec<Value> {
         .arg(&output)
         .assert()
         .success();
+    written(dir)
+}
+
+/// The records in `DIR/out.jsonl`.
+fn written(dir: &Scratch) -> Vec<Value> {
     dir.read("out.jsonl")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -171,11 +176,7 @@ fn a_rerun_that_starts_inside_a_line_too_long_skips_the_rest_of_its_pieces() {
                 _ => cmd.arg("--from").arg(dir.path("*.log")),
             };
             cmd.arg(dir.path("out.jsonl")).assert().success();
-            let records: Vec<Value> = dir
-                .read("out.jsonl")
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
+            let records = written(&dir);
             by_stream(&records)[0].clone()
         };
         assert_eq!(run(), ["before"], "{how}");
@@ -723,11 +724,7 @@ fn dockers_json_file_rotated_by_number_is_one_set_read_once() {
     rotate();
     append(lines(30, 40));
     run();
-    let records: Vec<Value> = dir
-        .read("out.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = written(&dir);
     let messages: Vec<String> = records
         .iter()
         .map(|r| r["message"].as_str().unwrap().to_owned())
@@ -874,11 +871,7 @@ fn a_cron_run_leaves_a_line_whose_last_piece_is_not_written_yet_to_the_next_run(
                 _ => cmd.arg("--from").arg(&log),
             };
             cmd.arg(dir.path("out.jsonl")).assert().success();
-            let records: Vec<Value> = dir
-                .read("out.jsonl")
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
+            let records = written(&dir);
             by_stream(&records)
         };
         let [stdout, stderr] = run();

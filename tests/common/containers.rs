@@ -20,25 +20,16 @@ impl Rng {
     }
 }
 
+pub use ingest::layout::Runtime;
+
 /// How a runtime writes one piece: CRI `TIME STREAM P|F CONTENT`, or Docker's json-file line.
-#[derive(Clone, Copy)]
-pub enum Runtime {
-    /// containerd's and CRI-O's layout.
-    Cri,
-    /// Docker's json-file.
-    Docker,
+pub trait Writes {
+    /// Appends one piece, numbered `n` (its time).
+    fn piece(self, out: &mut String, n: u64, stream: &str, content: &str, last: bool);
 }
 
-impl Runtime {
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Cri => "cri",
-            Runtime::Docker => "docker",
-        }
-    }
-
-    /// Appends one piece, numbered `n` (its time).
-    pub fn piece(self, out: &mut String, n: u64, stream: &str, content: &str, last: bool) {
+impl Writes for Runtime {
+    fn piece(self, out: &mut String, n: u64, stream: &str, content: &str, last: bool) {
         let time = format!(
             "2026-04-15T10:{:02}:{:02}.{:09}Z",
             n / 60 % 60,
