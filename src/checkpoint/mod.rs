@@ -1430,7 +1430,7 @@ fn commit<'a>(
     saved.map_err(|e| unusable(&shared.path, e))
 }
 
-/// What [`plan`] makes of a run over many logs.
+/// What [`plan_logs`] makes of a run over many logs.
 #[derive(Debug)]
 pub struct Planned {
     /// Per log, in the order given: which of its files to read from where, and what is lost.

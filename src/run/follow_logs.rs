@@ -1,5 +1,5 @@
 //! `--follow` over many logs: reads the logs something happened to, a round at a time. Each
-//! round is one pipeline run over those logs ([`round`]), planned against the checkpoint as a
+//! round is one pipeline run over those logs (`round`), planned against the checkpoint as a
 //! cron run is, so that every rotation mode, loss and restart behaves as it does there.
 //!
 //! What happened is told by one inotify instance over the directories the globs can match (new

@@ -30,7 +30,7 @@ use crate::source::{self, file::Part, glob::Glob, set::Member};
 use crate::summary::Summary;
 
 /// Reads every log `logs` matches now, in the order of their paths (a round of at most
-/// [`ROUND_LOGS`] at a time). Following them is [`super::follow_logs`]'s.
+/// `ROUND_LOGS` at a time). Following them is [`super::follow_logs`]'s.
 ///
 /// # Errors
 /// [`Error::NoLogs`] when none matches (and the checkpoint knows none) and not following; the
