@@ -288,7 +288,8 @@ pub fn path_fields(path: &std::path::Path) -> Vec<(&'static str, String, bool)> 
     let labels = |parts: &[&str]| parts.iter().all(|p| !p.is_empty());
     if let (Some(restart), Some(container), Some(pod_dir)) = (
         file.strip_suffix(".log")
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok()),
         name(dir),
         name(dir.and_then(std::path::Path::parent)),
     ) {
@@ -301,11 +302,8 @@ pub fn path_fields(path: &std::path::Path) -> Vec<(&'static str, String, bool)> 
                 ("pod", pod.to_owned(), false),
                 ("pod_uid", uid.to_owned(), false),
                 ("container", container.to_owned(), false),
-                ("restart", restart.trim_start_matches('0').to_owned(), true),
-            ]
-            .into_iter()
-            .map(|(k, v, n)| (k, if n && v.is_empty() { "0".to_owned() } else { v }, n))
-            .collect();
+                ("restart", restart.to_string(), true),
+            ];
         }
     }
     let is_id = |id: &str| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
@@ -322,9 +320,6 @@ pub fn path_fields(path: &std::path::Path) -> Vec<(&'static str, String, bool)> 
                 ("container", container.to_owned(), false),
                 ("container_id", id.to_owned(), false),
             ];
-        }
-        if names == "json" {
-            return Vec::new();
         }
     }
     match file.strip_suffix("-json.log") {
