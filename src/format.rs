@@ -154,6 +154,21 @@ pub fn write_record_with(buf: &mut Vec<u8>, format: Format, record: &ParsedRecor
     }
 }
 
+/// [`write_record_with`] for a record read from one line: its message holds no `\n` to indent
+/// (many logs' `plain`, where looking for one in every message cost more than the `file` key).
+#[inline(always)]
+pub fn write_line_with(buf: &mut Vec<u8>, format: Format, record: &ParsedRecord<'_>, suffix: &[u8]) {
+    match format {
+        Format::Text => {
+            write_text_head(buf, record);
+            buf.extend_from_slice(record.message);
+            buf.extend_from_slice(suffix);
+            buf.push(b'\n');
+        }
+        Format::Json => write_record_with(buf, format, record, suffix),
+    }
+}
+
 /// `message` with `indent` spaces after each `\n` in it.
 fn write_indented(buf: &mut Vec<u8>, message: &[u8], indent: usize) {
     const SPACES: &[u8; 64] = &[b' '; 64];

@@ -436,28 +436,47 @@ fn judge<'a, 'l>(
     candidates: &'l [Layout],
     defaults: &Defaults<'_>,
 ) -> Option<&'l Layout> {
-    // Per candidate: records read, and their messages' bytes.
-    let mut scores = vec![(0usize, 0usize); candidates.len()];
-    let mut scratch = Scratch::default();
     let lines: Vec<&[u8]> = lines
         .into_iter()
         .filter(|l| !trim_line(l).is_empty())
         .take(DETECT_LINES)
         .collect();
-    // A candidate that cannot catch up with the one reading most lines so far, even reading
-    // every line left, is not tried further: it cannot win, nor tie (judging many small logs,
-    // most of the time went to candidates that read none of their lines).
-    let mut alive: Vec<usize> = (0..candidates.len()).collect();
-    for (k, line) in lines.iter().enumerate() {
-        for &c in &alive {
-            if let Outcome::Record(record) = candidates[c].parse_with(line, &mut scratch, defaults) {
-                scores[c].0 += 1;
-                scores[c].1 += record.message.len();
+    let mut scratch = Scratch::default();
+    let mut read = |c: usize, line: &[u8]| match candidates[c].parse_with(line, &mut scratch, defaults) {
+        Outcome::Record(record) => Some(record.message.len()),
+        _ => None,
+    };
+    // Per candidate: records read, and their messages' bytes (none for one left out).
+    let mut scores = vec![(0usize, 0usize); candidates.len()];
+    let Some((first, rest)) = lines.split_first() else {
+        return None;
+    };
+    let firsts: Vec<Option<usize>> = (0..candidates.len()).map(|c| read(c, first)).collect();
+    // A candidate that fails more lines than one tried before cannot win, nor tie: it is left
+    // at its first failure past that. Those that read the first line go first, so the bound is
+    // tight from the start (judging many small logs, most of the time went to candidates that
+    // read none of their lines).
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&c| firsts[c].is_none());
+    let mut fewest_failures = usize::MAX;
+    for c in order {
+        let (mut failures, mut score) = match firsts[c] {
+            Some(bytes) => (0, (1, bytes)),
+            None => (1, (0, 0)),
+        };
+        for line in rest {
+            if failures > fewest_failures {
+                break;
+            }
+            match read(c, line) {
+                Some(bytes) => score = (score.0 + 1, score.1 + bytes),
+                None => failures += 1,
             }
         }
-        let left = lines.len() - k - 1;
-        let best = alive.iter().map(|&c| scores[c].0).max().unwrap_or(0);
-        alive.retain(|&c| scores[c].0 + left >= best);
+        if failures <= fewest_failures {
+            fewest_failures = failures;
+            scores[c] = score;
+        }
     }
     let (at, _) = scores
         .iter()

@@ -391,7 +391,10 @@ fn detect_trying_all<'l>(lines: &[&[u8]], candidates: &'l [Layout]) -> Option<&'
         .iter()
         .enumerate()
         .filter(|(_, (read, _))| *read > 0)
-        .min_by_key(|(at, (read, bytes))| (std::cmp::Reverse(*read), *bytes, *at))?;
+        .min_by_key(|(at, (read, bytes))| {
+            let container = candidates[*at].container().is_some();
+            (std::cmp::Reverse(*read), !container, *bytes, *at)
+        })?;
     candidates.get(at)
 }
 
@@ -402,9 +405,9 @@ proptest::proptest! {
     /// layouts a log's first lines are.
     #[test]
     fn pruned_judging_picks_what_trying_every_candidate_picks(
-        picks in proptest::collection::vec(0usize..14, 0..80)
+        picks in proptest::collection::vec(0usize..16, 0..80)
     ) {
-        const LINES: [&str; 14] = [
+        const LINES: [&str; 16] = [
             "2026-04-15T00:00:01Z INFO started",
             "2026-04-15 10:00:00,123 - app - ERROR - boom",
             "2026-04-15 10:00:00.123 | WARNING  | m:f:1 - w",
@@ -419,6 +422,8 @@ proptest::proptest! {
             "",
             "not a record at all",
             "2026-04-15T00:00:01Z WARN disk 91% full",
+            "2026-04-15T10:00:00.123456789Z stdout F {\"level\":\"info\",\"msg\":\"c\"}",
+            "{\"log\":\"d\\n\",\"stream\":\"stderr\",\"time\":\"2026-04-15T10:00:00.1Z\"}",
         ];
         let candidates = Layout::candidates(&Clock::default());
         let lines: Vec<&[u8]> = picks.iter().map(|&i| LINES[i].as_bytes()).collect();

@@ -18,7 +18,8 @@ use crate::channel::{recv, send};
 use crate::checkpoint::Position;
 use crate::error::Error;
 use crate::format::{
-    Format, Origin, write_collected, write_fields, write_fields_after, write_record, write_record_with,
+    Format, Origin, write_collected, write_fields, write_fields_after, write_line_with, write_record,
+    write_record_with,
 };
 use crate::layout::container::{self, Decoding, Step};
 use crate::layout::{Container, Inner, Layout, Outcome, Scratch};
@@ -96,7 +97,7 @@ fn parse_into(
         parse_lines(first_line, data, max_line_bytes, render, pool, write_record)
     } else {
         let write = |out: &mut Vec<u8>, format, record: &ParsedRecord<'_>| {
-            write_record_with(out, format, record, file);
+            write_line_with(out, format, record, file);
         };
         parse_lines(first_line, data, max_line_bytes, render, pool, write)
     }

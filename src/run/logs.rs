@@ -581,6 +581,8 @@ fn first_lines(member: &Member, offset: u64) -> Vec<u8> {
 fn read_first(mut content: impl Read, bytes: &mut Vec<u8>) -> std::io::Result<()> {
     const MOST: u64 = 16 * 1024;
     const LONGEST: u64 = 1 << 20;
+    // Room for all of it first: one read, not a dozen growing ones.
+    bytes.reserve(MOST as usize);
     (&mut content).take(MOST).read_to_end(bytes)?;
     if bytes.len() as u64 == MOST && memchr::memchr(b'\n', bytes).is_none() {
         content.take(LONGEST - MOST).read_to_end(bytes)?;
