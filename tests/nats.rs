@@ -562,6 +562,73 @@ fn a_follower_of_many_logs_publishes_each_line_once_across_a_restart_naming_its_
     assert_eq!(got[2], (0..25).collect::<Vec<_>>());
 }
 
+/// A follower's rounds come several a second; each publishes over the connection the round
+/// before left open, not over one of its own (a node agent would otherwise connect to NATS,
+/// and authenticate, again and again for as long as it runs). After the server restarted, the
+/// next round connects anew, and every line is stored once.
+#[test]
+fn a_follower_of_many_logs_publishes_round_after_round_over_one_connection() {
+    use std::os::unix::process::ExitStatusExt;
+    // The server's trace shows each connection's CONNECT, with the client's name.
+    let mut server = Server::start("trace: true");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let dir = Scratch::new();
+    std::fs::create_dir(dir.path("logs")).unwrap();
+    let glob = dir.path("logs/*.log").display().to_string();
+    let checkpoint = dir.path("cp").display().to_string();
+    let url = format!("{}/logs.app", server.url());
+    let args = [
+        "--from",
+        &glob,
+        "--follow",
+        "--checkpoint",
+        &checkpoint,
+        "-f",
+        "json",
+        &url,
+    ];
+    let connections = |server: &Server| server.log().matches("\"name\":\"ingest\"").count();
+    write_log(&dir, 0, 0..10);
+    let run = Running::start(&args);
+    let server_url = server.url();
+    let stored = || stream_len(&server_url, "LOGS");
+    wait_until("the first lines to be stored", || stored() >= 10);
+    // Each burst is read by a round of its own: the one before was stored already.
+    let mut written = [10, 0];
+    for burst in 0..8 {
+        let k = burst % 2;
+        write_log(&dir, k, written[k]..written[k] + 10);
+        written[k] += 10;
+        wait_until("the burst to be stored", || stored() >= 20 + 10 * burst as u64);
+    }
+    assert_eq!(
+        connections(&server),
+        1,
+        "one connection for 9 rounds: {}",
+        server.log()
+    );
+    // The server goes away between rounds: the next round connects anew.
+    server.restart();
+    write_log(&dir, 1, written[1]..written[1] + 10);
+    written[1] += 10;
+    wait_until("the lines after the restart to be stored", || stored() >= 100);
+    kill(Pid::from_raw(run.child.id() as i32), Signal::SIGTERM).unwrap();
+    let (status, stderr) = run.finish();
+    assert_eq!(
+        status.signal(),
+        Some(Signal::SIGTERM as i32),
+        "{status:?}: {stderr}"
+    );
+    assert_eq!(connections(&server), 2, "a new connection after the restart only");
+    let mut got: Vec<Vec<usize>> = vec![Vec::new(); 2];
+    for message in read_stream(&server.url(), "LOGS") {
+        let (k, i) = log_and_line(&message.payload);
+        got[k].push(i);
+    }
+    assert_eq!(got[0], (0..written[0]).collect::<Vec<_>>());
+    assert_eq!(got[1], (0..written[1]).collect::<Vec<_>>());
+}
+
 /// Log `k`'s line `i`.
 fn log_line(k: usize, i: usize) -> String {
     format!(

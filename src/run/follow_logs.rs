@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::logs::{Globs, ROUND_LOGS, round};
+use super::logs::{Across, Globs, ROUND_LOGS, round};
 use crate::checkpoint::Shared;
 use crate::checkpoint::set::Seen;
 use crate::config::Config;
@@ -70,6 +70,8 @@ struct Follower<'a> {
     config: Config,
     globs: &'a Globs,
     shared: &'a Shared,
+    /// What its rounds share (the checkpoint, a publishing connection).
+    across: Across<'a>,
     watch: DirWatch,
     /// The logs followed, and how each live file looked when last read.
     followed: HashMap<PathBuf, Option<Seen>>,
@@ -99,6 +101,7 @@ impl<'a> Follower<'a> {
             config: config.clone(),
             globs,
             shared,
+            across: Across::new(Some(shared)),
             watch: DirWatch::new(),
             followed: HashMap::new(),
             links: HashMap::new(),
@@ -136,15 +139,7 @@ impl<'a> Follower<'a> {
                 let paths: Vec<PathBuf> = (0..ROUND_LOGS).map_while(|_| self.dirty.pop_first()).collect();
                 tracing::debug!("reading {} logs", paths.len());
                 let ended = self.ended(&paths);
-                let turns = round(
-                    &self.config,
-                    &paths,
-                    &ended,
-                    Some(self.shared),
-                    metrics,
-                    drain.clone(),
-                )
-                .await?;
+                let turns = round(&self.config, &paths, &ended, &self.across, metrics, drain.clone()).await?;
                 self.rounds += 1;
                 self.config.start_at_end = false;
                 self.read(paths, &turns.holding);

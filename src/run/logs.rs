@@ -70,6 +70,7 @@ pub async fn read_logs(
     let paths: Vec<PathBuf> = found.logs.into_iter().chain(gone).collect();
     metrics.logs_known.store(paths.len() as u64, Ordering::Relaxed);
     let rounds: Vec<&[PathBuf]> = paths.chunks(ROUND_LOGS).collect();
+    let across = Across::new(shared.as_ref());
     let mut next = rounds
         .first()
         .map(|paths| prepare_apart(config, paths, shared.as_ref()));
@@ -85,7 +86,7 @@ pub async fn read_logs(
             paths,
             prepared,
             &HashSet::new(),
-            shared.as_ref(),
+            &across,
             &metrics,
             drain.clone(),
         )
@@ -140,19 +141,37 @@ pub(super) const ROUND_LOGS: usize = 1000;
 /// quiet log's line may wait behind a busy one.
 const TURN_BYTES: u64 = 64 << 20;
 
-/// One pipeline run over the logs at `paths` (each planned against `shared`, or without a
-/// checkpoint read from its first line); `ended`: logs whose file was deleted once read to its
-/// end (a follower knows), no loss. Returns what following has to come back for.
+/// What a run's rounds share.
+pub(super) struct Across<'s> {
+    /// The checkpoint each log is planned against; `None`: every log read from its first line.
+    shared: Option<&'s Shared>,
+    /// Publishing: the connection one round's sink leaves for the next.
+    kept: sink::jetstream::Kept,
+}
+
+impl<'s> Across<'s> {
+    /// The rounds of a run with the checkpoint `shared`, if any.
+    pub(super) fn new(shared: Option<&'s Shared>) -> Across<'s> {
+        Across {
+            shared,
+            kept: sink::jetstream::Kept::default(),
+        }
+    }
+}
+
+/// One pipeline run over the logs at `paths` (each planned against the checkpoint, if any);
+/// `ended`: logs whose file was deleted once read to its end (a follower knows), no loss.
+/// Returns what following has to come back for.
 pub(super) async fn round(
     config: &Config,
     paths: &[PathBuf],
     ended: &HashSet<PathBuf>,
-    shared: Option<&Shared>,
+    across: &Across<'_>,
     metrics: &Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Turns, Error> {
-    let prepared = prepare_apart(config, paths, shared);
-    run_round(config, paths, prepared, ended, shared, metrics, drain).await
+    let prepared = prepare_apart(config, paths, across.shared);
+    run_round(config, paths, prepared, ended, across, metrics, drain).await
 }
 
 /// What a round left for the next, following.
@@ -264,10 +283,11 @@ async fn run_round(
     paths: &[PathBuf],
     prepared: tokio::task::JoinHandle<Result<Prepared, Error>>,
     ended: &HashSet<PathBuf>,
-    shared: Option<&Shared>,
+    across: &Across<'_>,
     metrics: &Arc<Metrics>,
     drain: CancellationToken,
 ) -> Result<Turns, Error> {
+    let shared = across.shared;
     let Prepared {
         listed,
         matched,
@@ -304,8 +324,7 @@ async fn run_round(
         (None, Matched::Checkpoint(_)) => unreachable!("matched against a checkpoint"),
     };
     // Publishing, each file read is a publisher of its own (see sink::jetstream::Files).
-    let files =
-        matches!(config.output, Output::Nats(_)).then(|| publishers(&publishing, &plans, shared.is_some()));
+    let files = matches!(config.output, Output::Nats(_)).then(|| publishers(&publishing, &plans, across));
     for (path, plan) in paths.iter().zip(plans.iter_mut()) {
         if ended.contains(path) {
             plan.lost.retain(|lost| lost.path != *path);
@@ -412,13 +431,13 @@ async fn run_round(
 fn publishers(
     (sources, mark): &(Vec<Vec<u64>>, Option<u64>),
     plans: &[checkpoint::set::Plan],
-    checkpointed: bool,
+    across: &Across<'_>,
 ) -> sink::jetstream::Files {
     let host = crate::os::host_name();
     let mut files = std::collections::HashMap::new();
     for (log, plan) in plans.iter().enumerate() {
         for &(index, start) in &plan.steps {
-            let id = match checkpointed {
+            let id = match across.shared.is_some() {
                 true => sources[log][index],
                 false => checkpoint::new_source(),
             };
@@ -426,7 +445,11 @@ fn publishers(
             files.insert((log as u32, index as u32), (publisher, start.lines));
         }
     }
-    sink::jetstream::Files { files, mark: *mark }
+    sink::jetstream::Files {
+        files,
+        mark: *mark,
+        kept: across.kept.clone(),
+    }
 }
 
 /// Notes the logs with the most bytes `parts` have to read (see [`Metrics::behind`]).

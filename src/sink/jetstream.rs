@@ -96,6 +96,43 @@ pub struct Files {
     /// [`Sink::committed_len`] moves it, kept in the checkpoint as OUTPUT's length. `None`
     /// for a checkpoint made by this run: nothing of ours can be in the stream yet.
     pub mark: Option<u64>,
+    /// The connection a round before left open, where this round's sink leaves its own.
+    pub kept: Kept,
+}
+
+/// A connection a sink leaves for the next: many logs run a sink per round, and a follower's
+/// rounds come several a second, each of which would otherwise connect (and authenticate) anew.
+#[derive(Clone, Debug, Default)]
+pub struct Kept(Arc<std::sync::Mutex<Option<Open>>>);
+
+/// A connection kept open between rounds, with what the sink learnt of it.
+struct Open {
+    js: async_nats::jetstream::Context,
+    lost: Arc<AtomicBool>,
+    denied: Denied,
+    max_payload: usize,
+}
+
+impl std::fmt::Debug for Open {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Open")
+            .field("lost", &self.lost)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kept {
+    /// The connection left here, unless it has dropped since.
+    fn take(&self) -> Option<Open> {
+        let open = self.0.lock().ok()?.take()?;
+        (!open.lost.load(Ordering::Relaxed)).then_some(open)
+    }
+
+    fn keep(&self, open: Open) {
+        if let Ok(mut kept) = self.0.lock() {
+            *kept = Some(open);
+        }
+    }
 }
 
 /// What the sink keeps of [`Files`].
@@ -173,6 +210,8 @@ pub struct JetStreamSink {
     denied: Denied,
     stored: Stored,
     metrics: Arc<Metrics>,
+    /// Many logs: where the connection is left for the next round's sink.
+    kept: Option<Kept>,
 }
 
 impl JetStreamSink {
@@ -190,8 +229,8 @@ impl JetStreamSink {
         resume: bool,
         metrics: Arc<Metrics>,
     ) -> Result<JetStreamSink, Error> {
-        let (publishers, publisher_of, marks) = match publishing {
-            Publishing::One(one) => (vec![one], HashMap::new(), None),
+        let (publishers, publisher_of, marks, kept) = match publishing {
+            Publishing::One(one) => (vec![one], HashMap::new(), None, None),
             Publishing::Files(files) => {
                 let (mut publishers, mut publisher_of, mut committed, mut by_name) =
                     (Vec::new(), HashMap::new(), Vec::new(), HashMap::new());
@@ -210,7 +249,7 @@ impl JetStreamSink {
                     by_name,
                     held: false,
                 };
-                (publishers, publisher_of, Some(marks))
+                (publishers, publisher_of, Some(marks), Some(files.kept))
             }
         };
         let mut sink = JetStreamSink {
@@ -236,6 +275,7 @@ impl JetStreamSink {
             denied: Denied::default(),
             stored: Stored::default(),
             metrics,
+            kept,
         };
         sink.metrics.sink_active.store(true, Ordering::Relaxed);
         loop {
@@ -264,20 +304,31 @@ impl JetStreamSink {
             return Ok(());
         }
         self.connection = None;
-        let lost = Arc::new(AtomicBool::new(false));
-        let client = nats::connect(
-            &self.target.server,
-            Reconnect::Never,
-            lost.clone(),
-            self.denied.clone(),
-        )
-        .await?;
-        self.max_payload = client.server_info().max_payload;
-        let js = async_nats::jetstream::ContextBuilder::new()
-            .timeout(self.target.ack_timeout)
-            .max_ack_inflight(self.target.window)
-            .backpressure_on_inflight(true)
-            .build(client);
+        let (js, lost) = match self.kept.as_ref().and_then(Kept::take) {
+            Some(open) => {
+                self.denied = open.denied;
+                self.max_payload = open.max_payload;
+                (open.js, open.lost)
+            }
+            None => {
+                let lost = Arc::new(AtomicBool::new(false));
+                let client = nats::connect(
+                    &self.target.server,
+                    Reconnect::Never,
+                    lost.clone(),
+                    self.denied.clone(),
+                )
+                .await?;
+                self.max_payload = client.server_info().max_payload;
+                let js = async_nats::jetstream::ContextBuilder::new()
+                    .timeout(self.target.ack_timeout)
+                    .max_ack_inflight(self.target.window)
+                    .backpressure_on_inflight(true)
+                    .build(client);
+                (js, lost)
+            }
+        };
+        // Found again on a kept connection too: the stream may have been made anew between.
         let stream = self.find_stream(&js).await?;
         self.connection = Some(Connection { js, stream, lost });
         Ok(())
@@ -976,8 +1027,17 @@ impl Sink for JetStreamSink {
     async fn shutdown(&mut self) -> Result<(), Stop> {
         if let Some(connection) = self.connection.take() {
             let client = connection.js.client();
-            // Acknowledged means stored; this only says goodbye.
+            // Acknowledged means stored; this only says goodbye, or (many logs) leaves the
+            // connection to the next round.
             let _ = client.flush().await;
+            if let Some(kept) = &self.kept {
+                kept.keep(Open {
+                    js: connection.js,
+                    lost: connection.lost,
+                    denied: self.denied.clone(),
+                    max_payload: self.max_payload,
+                });
+            }
         }
         Ok(())
     }
