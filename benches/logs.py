@@ -69,17 +69,23 @@ def main():
         extra[extra.index("many.cp")] = "extra.cp"
         extra[extra.index("many.out")] = "extra.out"
         cmds.append(("extra", extra))
-    for _ in range(args.runs):
-        for name, cmd in cmds:
-            for f in (f"{name}.cp", f"{name}.out"):
-                try:
-                    os.remove(os.path.join(root, f))
-                except FileNotFoundError:
-                    pass
+    def clear(name):
+        for f in (f"{name}.cp", f"{name}.out"):
+            try:
+                os.remove(os.path.join(root, f))
+            except FileNotFoundError:
+                pass
+
+    for k in range(args.runs):
+        # Each run in another place of the order: on a shared machine the place alone moved a
+        # command's time by 20% (the one after the many-logs run was the slowest).
+        for name, cmd in cmds[k % len(cmds):] + cmds[:k % len(cmds)]:
+            clear(name)
             times[name].append(run(cmd, root))
-            if name != "many":
-                # Memory back before the next run writes its OUTPUT (the reruns below use many's).
-                os.remove(os.path.join(root, f"{name}.out"))
+            # Memory back before the next run writes its OUTPUT.
+            clear(name)
+    # The reruns below start from a first run's checkpoint and OUTPUT.
+    run(many, root)
     m_one, m_many = statistics.median(times["one"]), statistics.median(times["many"])
     total = args.logs * len(text) / 1e6
     print(f"1. {args.logs} logs, {total:.0f} MB: first run median {m_many:.3f} s "

@@ -190,10 +190,16 @@ fn close(record: &mut Vec<u8>) {
 }
 
 fn push_line(record: &mut Vec<u8>, op: char, key: &str, value: Option<&str>) {
-    let line = |op: char, text: &str| format!("{op} {}\n", escape(OsStr::new(text)));
-    record.extend_from_slice(line(op, key).as_bytes());
+    let mut line = |op: char, text: &str| {
+        let mut bytes = [0; 4];
+        record.extend_from_slice(op.encode_utf8(&mut bytes).as_bytes());
+        record.push(b' ');
+        record.extend_from_slice(escape(OsStr::new(text)).as_bytes());
+        record.push(b'\n');
+    };
+    line(op, key);
     if let Some(value) = value {
-        record.extend_from_slice(line('>', value).as_bytes());
+        line('>', value);
     }
 }
 

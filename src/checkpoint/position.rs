@@ -84,10 +84,13 @@ impl Fingerprint {
 
 /// A path on one line of text: `\` and newline escaped, other bytes as they are (lossy for
 /// invalid UTF-8, which then only fails to match and is reported).
-pub(super) fn escape(path: &std::ffi::OsStr) -> String {
-    String::from_utf8_lossy(path.as_bytes())
-        .replace('\\', "\\\\")
-        .replace('\n', "\\n")
+pub(super) fn escape(path: &std::ffi::OsStr) -> std::borrow::Cow<'_, str> {
+    let text = String::from_utf8_lossy(path.as_bytes());
+    // Most paths have nothing to escape: no copy (a commit escapes every path it moves).
+    if !text.contains(['\\', '\n']) {
+        return text;
+    }
+    text.replace('\\', "\\\\").replace('\n', "\\n").into()
 }
 
 /// The path [`escape`] wrote.
@@ -105,4 +108,26 @@ pub(super) fn unescape(text: &str) -> Option<OsString> {
         }
     }
     Some(OsString::from_vec(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{escape, unescape};
+    use std::ffi::OsStr;
+
+    /// A path is one line of the checkpoint whatever it holds, and reads back as it was.
+    #[test]
+    fn paths_with_backslashes_and_newlines_are_one_line_and_read_back() {
+        for path in [
+            "/var/log/app.log",
+            "/logs/a\\b.log",
+            "/logs/two\nlines.log",
+            "\\n\\\n",
+        ] {
+            let escaped = escape(OsStr::new(path));
+            assert!(!escaped.contains('\n'), "{escaped:?}");
+            assert_eq!(unescape(&escaped).as_deref(), Some(OsStr::new(path)));
+        }
+        assert_eq!(escape(OsStr::new("/logs/a\\b\n")), "/logs/a\\\\b\\n");
+    }
 }

@@ -187,7 +187,8 @@ impl Layout {
         })
     }
 
-    /// Every layout `auto` chooses from, in its order of preference.
+    /// Every layout `auto` chooses from, in its order of preference; the container runtimes'
+    /// last (a container's streams are judged among those before them).
     pub fn candidates(clock: &Clock) -> Vec<Layout> {
         NAMES
             .iter()
@@ -322,12 +323,10 @@ impl Layout {
             Some(inner) => container.inner = [0, 1].map(|_| Inner::Layout(inner.clone())),
             None => {
                 let written = container::whole_lines(container.runtime, lines, DETECT_LINES);
-                // What a program writes is judged among the others (not a container's lines).
-                let among: Vec<Layout> = candidates
-                    .iter()
-                    .filter(|l| l.container().is_none())
-                    .cloned()
-                    .collect();
+                // What a program writes is judged among the others (not a container's lines),
+                // which come first.
+                let programs = candidates.iter().take_while(|l| l.container().is_none()).count();
+                let among = &candidates[..programs];
                 for (s, lines) in written.iter().enumerate() {
                     if !matches!(container.inner[s], Inner::Unjudged) || lines.is_empty() {
                         continue;
@@ -338,7 +337,7 @@ impl Layout {
                         timestamp: &runtime_time,
                         severity: Severity::Info,
                     };
-                    container.inner[s] = match judge(lines.iter().map(Vec::as_slice), &among, &defaults) {
+                    container.inner[s] = match judge(lines.iter().map(Vec::as_slice), among, &defaults) {
                         Some(layout) => Inner::Layout(layout.clone()),
                         None => Inner::AsWritten,
                     };

@@ -432,3 +432,16 @@ proptest::proptest! {
         proptest::prop_assert_eq!(pruned, all);
     }
 }
+
+/// A container's streams are judged among the layouts before the first container runtime's:
+/// every other layout comes before them.
+#[test]
+fn the_container_runtimes_come_last_among_the_candidates() {
+    let candidates = Layout::candidates(&Clock::default());
+    let first = candidates
+        .iter()
+        .position(|l| l.container().is_some())
+        .expect("cri and docker");
+    assert!(candidates[first..].iter().all(|l| l.container().is_some()));
+    assert_eq!(candidates.len() - first, 2);
+}
