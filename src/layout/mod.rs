@@ -447,9 +447,7 @@ fn judge<'a, 'l>(
     };
     // Per candidate: records read, and their messages' bytes (none for one left out).
     let mut scores = vec![(0usize, 0usize); candidates.len()];
-    let Some((first, rest)) = lines.split_first() else {
-        return None;
-    };
+    let (first, rest) = lines.split_first()?;
     let firsts: Vec<Option<usize>> = (0..candidates.len()).map(|c| read(c, first)).collect();
     // A candidate that fails more lines than one tried before cannot win, nor tie: it is left
     // at its first failure past that. Those that read the first line go first, so the bound is
