@@ -107,12 +107,8 @@ struct ReadLoop<'a> {
     /// A container's log: which streams have a line open at the end of the lines scanned, and
     /// which skip a line too long (see [`Open`]).
     open: Open,
-    /// A container's log: the streams skipping at the end of what was sent, and at the end of
-    /// the batch being sent (its `tail_skipping`).
+    /// A container's log: the streams skipping a line too long at the end of what was sent.
     skipping: u8,
-    next_skipping: u8,
-    /// A container's log: the batch being sent ends with lines open, cut there.
-    next_cut_open: bool,
     decoding: Decoding,
     /// Many logs, a file whose end the checkpoint is to be told of: its last batch sent so far,
     /// held until the next one or the file's end, which it then says (one batch less per
@@ -230,6 +226,15 @@ pub struct Records {
 /// file went by since none was open: what the reader holds stays bounded when a program leaves
 /// a line unfinished on one stream and writes on to the other.
 const HELD_PIECES_BYTES: usize = 4;
+
+/// How a container's streams stand where a batch ends, for the batch after it.
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    /// The streams skipping a line too long (see [`Open::skipping_bits`]).
+    skipping: u8,
+    /// Lines open there were cut: their next pieces start new lines.
+    cut_open: bool,
+}
 
 /// What kind of batch is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -473,14 +478,17 @@ impl ReadLoop<'_> {
         let lines = std::mem::take(&mut self.held_lines) as u64;
         self.held_threshold = None;
         // A container's lines still open go out as they are: their next pieces start new ones.
-        self.next_cut_open = !self.open.settled();
+        let cut_open = !self.open.settled();
         self.open.cut();
-        self.next_skipping = self.open.skipping_bits();
+        let tail = Tail {
+            skipping: self.open.skipping_bits(),
+            cut_open,
+        };
         let data = self.buffers.current.split_to(held).freeze();
         self.scanned = self.scanned.saturating_sub(held);
         // A record rejected whole for its size takes its further lines with it.
         let after = (piece == Piece::RecordTooLong).then_some(RejectReason::LineTooLong);
-        self.send(data, lines, piece, held as u64, after)
+        self.send_ending(data, lines, piece, held as u64, after, tail)
     }
 
     /// Skips on through a line too long to hold; sends its prefix once its end is found.
@@ -705,15 +713,18 @@ impl ReadLoop<'_> {
                 let mut bits = std::mem::take(&mut self.cut_bits);
                 let mut from = 0;
                 let ends = cuts.iter().map(|&(cut, _)| cut).zip(bits.iter().copied());
-                for (cut, tail) in ends.chain([(keep_from, settled_bits)]) {
+                for (cut, skipping) in ends.chain([(keep_from, settled_bits)]) {
                     if cut <= from || cut > keep_from {
                         continue;
                     }
                     let piece = data.slice(from..cut);
                     let lines = count_newlines(&piece) as u64;
-                    self.next_skipping = tail;
-                    self.next_cut_open = cut_open && cut == keep_from;
-                    if !self.send(piece, lines, Piece::Lines, (cut - from) as u64, None) {
+                    // The open state where the batch ends, not where the lines scanned end.
+                    let tail = Tail {
+                        skipping,
+                        cut_open: cut_open && cut == keep_from,
+                    };
+                    if !self.send_ending(piece, lines, Piece::Lines, (cut - from) as u64, None, tail) {
                         return false;
                     }
                     from = cut;
@@ -732,7 +743,6 @@ impl ReadLoop<'_> {
                 return false;
             }
         }
-        self.next_skipping = self.open.skipping_bits();
         self.hold_long_line();
         true
     }
@@ -852,7 +862,8 @@ impl ReadLoop<'_> {
     }
 
     /// Sends one batch of `lines` lines that took `bytes` bytes of input, after which the lines
-    /// that follow continue a record past what it keeps (`after`, `--multiline`) or not.
+    /// that follow continue a record past what it keeps (`after`, `--multiline`) or not; a
+    /// container's streams end it as they stand after the lines scanned.
     fn send(
         &mut self,
         data: Bytes,
@@ -860,6 +871,23 @@ impl ReadLoop<'_> {
         piece: Piece,
         bytes: u64,
         after: Option<RejectReason>,
+    ) -> bool {
+        let tail = Tail {
+            skipping: self.open.skipping_bits(),
+            cut_open: false,
+        };
+        self.send_ending(data, lines, piece, bytes, after, tail)
+    }
+
+    /// [`ReadLoop::send`] of a batch a container's streams end as `tail` says.
+    fn send_ending(
+        &mut self,
+        data: Bytes,
+        lines: u64,
+        piece: Piece,
+        bytes: u64,
+        after: Option<RejectReason>,
+        tail: Tail,
     ) -> bool {
         // Time waiting for the window or the parsers is the reader's blocked time.
         let permit = match Arc::clone(self.window).try_acquire_owned() {
@@ -891,8 +919,8 @@ impl ReadLoop<'_> {
             head_continues: self.excess.filter(|_| self.limits.multiline.is_some()),
             tail_continues: after.filter(|_| self.limits.multiline.is_some()),
             head_skipping: self.skipping,
-            tail_skipping: self.next_skipping,
-            cut_open: std::mem::take(&mut self.next_cut_open),
+            tail_skipping: tail.skipping,
+            cut_open: tail.cut_open,
             end_offset,
             end_context,
             permit,
@@ -910,7 +938,7 @@ impl ReadLoop<'_> {
         self.offset += bytes;
         self.metrics.input_read.store(self.offset, Ordering::Relaxed);
         self.excess = after;
-        self.skipping = self.next_skipping;
+        self.skipping = tail.skipping;
         add(&self.metrics.lines_read, lines);
         add(&self.metrics.bytes_in, bytes);
         true
@@ -1200,8 +1228,6 @@ pub async fn run_parts(
                     cut_bits: Vec::new(),
                     open: Open::from_skipping_bits(limits.start.skipping),
                     skipping: limits.start.skipping,
-                    next_skipping: limits.start.skipping,
-                    next_cut_open: false,
                     decoding: Decoding::default(),
                     // Only a run that starts at the input's first byte sees how it begins.
                     encoding_checked: limits.start.offset > 0 || limits.skip > 0,
