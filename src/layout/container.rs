@@ -162,38 +162,41 @@ fn docker(line: &[u8], decoding: &mut Decoding) -> Option<Piece> {
     docker_as_written(line, &mut decoding.text).or_else(|| docker_any(line, decoding))
 }
 
-/// Docker's own order, read without a general JSON reader (a third of the time otherwise: every
-/// whole line's `log` ends in an escape, `\n`).
+/// Docker's own order (`log`, `stream`, `attrs` when its `--log-opt labels`, `env` or `tag` add
+/// any, `time`), read without a general JSON reader (a third of the time otherwise: every whole
+/// line's `log` ends in an escape, `\n`).
 fn docker_as_written(line: &[u8], text: &mut Vec<u8>) -> Option<Piece> {
     text.clear();
-    let mut rest = line.strip_prefix(b"{\"log\":\"")?;
-    loop {
-        let at = memchr::memchr2(b'"', b'\\', rest)?;
-        // A control byte must be escaped in JSON: not Docker's line.
-        if rest[..at].iter().fold(false, |control, &b| control | (b < 0x20)) {
-            return None;
-        }
-        text.extend_from_slice(&rest[..at]);
-        if rest[at] == b'"' {
-            rest = &rest[at + 1..];
-            break;
-        }
-        let (unescaped, used) = unescape(&rest[at..])?;
-        let mut utf8 = [0; 4];
-        text.extend_from_slice(unescaped.encode_utf8(&mut utf8).as_bytes());
-        rest = &rest[at + used..];
-    }
-    // Invalid UTF-8 is not JSON.
-    if text.iter().fold(0, |high, &b| high | b) >= 0x80 && std::str::from_utf8(text).is_err() {
-        return None;
-    }
+    let rest = line.strip_prefix(b"{\"log\":")?;
+    let rest = json_string(rest, text)?;
     let rest = rest.strip_prefix(b",\"stream\":\"")?;
     let (stream, rest) = match rest.get(..6)? {
         b"stdout" => (Stream::Stdout, &rest[6..]),
         b"stderr" => (Stream::Stderr, &rest[6..]),
         _ => return None,
     };
-    let rest = rest.strip_prefix(b"\",\"time\":\"")?;
+    let mut rest = rest.strip_prefix(b"\"")?;
+    if let Some(attrs) = rest.strip_prefix(b",\"attrs\":{") {
+        // An object of strings (Go's map[string]string), read over: the general reader takes
+        // any other.
+        let content = text.len();
+        rest = attrs;
+        if let Some(after) = rest.strip_prefix(b"}") {
+            rest = after;
+        } else {
+            loop {
+                rest = json_string(rest, text)?.strip_prefix(b":")?;
+                rest = json_string(rest, text)?;
+                match rest.split_first()? {
+                    (b',', after) => rest = after,
+                    (b'}', after) => break rest = after,
+                    _ => return None,
+                }
+            }
+        }
+        text.truncate(content);
+    }
+    let rest = rest.strip_prefix(b",\"time\":\"")?;
     let time = rest.strip_suffix(b"\"}")?;
     if memchr::memchr2(b'"', b'\\', time).is_some() {
         return None;
@@ -208,6 +211,34 @@ fn docker_as_written(line: &[u8], text: &mut Vec<u8>) -> Option<Piece> {
         content: Content::Scratch(content),
         time: time_at..text.len(),
     })
+}
+
+/// The JSON string at the start of `s`, unescaped onto `text`; what follows it. `None` when it
+/// is not one (a control byte unescaped, invalid UTF-8, a bad escape).
+fn json_string<'s>(s: &'s [u8], text: &mut Vec<u8>) -> Option<&'s [u8]> {
+    let start = text.len();
+    let mut rest = s.strip_prefix(b"\"")?;
+    loop {
+        let at = memchr::memchr2(b'"', b'\\', rest)?;
+        // A control byte must be escaped in JSON.
+        if rest[..at].iter().fold(false, |control, &b| control | (b < 0x20)) {
+            return None;
+        }
+        text.extend_from_slice(&rest[..at]);
+        if rest[at] == b'"' {
+            rest = &rest[at + 1..];
+            break;
+        }
+        let (unescaped, used) = unescape(&rest[at..])?;
+        let mut utf8 = [0; 4];
+        text.extend_from_slice(unescaped.encode_utf8(&mut utf8).as_bytes());
+        rest = &rest[at + used..];
+    }
+    let added = &text[start..];
+    if added.iter().fold(0, |high, &b| high | b) >= 0x80 && std::str::from_utf8(added).is_err() {
+        return None;
+    }
+    Some(rest)
 }
 
 /// One JSON escape at the start of `s` (`\n`, `\u00e9`, a surrogate pair): the character and
@@ -581,11 +612,19 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn dockers_own_order_reads_as_the_json_reader_reads_it(log in "\\PC*(\n)?", err: bool) {
+        fn dockers_own_order_reads_as_the_json_reader_reads_it(
+            log in "\\PC*(\n)?",
+            err: bool,
+            attrs in proptest::option::of(proptest::collection::btree_map("\\PC{0,8}", "\\PC{0,8}", 0..3)),
+        ) {
             let stream = if err { "stderr" } else { "stdout" };
+            // `--log-opt labels=...`: an object of strings between the stream and the time.
+            let attrs = attrs.map_or_else(String::new, |attrs| {
+                format!(r#","attrs":{}"#, serde_json::to_string(&attrs).unwrap())
+            });
             // Docker's order, built by hand (serde_json orders an object's members by name).
             let line = format!(
-                r#"{{"log":{},"stream":"{stream}","time":"2026-04-15T10:00:00.5Z"}}"#,
+                r#"{{"log":{},"stream":"{stream}"{attrs},"time":"2026-04-15T10:00:00.5Z"}}"#,
                 serde_json::to_string(&log).unwrap()
             );
             let fast = docker_as_written(line.as_bytes(), &mut Vec::new());
