@@ -6,7 +6,8 @@
 1. Throughput: the same N lines (default 5,000,000) as a plain file (`TIMESTAMP SEVERITY
    MESSAGE`), as JSON lines (`--input json`), as a CRI file (each line a whole piece: `TIME stdout F TIMESTAMP SEVERITY
    MESSAGE`, read with `--input cri`, the program's lines judged `plain`), as a CRI file of
-   JSON lines (`--input cri`, judged `json`), and as Docker's json-file (`--input docker`);
+   JSON lines (`--input cri`, judged `json`), and as Docker's json-file (`--input docker`),
+   also with the `attrs` that `--log-opt labels=...` adds;
    K runs each (default 5), interleaved, file to file. Medians, lines/s, the ratio to plain's.
 2. Memory: 200 lines of 1 MB, written by a runtime in 16 KiB pieces interleaved with stderr
    lines, against the same 200 lines of 1 MB written whole (plain), and against 200 MB of short
@@ -40,11 +41,12 @@ def message(i):
 
 
 def write_corpora(root, lines):
-    paths = {k: os.path.join(root, f"{k}-{lines}.log") for k in ("plain", "json", "cri", "cri-json", "docker")}
+    paths = {k: os.path.join(root, f"{k}-{lines}.log") for k in ("plain", "json", "cri", "cri-json", "docker", "docker-attrs")}
     if all(os.path.exists(p) for p in paths.values()):
         return paths
     with open(paths["plain"], "w") as plain, open(paths["cri"], "w") as cri, open(paths["json"], "w") as js, \
-            open(paths["cri-json"], "w") as cri_json, open(paths["docker"], "w") as docker:
+            open(paths["cri-json"], "w") as cri_json, open(paths["docker"], "w") as docker, \
+            open(paths["docker-attrs"], "w") as docker_attrs:
         for i in range(lines):
             line = f"{stamp(i)} INFO {message(i)}"
             plain.write(line + "\n")
@@ -54,6 +56,10 @@ def write_corpora(root, lines):
             cri_json.write(f"{runtime_time(i)} stdout F {as_json}\n")
             docker.write(json.dumps({"log": line + "\n", "stream": "stdout", "time": runtime_time(i)},
                                     separators=(",", ":")) + "\n")
+            # Docker's order: attrs between stream and time.
+            attrs = {"com.example.app": "shop", "tag": "web"}
+            docker_attrs.write(json.dumps({"log": line + "\n", "stream": "stdout", "attrs": attrs,
+                                           "time": runtime_time(i)}, separators=(",", ":")) + "\n")
     return paths
 
 
@@ -98,6 +104,7 @@ def main():
         "json": [binary, "-q", "--input", "json", paths["json"]],
         "cri (json inside)": [binary, "-q", "--input", "cri", paths["cri-json"]],
         "docker (plain inside)": [binary, "-q", "--input", "docker", paths["docker"]],
+        "docker with attrs": [binary, "-q", "--input", "docker", paths["docker-attrs"]],
     }
     for name, cmd in cmds.items():
         # Every line a record: a corpus the layout rejected would measure nothing.
