@@ -507,51 +507,27 @@ fn many_logs_packed_by_runs_killed_again_and_again_are_in_the_stream_once_each_i
 
 #[test]
 fn a_follower_of_many_logs_publishes_each_line_once_across_a_restart_naming_its_log() {
-    use std::os::unix::process::ExitStatusExt;
     let server = Server::start("");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
-    let dir = Scratch::new();
-    std::fs::create_dir(dir.path("logs")).unwrap();
+    let (dir, args) = following_logs_to(&server);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let write = |k: usize, lines: std::ops::Range<usize>| write_log(&dir, k, lines);
     write(0, 0..50);
     write(1, 0..50);
-    let glob = dir.path("logs/*.log").display().to_string();
-    let checkpoint = dir.path("cp").display().to_string();
-    let url = format!("{}/logs.app", server.url());
-    let args = [
-        "--from",
-        &glob,
-        "--follow",
-        "--checkpoint",
-        &checkpoint,
-        "-f",
-        "json",
-        &url,
-    ];
     let stored = || stream_len(&server.url(), "LOGS");
-    let stop = |run: Running| {
-        kill(Pid::from_raw(run.child.id() as i32), Signal::SIGTERM).unwrap();
-        let (status, stderr) = run.finish();
-        assert_eq!(
-            status.signal(),
-            Some(Signal::SIGTERM as i32),
-            "{status:?}: {stderr}"
-        );
-    };
     let run = Running::start(&args);
     wait_until("the logs' lines to be stored", || stored() >= 100);
     // One log grows, another appears: each read in a round of its own.
     write(1, 50..80);
     write(2, 0..20);
     wait_until("the new lines to be stored", || stored() >= 150);
-    stop(run);
+    terminate(run);
     // Restarted over its checkpoint: only what is new is published.
     write(0, 50..60);
     let run = Running::start(&args);
     wait_until("the line written while stopped to be stored", || stored() >= 160);
     write(2, 20..25);
     wait_until("the last lines to be stored", || stored() >= 165);
-    stop(run);
+    terminate(run);
     let mut got: Vec<Vec<usize>> = vec![Vec::new(); 3];
     for message in read_stream(&server.url(), "LOGS") {
         let (k, i) = log_and_line(&message.payload);
@@ -568,25 +544,10 @@ fn a_follower_of_many_logs_publishes_each_line_once_across_a_restart_naming_its_
 /// next round connects anew, and every line is stored once.
 #[test]
 fn a_follower_of_many_logs_publishes_round_after_round_over_one_connection() {
-    use std::os::unix::process::ExitStatusExt;
     // The server's trace shows each connection's CONNECT, with the client's name.
     let mut server = Server::start("trace: true");
-    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
-    let dir = Scratch::new();
-    std::fs::create_dir(dir.path("logs")).unwrap();
-    let glob = dir.path("logs/*.log").display().to_string();
-    let checkpoint = dir.path("cp").display().to_string();
-    let url = format!("{}/logs.app", server.url());
-    let args = [
-        "--from",
-        &glob,
-        "--follow",
-        "--checkpoint",
-        &checkpoint,
-        "-f",
-        "json",
-        &url,
-    ];
+    let (dir, args) = following_logs_to(&server);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let connections = |server: &Server| server.log().matches("\"name\":\"ingest\"").count();
     write_log(&dir, 0, 0..10);
     let run = Running::start(&args);
@@ -612,13 +573,7 @@ fn a_follower_of_many_logs_publishes_round_after_round_over_one_connection() {
     write_log(&dir, 1, written[1]..written[1] + 10);
     written[1] += 10;
     wait_until("the lines after the restart to be stored", || stored() >= 100);
-    kill(Pid::from_raw(run.child.id() as i32), Signal::SIGTERM).unwrap();
-    let (status, stderr) = run.finish();
-    assert_eq!(
-        status.signal(),
-        Some(Signal::SIGTERM as i32),
-        "{status:?}: {stderr}"
-    );
+    terminate(run);
     assert_eq!(connections(&server), 2, "a new connection after the restart only");
     let mut got: Vec<Vec<usize>> = vec![Vec::new(); 2];
     for message in read_stream(&server.url(), "LOGS") {
@@ -627,6 +582,37 @@ fn a_follower_of_many_logs_publishes_round_after_round_over_one_connection() {
     }
     assert_eq!(got[0], (0..written[0]).collect::<Vec<_>>());
     assert_eq!(got[1], (0..written[1]).collect::<Vec<_>>());
+}
+
+/// Stops a follower as systemd would, and checks it ended by the signal.
+fn terminate(run: Running) {
+    use std::os::unix::process::ExitStatusExt;
+    kill(Pid::from_raw(run.child.id() as i32), Signal::SIGTERM).unwrap();
+    let (status, stderr) = run.finish();
+    assert_eq!(
+        status.signal(),
+        Some(Signal::SIGTERM as i32),
+        "{status:?}: {stderr}"
+    );
+}
+
+/// A stream `LOGS` on `server`, a directory with `logs/` in it, and the arguments of a
+/// follower of `logs/*.log` with a checkpoint, publishing JSON to `logs.app`.
+fn following_logs_to(server: &Server) -> (Scratch, Vec<String>) {
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let dir = Scratch::new();
+    std::fs::create_dir(dir.path("logs")).unwrap();
+    let args = [
+        "--from".to_owned(),
+        dir.path("logs/*.log").display().to_string(),
+        "--follow".to_owned(),
+        "--checkpoint".to_owned(),
+        dir.path("cp").display().to_string(),
+        "-f".to_owned(),
+        "json".to_owned(),
+        format!("{}/logs.app", server.url()),
+    ];
+    (dir, args.to_vec())
 }
 
 /// Log `k`'s line `i`.

@@ -488,7 +488,7 @@ impl ReadLoop<'_> {
         self.scanned = self.scanned.saturating_sub(held);
         // A record rejected whole for its size takes its further lines with it.
         let after = (piece == Piece::RecordTooLong).then_some(RejectReason::LineTooLong);
-        self.send_ending(data, lines, piece, held as u64, after, tail)
+        self.send(data, lines, piece, held as u64, after, tail)
     }
 
     /// Skips on through a line too long to hold; sends its prefix once its end is found.
@@ -511,6 +511,7 @@ impl ReadLoop<'_> {
                 Piece::LongLine,
                 long.bytes,
                 self.long_line_after(),
+                self.tail(),
             ) {
                 return false;
             }
@@ -605,7 +606,14 @@ impl ReadLoop<'_> {
                 for (cut, after) in cuts.iter().copied().chain([(keep_from, excess)]) {
                     let piece = data.slice(from..cut);
                     let lines = count_newlines(&piece) as u64;
-                    if !self.send(piece, lines, Piece::Lines, (cut - from) as u64, after) {
+                    if !self.send(
+                        piece,
+                        lines,
+                        Piece::Lines,
+                        (cut - from) as u64,
+                        after,
+                        self.tail(),
+                    ) {
                         return false;
                     }
                     from = cut;
@@ -724,7 +732,7 @@ impl ReadLoop<'_> {
                         skipping,
                         cut_open: cut_open && cut == keep_from,
                     };
-                    if !self.send_ending(piece, lines, Piece::Lines, (cut - from) as u64, None, tail) {
+                    if !self.send(piece, lines, Piece::Lines, (cut - from) as u64, None, tail) {
                         return false;
                     }
                     from = cut;
@@ -836,7 +844,7 @@ impl ReadLoop<'_> {
         }
         if let Some(long) = self.long_line.take() {
             let after = self.long_line_after();
-            self.send(long.prefix, 1, Piece::LongLine, long.bytes, after);
+            self.send(long.prefix, 1, Piece::LongLine, long.bytes, after, self.tail());
         } else if !self.buffers.current.is_empty() {
             let last = self.buffers.current.split().freeze();
             self.hand_out(&last);
@@ -849,7 +857,7 @@ impl ReadLoop<'_> {
         let mut pieces = std::mem::take(&mut self.pieces);
         let sent = pieces.drain(..).all(|(data, n)| {
             let bytes = data.len() as u64;
-            self.send(data, n, Piece::Lines, bytes, None)
+            self.send(data, n, Piece::Lines, bytes, None, self.tail())
         });
         self.pieces = pieces;
         sent
@@ -861,26 +869,18 @@ impl ReadLoop<'_> {
         self.limits.multiline.as_ref().map(|_| RejectReason::LineTooLong)
     }
 
-    /// Sends one batch of `lines` lines that took `bytes` bytes of input, after which the lines
-    /// that follow continue a record past what it keeps (`after`, `--multiline`) or not; a
-    /// container's streams end it as they stand after the lines scanned.
-    fn send(
-        &mut self,
-        data: Bytes,
-        lines: u64,
-        piece: Piece,
-        bytes: u64,
-        after: Option<RejectReason>,
-    ) -> bool {
-        let tail = Tail {
+    /// A container's streams as they stand after the lines scanned, where most batches end.
+    fn tail(&self) -> Tail {
+        Tail {
             skipping: self.open.skipping_bits(),
             cut_open: false,
-        };
-        self.send_ending(data, lines, piece, bytes, after, tail)
+        }
     }
 
-    /// [`ReadLoop::send`] of a batch a container's streams end as `tail` says.
-    fn send_ending(
+    /// Sends one batch of `lines` lines that took `bytes` bytes of input, after which the lines
+    /// that follow continue a record past what it keeps (`after`, `--multiline`) or not, and a
+    /// container's streams stand as `tail` says.
+    fn send(
         &mut self,
         data: Bytes,
         lines: u64,
@@ -1267,7 +1267,7 @@ pub async fn run_parts(
                     // Nothing of it was handed out: a batch of no lines says so.
                     (None, Some(end)) => {
                         read_loop.at = Some(end);
-                        read_loop.send(Bytes::new(), 0, Piece::Lines, 0, None)
+                        read_loop.send(Bytes::new(), 0, Piece::Lines, 0, None, read_loop.tail())
                     }
                     // Read, if not to its end (a drain): written all the same.
                     (Some(last), None) => cancel.is_cancelled() || read_loop.push(last),
