@@ -128,6 +128,7 @@ impl Kept {
         (!open.lost.load(Ordering::Relaxed)).then_some(open)
     }
 
+    /// Leaves `open` for the next sink.
     fn keep(&self, open: Open) {
         if let Ok(mut kept) = self.0.lock() {
             *kept = Some(open);
