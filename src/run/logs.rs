@@ -677,7 +677,8 @@ fn part(
         // following or not, a container's line whose last piece is not written yet.
         hold_last_record: live
             && crate::os::written_within(member.seen().mtime_ns, config.hold_timeout)
-            && (config.follow && config.multiline.is_some() || checkpointed && layout.container().is_some()),
+            && ((config.follow && config.multiline.is_some())
+                || (checkpointed && layout.container().is_some())),
         expect_head,
         ..source::file::Settings::from_config(config)
     };

@@ -208,7 +208,7 @@ fn file_source(
         && reading.follow.is_none()
         && config.layout().container().is_some()
         && fd
-            .and_then(crate::os::size_and_mtime)
+            .and_then(os::size_and_mtime)
             .is_some_and(|(_, mtime_ns)| os::written_within(mtime_ns, config.hold_timeout));
     let settings = source::file::Settings {
         follow: reading.follow,

@@ -106,19 +106,12 @@ pub struct Files {
 pub struct Kept(Arc<std::sync::Mutex<Option<Open>>>);
 
 /// A connection kept open between rounds, with what the sink learnt of it.
+#[derive(Debug)]
 struct Open {
     js: async_nats::jetstream::Context,
     lost: Arc<AtomicBool>,
     denied: Denied,
     max_payload: usize,
-}
-
-impl std::fmt::Debug for Open {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Open")
-            .field("lost", &self.lost)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Kept {
