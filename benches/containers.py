@@ -7,7 +7,8 @@
    MESSAGE`), as JSON lines (`--input json`), as a CRI file (each line a whole piece: `TIME stdout F TIMESTAMP SEVERITY
    MESSAGE`, read with `--input cri`, the program's lines judged `plain`), as a CRI file of
    JSON lines (`--input cri`, judged `json`), and as Docker's json-file (`--input docker`),
-   also with the `attrs` that `--log-opt labels=...` adds;
+   also with the `attrs` that `--log-opt labels=...` adds; plain and CRI with `--multiline`
+   (every line a record's start: what looking for records costs);
    K runs each (default 5), interleaved, file to file. Medians, lines/s, the ratio to plain's.
 2. Memory: 200 lines of 1 MB, written by a runtime in 16 KiB pieces interleaved with stderr
    lines, against the same 200 lines of 1 MB written whole (plain), and against 200 MB of short
@@ -101,6 +102,8 @@ def main():
     cmds = {
         "plain": [binary, "-q", "--input", "plain", paths["plain"]],
         "cri (plain inside)": [binary, "-q", "--input", "cri", paths["cri"]],
+        "plain --multiline": [binary, "-q", "--input", "plain", "--multiline", paths["plain"]],
+        "cri --multiline": [binary, "-q", "--input", "cri", "--multiline", paths["cri"]],
         "json": [binary, "-q", "--input", "json", paths["json"]],
         "cri (json inside)": [binary, "-q", "--input", "cri", paths["cri-json"]],
         "docker (plain inside)": [binary, "-q", "--input", "docker", paths["docker"]],

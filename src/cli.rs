@@ -123,7 +123,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = config::DEFAULT_MAX_RECORD_LINES, requires = "multiline", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_record_lines: u32,
 
-    /// With --multiline: finish the last record once the input was quiet for MS milliseconds;
+    /// With --multiline: finish the last record once the input was quiet for MS milliseconds
+    /// (a container's line written that much later than its record's last joins it no more);
     /// container logs: a line whose last piece has not come
     #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_MULTILINE_TIMEOUT_MS)]
     pub multiline_timeout: u64,
@@ -440,14 +441,6 @@ impl Args {
             }
             (input, _) => input,
         };
-        if let (true, config::InputLayout::Fixed(layout)) = (self.multiline, &input)
-            && layout.container().is_some()
-        {
-            return Err(format!(
-                "--multiline with --input {}: not supported yet (a container's lines are joined from their pieces, each read alone)",
-                self.input
-            ));
-        }
         let format = self.format.unwrap_or(if nats.is_some() {
             Format::Json
         } else {

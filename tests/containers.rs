@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::containers::{PIECE, Rng, Runtime, Writes, container_log};
+use common::containers::{PIECE, Rng, Runtime, Writes, container_log, interleave};
 use common::{BIN, Scratch, exit_and_peak_rss_kib, ingest};
 use serde_json::Value;
 
@@ -46,6 +46,23 @@ fn by_stream(records: &[Value]) -> [Vec<String>; 2] {
     streams
 }
 
+/// Asserts each stream's messages are `want`'s, in order; a difference said briefly (the
+/// messages run to megabytes).
+fn assert_streams(got: &[Vec<String>; 2], want: &[Vec<String>; 2], run: &str) {
+    for s in 0..2 {
+        assert_eq!(got[s].len(), want[s].len(), "{run}: stream {s}'s messages");
+        for (i, (got, want)) in got[s].iter().zip(&want[s]).enumerate() {
+            assert!(
+                got == want,
+                "{run}: stream {s}, message {i}: {} bytes for {} written (starts {:?})",
+                got.len(),
+                want.len(),
+                &got[..got.len().min(60)]
+            );
+        }
+    }
+}
+
 #[test]
 fn pieces_written_as_runtimes_do_join_into_the_lines_written_whatever_the_batches_and_workers() {
     let dir = Scratch::new();
@@ -56,24 +73,8 @@ fn pieces_written_as_runtimes_do_join_into_the_lines_written_whatever_the_batche
         for workers in ["1", "8"] {
             for input in [runtime.name(), "auto"] {
                 let got = records(&dir, &["--input", input, "-w", workers], &name);
-                let streams = by_stream(&got);
-                for s in 0..2 {
-                    assert_eq!(
-                        streams[s].len(),
-                        written[s].len(),
-                        "{name}, --input {input}, -w {workers}: stream {s}'s lines"
-                    );
-                    for (i, (got, want)) in streams[s].iter().zip(&written[s]).enumerate() {
-                        assert!(
-                            got == want,
-                            "{name}, --input {input}, -w {workers}: stream {s}, line {i}: {} bytes \
-                             for {} written (starts {:?})",
-                            got.len(),
-                            want.len(),
-                            &got[..got.len().min(40)]
-                        );
-                    }
-                }
+                let run = format!("{name}, --input {input}, -w {workers}");
+                assert_streams(&by_stream(&got), &written, &run);
                 // Numbered by their last piece: in the file's order.
                 let numbers: Vec<u64> = got.iter().map(|r| r["line"].as_u64().unwrap()).collect();
                 assert!(
@@ -780,13 +781,278 @@ fn a_json_logger_that_writes_no_time_is_read_as_json_with_the_runtimes_time() {
     assert!(got.iter().all(|r| r["fields"]["user"] == "ana"));
 }
 
+/// A Java service writing records of several lines to both streams (a dated first line, stack
+/// frames after it, some frames long enough to be cut in pieces), its runtime interleaving the
+/// two streams' pieces: the file, and each stream's records' messages as they must come out.
+fn traces(runtime: Runtime, records: usize, seed: u64) -> (String, [Vec<String>; 2]) {
+    let mut rng = Rng(seed);
+    let mut messages: [Vec<String>; 2] = Default::default();
+    let mut queues: [std::collections::VecDeque<(String, bool)>; 2] = Default::default();
+    for (s, queue) in queues.iter_mut().enumerate() {
+        for i in 0..records {
+            let head = format!("s{s}-r{i} failed");
+            let mut lines = vec![format!("2026-04-15T10:00:00Z ERROR {head}")];
+            let mut message = head;
+            for j in 0..rng.below(5) {
+                if rng.below(8) == 0 {
+                    // A blank line between frames: counted, no part of the record.
+                    lines.push("  ".to_owned());
+                }
+                let mut frame = format!("\tat frame.s{s}.r{i}.f{j}(Shop.java:{j})");
+                if rng.below(6) == 0 {
+                    // Long enough to come in pieces.
+                    frame.extend(
+                        (0..PIECE + rng.below(2 * PIECE as u64) as usize)
+                            .map(|k| (b'a' + (k % 26) as u8) as char),
+                    );
+                }
+                message.push('\n');
+                message.push_str(&frame);
+                lines.push(frame);
+            }
+            messages[s].push(message);
+            for line in lines {
+                let chars: Vec<char> = line.chars().collect();
+                let count = chars.len().div_ceil(PIECE);
+                for (k, piece) in chars.chunks(PIECE).enumerate() {
+                    queue.push_back((piece.iter().collect(), k + 1 == count));
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for (n, (s, (text, last))) in interleave(queues, &mut rng).into_iter().enumerate() {
+        runtime.piece(&mut out, n as u64, ["stdout", "stderr"][s], &text, last);
+    }
+    (out, messages)
+}
+
+#[test]
+fn multiline_joins_each_streams_records_from_their_pieces_whatever_the_batches_and_workers() {
+    // A batch may end only where each stream's next line starts a record: however small the
+    // batches, a record's frames stay with it, the other stream's records between them.
+    let dir = Scratch::new();
+    for (runtime, seed) in [(Runtime::Cri, 3), (Runtime::Docker, 5)] {
+        let (file, messages) = traces(runtime, 150, seed);
+        let name = format!("{}.log", runtime.name());
+        std::fs::write(dir.path(&name), &file).unwrap();
+        for (workers, capacity) in [("1", "8"), ("4", "64"), ("8", "100000")] {
+            // The test's runtime times are a second apart per piece: the gap is set past them.
+            let args = [
+                "--input",
+                runtime.name(),
+                "--multiline",
+                "--multiline-timeout",
+                "3600000",
+                "-w",
+                workers,
+                "--capacity",
+                capacity,
+            ];
+            let got = records(&dir, &args, &name);
+            assert_streams(
+                &by_stream(&got),
+                &messages,
+                &format!("{name}, capacity {capacity}"),
+            );
+            assert!(
+                got.iter().all(|r| r["severity"] == "ERROR"),
+                "{name}: every record read by its first line"
+            );
+        }
+        // With the default timeout, the test's times (a second a piece) end many records early,
+        // the other stream's pieces between their lines: where, the batches do not change.
+        let mut seen: Option<[Vec<String>; 2]> = None;
+        for (workers, capacity) in [("1", "8"), ("2", "24"), ("8", "100000")] {
+            let args = [
+                "--input",
+                runtime.name(),
+                "--multiline",
+                "-w",
+                workers,
+                "--capacity",
+                capacity,
+            ];
+            let streams = by_stream(&records(&dir, &args, &name));
+            match &seen {
+                None => {
+                    assert!(
+                        streams[0].len() > messages[0].len(),
+                        "{name}: some records end by the time"
+                    );
+                    seen = Some(streams);
+                }
+                Some(before) => assert!(
+                    &streams == before,
+                    "{name}, capacity {capacity}: the same records"
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn multiline_a_frame_written_after_the_timeout_starts_no_part_of_the_record_before_it() {
+    // By the runtime's times, so that a rerun decides alike: a frame written 5 s after its
+    // record's last line (default --multiline-timeout: 1 s) comes out alone; one within it joins.
+    // --max-record-lines holds per stream: the rest of a record past it is rejected.
+    let dir = Scratch::new();
+    let lines = [
+        ("00.000", "stdout", "2026-04-15T10:00:00Z ERROR checkout failed"),
+        ("00.001", "stderr", "2026-04-15T10:00:00Z WARN disk slow"),
+        ("00.500", "stdout", "\tat Cart.add(Cart.java:42)"),
+        ("00.600", "stderr", "\tat Disk.write(Disk.java:7)"),
+        ("05.600", "stdout", "\tat Late.frame(Late.java:1)"),
+        ("05.700", "stderr", "2026-04-15T10:00:05Z INFO disk fine"),
+        ("05.800", "stderr", "\tat one"),
+        ("05.900", "stderr", "\tat two"),
+        ("06.000", "stderr", "\tat three"),
+    ];
+    let file: String = lines
+        .iter()
+        .map(|(at, stream, text)| format!("2026-04-15T10:00:{at}000000Z {stream} F {text}\n"))
+        .collect();
+    std::fs::write(dir.path("0.log"), file).unwrap();
+    let rejects = dir.path("rejects.tsv");
+    let args = [
+        "--input",
+        "cri",
+        "--multiline",
+        "--max-record-lines",
+        "3",
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ];
+    let got = records(&dir, &args, "0.log");
+    let [stdout, stderr] = by_stream(&got);
+    assert_eq!(
+        stdout,
+        [
+            "checkout failed\n\tat Cart.add(Cart.java:42)",
+            "\tat Late.frame(Late.java:1)"
+        ]
+    );
+    assert_eq!(
+        stderr,
+        [
+            "disk slow\n\tat Disk.write(Disk.java:7)",
+            "disk fine\n\tat one\n\tat two"
+        ]
+    );
+    let numbers: Vec<u64> = got.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    assert!(
+        numbers.contains(&1) && numbers.contains(&2) && numbers.contains(&5) && numbers.contains(&6),
+        "{numbers:?}"
+    );
+    let rejected = dir.read("rejects.tsv");
+    assert!(rejected.starts_with("9\trecord too long\t"), "{rejected}");
+    assert_eq!(rejected.lines().count(), 1, "{rejected}");
+}
+
+#[test]
+fn multiline_a_stream_quiet_since_one_record_does_not_hold_the_others_records_open() {
+    // stderr writes one line, then only stdout writes, for far more than the reader may hold
+    // (four times --max-line-bytes): each stdout record still comes out whole, as the runtime's
+    // times show stderr's record ended once a timeout went by.
+    let dir = Scratch::new();
+    let mut file =
+        String::from("2026-04-15T10:00:00.000000000Z stderr F 2026-04-15T10:00:00Z WARN started slow\n");
+    let mut want = Vec::new();
+    for i in 0..300 {
+        let at = |k: u64| {
+            format!(
+                "2026-04-15T10:00:{:02}.{:03}000000Z",
+                2 + (i * 4 + k) / 1000,
+                (i * 4 + k) % 1000
+            )
+        };
+        file.push_str(&format!(
+            "{} stdout F 2026-04-15T10:00:02Z ERROR r{i} failed\n",
+            at(0)
+        ));
+        let mut message = format!("r{i} failed");
+        for k in 1..4 {
+            file.push_str(&format!("{} stdout F \tat frame{k}(Shop.java:{i})\n", at(k)));
+            message.push_str(&format!("\n\tat frame{k}(Shop.java:{i})"));
+        }
+        want.push(message);
+    }
+    std::fs::write(dir.path("0.log"), &file).unwrap();
+    assert!(file.len() > 8 * 2000, "more than the reader may hold");
+    let args = [
+        "--input",
+        "cri",
+        "--multiline",
+        "--max-line-bytes",
+        "2000",
+        "--capacity",
+        "8",
+        "-w",
+        "2",
+    ];
+    let [stdout, stderr] = by_stream(&records(&dir, &args, "0.log"));
+    assert_eq!(stderr, ["started slow"]);
+    assert!(
+        stdout == want,
+        "stdout's records whole: {:?}",
+        &stdout[..stdout.len().min(4)]
+    );
+}
+
+#[test]
+fn multiline_a_cron_run_leaves_a_record_its_next_line_may_continue_to_the_next_run() {
+    // A checkpointed run that ends while the log was just written: the last record of each
+    // stream may go on (more frames); it waits with the lines after it for the next run, which
+    // finds it whole: the two runs write what one run over the whole file writes.
+    let dir = Scratch::new();
+    let (file, messages) = traces(Runtime::Cri, 40, 9);
+    let lines: Vec<&str> = file.split_inclusive('\n').collect();
+    let log = dir.path("0.log");
+    let run = || {
+        ingest()
+            .args([
+                "-q",
+                "-f",
+                "json",
+                "--input",
+                "cri",
+                "--multiline",
+                "--multiline-timeout",
+                "3600000",
+                "--capacity",
+                "16",
+                "-w",
+                "2",
+            ])
+            .arg("--checkpoint")
+            .arg(dir.path("cp"))
+            .arg("--from")
+            .arg(&log)
+            .arg(dir.path("out.jsonl"))
+            .assert()
+            .success();
+    };
+    // Cut in a few places, each a rerun.
+    let cuts = [lines.len() / 5, lines.len() / 2, lines.len() * 4 / 5, lines.len()];
+    let mut from = 0;
+    for cut in cuts {
+        let mut f = append_to(&log);
+        std::io::Write::write_all(&mut f, lines[from..cut].concat().as_bytes()).unwrap();
+        drop(f);
+        from = cut;
+        run();
+    }
+    // Then the log is quiet (not written to for two hours, past the timeout): what was held
+    // goes out.
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    append_to(&log).set_modified(two_hours_ago).unwrap();
+    run();
+    assert_streams(&by_stream(&written(&dir)), &messages, "five runs");
+}
+
 #[test]
 fn what_cannot_work_with_container_logs_is_a_usage_error_that_says_why() {
     for (args, says) in [
-        (
-            &["--input", "cri", "--multiline"][..],
-            "--multiline with --input cri: not supported yet",
-        ),
         (
             &["--input", "docker", "--inner", "cri"][..],
             "--inner cri: a container's programs write lines",

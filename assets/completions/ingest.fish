@@ -5,7 +5,7 @@ complete -c ingest -l pattern -d 'Read lines laid out as TEMPLATE (see Input lay
 complete -c ingest -l tz -d 'Time zone of timestamps written without an offset: an IANA name or `local` [default: UTC]' -r
 complete -c ingest -l time-format -d 'Read timestamps with a strftime-like FORMAT (`%d/%b/%Y:%H:%M:%S %z`) instead of the built-in spellings' -r
 complete -c ingest -l max-record-lines -d 'With --multiline: the most lines one record keeps; later ones are rejected as `record too long`' -r
-complete -c ingest -l multiline-timeout -d 'With --multiline: finish the last record once the input was quiet for MS milliseconds; container logs: a line whose last piece has not come' -r
+complete -c ingest -l multiline-timeout -d 'With --multiline: finish the last record once the input was quiet for MS milliseconds (a container\'s line written that much later than its record\'s last joins it no more); container logs: a line whose last piece has not come' -r
 complete -c ingest -s w -l workers -d 'Parser tasks working in parallel (1-256)' -r
 complete -c ingest -l capacity -d 'Lines in flight between reader and writer (bounds memory; see README)' -r
 complete -c ingest -s f -l format -d 'Output format [default: text; json for a NATS OUTPUT]' -r -f -a "text\t'`{line_no:>6} {severity:>5} {message}`, message bytes unchanged'

@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use time::OffsetDateTime;
 
-use crate::record::{Fields, parse_timestamp};
+use crate::record::{Fields, parse_timestamp, trim_line};
 
 /// Which runtime's layout a file has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +117,16 @@ impl Piece {
         }
     }
 
+    /// The piece's runtime time in nanoseconds since the epoch, for `--multiline`'s gap: the
+    /// runtimes' own shape (`2026-04-15T10:00:00.123456789Z`) read directly (the general
+    /// reader, twice a line, was a tenth of the run), any other as [`Piece::time`] reads it.
+    pub fn nanos(&self, line: &[u8], decoding: &Decoding) -> Option<i128> {
+        runtime_nanos(self.time_bytes(line, decoding)).or_else(|| {
+            self.time(line, decoding)
+                .map(OffsetDateTime::unix_timestamp_nanos)
+        })
+    }
+
     /// Its content's bytes.
     pub fn content<'a>(&self, line: &'a [u8], decoding: &'a Decoding) -> &'a [u8] {
         match &self.content {
@@ -124,6 +134,63 @@ impl Piece {
             Content::Scratch(range) => &decoding.text[range.clone()],
         }
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ` (one to nine digits after the point), as containerd, CRI-O
+/// and Docker write their times, in nanoseconds since the epoch; `None` for any other shape.
+/// Days are counted as the proleptic Gregorian calendar does (Howard Hinnant's
+/// `days_from_civil`); a day past its month's end is not refused, as it only measures gaps.
+fn runtime_nanos(text: &[u8]) -> Option<i128> {
+    let &[
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        i0,
+        i1,
+        b':',
+        s0,
+        s1,
+        b'.',
+        ref frac @ ..,
+        b'Z',
+    ] = text
+    else {
+        return None;
+    };
+    // Docker writes Go's RFC 3339 with nanoseconds, which leaves out trailing zeros.
+    if !(1..=9).contains(&frac.len()) {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0_i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(&[y0, y1, y2, y3])?, number(&[m0, m1])?, number(&[d0, d1])?);
+    let (hour, minute, second) = (number(&[h0, h1])?, number(&[i0, i1])?, number(&[s0, s1])?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    let nanos = number(frac)? * 10_i64.pow(9 - frac.len() as u32);
+    Some(i128::from(seconds) * 1_000_000_000 + i128::from(nanos))
 }
 
 /// `TIME STREAM TAG CONTENT`: the tag is `P` or `F`, maybe followed by `:` and more tags; an
@@ -505,9 +572,260 @@ impl Open {
     }
 }
 
+/// `--multiline` on a container's log: per stream, whether a record is open and the runtime's
+/// time of its last line. The reader and the parser step alike, once per line the program
+/// wrote (its pieces joined), so that both agree on which lines join a record: the reader then
+/// ends a batch only where each stream's next line starts a record of its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Records {
+    /// Per stream: a record is open, with the time of its last line in nanoseconds since the
+    /// epoch (`None` when the runtime's time did not read).
+    open: [Option<Option<i128>>; 2],
+    /// The latest time of the lines stepped through.
+    now: Option<i128>,
+}
+
+/// What a line does to its stream's record, as [`Records::step`] tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joins {
+    /// It starts a record (the one open before, if any, is whole).
+    Starts,
+    /// It continues the record open on its stream.
+    Continues,
+    /// It starts no record and none is open: read alone, as without `--multiline`.
+    Alone,
+}
+
+impl Records {
+    /// Takes one line of `stream` into account: whether it has a record's start (`starts`),
+    /// and its runtime time. A record whose last line is more than `gap`
+    /// (`--multiline-timeout`) older than the latest line of either stream is whole: a live
+    /// input would have let it go by then, and the runtime's times make a rerun decide alike.
+    pub fn step(
+        &mut self,
+        stream: Stream,
+        starts: bool,
+        time: Option<i128>,
+        gap: std::time::Duration,
+    ) -> Joins {
+        let s = stream as usize;
+        self.now = self.now.max(time);
+        let quiet = self.quiet_bits(gap) & (1 << s) != 0;
+        match self.open[s] {
+            _ if starts => {
+                self.open[s] = Some(time);
+                Joins::Starts
+            }
+            Some(last) if !quiet => {
+                self.open[s] = Some(time.or(last));
+                Joins::Continues
+            }
+            _ => {
+                self.open[s] = None;
+                Joins::Alone
+            }
+        }
+    }
+
+    /// The streams with a record open (bit 0 stdout, bit 1 stderr).
+    pub fn open_bits(&self) -> u8 {
+        u8::from(self.open[0].is_some()) | (u8::from(self.open[1].is_some()) << 1)
+    }
+
+    /// The streams whose open record is whole by the time (see [`Records::step`]): no line
+    /// of theirs joins it any more.
+    pub fn quiet_bits(&self, gap: std::time::Duration) -> u8 {
+        let gap = i128::try_from(gap.as_nanos()).unwrap_or(i128::MAX);
+        let quiet = |open: Option<Option<i128>>| match (open, self.now) {
+            (Some(Some(last)), Some(now)) => now.saturating_sub(last) > gap,
+            _ => false,
+        };
+        u8::from(quiet(self.open[0])) | (u8::from(quiet(self.open[1])) << 1)
+    }
+}
+
+/// `--multiline` on a container's log, the reader's side: each stream's record as
+/// [`Records`] steps it, and the points where a batch may end. A point where no piece is open
+/// is one once every stream that has a record open there shows its next line starts a record
+/// (or comes after the gap): a batch cut there leaves no line of a record to the next batch.
+#[derive(Debug, Default)]
+pub struct RecordEnds {
+    records: Records,
+    /// Per stream, the line being joined: whether its first piece starts a record, its time,
+    /// and whether every piece of it so far is blank.
+    line: [Option<(bool, Option<i128>, bool)>; 2],
+    /// The points not known yet to be ends, oldest first.
+    pending: Vec<Point>,
+    /// Lines stepped through so far.
+    lines: u64,
+}
+
+/// A line's end where no piece is open: `at` in the reader's buffer, the streams whose next
+/// line is still to show it starts a record, the streams skipping there, and the lines before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Point {
+    /// Where, in the reader's buffer.
+    pub at: usize,
+    waiting: u8,
+    /// The streams skipping a line too long there (see [`Open::skipping_bits`]).
+    pub skipping: u8,
+    /// Lines stepped through up to it.
+    pub line: u64,
+}
+
+impl RecordEnds {
+    /// One line of the input: its piece and what [`Open::step`] made of it (`None`: not a
+    /// container's line), against `gap` and `starts_record` (whether a line of a stream that
+    /// starts so starts a record: its layout's say). Then, if no piece is open after it
+    /// (`settled`, with the streams `skipping`), its end `at` is a point.
+    #[allow(clippy::too_many_arguments)]
+    pub fn line(
+        &mut self,
+        starts_record: impl Fn(Stream, &[u8]) -> bool,
+        gap: std::time::Duration,
+        piece: Option<(&Piece, &[u8], &Decoding, Step)>,
+        at: usize,
+        settled: bool,
+        skipping: u8,
+    ) {
+        self.lines += 1;
+        if let Some((piece, line, decoding, step)) = piece {
+            let s = piece.stream as usize;
+            let content = piece.content(line, decoding);
+            let joined = match (step, self.line[s].take()) {
+                (Step::Skipped | Step::TooLong, _) => None,
+                (step, Some((starts, time, blank))) => {
+                    Some((step, starts, time, blank && trim_line(content).is_empty()))
+                }
+                (step, None) => Some((
+                    step,
+                    starts_record(piece.stream, content),
+                    piece.nanos(line, decoding),
+                    trim_line(content).is_empty(),
+                )),
+            };
+            match joined {
+                Some((Step::Joins, starts, time, blank)) => self.line[s] = Some((starts, time, blank)),
+                // Blank lines join nothing and end nothing (as the parser counts them).
+                Some((_, starts, time, false)) => {
+                    let bit = 1 << s;
+                    match self.records.step(piece.stream, starts, time, gap) {
+                        Joins::Continues => self.pending.retain(|p| p.waiting & bit == 0),
+                        Joins::Starts | Joins::Alone => {
+                            self.pending.iter_mut().for_each(|p| p.waiting &= !bit)
+                        }
+                    }
+                    // A stream quiet past the gap (it wrote a record a while ago, nothing
+                    // since): whatever it writes next joins nothing before.
+                    let quiet = self.records.quiet_bits(gap);
+                    if quiet != 0 {
+                        self.pending.iter_mut().for_each(|p| p.waiting &= !quiet);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if settled {
+            self.pending.push(Point {
+                at,
+                waiting: self.records.open_bits() & !self.records.quiet_bits(gap),
+                skipping,
+                line: self.lines,
+            });
+        }
+    }
+
+    /// The points now known to be ends, oldest first (taken: the latest is where the lines
+    /// after it are held from).
+    pub fn ends(&mut self) -> impl Iterator<Item = Point> + '_ {
+        let known = self
+            .pending
+            .iter()
+            .rposition(|p| p.waiting == 0)
+            .map_or(0, |i| i + 1);
+        self.pending.drain(..known).filter(|p| p.waiting == 0)
+    }
+
+    /// Lines stepped through so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// The reader handed out its buffer's first `by` bytes: the points move to the front.
+    pub fn shift(&mut self, by: usize) {
+        for point in &mut self.pending {
+            point.at -= by;
+        }
+    }
+
+    /// A batch ends here with lines or records open (the input ended, or they were held too
+    /// long): the next batch starts with none.
+    pub fn cut(&mut self) {
+        (self.records, self.line) = (Records::default(), [None, None]);
+        self.pending.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runtimes_time_read_directly_is_the_instant_the_general_reader_reads() {
+        for text in [
+            "2026-04-15T10:00:00.123456789Z",
+            "1970-01-01T00:00:00.000000000Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "2000-03-01T00:00:00.000000001Z",
+            "1999-12-31T12:34:56.000000000Z",
+            "2100-01-01T00:00:00.500000000Z",
+            "2026-04-15T10:00:00.1234Z",
+            "2026-04-15T10:00:00.5Z",
+        ] {
+            let general = parse_timestamp(text.as_bytes()).map(|(t, _)| t.unix_timestamp_nanos());
+            assert_eq!(runtime_nanos(text.as_bytes()), general, "{text}");
+        }
+        for other in [
+            "2026-04-15T10:00:00Z",
+            "2026-04-15T10:00:00.123456789+02:00",
+            "2026-13-01T00:00:00.000000000Z",
+        ] {
+            assert_eq!(runtime_nanos(other.as_bytes()), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_streams_record_ends_at_its_next_start_or_once_the_latest_line_is_past_the_gap() {
+        let (gap, second) = (std::time::Duration::from_secs(1), 1_000_000_000_i128);
+        let mut records = Records::default();
+        assert_eq!(
+            records.step(Stream::Stdout, false, Some(0), gap),
+            Joins::Alone,
+            "no record yet"
+        );
+        assert_eq!(records.step(Stream::Stdout, true, Some(0), gap), Joins::Starts);
+        assert_eq!(
+            records.step(Stream::Stderr, true, Some(second / 2), gap),
+            Joins::Starts
+        );
+        // A second after: not past the gap.
+        assert_eq!(
+            records.step(Stream::Stdout, false, Some(second), gap),
+            Joins::Continues
+        );
+        assert_eq!(records.open_bits(), 0b11);
+        // stderr's next record at 3 s: stdout's, last written at 1 s, is whole.
+        assert_eq!(
+            records.step(Stream::Stderr, true, Some(3 * second), gap),
+            Joins::Starts
+        );
+        assert_eq!(records.quiet_bits(gap), 0b01);
+        assert_eq!(
+            records.step(Stream::Stdout, false, Some(3 * second), gap),
+            Joins::Alone
+        );
+        assert_eq!(records.open_bits(), 0b10);
+    }
 
     fn read(runtime: Runtime, line: &str) -> Option<(Stream, bool, String, Option<OffsetDateTime>)> {
         let mut decoding = Decoding::default();

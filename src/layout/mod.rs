@@ -83,6 +83,15 @@ impl Container {
         }
     }
 
+    /// True when `content`, the start of a line the program wrote to `stream`, starts a record
+    /// by its stream's layout (`--multiline`); every line does where no layout reads them.
+    pub fn starts_record(&self, stream: container::Stream, content: &[u8]) -> bool {
+        match &self.inner[stream as usize] {
+            Inner::Layout(layout) => layout.starts_record(content),
+            Inner::Unjudged | Inner::AsWritten => true,
+        }
+    }
+
     /// True when every stream's layout is settled (judged or named).
     pub fn judged(&self) -> bool {
         !self.inner.iter().any(|i| matches!(i, Inner::Unjudged))

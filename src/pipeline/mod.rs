@@ -114,7 +114,11 @@ where
     let reading_of = |layout: &Arc<crate::layout::Layout>| {
         (!layout.is_fast_plain() || config.multiline.is_some()).then(|| {
             let max_record_lines = config.multiline.map(|m| m.max_record_lines);
-            parser::Reading::new(layout.clone(), max_record_lines, config.default_severity)
+            let reading = parser::Reading::new(layout.clone(), max_record_lines, config.default_severity);
+            match config.multiline {
+                Some(m) => reading.with_record_gap(m.timeout),
+                None => reading,
+            }
         })
     };
     for worker in 0..config.workers.get() {

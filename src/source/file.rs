@@ -24,7 +24,7 @@ use crate::checkpoint::{At, Commit, Done, Fingerprint, Position};
 use crate::config::Config;
 use crate::error::Error;
 use crate::layout::Layout;
-use crate::layout::container::{self, Decoding, Open, Runtime};
+use crate::layout::container::{self, Decoding, Open, RecordEnds, Runtime};
 use crate::metrics::{Metrics, add};
 use crate::record::{RejectReason, UTF8_BOM, split_lines, trim_line};
 
@@ -94,6 +94,8 @@ struct ReadLoop<'a> {
     cuts: Vec<(usize, Option<RejectReason>)>,
     /// A container's log: the streams skipping at each of `cuts` (reused).
     cut_bits: Vec<u8>,
+    /// A container's log with `--multiline`: where a batch may end.
+    record_ends: RecordEnds,
     /// The input's first bytes were looked at: a UTF-8 byte order mark, or an encoding ingest
     /// does not read.
     encoding_checked: bool,
@@ -480,6 +482,7 @@ impl ReadLoop<'_> {
         // A container's lines still open go out as they are: their next pieces start new ones.
         let cut_open = !self.open.settled();
         self.open.cut();
+        self.record_ends.cut();
         let tail = Tail {
             skipping: self.open.skipping_bits(),
             cut_open,
@@ -659,15 +662,21 @@ impl ReadLoop<'_> {
             return true;
         }
         let max = self.limits.max_line_bytes;
+        // `--multiline`: each stream's lines joined into records as well (see [`RecordEnds`]).
+        let records = self.limits.multiline.clone();
+        let joining = records
+            .as_ref()
+            .and_then(|r| Some((r.layout.container()?, r.timeout)));
         if let Some(complete) = self.whole_lines_end() {
             let buf = &self.buffers.current;
             let mut since_cut = self.held_lines;
             // The last point where no line is open, the streams skipping there, and the lines
             // after it.
             let (mut settled, mut settled_bits, mut after) = (0, self.skipping, self.held_lines);
+            let mut last_cut = self.record_ends.lines().saturating_sub(self.held_lines as u64);
             let mut at = self.held;
             while at < complete {
-                if self.open == Open::default() {
+                if self.open == Open::default() && joining.is_none() {
                     // No line open, none skipped: until a line that may leave one open (tagged
                     // `P`) every line ends where a batch may, and none needs reading.
                     let next = match pieces.runtime {
@@ -692,14 +701,34 @@ impl ReadLoop<'_> {
                 let end = at + memchr::memchr(b'\n', &buf[at..complete]).expect("whole lines") + 1;
                 // Not trimmed: a piece's spaces are the program's.
                 let line = &buf[at..end - 1];
-                if let Some(piece) = container::decode(pieces.runtime, line, &mut self.decoding) {
+                let piece = container::decode(pieces.runtime, line, &mut self.decoding);
+                let step = piece.as_ref().map(|piece| {
                     let len = piece.content(line, &self.decoding).len();
-                    self.open.step(piece.stream, piece.last, len, max);
-                }
+                    self.open.step(piece.stream, piece.last, len, max)
+                });
                 since_cut += 1;
                 after += 1;
                 at = end;
-                if self.open.settled() {
+                if let Some((container, gap)) = joining {
+                    let piece = piece
+                        .as_ref()
+                        .zip(step)
+                        .map(|(p, step)| (p, line, &self.decoding, step));
+                    let skipping = self.open.skipping_bits();
+                    let starts = |stream, content: &[u8]| container.starts_record(stream, content);
+                    self.record_ends
+                        .line(starts, gap, piece, end, self.open.settled(), skipping);
+                    let lines = self.record_ends.lines();
+                    for point in self.record_ends.ends() {
+                        (settled, settled_bits) = (point.at, point.skipping);
+                        after = (lines - point.line) as usize;
+                        if point.line - last_cut >= self.limits.batch_lines as u64 {
+                            self.cuts.push((point.at, None));
+                            self.cut_bits.push(point.skipping);
+                            last_cut = point.line;
+                        }
+                    }
+                } else if self.open.settled() {
                     (settled, settled_bits, after) = (end, self.open.skipping_bits(), 0);
                     if since_cut >= self.limits.batch_lines {
                         self.cuts.push((end, None));
@@ -712,10 +741,12 @@ impl ReadLoop<'_> {
             if cut_open {
                 // Open too long: everything goes, the open lines cut.
                 self.open.cut();
+                self.record_ends.cut();
                 (settled, settled_bits, after) = (complete, self.open.skipping_bits(), 0);
             }
             let keep_from = settled;
             if keep_from > 0 {
+                self.record_ends.shift(keep_from);
                 let data = self.buffers.current.split_to(keep_from).freeze();
                 let mut cuts = std::mem::take(&mut self.cuts);
                 let mut bits = std::mem::take(&mut self.cut_bits);
@@ -1226,6 +1257,7 @@ pub async fn run_parts(
                     excess: limits.start.continues,
                     cuts: Vec::new(),
                     cut_bits: Vec::new(),
+                    record_ends: RecordEnds::default(),
                     open: Open::from_skipping_bits(limits.start.skipping),
                     skipping: limits.start.skipping,
                     decoding: Decoding::default(),

@@ -108,6 +108,16 @@ pub fn pieces(lines: usize, seed: u64, spaceless: bool) -> (Vec<Piece>, [Vec<Str
             written[s].push(line);
         }
     }
+    let out = interleave(queues, &mut rng)
+        .into_iter()
+        .map(|(_, piece)| piece)
+        .collect();
+    (out, written)
+}
+
+/// The two streams' pieces (`queues`, stdout's and stderr's) in the order a runtime writes
+/// them as the program's writers take turns at random: each with its stream's index.
+pub fn interleave<T>(mut queues: [std::collections::VecDeque<T>; 2], rng: &mut Rng) -> Vec<(usize, T)> {
     let mut out = Vec::new();
     while queues.iter().any(|q| !q.is_empty()) {
         let s = match (queues[0].is_empty(), queues[1].is_empty()) {
@@ -115,9 +125,9 @@ pub fn pieces(lines: usize, seed: u64, spaceless: bool) -> (Vec<Piece>, [Vec<Str
             (false, true) => 0,
             _ => 1,
         };
-        out.push(queues[s].pop_front().expect("not empty"));
+        out.push((s, queues[s].pop_front().expect("not empty")));
     }
-    (out, written)
+    out
 }
 
 /// [`pieces`] written as `runtime` writes them: the file, and each stream's lines.
