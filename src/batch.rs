@@ -277,6 +277,30 @@ impl Parsed {
         });
     }
 
+    /// Puts the records in line order, each rendering with its record: a container's records
+    /// under `--multiline` are whole (and kept) in another order than the one they start in.
+    pub(crate) fn sort_by_line(&mut self) {
+        if self.entries.is_sorted_by_key(|e| e.line_no) {
+            return;
+        }
+        let mut start = 0;
+        let mut spans: Vec<(Entry, usize)> = self
+            .entries
+            .iter()
+            .map(|&entry| (entry, std::mem::replace(&mut start, entry.out_end)))
+            .collect();
+        spans.sort_by_key(|(entry, _)| entry.line_no);
+        let mut out = Vec::with_capacity(self.out.len());
+        self.entries.clear();
+        for (mut entry, start) in spans {
+            out.extend_from_slice(&self.out[start..entry.out_end]);
+            entry.out_end = out.len();
+            self.entries.push(entry);
+        }
+        // The copy goes back to the pool in its place.
+        self.out = out;
+    }
+
     /// One line too long to hold, of which `prefix` is the start: rejected.
     pub(crate) fn long_line(line_no: u64, prefix: Bytes, render: Render) -> Parsed {
         let mut parsed = Parsed::new(Bytes::new(), render, None);

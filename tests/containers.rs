@@ -855,6 +855,12 @@ fn multiline_joins_each_streams_records_from_their_pieces_whatever_the_batches_a
                 &messages,
                 &format!("{name}, capacity {capacity}"),
             );
+            // In the order they start, the two streams' records between each other.
+            let numbers: Vec<u64> = got.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+            assert!(
+                numbers.is_sorted(),
+                "{name}, capacity {capacity}: records in line order"
+            );
             assert!(
                 got.iter().all(|r| r["severity"] == "ERROR"),
                 "{name}: every record read by its first line"

@@ -602,6 +602,11 @@ fn parse_pieces(
     // line starts one.
     gathering.finish_all(&mut written, &container.inner, &raw);
     let mut parsed = written.parsed;
+    if rules.is_some() {
+        // Written as each was whole: out in the order they started (a batch holds every line
+        // of its records, so the batches' order does the rest).
+        parsed.sort_by_line();
+    }
     parsed.decoded = written.decoded;
     parsed.raw = Some((raw, batch.first_line));
     parsed
