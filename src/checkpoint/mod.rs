@@ -28,7 +28,9 @@ pub mod set;
 
 pub use position::{CONTEXT_BYTES, FINGERPRINT_BYTES, Fingerprint, Position};
 use position::{escape, unescape};
+use set::Or;
 pub use set::{At, Done};
+use std::fmt::Write as _;
 
 /// How the writer records its progress; [`Committer`] (the checkpoint file) in a real run.
 ///
@@ -108,11 +110,14 @@ struct FileId {
     path: PathBuf,
 }
 
-impl FileId {
-    fn render(&self) -> String {
-        format!("{}:{} {}", self.dev, self.ino, escape(self.path.as_os_str()))
+/// As the checkpoint writes it: `DEV:INO PATH`.
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{} {}", self.dev, self.ino, escape(self.path.as_os_str()))
     }
+}
 
+impl FileId {
     fn parse(text: &str) -> Option<FileId> {
         let (id, path) = text.split_once(' ')?;
         let (dev, ino) = id.split_once(':')?;
@@ -121,6 +126,15 @@ impl FileId {
             ino: ino.parse().ok()?,
             path: PathBuf::from(unescape(path)?),
         })
+    }
+}
+
+/// A device and inode as the checkpoint writes them: `DEV:INO`.
+struct DevIno(u64, u64);
+
+impl std::fmt::Display for DevIno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
     }
 }
 
@@ -164,45 +178,66 @@ const HEADER: &str = "ingest checkpoint 2";
 const HEADER_V1: &str = "ingest checkpoint 1";
 
 impl State {
+    /// The checkpoint file's text: the header, the input's first lines, the head's, the rest.
     fn render(&self) -> String {
-        let id = |id: &Option<FileId>| id.as_ref().map_or_else(|| "-".to_owned(), FileId::render);
-        let input_id = self
-            .input_id
-            .map_or_else(|| "-".to_owned(), |(dev, ino)| format!("{dev}:{ino}"));
-        let (rejects_bytes, rejects_file) = match &self.rejects {
-            Some(w) => (w.bytes.to_string(), id(&w.id)),
-            None => ("-".to_owned(), "-".to_owned()),
-        };
-        format!(
-            "{HEADER}\nfingerprint_bytes {}\nfingerprint {:016x}\ninput_file {input_id}\ninput_bytes {}\ninput_lines {}\noutput_bytes {}\noutput_file {}\nrejects_bytes {rejects_bytes}\nrejects_file {rejects_file}\nfinished {}\nsource {:016x}\n{}{}{}{}{}",
+        let mut text = String::with_capacity(512);
+        text.push_str(HEADER);
+        text.push('\n');
+        self.write_input(&mut text);
+        self.write_head(&mut text);
+        self.write_rest(&mut text);
+        text
+    }
+
+    // Each part written in place: a commit writes the entry of every log it moves, and a
+    // first run over many logs the entry of each.
+
+    /// The input's first lines: its first bytes' fingerprint, its identity, the position.
+    fn write_input(&self, text: &mut String) {
+        let input_id = self.input_id.map(|(dev, ino)| DevIno(dev, ino));
+        let _ = writeln!(
+            text,
+            "fingerprint_bytes {}\nfingerprint {:016x}\ninput_file {}\ninput_bytes {}\ninput_lines {}",
             self.fingerprint.len,
             self.fingerprint.hash,
+            Or(input_id),
             self.input.offset,
             self.input.lines,
+        );
+    }
+
+    /// The files' lines, which hold for every log of a journal: OUTPUT's and the rejects file's,
+    /// and whether the run that wrote them finished.
+    fn write_head(&self, text: &mut String) {
+        let _ = writeln!(
+            text,
+            "output_bytes {}\noutput_file {}\nrejects_bytes {}\nrejects_file {}\nfinished {}",
             self.output.bytes,
-            id(&self.output.id),
+            Or(self.output.id.as_ref()),
+            Or(self.rejects.as_ref().map(|w| w.bytes)),
+            Or(self.rejects.as_ref().and_then(|w| w.id.as_ref())),
             u8::from(self.finished),
-            self.source,
-            if self.layout.is_empty() {
-                String::new()
-            } else {
-                format!("layout {}\n", self.layout)
-            },
-            self.input
-                .continues
-                .map_or_else(String::new, |reason| format!("record_continues {reason}\n")),
-            match self.input.skipping {
-                0 => String::new(),
-                bits => format!("pieces_skipped {bits}\n"),
-            },
-            self.input.context.map_or_else(String::new, |context| format!(
-                "input_context {}\n",
-                context.render()
-            )),
-            self.set
-                .as_ref()
-                .map_or_else(String::new, |set| set.render(self.current())),
-        )
+        );
+    }
+
+    /// The input's other lines: its publisher, layout, what its position is inside, its set.
+    fn write_rest(&self, text: &mut String) {
+        let _ = writeln!(text, "source {:016x}", self.source);
+        if !self.layout.is_empty() {
+            let _ = writeln!(text, "layout {}", self.layout);
+        }
+        if let Some(reason) = self.input.continues {
+            let _ = writeln!(text, "record_continues {reason}");
+        }
+        if self.input.skipping != 0 {
+            let _ = writeln!(text, "pieces_skipped {}", self.input.skipping);
+        }
+        if let Some(context) = self.input.context {
+            let _ = writeln!(text, "input_context {context}");
+        }
+        if let Some(set) = &self.set {
+            set.write(self.current(), text);
+        }
     }
 
     /// What the input fields say of the input: a file set's current file.
@@ -365,17 +400,11 @@ impl State {
     /// Its lines as a journal keeps them: the head (the files', shared by every log) and the
     /// log's entry.
     fn split(&self) -> (String, String) {
-        let (mut head, mut entry) = (String::new(), String::new());
-        for line in self.render().lines().skip(1) {
-            let key = line.split_once(' ').map_or(line, |(key, _)| key);
-            let to = if HEAD_KEYS.contains(&key) {
-                &mut head
-            } else {
-                &mut entry
-            };
-            to.push_str(line);
-            to.push('\n');
-        }
+        let mut head = String::with_capacity(256);
+        self.write_head(&mut head);
+        let mut entry = String::with_capacity(512);
+        self.write_input(&mut entry);
+        self.write_rest(&mut entry);
         (head, entry)
     }
 
@@ -418,15 +447,6 @@ pub struct Shared {
     /// There was no checkpoint: this run makes it (what `--start-at end` is for).
     new: bool,
 }
-
-/// The lines of a state that hold for every log of a journal.
-const HEAD_KEYS: [&str; 5] = [
-    "output_bytes",
-    "output_file",
-    "rejects_bytes",
-    "rejects_file",
-    "finished",
-];
 
 impl Shared {
     /// The checkpoint at `path`: its journal, or a journal made from a checkpoint of one
@@ -1656,6 +1676,29 @@ mod tests {
         };
         assert_eq!(State::parse(&no_rejects.render()), Some(no_rejects));
         assert_eq!(State::parse("something else\n"), None);
+    }
+
+    #[test]
+    fn a_state_with_a_set_is_written_as_before_and_splits_into_a_journals_head_and_entry() {
+        // The text of a checkpoint of one log of a rotated set, as every version wrote it.
+        let text = "ingest checkpoint 2\nfingerprint_bytes 34\nfingerprint 00000000000000ff\n\
+            input_file 2049:77\ninput_bytes 123456\ninput_lines 789\noutput_bytes 42\n\
+            output_file 2049:12 /var/log/out\\nput\nrejects_bytes -\nrejects_file -\nfinished 1\n\
+            source 123456789abcdef0\nlayout python\npieces_skipped 2\n\
+            input_context 8:0000000000000abc\nset /var/log/app.log\n\
+            file 34:00000000000000ff 123456 789 8:0000000000000abc 0 77:200000:1700000000 77 123456789abcdef0 /var/log/app.log\n\
+            file 10:0000000000000011 500 5 - 1 - 76 0000000000000001 /var/log/app.log.1\n\
+            current 0\n";
+        let state = State::parse(text).expect("a checkpoint");
+        assert!(state.set.is_some());
+        assert_eq!(state.render(), text);
+        let (head, entry) = state.split();
+        assert_eq!(
+            head,
+            "output_bytes 42\noutput_file 2049:12 /var/log/out\\nput\nrejects_bytes -\nrejects_file -\nfinished 1\n"
+        );
+        assert!(entry.starts_with("fingerprint_bytes 34\n") && entry.ends_with("current 0\n"));
+        assert_eq!(State::join(&head, &entry), Some(state));
     }
 
     #[test]

@@ -69,16 +69,19 @@ impl Fingerprint {
         prefix.len() as u64 >= self.len && Fingerprint::of(&prefix[..self.len as usize]).hash == self.hash
     }
 
-    pub(super) fn render(&self) -> String {
-        format!("{}:{:016x}", self.len, self.hash)
-    }
-
     pub(super) fn parse(text: &str) -> Option<Fingerprint> {
         let (len, hash) = text.split_once(':')?;
         Some(Fingerprint {
             len: len.parse().ok()?,
             hash: u64::from_str_radix(hash, 16).ok()?,
         })
+    }
+}
+
+/// As the checkpoint writes it: `LEN:HASH`.
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{:016x}", self.len, self.hash)
     }
 }
 

@@ -80,10 +80,6 @@ impl Seen {
         }
     }
 
-    fn render(&self) -> String {
-        format!("{}:{}:{}", self.ino, self.size, self.mtime_ns)
-    }
-
     fn parse(text: &str) -> Option<Seen> {
         let mut parts = text.split(':');
         let seen = Seen {
@@ -95,30 +91,50 @@ impl Seen {
     }
 }
 
+/// As the checkpoint writes it: `INO:SIZE:MTIME_NS`.
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.ino, self.size, self.mtime_ns)
+    }
+}
+
+/// `-` for none, else what it displays as.
+pub(super) struct Or<T>(pub(super) Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Or<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 impl Set {
-    /// The set's lines of the checkpoint, the current file as `current` says.
-    pub(super) fn render(&self, current: Current) -> String {
-        let mut text = format!("set {}\n", escape(self.path.as_os_str()));
+    /// Appends the set's lines of the checkpoint to `text`, the current file as `current` says.
+    pub(super) fn write(&self, current: Current, text: &mut String) {
+        use std::fmt::Write as _;
+        // Written in place: a commit writes the set of every log it moves.
+        let _ = writeln!(text, "set {}", escape(self.path.as_os_str()));
         for (i, entry) in self.files.iter().enumerate() {
             let (read, head, source) = if i == self.current {
                 (current.input, current.head, current.source)
             } else {
                 (entry.read, entry.head, entry.source)
             };
-            text.push_str(&format!(
-                "file {} {} {} {} {} {} {} {source:016x} {}\n",
-                head.render(),
+            let _ = writeln!(
+                text,
+                "file {head} {} {} {} {} {} {} {source:016x} {}",
                 read.offset,
                 read.lines,
-                read.context.map_or_else(|| "-".to_owned(), |c| c.render()),
+                Or(read.context),
                 u8::from(entry.complete),
-                entry.seen.map_or_else(|| "-".to_owned(), |s| s.render()),
+                Or(entry.seen),
                 entry.ino,
                 escape(entry.path.as_os_str()),
-            ));
+            );
         }
-        text.push_str(&format!("current {}\n", self.current));
-        text
+        let _ = writeln!(text, "current {}", self.current);
     }
 }
 
@@ -1016,11 +1032,13 @@ mod tests {
             current: 1,
         };
         let current = &set.files[1];
-        let text = set.render(Current {
+        let mut text = String::new();
+        let current = Current {
             input: current.read,
             head: current.head,
             source: current.source,
-        });
+        };
+        set.write(current, &mut text);
         let mut parsing = Parsing::default();
         for line in text.lines() {
             let (key, value) = line.split_once(' ').unwrap();
