@@ -26,7 +26,12 @@ fn records(dir: &Scratch, args: &[&str], input: &str) -> Vec<Value> {
 
 /// The records in `DIR/out.jsonl`.
 fn written(dir: &Scratch) -> Vec<Value> {
-    dir.read("out.jsonl")
+    written_to(dir, "out.jsonl")
+}
+
+/// The records in `DIR/NAME`.
+fn written_to(dir: &Scratch, name: &str) -> Vec<Value> {
+    dir.read(name)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
@@ -1118,6 +1123,59 @@ fn following_container_logs_a_line_whose_last_piece_has_not_come_goes_out_once_t
         .collect();
     messages.sort();
     assert_eq!(messages, ["half a li", "marker", "whole"]);
+}
+
+#[test]
+fn following_a_container_log_with_multiline_writes_each_record_whole_once_the_log_is_quiet() {
+    // A trace's frames after its first line, one of them in pieces, stderr between: the record
+    // waits for its stream's next line, and goes out whole once the log is quiet.
+    let dir = Scratch::new();
+    std::fs::write(dir.path("0.log"), "").unwrap();
+    let run = common::Running::new(
+        std::process::Command::new(BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args([
+                "-q",
+                "--input",
+                "cri",
+                "--multiline",
+                "--multiline-timeout",
+                "300",
+            ])
+            .args(["--from", "*.log", "--follow", "--rescan", "3600"])
+            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
+            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = [
+        ("stdout F", "2026-04-15T10:00:00Z ERROR checkout failed"),
+        ("stderr F", "2026-04-15T10:00:00Z WARN disk slow"),
+        ("stdout P", "\tat Cart.add(Car"),
+        ("stdout F", "t.java:42)"),
+        ("stdout F", "\tat Shop.main(Shop.java:7)"),
+    ];
+    let text: String = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (stream_tag, content))| {
+            format!("2026-04-15T10:00:00.00000000{i}Z {stream_tag} {content}\n")
+        })
+        .collect();
+    std::io::Write::write_all(&mut append_to(&dir.path("0.log")), text.as_bytes()).unwrap();
+    common::wait_until("the trace is out", || {
+        std::fs::read_to_string(dir.path("out.json")).is_ok_and(|o| o.contains("Shop.main"))
+    });
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(&dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+    let [stdout, stderr] = by_stream(&written_to(&dir, "out.json"));
+    assert_eq!(
+        stdout,
+        ["checkout failed\n\tat Cart.add(Cart.java:42)\n\tat Shop.main(Shop.java:7)"]
+    );
+    assert_eq!(stderr, ["disk slow"]);
 }
 
 #[test]
