@@ -51,6 +51,25 @@ fn by_stream(records: &[Value]) -> [Vec<String>; 2] {
     streams
 }
 
+/// Writes what `make` makes for each runtime (with its seed) into `dir` as `cri.log` and
+/// `docker.log`: each runtime, its file's name, and what each stream wrote.
+fn each_runtime(
+    dir: &Scratch,
+    seeds: [u64; 2],
+    make: impl Fn(Runtime, u64) -> (String, [Vec<String>; 2]),
+) -> Vec<(Runtime, String, [Vec<String>; 2])> {
+    [Runtime::Cri, Runtime::Docker]
+        .into_iter()
+        .zip(seeds)
+        .map(|(runtime, seed)| {
+            let (file, written) = make(runtime, seed);
+            let name = format!("{}.log", runtime.name());
+            std::fs::write(dir.path(&name), &file).unwrap();
+            (runtime, name, written)
+        })
+        .collect()
+}
+
 /// Asserts each stream's messages are `want`'s, in order; a difference said briefly (the
 /// messages run to megabytes).
 fn assert_streams(got: &[Vec<String>; 2], want: &[Vec<String>; 2], run: &str) {
@@ -71,10 +90,7 @@ fn assert_streams(got: &[Vec<String>; 2], want: &[Vec<String>; 2], run: &str) {
 #[test]
 fn pieces_written_as_runtimes_do_join_into_the_lines_written_whatever_the_batches_and_workers() {
     let dir = Scratch::new();
-    for (runtime, seed) in [(Runtime::Cri, 7), (Runtime::Docker, 11)] {
-        let (file, written) = container_log(runtime, 400, seed);
-        let name = format!("{}.log", runtime.name());
-        std::fs::write(dir.path(&name), &file).unwrap();
+    for (runtime, name, written) in each_runtime(&dir, [7, 11], |r, seed| container_log(r, 400, seed)) {
         for workers in ["1", "8"] {
             for input in [runtime.name(), "auto"] {
                 let got = records(&dir, &["--input", input, "-w", workers], &name);
@@ -837,10 +853,7 @@ fn multiline_joins_each_streams_records_from_their_pieces_whatever_the_batches_a
     // A batch may end only where each stream's next line starts a record: however small the
     // batches, a record's frames stay with it, the other stream's records between them.
     let dir = Scratch::new();
-    for (runtime, seed) in [(Runtime::Cri, 3), (Runtime::Docker, 5)] {
-        let (file, messages) = traces(runtime, 150, seed);
-        let name = format!("{}.log", runtime.name());
-        std::fs::write(dir.path(&name), &file).unwrap();
+    for (runtime, name, messages) in each_runtime(&dir, [3, 5], |r, seed| traces(r, 150, seed)) {
         for (workers, capacity) in [("1", "8"), ("4", "64"), ("8", "100000")] {
             // The test's runtime times are a second apart per piece: the gap is set past them.
             let args = [
