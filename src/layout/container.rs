@@ -678,7 +678,6 @@ impl RecordEnds {
     /// container's line), against `gap` and `starts_record` (whether a line of a stream that
     /// starts so starts a record: its layout's say). Then, if no piece is open after it
     /// (`settled`, with the streams `skipping`), its end `at` is a point.
-    #[allow(clippy::too_many_arguments)]
     pub fn line(
         &mut self,
         starts_record: impl Fn(Stream, &[u8]) -> bool,
