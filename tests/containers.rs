@@ -854,20 +854,23 @@ fn multiline_joins_each_streams_records_from_their_pieces_whatever_the_batches_a
     // batches, a record's frames stay with it, the other stream's records between them.
     let dir = Scratch::new();
     for (runtime, name, messages) in each_runtime(&dir, [3, 5], |r, seed| traces(r, 150, seed)) {
-        for (workers, capacity) in [("1", "8"), ("4", "64"), ("8", "100000")] {
-            // The test's runtime times are a second apart per piece: the gap is set past them.
-            let args = [
+        // `--multiline` with `workers` parsers, batches of `capacity` lines over the window.
+        let multiline = |workers: &str, capacity: &str, more: &[&str]| {
+            let mut args = vec![
                 "--input",
                 runtime.name(),
                 "--multiline",
-                "--multiline-timeout",
-                "3600000",
                 "-w",
                 workers,
                 "--capacity",
                 capacity,
             ];
-            let got = records(&dir, &args, &name);
+            args.extend_from_slice(more);
+            records(&dir, &args, &name)
+        };
+        for (workers, capacity) in [("1", "8"), ("4", "64"), ("8", "100000")] {
+            // The test's runtime times are a second apart per piece: the gap is set past them.
+            let got = multiline(workers, capacity, &["--multiline-timeout", "3600000"]);
             assert_streams(
                 &by_stream(&got),
                 &messages,
@@ -888,16 +891,7 @@ fn multiline_joins_each_streams_records_from_their_pieces_whatever_the_batches_a
         // the other stream's pieces between their lines: where, the batches do not change.
         let mut seen: Option<[Vec<String>; 2]> = None;
         for (workers, capacity) in [("1", "8"), ("2", "24"), ("8", "100000")] {
-            let args = [
-                "--input",
-                runtime.name(),
-                "--multiline",
-                "-w",
-                workers,
-                "--capacity",
-                capacity,
-            ];
-            let streams = by_stream(&records(&dir, &args, &name));
+            let streams = by_stream(&multiline(workers, capacity, &[]));
             match &seen {
                 None => {
                     assert!(
@@ -1087,6 +1081,30 @@ fn what_cannot_work_with_container_logs_is_a_usage_error_that_says_why() {
     }
 }
 
+/// A follower of `DIR/*.log` (a `--multiline-timeout` of 300 ms, no rescan, `-f json` into
+/// `DIR/out.json`), with `more` arguments.
+fn follow_logs(dir: &Scratch, more: &[&str]) -> common::Running {
+    common::Running::new(
+        std::process::Command::new(BIN)
+            .env_clear()
+            .current_dir(dir.path(""))
+            .args(["-q", "--from", "*.log", "--follow", "--rescan", "3600"])
+            .args(["--multiline-timeout", "300"])
+            .args(more)
+            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
+            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Stops `run` with SIGTERM; asserts it drained and ended as a signal's.
+fn stop(dir: &Scratch, run: common::Running) {
+    run.signal("-TERM");
+    let (code, stderr) = common::finish(dir, run.take());
+    assert_eq!(code, None, "{stderr}");
+}
+
 #[test]
 fn following_container_logs_a_line_whose_last_piece_has_not_come_goes_out_once_the_log_is_quiet() {
     // Two logs followed by a glob; one ends with a piece of a line. Nothing more is written to
@@ -1099,31 +1117,11 @@ fn following_container_logs_a_line_whose_last_piece_has_not_come_goes_out_once_t
     let mut b = String::new();
     Runtime::Cri.piece(&mut b, 0, "stderr", "marker", true);
     std::fs::write(dir.path("b.log"), &b).unwrap();
-    let run = common::Running::new(
-        std::process::Command::new(BIN)
-            .env_clear()
-            .current_dir(dir.path(""))
-            .args([
-                "-q",
-                "--from",
-                "*.log",
-                "--follow",
-                "--rescan",
-                "3600",
-                "--multiline-timeout",
-                "300",
-            ])
-            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
-            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let run = follow_logs(&dir, &[]);
     common::wait_until("the open line is out", || {
         std::fs::read_to_string(dir.path("out.json")).is_ok_and(|o| o.contains("half a li"))
     });
-    run.signal("-TERM");
-    let (code, stderr) = common::finish(&dir, run.take());
-    assert_eq!(code, None, "{stderr}");
+    stop(&dir, run);
     let mut messages: Vec<String> = dir
         .read("out.json")
         .lines()
@@ -1144,24 +1142,7 @@ fn following_a_container_log_with_multiline_writes_each_record_whole_once_the_lo
     // waits for its stream's next line, and goes out whole once the log is quiet.
     let dir = Scratch::new();
     std::fs::write(dir.path("0.log"), "").unwrap();
-    let run = common::Running::new(
-        std::process::Command::new(BIN)
-            .env_clear()
-            .current_dir(dir.path(""))
-            .args([
-                "-q",
-                "--input",
-                "cri",
-                "--multiline",
-                "--multiline-timeout",
-                "300",
-            ])
-            .args(["--from", "*.log", "--follow", "--rescan", "3600"])
-            .args(["--checkpoint", "cp", "--format", "json", "out.json"])
-            .stderr(std::fs::File::create(dir.path("stderr")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let run = follow_logs(&dir, &["--input", "cri", "--multiline"]);
     let lines = [
         ("stdout F", "2026-04-15T10:00:00Z ERROR checkout failed"),
         ("stderr F", "2026-04-15T10:00:00Z WARN disk slow"),
@@ -1180,9 +1161,7 @@ fn following_a_container_log_with_multiline_writes_each_record_whole_once_the_lo
     common::wait_until("the trace is out", || {
         std::fs::read_to_string(dir.path("out.json")).is_ok_and(|o| o.contains("Shop.main"))
     });
-    run.signal("-TERM");
-    let (code, stderr) = common::finish(&dir, run.take());
-    assert_eq!(code, None, "{stderr}");
+    stop(&dir, run);
     let [stdout, stderr] = by_stream(&written_to(&dir, "out.json"));
     assert_eq!(
         stdout,

@@ -7,6 +7,7 @@
 //! atomically); at start, [`resume`] squares the files with the commit and skips the committed
 //! input.
 
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -30,7 +31,6 @@ pub use position::{CONTEXT_BYTES, FINGERPRINT_BYTES, Fingerprint, Position};
 use position::{escape, unescape};
 use set::Or;
 pub use set::{At, Done};
-use std::fmt::Write as _;
 
 /// How the writer records its progress; [`Committer`] (the checkpoint file) in a real run.
 ///

@@ -112,14 +112,8 @@ where
     let pool = Arc::new(EntryPool::default());
     // A layout is read by the general parser unless it is fast `plain` without --multiline.
     let reading_of = |layout: &Arc<crate::layout::Layout>| {
-        (!layout.is_fast_plain() || config.multiline.is_some()).then(|| {
-            let max_record_lines = config.multiline.map(|m| m.max_record_lines);
-            let reading = parser::Reading::new(layout.clone(), max_record_lines, config.default_severity);
-            match config.multiline {
-                Some(m) => reading.with_record_gap(m.timeout),
-                None => reading,
-            }
-        })
+        (!layout.is_fast_plain() || config.multiline.is_some())
+            .then(|| parser::Reading::new(layout.clone(), config.multiline, config.default_severity))
     };
     for worker in 0..config.workers.get() {
         let parser = parser::Worker {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{EntryPool, Fetched, LONG_LINE_PREFIX, Parsed, ParsedBatch, RawBatch, Render};
 use crate::channel::{recv, send};
 use crate::checkpoint::Position;
+use crate::config::Multiline;
 use crate::error::Error;
 use crate::format::{
     Format, Origin, write_collected, write_fields, write_fields_after, write_line_with, write_record,
@@ -71,12 +72,16 @@ pub fn parse_batch_with(
         format,
         rejects: true,
     };
+    let multiline = max_record_lines.map(|max_record_lines| Multiline {
+        max_record_lines,
+        timeout: std::time::Duration::from_millis(crate::config::DEFAULT_MULTILINE_TIMEOUT_MS),
+    });
     parse_layout(
         &batch,
         usize::MAX,
         render,
         None,
-        &mut Reading::new(layout, max_record_lines, Severity::Info),
+        &mut Reading::new(layout, multiline, Severity::Info),
         b"",
     )
 }
@@ -167,8 +172,9 @@ fn parse_lines(
 pub(crate) struct Reading {
     /// The layout.
     pub layout: Arc<Layout>,
-    /// `--multiline`: the most lines a record keeps; `None` without it.
-    pub max_record_lines: Option<usize>,
+    /// `--multiline`: the most lines a record keeps, and (a container's log) how long after
+    /// its stream's record's last line a line still joins it; `None` without it.
+    pub multiline: Option<Multiline>,
     scratch: Scratch,
     /// The rendering of the open record's fields, written after its message.
     suffix: Vec<u8>,
@@ -181,24 +187,21 @@ pub(crate) struct Reading {
     first_time: [Vec<u8>; 2],
     /// Per stream, what follows a message with no fields of its own (see [`parse_pieces`]).
     plain_suffix: [Vec<u8>; 2],
-    /// `--multiline-timeout`: a container's line written longer than this after the last line
-    /// of its stream's record starts no part of it.
-    record_gap: std::time::Duration,
     /// `--multiline`, a container's log: each stream's record as the batch builds it.
     gathering: Gathering,
 }
 
 impl Reading {
-    /// A parser's reading of `layout`, joining continuation lines when `max_record_lines` is set;
-    /// a container's line that says no severity is `default_severity`.
+    /// A parser's reading of `layout`, joining continuation lines as `multiline` says; a
+    /// container's line that says no severity is `default_severity`.
     pub(crate) fn new(
         layout: Arc<Layout>,
-        max_record_lines: Option<usize>,
+        multiline: Option<Multiline>,
         default_severity: Severity,
     ) -> Reading {
         Reading {
             layout,
-            max_record_lines,
+            multiline,
             scratch: Scratch::default(),
             suffix: Vec::new(),
             default_severity,
@@ -206,17 +209,7 @@ impl Reading {
             joined: Default::default(),
             first_time: Default::default(),
             plain_suffix: Default::default(),
-            record_gap: std::time::Duration::from_millis(crate::config::DEFAULT_MULTILINE_TIMEOUT_MS),
             gathering: Gathering::default(),
-        }
-    }
-
-    /// A container's line written more than `gap` after its stream's record's last line starts
-    /// no part of it (`--multiline-timeout`).
-    pub(crate) fn with_record_gap(self, gap: std::time::Duration) -> Reading {
-        Reading {
-            record_gap: gap,
-            ..self
         }
     }
 }
@@ -349,11 +342,12 @@ fn parse_layout(
         (batch.first_line, batch.head_continues, batch.tail_too_long);
     let Reading {
         layout,
-        max_record_lines,
+        multiline,
         scratch,
         suffix,
         ..
     } = reading;
+    let max_record_lines = multiline.map(|m| m.max_record_lines);
     let mut building = Building {
         parsed: Parsed::new(Bytes::new(), render, pool),
         decoded: pool.map(|p| p.buffer()).unwrap_or_default(),
@@ -442,26 +436,19 @@ fn parse_pieces(
         joined,
         first_time,
         plain_suffix,
-        max_record_lines,
-        record_gap,
+        multiline,
         gathering,
         ..
     } = reading;
     // `--multiline`: the lines of each stream joined into records; per stream, whether the
     // line being joined starts one (by its first piece, as the reader sees it) and its time.
-    let rules = max_record_lines.map(|max_lines| Rules {
-        max_lines,
-        gap: *record_gap,
+    let rules = multiline.map(|m| Rules {
+        max_lines: m.max_record_lines,
+        gap: m.timeout,
         max_line_bytes,
     });
     gathering.clear();
     let mut heads: [(bool, Option<i128>); 2] = [(true, None); 2];
-    let head = |piece: &container::Piece, text: &[u8], decoding: &Decoding, content: &[u8]| {
-        (
-            container.starts_record(piece.stream, content),
-            piece.nanos(text, decoding),
-        )
-    };
     // What follows the message of a line with no fields of its own, per stream: made once.
     for (s, stream) in [container::Stream::Stdout, container::Stream::Stderr]
         .into_iter()
@@ -516,7 +503,15 @@ fn parse_pieces(
         let s = piece.stream as usize;
         let content = piece.content(text, decoding);
         let at = text.as_ptr() as usize - raw.as_ptr() as usize;
-        match open.step(piece.stream, piece.last, content.len(), max_line_bytes) {
+        let step = open.step(piece.stream, piece.last, content.len(), max_line_bytes);
+        if rules.is_some() && first[s].is_none() && matches!(step, Step::Joins | Step::Ends) {
+            // A line's first piece: whether it starts a record, and its time.
+            heads[s] = (
+                container.starts_record(piece.stream, content),
+                piece.nanos(text, decoding),
+            );
+        }
+        match step {
             Step::Skipped => parsed.continued += 1,
             Step::TooLong => {
                 if first[s].take().is_some() {
@@ -532,9 +527,6 @@ fn parse_pieces(
                         first_time[s].clear();
                         first_time[s].extend_from_slice(piece.time_bytes(text, decoding));
                         first[s] = Some(line_no);
-                        if rules.is_some() {
-                            heads[s] = head(&piece, text, decoding, content);
-                        }
                     }
                     Some(last_line) => {
                         *last_line = line_no;
@@ -546,12 +538,7 @@ fn parse_pieces(
             // Its last piece, or the last the batch has of a line cut open.
             Step::Ends | Step::Joins => {
                 let (time, message) = match first[s].take() {
-                    None => {
-                        if rules.is_some() {
-                            heads[s] = head(&piece, text, decoding, content);
-                        }
-                        (piece.time_bytes(text, decoding), content)
-                    }
+                    None => (piece.time_bytes(text, decoding), content),
                     Some(_) => {
                         parsed.continued += 1;
                         joined[s].extend_from_slice(content);
@@ -898,12 +885,11 @@ impl Gathering {
         written.line(inner, &line, &open.more, || raw.slice(open.shown.clone()));
     }
 
-    /// Writes the records still open, the earlier first.
+    /// Writes the records still open (in either order: the batch's records are put in line
+    /// order after).
     fn finish_all(&mut self, written: &mut Written<'_>, inner: &[Inner; 2], raw: &Bytes) {
-        let mut order = [0, 1];
-        order.sort_by_key(|&s| self.open[s].line_no);
-        for s in order {
-            self.finish(s, written, &inner[s], raw);
+        for (s, inner) in inner.iter().enumerate() {
+            self.finish(s, written, inner, raw);
         }
     }
 }
