@@ -219,6 +219,23 @@ fn a_checkpoint_of_one_log_is_taken_on_by_a_glob_without_a_line_twice() {
 }
 
 #[test]
+fn a_window_of_one_line_reads_every_log_with_a_checkpoint_to_its_end() {
+    // `--capacity 1`: one batch of one line in flight. The reader holds a log's latest batch
+    // back until it knows whether it is the file's last; that batch must not keep the next one
+    // from the only slot (the run hung there, holding one line).
+    let dir = Scratch::new();
+    write(&dir, "logs/a.log", &lines("a", 0..3));
+    write(&dir, "logs/b.log", &lines("b", 0..2));
+    let (code, stderr) = run_in(&dir, &json_run("logs/*.log", &["--capacity", "1"]), "", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let want = BTreeMap::from([
+        ("logs/a.log".to_owned(), messages("a", 0..3)),
+        ("logs/b.log".to_owned(), messages("b", 0..2)),
+    ]);
+    assert_eq!(per_log(&dir, "out.json"), want);
+}
+
+#[test]
 fn a_log_deleted_with_lines_unread_is_a_loss_said_once_and_then_forgotten() {
     let dir = Scratch::new();
     write(&dir, "logs/a.log", &lines("a", 0..2));

@@ -920,6 +920,13 @@ impl ReadLoop<'_> {
         after: Option<RejectReason>,
         tail: Tail,
     ) -> bool {
+        // The batch held back is not its file's last: out before this one waits for a slot,
+        // which it may hold (a window of one slot waited for it forever).
+        if let Some(before) = self.deferred.as_mut().and_then(Option::take)
+            && !self.push(before)
+        {
+            return false;
+        }
         // Time waiting for the window or the parsers is the reader's blocked time.
         let permit = match Arc::clone(self.window).try_acquire_owned() {
             Ok(permit) => Some(permit),
@@ -958,7 +965,10 @@ impl ReadLoop<'_> {
             messages: Vec::new(),
         };
         let sent = match self.deferred.as_mut() {
-            Some(slot) => slot.replace(batch).is_none_or(|before| self.push(before)),
+            Some(slot) => {
+                *slot = Some(batch);
+                true
+            }
             None => self.push(batch),
         };
         if !sent {
