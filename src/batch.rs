@@ -141,6 +141,9 @@ pub(crate) struct EntryPool {
     /// Renderings for the rejects file, apart from the others: a buffer keeps the pages it ever
     /// touched, and mixed in, every buffer would end up as large as a batch of rejected lines.
     rejects_bytes: Mutex<Vec<Vec<u8>>>,
+    /// Decoded messages, apart from the renderings for the same reason: a batch of 1 MB lines
+    /// needs its rendering half again as large as its messages.
+    decoded: Mutex<Vec<Vec<u8>>>,
 }
 
 /// Takes a spent vector from `pool`, or a new one.
@@ -166,11 +169,14 @@ fn give<T>(pool: &Mutex<Vec<Vec<T>>>, mut list: Vec<T>) {
 impl EntryPool {
     /// More than the in-flight window ever needs; extra vectors are freed.
     const MAX: usize = 64;
+}
 
-    /// A spent byte buffer, or a new one; a [`Parsed`] made with this pool gives it back.
-    pub(crate) fn buffer(&self) -> Vec<u8> {
-        take(&self.bytes)
-    }
+/// A buffer for the messages decoded from `bytes` of input, from `pool` when there is one (a
+/// [`Parsed`] made with the pool gives it back), sized exactly as [`Parsed::size_for`] sizes.
+pub(crate) fn decoding_buffer(pool: Option<&Arc<EntryPool>>, bytes: usize) -> Vec<u8> {
+    let mut buffer = pool.map(|p| take(&p.decoded)).unwrap_or_default();
+    buffer.reserve_exact(bytes);
+    buffer
 }
 
 /// What the grammar made of one batch's lines.
@@ -218,7 +224,7 @@ impl Drop for Parsed {
             give(&pool.rejects, std::mem::take(&mut self.rejects));
             give(&pool.bytes, std::mem::take(&mut self.out));
             give(&pool.rejects_bytes, std::mem::take(&mut self.rejects_out));
-            give(&pool.bytes, std::mem::take(&mut self.decoded));
+            give(&pool.decoded, std::mem::take(&mut self.decoded));
         }
     }
 }
@@ -247,6 +253,15 @@ impl Parsed {
             raw: None,
             decoded: Vec::new(),
         }
+    }
+
+    /// Sizes the entry list and the rendering once for `bytes` of input, rather than growing
+    /// them per line. Exactly: a pooled buffer keeps what it grew to, and growing by doubling,
+    /// one batch of 1 MB lines leaves every buffer of the pool twice the size it needs.
+    pub(crate) fn size_for(&mut self, bytes: usize) {
+        // Most lines of a real log are longer than 64 bytes; a batch of long lines has few.
+        self.entries.reserve_exact(bytes.min(CHUNK_BYTES) / 64 + 1);
+        self.out.reserve_exact(bytes + bytes / 2);
     }
 
     /// The bytes the entries' messages point into: the batch's, or the decoded messages.

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{EntryPool, Fetched, LONG_LINE_PREFIX, Parsed, ParsedBatch, RawBatch, Render};
+use crate::batch::{
+    EntryPool, Fetched, LONG_LINE_PREFIX, Parsed, ParsedBatch, RawBatch, Render, decoding_buffer,
+};
 use crate::channel::{recv, send};
 use crate::checkpoint::Position;
 use crate::config::Multiline;
@@ -125,9 +127,7 @@ fn parse_lines(
     // A second handle on the batch's bytes (one count per batch), so that lines can be kept
     // while `parsed` is being filled.
     let data = parsed.data.clone();
-    // Most lines of a real log parse: size for them once rather than growing per line.
-    parsed.entries.reserve(data.len() / 64 + 1);
-    parsed.out.reserve(data.len() + data.len() / 2);
+    parsed.size_for(data.len());
     for (text, line_no) in split_lines(&data).zip(first_line..) {
         parsed.lines += 1;
         // The limit counts the line without its terminator, `\n` or `\r\n` alike.
@@ -350,16 +350,14 @@ fn parse_layout(
     let max_record_lines = multiline.map(|m| m.max_record_lines);
     let mut building = Building {
         parsed: Parsed::new(Bytes::new(), render, pool),
-        decoded: pool.map(|p| p.buffer()).unwrap_or_default(),
+        decoded: decoding_buffer(pool, raw.len()),
         raw: raw.clone(),
         max_line_bytes,
         render,
         suffix,
         file,
     };
-    building.decoded.reserve(raw.len());
-    building.parsed.entries.reserve(raw.len() / 64 + 1);
-    building.parsed.out.reserve(raw.len() + raw.len() / 2);
+    building.parsed.size_for(raw.len());
     let mut open = match head_continues {
         Some(reason) => Open::Rejected(reason),
         None => Open::None,
@@ -467,7 +465,7 @@ fn parse_pieces(
     }
     let mut written = Written {
         parsed: Parsed::new(Bytes::new(), render, pool),
-        decoded: pool.map(|p| p.buffer()).unwrap_or_default(),
+        decoded: decoding_buffer(pool, raw.len()),
         render,
         scratch,
         suffix,
@@ -476,9 +474,7 @@ fn parse_pieces(
         pod,
         default_severity: *default_severity,
     };
-    written.decoded.reserve(raw.len());
-    written.parsed.entries.reserve(raw.len() / 64 + 1);
-    written.parsed.out.reserve(raw.len() + raw.len() / 2);
+    written.parsed.size_for(raw.len());
     // Where the lines cut open at the batch's end have their last piece: they end there, in
     // order with the others.
     let last = match batch.cut_open {
@@ -1022,7 +1018,7 @@ fn parse_messages(messages: &[Fetched], render: Render, pool: &Arc<EntryPool>) -
     let mut parsed = Parsed::new(Bytes::new(), render, Some(pool));
     parsed.from_stream = true;
     // The messages, unescaped, one after another: what the entries point into.
-    let mut decoded = pool.buffer();
+    let mut decoded = decoding_buffer(Some(pool), 0);
     let (mut fields, mut suffix) = (Fields::default(), Vec::new());
     for message in messages {
         let origin = Origin {
