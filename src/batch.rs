@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_nats::Subject;
 use bytes::Bytes;
 use time::OffsetDateTime;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::checkpoint::{At, Fingerprint, Position};
 use crate::format::{Format, write_reject};
@@ -19,6 +19,58 @@ use crate::record::{ParsedRecord, RawRecord, RejectReason, Severity, ValidRecord
 /// How many input bytes a source puts in one batch at most: what the file source asks for per
 /// `read(2)`, and a collector's bound on message bytes per batch.
 pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// The in-flight window: slots a batch takes before it is sent and frees once written, so that a
+/// slow writer stops the source and memory is bounded whatever the input.
+///
+/// A batch takes a slot per [`CHUNK_BYTES`] of input it holds, so that batches of lines of a
+/// megabyte hold no more in flight than as many full chunks would; but never more than what a
+/// sink holding [`Window::hold`] slots leaves, or the source could wait for slots forever.
+#[derive(Clone, Debug)]
+pub struct Window {
+    free: Arc<Semaphore>,
+    /// Slots in all.
+    size: usize,
+}
+
+impl Window {
+    /// A window of `size` slots (at least one).
+    pub fn new(size: usize) -> Window {
+        let size = size.max(1);
+        Window {
+            free: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    /// The slots a sink may keep between two sends (batches sent, not yet stored): half, so
+    /// that the source keeps slots to read ahead while acknowledgements come.
+    pub fn hold(&self) -> usize {
+        self.size / 2
+    }
+
+    /// The slots a batch of `bytes` of input takes: one per whole chunk (a chunk's lines with a
+    /// line carried over from the read before are one).
+    fn slots_for(&self, bytes: usize) -> u32 {
+        let heaviest = self.size - self.hold();
+        (bytes / CHUNK_BYTES).clamp(1, heaviest) as u32
+    }
+
+    /// Slots for a batch of `bytes`, if they are free now.
+    pub fn try_take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.free)
+            .try_acquire_many_owned(self.slots_for(bytes))
+            .ok()
+    }
+
+    /// Slots for a batch of `bytes`, once they are free.
+    pub async fn take(&self, bytes: usize) -> OwnedSemaphorePermit {
+        Arc::clone(&self.free)
+            .acquire_many_owned(self.slots_for(bytes))
+            .await
+            .expect("the window is never closed")
+    }
+}
 
 /// Consecutive whole lines of input, a zero-copy slice of one read chunk.
 #[derive(Debug)]
@@ -428,8 +480,8 @@ pub struct ValidBatch {
     end: Position,
     /// Many logs: which log and file the batch is of.
     at: Option<At>,
-    /// The batch's slot in the in-flight window, freed once written.
-    _permit: OwnedSemaphorePermit,
+    /// The batch's slots in the in-flight window, freed once written.
+    permit: OwnedSemaphorePermit,
 }
 
 impl ValidBatch {
@@ -444,8 +496,13 @@ impl ValidBatch {
             parsed,
             end,
             at,
-            _permit: permit,
+            permit,
         }
+    }
+
+    /// The slots of the in-flight window the batch holds (see [`Window`]).
+    pub fn slots(&self) -> usize {
+        self.permit.num_permits()
     }
 
     /// The records to write, in input order.

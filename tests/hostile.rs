@@ -516,3 +516,56 @@ fn rejected_lines_take_no_more_memory_than_written_ones_however_many_there_are()
         }
     }
 }
+
+/// A `/proc/PID/status` or `/proc/PID/io` figure (`VmHWM:`, `rchar:`): its number.
+fn proc_figure(pid: u32, file: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{key} in /proc/{pid}/{file}"))
+}
+
+#[test]
+fn an_output_that_takes_nothing_holds_long_lines_in_flight_by_their_bytes_not_their_count() {
+    // 24 lines of 4 MB. Counted as batches, a window of one-line batches held 40 MB of them
+    // read ahead and 117 MiB resident; by their bytes, a few chunks' worth of slots.
+    let dir = Scratch::new();
+    let input = dir.path("long.log");
+    let body = "y".repeat(4_000_000);
+    let text: String = (0..24)
+        .map(|i| format!("2026-04-15T10:00:{i:02}Z INFO {body}\n"))
+        .collect();
+    std::fs::write(&input, &text).unwrap();
+    let child = Command::new(BIN)
+        .env_clear()
+        .args(["-q", "--max-line-bytes", "8388608", "--from"])
+        .arg(&input)
+        .arg("-")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = common::Running::new(child);
+    // Nothing reads its output: the reader stops once the window is full, and reads no more.
+    let (mut read, mut still) = (0, 0);
+    common::wait_until("the reader stopped reading", || {
+        let now = proc_figure(run.id(), "io", "rchar:");
+        still = if now == read { still + 1 } else { 0 };
+        read = now;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        still >= 20
+    });
+    let peak_mib = proc_figure(run.id(), "status", "VmHWM:") as f64 / 1024.0;
+    assert!(
+        read < 24_000_000,
+        "{read} bytes read ahead of an output that took nothing"
+    );
+    assert!(peak_mib < 64.0, "{peak_mib:.1} MiB resident");
+    // Then it takes them: every line out.
+    let mut child = run.take();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(out.lines().count(), 24);
+}

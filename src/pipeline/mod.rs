@@ -6,9 +6,10 @@
 //!   fetcher)
 //! ```
 //!
-//! **Backpressure.** Every batch takes a permit from the in-flight window before the reader sends
-//! it and gives it back once the writer has written it out. A slow writer therefore stops the
-//! reader, and memory is bounded by `--capacity`, never by the input's size.
+//! **Backpressure.** Every batch takes its slots of the in-flight window (one, or one per 256 KiB
+//! of long lines: [`Window`]) before the reader sends it and gives them back once the writer has
+//! written it out. A slow writer therefore stops the reader, and memory is bounded by
+//! `--capacity` and `--max-line-bytes`, never by the input's size.
 //!
 //! **Two ways to stop.** *Drain* (SIGINT/SIGTERM): the reader stops taking input and closes its
 //! channel; every stage finishes what it has and closes the next, so all that was read is written.
@@ -30,11 +31,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::EntryPool;
+use crate::batch::{EntryPool, Window};
 use crate::checkpoint::{Commit, Position};
 use crate::config::Config;
 use crate::error::Error;
@@ -49,7 +49,8 @@ use crate::summary::Summary;
 pub struct Tuning {
     /// Most lines in one batch.
     pub batch_lines: usize,
-    /// Most batches between the reader and the writer; also each channel's bound.
+    /// Slots of the in-flight window between the reader and the writer (a batch takes one or
+    /// more); also each channel's bound.
     pub window: usize,
 }
 
@@ -88,7 +89,8 @@ where
     // This run's own drain: a signal drains it, and so does the writer when it must end early.
     let drain = drain.child_token();
     let tuning = Tuning::new(config.capacity.get(), config.workers.get());
-    let window = Arc::new(Semaphore::new(tuning.window));
+    let window = Window::new(tuning.window);
+    let hold = window.hold();
     let (lines_tx, lines_rx) = async_channel::bounded(tuning.window);
     let (parsed_tx, parsed_rx) = async_channel::bounded(tuning.window);
     let (valid_tx, valid_rx) = async_channel::bounded(tuning.window);
@@ -189,8 +191,7 @@ where
     let settings = writer::Settings {
         retry: config.retry,
         checkpoint: fed.committer.zip(start),
-        // Half the window: the reader keeps slots to read ahead while acknowledgements come.
-        hold: tuning.window / 2,
+        hold,
         // A checkpointed follower goes on in a new run: what it read next is found by the
         // checkpoint (without one, a new run would read the log from its first line again).
         restart: (config.follow && config.checkpoint.is_some()).then(|| drain.clone()),

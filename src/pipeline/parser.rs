@@ -592,8 +592,16 @@ fn parse_pieces(
     }
     parsed.decoded = written.decoded;
     parsed.raw = Some((raw, batch.first_line));
+    // A line of a megabyte leaves its stream's buffer that large: freed, rather than kept by
+    // every parser for the rest of the run (most lines are one piece, and need none).
+    for line in joined.iter_mut().filter(|line| line.capacity() > JOINED_KEPT) {
+        *line = Vec::new();
+    }
     parsed
 }
+
+/// The most a parser keeps of the buffer a stream's pieces were joined in, between batches.
+const JOINED_KEPT: usize = 64 * 1024;
 
 /// Per stream, where in `raw` the last piece of it starts when that piece leaves a line open
 /// (read from the end, until both streams are found).

@@ -27,7 +27,8 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// With `--checkpoint`: the committer, and where this run started in its input.
     pub checkpoint: Option<(Box<dyn Commit>, Position)>,
-    /// Batches the sink may hold unsettled between two sends (see [`Sink::send`]).
+    /// Window slots the sink's unsettled batches may hold between two sends (see
+    /// [`Sink::send`], [`crate::batch::Window::hold`]).
     pub hold: usize,
     /// A follower's run, drained when OUTPUT is found rotated away at a commit, so that the
     /// next run writes to the file at OUTPUT's path (a run that reads to its end just ends).

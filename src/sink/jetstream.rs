@@ -659,8 +659,8 @@ impl JetStreamSink {
         }
     }
 
-    /// Sends what there is to send, within the window, and waits for acknowledgements until at
-    /// most `hold` batches are left unsettled.
+    /// Sends what there is to send, within the window, and waits for acknowledgements until the
+    /// batches left unsettled hold at most `hold` slots of the pipeline's window.
     async fn pump(&mut self, hold: usize) -> Result<(), Stop> {
         loop {
             // Answers that are already back, without waiting.
@@ -673,7 +673,7 @@ impl JetStreamSink {
             }
             self.settle_front();
             let more = self.more_to_send();
-            if !more && self.batches.len() <= hold {
+            if !more && self.batches.iter().map(|b| b.batch.slots()).sum::<usize>() <= hold {
                 return Ok(());
             }
             if more && self.guard.is_some() && self.pending.is_empty() {

@@ -20,9 +20,9 @@ pub trait Sink: Send {
     /// How messages name this sink: `'out.log'`, `standard output`, `nats://host/subject`.
     fn describe(&self) -> String;
 
-    /// Takes a batch, in input order; returns once the sink has room for the next one and
-    /// holds at most `hold` batches not yet settled. Each held batch keeps its slot in the
-    /// pipeline's window: holding them all would leave the reader no slot to read the next.
+    /// Takes a batch, in input order; returns once the sink has room for the next one and the
+    /// batches not yet settled hold at most `hold` slots of the pipeline's window: holding them
+    /// all would leave the reader no slot to read the next.
     fn send(&mut self, batch: ValidBatch, hold: usize) -> impl Future<Output = Result<(), Stop>> + Send;
 
     /// The oldest batch whose records are now stored for good; each batch comes back once.

@@ -14,12 +14,12 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::runtime::Handle;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::follow::{Follow, Woke};
 use super::{Feed, Source, Started};
-use crate::batch::{CHUNK_BYTES, LONG_LINE_PREFIX, RawBatch};
+use crate::batch::{CHUNK_BYTES, LONG_LINE_PREFIX, RawBatch, Window};
 use crate::checkpoint::{At, Commit, Done, Fingerprint, Position};
 use crate::config::Config;
 use crate::error::Error;
@@ -59,7 +59,7 @@ struct LongLine {
 /// The reader thread: reads chunks, hands out their whole lines as batches, repeats.
 struct ReadLoop<'a> {
     lines_tx: &'a async_channel::Sender<RawBatch>,
-    window: &'a Arc<Semaphore>,
+    window: &'a Window,
     progress: &'a Mutex<Progress>,
     metrics: &'a Metrics,
     cancel: &'a CancellationToken,
@@ -928,15 +928,15 @@ impl ReadLoop<'_> {
             return false;
         }
         // Time waiting for the window or the parsers is the reader's blocked time.
-        let permit = match Arc::clone(self.window).try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
+        let permit = match self.window.try_take(data.len()) {
+            Some(permit) => Some(permit),
+            None => {
                 let waiting = Instant::now();
                 let permit = self.runtime.block_on(async {
                     tokio::select! {
                         biased;
                         () = self.cancel.cancelled() => None,
-                        permit = Arc::clone(self.window).acquire_owned() => permit.ok(),
+                        permit = self.window.take(data.len()) => Some(permit),
                     }
                 });
                 self.metrics.reader.blocked(waiting.elapsed());
@@ -1152,7 +1152,7 @@ fn utf16(start: &[u8]) -> Option<&'static str> {
 pub async fn run(
     input: impl Read + Send + 'static,
     lines_tx: async_channel::Sender<RawBatch>,
-    window: Arc<Semaphore>,
+    window: Window,
     limits: Settings,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
@@ -1191,7 +1191,7 @@ pub struct Part {
 pub async fn run_parts(
     parts: Vec<Part>,
     lines_tx: async_channel::Sender<RawBatch>,
-    window: Arc<Semaphore>,
+    window: Window,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
     cancel: CancellationToken,
@@ -1412,7 +1412,7 @@ mod tests {
         let stage = tokio::spawn(run(
             io::Cursor::new(input),
             tx,
-            Arc::new(Semaphore::new(4)),
+            Window::new(4),
             Settings {
                 batch_lines: 7,
                 max_line_bytes: 1 << 20,
@@ -1461,7 +1461,7 @@ mod tests {
             .chain(*b"last")
             .collect();
         let (tx, rx) = async_channel::bounded(4);
-        let window = Arc::new(Semaphore::new(4));
+        let window = Window::new(4);
         let metrics = Arc::new(Metrics::default());
         let stage = tokio::spawn(run(
             io::Cursor::new(input.clone()),

@@ -20,12 +20,12 @@ use async_nats::Subject;
 use async_nats::jetstream::consumer::pull::{self, MessagesErrorKind};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::consumer::{Acker, Collector, Standing};
 use super::{Feed, Source, Started};
-use crate::batch::{CHUNK_BYTES, Fetched, RawBatch};
+use crate::batch::{CHUNK_BYTES, Fetched, RawBatch, Window};
 use crate::channel::send;
 use crate::checkpoint::{Commit, Position};
 use crate::error::Error;
@@ -193,7 +193,7 @@ fn start(
     inner: Box<dyn Commit>,
     settings: Settings,
     lines_tx: async_channel::Sender<RawBatch>,
-    window: Arc<Semaphore>,
+    window: Window,
     metrics: Arc<Metrics>,
     drain: CancellationToken,
     cancel: CancellationToken,
@@ -335,7 +335,7 @@ async fn run(
     mut fetching: Fetching,
     settings: Settings,
     lines_tx: async_channel::Sender<RawBatch>,
-    window: Arc<Semaphore>,
+    window: Window,
     done: oneshot::Sender<Collector>,
     drain: CancellationToken,
     cancel: CancellationToken,
@@ -359,7 +359,8 @@ async fn run(
                 collector.check().await?;
                 continue;
             }
-            permit = window.clone().acquire_owned() => permit.expect("the window is never closed"),
+            // A batch's messages are at most a chunk's bytes: one slot.
+            permit = window.take(0) => permit,
         };
         // Idle time is time with room for messages and none coming: not time held back by a
         // full window.

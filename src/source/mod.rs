@@ -20,10 +20,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::RawBatch;
+use crate::batch::{RawBatch, Window};
 use crate::checkpoint::Commit;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -35,9 +34,9 @@ pub type Task = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 pub struct Feed {
     /// Where batches go; a source numbers them from 0 (`RawBatch::seq`) in input order.
     pub lines_tx: async_channel::Sender<RawBatch>,
-    /// The in-flight window: a batch takes a slot before it is sent and frees it once written,
-    /// so a slow writer stops the source.
-    pub window: Arc<Semaphore>,
+    /// The in-flight window: a batch takes its slots before it is sent and frees them once
+    /// written, so a slow writer stops the source.
+    pub window: Window,
     /// Most lines (or messages) in one batch.
     pub batch_lines: usize,
     /// Records in flight (`--capacity`).
