@@ -13,6 +13,9 @@
 2. Memory: 200 lines of 1 MB, written by a runtime in 16 KiB pieces interleaved with stderr
    lines, against the same 200 lines of 1 MB written whole (plain), and against 200 MB of short
    plain lines: peak RSS of each (`/usr/bin/time`-free: VmHWM from /proc while it runs).
+   How much piles up depends on how the writer keeps up with the reader, so also the worst
+   case: the same runs with an output that takes nothing (standard output, a pipe nobody reads),
+   measured once the reader has stopped: the bytes it read ahead and the peak RSS.
 
 The files go to DIR (default: a new directory under /dev/shm, so that the disk is not what is
 measured).
@@ -87,6 +90,25 @@ def peak_rss_kib(cmd):
     return peak
 
 
+def stalled(cmd):
+    """Runs `cmd` with its standard output a pipe nobody reads until it has read nothing for
+    a second: the bytes it read and its peak RSS in KiB then."""
+    def figure(name, key):
+        with open(f"/proc/{proc.pid}/{name}") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith(key))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    try:
+        read, still, deadline = -1, 0, time.monotonic() + 60
+        while still < 20 and time.monotonic() < deadline:
+            now = figure("io", "rchar:")
+            still, read = (still + 1 if now == read else 0), now
+            time.sleep(0.05)
+        return read, figure("status", "VmHWM:")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=5_000_000)
@@ -156,6 +178,11 @@ def main():
         kib = peak_rss_kib([binary, "-q"] + extra + ["--from", path, out])
         os.remove(out)
         print(f"   {name:36} {kib / 1024:7.1f} MiB")
+    print("   the worst case, an output that takes nothing (read ahead, peak RSS):")
+    for name, path, extra in (("1 MB lines in 16 KiB pieces (cri)", big, ["--input", "cri"]),
+                              ("the same lines whole (plain)", whole, ["--input", "plain"])):
+        read, kib = stalled([binary, "-q"] + extra + ["--from", path, "-"])
+        print(f"   {name:36} {read / 1e6:7.1f} MB {kib / 1024:7.1f} MiB")
 
 
 if __name__ == "__main__":
