@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::checkpoint::{At, Fingerprint, Position};
 use crate::format::{Format, write_reject};
-use crate::record::{ParsedRecord, RawRecord, RejectReason, Severity, ValidRecord, split_lines};
+use crate::record::{ParsedRecord, RawRecord, RejectReason, Severity, split_lines};
 
 /// How many input bytes a source puts in one batch at most: what the file source asks for per
 /// `read(2)`, and a collector's bound on message bytes per batch.
@@ -485,13 +485,21 @@ pub struct ValidBatch {
 }
 
 impl ValidBatch {
-    /// The batch the validator passes on: `parsed` with only the entries that passed.
+    /// The batch the validator passes on: `parsed` with only the entries that passed, rendered.
+    /// Its input and decoded messages are let go: what is written is the rendering, and until
+    /// it is, a batch of long lines would hold every copy of them.
     pub(crate) fn new(
-        parsed: Parsed,
+        mut parsed: Parsed,
         end: Position,
         at: Option<At>,
         permit: OwnedSemaphorePermit,
     ) -> ValidBatch {
+        parsed.data = Bytes::new();
+        parsed.raw = None;
+        let decoded = std::mem::take(&mut parsed.decoded);
+        if let Some(pool) = &parsed.pool {
+            give(&pool.decoded, decoded);
+        }
         ValidBatch {
             parsed,
             end,
@@ -503,14 +511,6 @@ impl ValidBatch {
     /// The slots of the in-flight window the batch holds (see [`Window`]).
     pub fn slots(&self) -> usize {
         self.permit.num_permits()
-    }
-
-    /// The records to write, in input order.
-    pub fn records(&self) -> impl Iterator<Item = ValidRecord<'_>> {
-        // Checked again for the type's sake: a branch per record, never taken.
-        self.parsed
-            .records()
-            .filter_map(|r| ValidRecord::validate(r).ok())
     }
 
     /// How many records there are to write.

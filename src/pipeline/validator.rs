@@ -212,8 +212,6 @@ mod tests {
             String::from_utf8_lossy(valid.rendered()),
             "     2  INFO two\n     4  WARN four\n     6 FATAL six\n"
         );
-        let kept: Vec<&[u8]> = valid.records().map(|r| r.record().message).collect();
-        assert_eq!(kept, [&b"two"[..], b"four", b"six"]);
     }
 
     #[test]
@@ -228,8 +226,6 @@ mod tests {
         );
         let mut report = ValidatorReport::default();
         let valid = validate(batch, &info_and_above(), &mut report);
-        let kept: Vec<&[u8]> = valid.records().map(|r| r.record().message).collect();
-        assert_eq!(kept, [&b"kept"[..]]);
         assert_eq!(valid.rejects().len(), 2);
         // Only the kept record's rendering reaches the writer; the dropped and filtered ones
         // before and after it are gone from the bytes too.
