@@ -231,6 +231,31 @@ fn a_record_over_the_servers_max_payload_is_rejected_as_too_large() {
     assert_eq!(lines, [1, 3]);
 }
 
+#[test]
+fn lines_long_enough_to_take_several_window_slots_each_all_reach_the_stream() {
+    // 700 KB lines: a batch of one takes two slots of a window of four (`--capacity 4`), and
+    // the sink keeps two slots' worth unacknowledged. Counted as batches, the sink would keep
+    // every slot while the writer waits for the next batch, which cannot be read: a hang.
+    let server = Server::start("");
+    create_stream(&server.url(), "LOGS", &["logs.>"], 1, Duration::from_secs(120));
+    let body = "z".repeat(700_000);
+    let input: String = (0..30)
+        .map(|i| format!("2026-04-15T00:00:{i:02}Z INFO {i} {body}\n"))
+        .collect();
+    let url = format!("{}/logs.app", server.url());
+    for capacity in ["4", "32768"] {
+        let (code, stderr) = run(&[&url, "--capacity", capacity], &input);
+        assert_eq!(code, Some(0), "--capacity {capacity}: {stderr}");
+        assert!(stderr.contains("30 written, 0 rejected"), "{stderr}");
+    }
+    let lines: Vec<u64> = read_stream(&server.url(), "LOGS")
+        .iter()
+        .map(|s| line_and_message(s).0)
+        .collect();
+    let once: Vec<u64> = (1..=30).collect();
+    assert_eq!(lines, [once.clone(), once].concat());
+}
+
 /// A running `ingest` whose stdin the test writes and whose stderr it watches.
 struct Running {
     child: Child,
