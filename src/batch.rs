@@ -316,6 +316,17 @@ impl Parsed {
         self.out.reserve_exact(bytes + bytes / 2);
     }
 
+    /// Drops the batch's input and its decoded messages (back to the pool): once the records
+    /// are validated, their rendering is all that is written. The entries' messages are gone.
+    fn let_go_of_input(&mut self) {
+        self.data = Bytes::new();
+        self.raw = None;
+        let decoded = std::mem::take(&mut self.decoded);
+        if let Some(pool) = &self.pool {
+            give(&pool.decoded, decoded);
+        }
+    }
+
     /// The bytes the entries' messages point into: the batch's, or the decoded messages.
     pub(crate) fn messages(&self) -> &[u8] {
         messages_of(&self.data, &self.decoded)
@@ -494,12 +505,7 @@ impl ValidBatch {
         at: Option<At>,
         permit: OwnedSemaphorePermit,
     ) -> ValidBatch {
-        parsed.data = Bytes::new();
-        parsed.raw = None;
-        let decoded = std::mem::take(&mut parsed.decoded);
-        if let Some(pool) = &parsed.pool {
-            give(&pool.decoded, decoded);
-        }
+        parsed.let_go_of_input();
         ValidBatch {
             parsed,
             end,

@@ -113,7 +113,12 @@ struct FileId {
 /// As the checkpoint writes it: `DEV:INO PATH`.
 impl std::fmt::Display for FileId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{} {}", self.dev, self.ino, escape(self.path.as_os_str()))
+        write!(
+            f,
+            "{} {}",
+            DevIno(self.dev, self.ino),
+            escape(self.path.as_os_str())
+        )
     }
 }
 

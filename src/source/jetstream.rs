@@ -359,8 +359,8 @@ async fn run(
                 collector.check().await?;
                 continue;
             }
-            // A batch's messages are at most a chunk's bytes: one slot.
-            permit = window.take(0) => permit,
+            // Taken before the messages come: a batch of at most `BATCH_BYTES`.
+            permit = window.take(BATCH_BYTES as usize) => permit,
         };
         // Idle time is time with room for messages and none coming: not time held back by a
         // full window.
